@@ -1,0 +1,181 @@
+//! Click events: what the redirect hands over, and what enrichment makes of it.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::LinkId;
+
+/// UTM parameters of the *short* URL's query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utm {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+}
+
+/// Longest UTM value or referrer kept; longer ones are cut.
+pub const MAX_ATTR_LEN: usize = 200;
+
+impl Utm {
+    pub fn from_query(query: &str) -> Utm {
+        let mut utm = Utm::default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*k {
+                "utm_source" => &mut utm.source,
+                "utm_medium" => &mut utm.medium,
+                "utm_campaign" => &mut utm.campaign,
+                _ => continue,
+            };
+            let v: String = v
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_ATTR_LEN)
+                .collect();
+            if !v.is_empty() && slot.is_none() {
+                *slot = Some(v);
+            }
+        }
+        utm
+    }
+}
+
+/// A redirect that was answered, as the redirect handler saw it. It carries
+/// the raw IP only in memory (queue, stream); enrichment turns it into a
+/// country, a city and a salted visitor hash, and the IP is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickEvent {
+    /// Unique per answered redirect; the store ignores an id it already has,
+    /// which turns at-least-once delivery into an exact count.
+    pub event_id: Uuid,
+    pub link_id: LinkId,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub referrer: Option<String>,
+    pub utm: Utm,
+    /// Region of the node that served the click.
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceType {
+    Desktop,
+    Mobile,
+    Tablet,
+    Bot,
+    Other,
+}
+
+impl DeviceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Desktop => "desktop",
+            DeviceType::Mobile => "mobile",
+            DeviceType::Tablet => "tablet",
+            DeviceType::Bot => "bot",
+            DeviceType::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> DeviceType {
+        match s {
+            "desktop" => DeviceType::Desktop,
+            "mobile" => DeviceType::Mobile,
+            "tablet" => DeviceType::Tablet,
+            "bot" => DeviceType::Bot,
+            _ => DeviceType::Other,
+        }
+    }
+}
+
+/// A click as stored: no IP, no raw user agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrichedClick {
+    pub event_id: Uuid,
+    pub link_id: LinkId,
+    pub at: i64,
+    pub bot: bool,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub browser: String,
+    pub os: String,
+    pub device: DeviceType,
+    pub referrer_host: Option<String>,
+    pub utm: Utm,
+    /// Hash of (IP, user agent, link, daily salt): counts unique visitors
+    /// within a day without being able to recognise anyone across days.
+    pub visitor: i64,
+    pub region: String,
+}
+
+/// The breakdowns that stats report, in a stable numeric encoding for stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Dimension {
+    Country = 1,
+    City = 2,
+    Referrer = 3,
+    Browser = 4,
+    Os = 5,
+    Device = 6,
+    UtmSource = 7,
+    UtmMedium = 8,
+    UtmCampaign = 9,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 9] = [
+        Dimension::Country,
+        Dimension::City,
+        Dimension::Referrer,
+        Dimension::Browser,
+        Dimension::Os,
+        Dimension::Device,
+        Dimension::UtmSource,
+        Dimension::UtmMedium,
+        Dimension::UtmCampaign,
+    ];
+
+    pub fn from_code(code: i64) -> Option<Dimension> {
+        Dimension::ALL.into_iter().find(|d| *d as i64 == code)
+    }
+
+    /// The value a click contributes to this breakdown (`None`: not counted).
+    /// Every store rolls up through this one function, so rollups and raw
+    /// scans can never disagree.
+    pub fn value_of(self, c: &EnrichedClick) -> Option<String> {
+        match self {
+            Dimension::Country => Some(c.country.clone().unwrap_or_else(|| "unknown".into())),
+            Dimension::City => Some(match (&c.city, &c.country) {
+                (Some(city), Some(cc)) => format!("{city}, {cc}"),
+                (Some(city), None) => city.clone(),
+                _ => "unknown".into(),
+            }),
+            Dimension::Referrer => Some(c.referrer_host.clone().unwrap_or_else(|| "direct".into())),
+            Dimension::Browser => Some(c.browser.clone()),
+            Dimension::Os => Some(c.os.clone()),
+            Dimension::Device => Some(c.device.as_str().to_owned()),
+            Dimension::UtmSource => c.utm.source.clone(),
+            Dimension::UtmMedium => c.utm.medium.clone(),
+            Dimension::UtmCampaign => c.utm.campaign.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utm_from_query() {
+        let u = Utm::from_query("utm_source=news%20letter&x=1&utm_medium=email&utm_source=other");
+        assert_eq!(u.source.as_deref(), Some("news letter"));
+        assert_eq!(u.medium.as_deref(), Some("email"));
+        assert_eq!(u.campaign, None);
+        let long = format!("utm_campaign={}", "x".repeat(500));
+        assert_eq!(Utm::from_query(&long).campaign.unwrap().len(), MAX_ATTR_LEN);
+    }
+}

@@ -1,0 +1,213 @@
+//! `Link` and the values it is built from.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Slug, TargetUrl};
+
+/// Numeric identity of a link, independent of its slug: rollups and clicks
+/// are keyed by it, so a deleted slug that is taken again starts from zero.
+/// Time-ordered (milliseconds in the high bits) so that newest-first
+/// pagination is an index scan on the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LinkId(pub i64);
+
+impl LinkId {
+    pub fn generate(now: DateTime<Utc>, rng: &mut impl rand::Rng) -> LinkId {
+        let ms = now.timestamp_millis().max(0) as i64;
+        LinkId((ms << 20) | rng.random_range(0..(1i64 << 20)))
+    }
+}
+
+/// Id of an API key (the owner of the links created with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyId(pub i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RedirectStatus {
+    MovedPermanently = 301,
+    Found = 302,
+    TemporaryRedirect = 307,
+    PermanentRedirect = 308,
+}
+
+impl RedirectStatus {
+    pub fn from_code(code: u16) -> Option<RedirectStatus> {
+        Some(match code {
+            301 => RedirectStatus::MovedPermanently,
+            302 => RedirectStatus::Found,
+            307 => RedirectStatus::TemporaryRedirect,
+            308 => RedirectStatus::PermanentRedirect,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+}
+
+/// Limits on the free-text fields, shared by the API and the UI.
+pub const MAX_TITLE_LEN: usize = 500;
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("title must be at most {MAX_TITLE_LEN} characters without control characters")]
+    Title,
+    #[error("tags: at most {MAX_TAGS}, each 1 to {MAX_TAG_LEN} characters, no control characters or commas")]
+    Tags,
+    #[error("max_clicks must be at least 1")]
+    MaxClicks,
+    #[error("redirect_status must be 301, 302, 307 or 308")]
+    RedirectStatus,
+    #[error("expires_at must be in the future")]
+    Expiry,
+}
+
+impl FieldError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            FieldError::Title => "invalid_title",
+            FieldError::Tags => "invalid_tags",
+            FieldError::MaxClicks => "invalid_max_clicks",
+            FieldError::RedirectStatus => "invalid_redirect_status",
+            FieldError::Expiry => "invalid_expiry",
+        }
+    }
+}
+
+pub fn parse_title(title: Option<String>) -> Result<Option<String>, FieldError> {
+    match title {
+        None => Ok(None),
+        Some(t) => {
+            let t = t.trim().to_owned();
+            if t.chars().count() > MAX_TITLE_LEN || t.chars().any(char::is_control) {
+                Err(FieldError::Title)
+            } else if t.is_empty() {
+                Ok(None)
+            } else {
+                Ok(Some(t))
+            }
+        }
+    }
+}
+
+/// Tags are trimmed, de-duplicated and kept in the order given.
+pub fn parse_tags(tags: Vec<String>) -> Result<Vec<String>, FieldError> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let tag = tag.trim();
+        if tag.is_empty()
+            || tag.chars().count() > MAX_TAG_LEN
+            || tag.chars().any(|c| c.is_control() || c == ',')
+        {
+            return Err(FieldError::Tags);
+        }
+        if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_owned());
+        }
+    }
+    if out.len() > MAX_TAGS {
+        return Err(FieldError::Tags);
+    }
+    Ok(out)
+}
+
+pub fn parse_max_clicks(n: Option<i64>) -> Result<Option<u64>, FieldError> {
+    match n {
+        None => Ok(None),
+        Some(n) if n >= 1 => Ok(Some(n as u64)),
+        Some(_) => Err(FieldError::MaxClicks),
+    }
+}
+
+pub fn parse_expiry(
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, FieldError> {
+    match at {
+        Some(t) if t <= now => Err(FieldError::Expiry),
+        other => Ok(other),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: LinkId,
+    pub slug: Slug,
+    pub target: TargetUrl,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When set, the redirect claims each click in the store before answering,
+    /// so the limit holds exactly even across nodes.
+    pub max_clicks: Option<u64>,
+    pub redirect_status: RedirectStatus,
+    pub disabled: bool,
+    /// API key that created the link; `None` for anonymous links.
+    pub owner: Option<KeyId>,
+    /// SHA-256 of the per-link secret handed out for anonymous links.
+    pub secret_hash: Option<[u8; 32]>,
+}
+
+/// Why a link that exists does not redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    Expired,
+    Disabled,
+    Exhausted,
+}
+
+impl Link {
+    /// Whether the link may redirect at `now`, ignoring the click limit (which
+    /// only the store can decide).
+    pub fn check_live(&self, now: DateTime<Utc>) -> Result<(), Gone> {
+        if self.disabled {
+            return Err(Gone::Disabled);
+        }
+        if self.expires_at.is_some_and(|t| t <= now) {
+            return Err(Gone::Expired);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_trimmed_and_deduplicated() {
+        let tags = parse_tags(vec![" a ".into(), "b".into(), "a".into()]).unwrap();
+        assert_eq!(tags, vec!["a", "b"]);
+        assert_eq!(parse_tags(vec!["".into()]), Err(FieldError::Tags));
+        assert_eq!(parse_tags(vec!["a,b".into()]), Err(FieldError::Tags));
+        assert_eq!(parse_tags(vec!["x".repeat(65)]), Err(FieldError::Tags));
+        let many: Vec<String> = (0..21).map(|i| i.to_string()).collect();
+        assert_eq!(parse_tags(many), Err(FieldError::Tags));
+    }
+
+    #[test]
+    fn field_rules() {
+        assert_eq!(parse_title(Some("  ".into())), Ok(None));
+        assert_eq!(parse_title(Some("a\u{7}".into())), Err(FieldError::Title));
+        assert_eq!(parse_max_clicks(Some(0)), Err(FieldError::MaxClicks));
+        assert_eq!(parse_max_clicks(Some(3)), Ok(Some(3)));
+        let now = Utc::now();
+        assert_eq!(parse_expiry(Some(now), now), Err(FieldError::Expiry));
+        assert!(RedirectStatus::from_code(303).is_none());
+        assert_eq!(RedirectStatus::from_code(308).unwrap().code(), 308);
+    }
+
+    #[test]
+    fn link_ids_are_time_ordered() {
+        let mut rng = rand::rng();
+        let a = LinkId::generate(Utc::now(), &mut rng);
+        let b = LinkId::generate(Utc::now() + chrono::Duration::milliseconds(1), &mut rng);
+        assert!(b > a);
+    }
+}

@@ -1,0 +1,19 @@
+//! Domain types: no I/O, no async. Everything here can only be built through
+//! a parser, so a value that exists is valid.
+
+mod click;
+mod link;
+mod slug;
+mod target_url;
+
+pub use click::{ClickEvent, DeviceType, Dimension, EnrichedClick, MAX_ATTR_LEN, Utm};
+pub use link::{
+    FieldError, Gone, KeyId, Link, LinkId, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, RedirectStatus,
+    parse_expiry, parse_max_clicks, parse_tags, parse_title,
+};
+pub use slug::{Slug, SlugError};
+pub use target_url::{TargetUrl, UrlError};
+
+pub mod slug_rules {
+    pub use super::slug::{ALPHABET, MAX_LEN, RANDOM_LEN, RESERVED};
+}

@@ -1,0 +1,199 @@
+//! `TargetUrl`: the destination of a link, parsed and normalised once.
+
+use std::fmt;
+
+use url::{Host, Url};
+
+/// Longest target accepted, in bytes, before and after normalisation.
+pub const MAX_LEN: usize = 8 * 1024;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct TargetUrl(Url);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("url is longer than {MAX_LEN} bytes")]
+    TooLong,
+    #[error("url must not contain spaces or control characters")]
+    ForbiddenCharacter,
+    #[error("url must not contain encoded line breaks or NUL bytes")]
+    EncodedControl,
+    #[error("url is not valid: {0}")]
+    Invalid(String),
+    #[error("only http and https urls can be shortened, not {0}")]
+    UnsupportedScheme(String),
+    #[error("url must have a host")]
+    MissingHost,
+    #[error("url must not contain a user name or password")]
+    UserInfo,
+    #[error("url points back at this shortener")]
+    Loop,
+}
+
+impl UrlError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            UrlError::TooLong => "url_too_long",
+            UrlError::UnsupportedScheme(_) => "unsupported_scheme",
+            UrlError::Loop => "redirect_loop",
+            UrlError::UserInfo => "userinfo_not_allowed",
+            UrlError::MissingHost => "missing_host",
+            UrlError::ForbiddenCharacter | UrlError::EncodedControl | UrlError::Invalid(_) => {
+                "invalid_url"
+            }
+        }
+    }
+}
+
+impl TargetUrl {
+    /// Parses and normalises a target. `own_hosts` are the hosts hop itself
+    /// answers on: a target there would redirect to another short link or loop.
+    pub fn parse(input: &str, own_hosts: &[String]) -> Result<TargetUrl, UrlError> {
+        if input.len() > MAX_LEN {
+            return Err(UrlError::TooLong);
+        }
+        // The url crate silently strips tabs and newlines; refuse them instead,
+        // along with every other control or space character (U+2028 included).
+        if input.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(UrlError::ForbiddenCharacter);
+        }
+        let lower = input.to_ascii_lowercase();
+        if ["%0d", "%0a", "%00"].iter().any(|p| lower.contains(p)) {
+            return Err(UrlError::EncodedControl);
+        }
+        let url = Url::parse(input).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => {
+                UrlError::Invalid("missing scheme; start with https://".into())
+            }
+            url::ParseError::EmptyHost => UrlError::MissingHost,
+            other => UrlError::Invalid(other.to_string()),
+        })?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => return Err(UrlError::UnsupportedScheme(other.to_owned())),
+        }
+        let host = match url.host() {
+            Some(Host::Domain(d)) if d.is_empty() => return Err(UrlError::MissingHost),
+            Some(h) => h.to_string(),
+            None => return Err(UrlError::MissingHost),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(UrlError::UserInfo);
+        }
+        if own_hosts.iter().any(|own| own.eq_ignore_ascii_case(&host)) {
+            return Err(UrlError::Loop);
+        }
+        if url.as_str().len() > MAX_LEN {
+            return Err(UrlError::TooLong);
+        }
+        Ok(TargetUrl(url))
+    }
+
+    /// Rebuilds a target read back from a store, where it was already checked.
+    pub fn from_stored(s: &str) -> Result<TargetUrl, UrlError> {
+        Url::parse(s)
+            .map(TargetUrl)
+            .map_err(|e| UrlError::Invalid(e.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for TargetUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl fmt::Debug for TargetUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TargetUrl({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn own() -> Vec<String> {
+        vec!["hop.example".into(), "localhost".into()]
+    }
+
+    #[test]
+    fn table() {
+        let ok: &[(&str, &str)] = &[
+            ("https://example.com", "https://example.com/"),
+            ("HTTPS://Example.COM/Path?q=1#frag", "https://example.com/Path?q=1#frag"),
+            ("http://example.com:8080/a", "http://example.com:8080/a"),
+            ("https://münchen.de/straße", "https://xn--mnchen-3ya.de/stra%C3%9Fe"),
+            ("https://[2001:db8::1]/x", "https://[2001:db8::1]/x"),
+            ("https://93.184.216.34/", "https://93.184.216.34/"),
+            ("https://example.com/a%20b", "https://example.com/a%20b"),
+            ("https://example.com/?q='or 1=1", ""),
+        ];
+        for (input, want) in ok {
+            let got = TargetUrl::parse(input, &own());
+            if want.is_empty() {
+                assert!(got.is_err(), "{input:?} should be refused (space)");
+            } else {
+                assert_eq!(got.unwrap().as_str(), *want, "input {input:?}");
+            }
+        }
+        let bad: &[(&str, &str)] = &[
+            ("", "invalid_url"),
+            ("example.com", "invalid_url"),
+            ("not a url", "invalid_url"),
+            ("javascript:alert(1)", "unsupported_scheme"),
+            ("JavaScript:alert(1)", "unsupported_scheme"),
+            ("data:text/html,hi", "unsupported_scheme"),
+            ("file:///etc/passwd", "unsupported_scheme"),
+            ("ftp://example.com/", "unsupported_scheme"),
+            ("https://", "missing_host"),
+            ("https://exa mple.com", "invalid_url"),
+            ("https://example.com/\r\nSet-Cookie:x", "invalid_url"),
+            ("https://example.com/%0d%0aSet-Cookie:x", "invalid_url"),
+            ("https://example.com/%0D%0A", "invalid_url"),
+            ("https://example.com/\u{2028}", "invalid_url"),
+            ("https://example.com/\t", "invalid_url"),
+            ("https://good.com@evil.com/", "userinfo_not_allowed"),
+            ("https://user:pw@evil.com/", "userinfo_not_allowed"),
+            ("https://hop.example/abc", "redirect_loop"),
+            ("http://HOP.example:9999/abc", "redirect_loop"),
+            ("http://localhost:8080/x", "redirect_loop"),
+        ];
+        for (input, code) in bad {
+            let err = TargetUrl::parse(input, &own()).unwrap_err();
+            assert_eq!(err.code(), *code, "input {input:?}: {err}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_LEN));
+        assert_eq!(TargetUrl::parse(&long, &own()).unwrap_err().code(), "url_too_long");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,200}") {
+            let _ = TargetUrl::parse(&s, &own());
+        }
+
+        #[test]
+        fn accepted_urls_are_http_and_idempotent(
+            host in "[a-z][a-z0-9-]{0,20}\\.(com|org|de)",
+            path in "[a-zA-Z0-9/_.~-]{0,40}",
+        ) {
+            let input = format!("https://{host}/{path}");
+            let url = TargetUrl::parse(&input, &own()).unwrap();
+            prop_assert!(url.as_str().starts_with("https://"));
+            // Normalising an already normalised URL changes nothing.
+            let again = TargetUrl::parse(url.as_str(), &own()).unwrap();
+            prop_assert_eq!(again.as_str(), url.as_str());
+            prop_assert!(!url.as_str().chars().any(|c| c.is_control() || c.is_whitespace()));
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! hop: a URL shortener with exact, real-time click analytics.
+//!
+//! # Layout
+//! Layers depend only downwards:
+//! - [`domain`]: `Slug`, `TargetUrl`, `Link`, click events. No I/O.
+//! - [`store`]: the storage traits, backends (SQLite, in-memory) and the
+//!   conformance suite every backend passes.
+//! - [`stats`]: turns a stats question into aligned rollup reads and raw edges.
+//! - [`clicks`]: the click pipeline: sink (hand-off from the redirect),
+//!   enrichment (user agent, geo, visitor hash) and the batch writer.
+//! - [`cache`]: the in-process link cache in front of the store.
+//! - [`auth`]: API keys and per-link secrets.
+//! - [`http`]: the axum router: redirect, `/api/v1`, ops endpoints.
+//! - [`app`]: wiring: `Application::build(config)` and graceful shutdown.
+//! - [`config`] and [`cli`]: flags, env vars and the client subcommands.
+
+pub mod domain;
+pub mod store;

@@ -1,0 +1,293 @@
+//! `MemoryStore`: everything in process memory, for tests and throwaway runs
+//! (`--database-url memory://`). It keeps raw clicks only and answers every
+//! resolution from them, which makes it the reference the conformance suite
+//! holds the rollup-based stores to.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use super::{
+    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore,
+    Resolution, StoreError, TimeRange, rollup_keys,
+};
+use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    links: BTreeMap<LinkId, Link>,
+    slugs: HashMap<Slug, LinkId>,
+    served: HashMap<LinkId, u64>,
+    keys: Vec<ApiKey>,
+    event_ids: HashSet<Uuid>,
+    clicks: HashMap<LinkId, Vec<EnrichedClick>>,
+}
+
+impl Inner {
+    fn clicks_in(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> impl Iterator<Item = &EnrichedClick> {
+        self.clicks
+            .get(&link)
+            .into_iter()
+            .flatten()
+            .filter(move |c| c.at >= range.from && c.at < range.to && (include_bots || !c.bot))
+    }
+}
+
+fn matches(link: &Link, q: &LinkQuery) -> bool {
+    if q.owner.is_some() && link.owner != q.owner {
+        return false;
+    }
+    if q.before.is_some_and(|b| link.id >= b) {
+        return false;
+    }
+    if let Some(tag) = &q.tag
+        && !link.tags.iter().any(|t| t == tag)
+    {
+        return false;
+    }
+    if let Some(text) = &q.text {
+        let text = text.to_lowercase();
+        let hay = [
+            Some(link.slug.as_str()),
+            Some(link.target.as_str()),
+            link.title.as_deref(),
+        ];
+        if !hay.iter().flatten().any(|h| h.to_lowercase().contains(&text)) {
+            return false;
+        }
+    }
+    true
+}
+
+#[async_trait]
+impl LinkStore for MemoryStore {
+    async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
+        let mut inner = self.inner.lock();
+        if inner.slugs.contains_key(&link.slug) {
+            return Ok(Err(Conflict::SlugTaken));
+        }
+        if inner.links.contains_key(&link.id) {
+            return Ok(Err(Conflict::IdTaken));
+        }
+        inner.slugs.insert(link.slug.clone(), link.id);
+        inner.links.insert(link.id, link.clone());
+        Ok(Ok(()))
+    }
+
+    async fn link_by_slug(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner.slugs.get(slug).and_then(|id| inner.links.get(id)).cloned())
+    }
+
+    async fn list_links(&self, q: &LinkQuery) -> Result<Vec<Link>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .links
+            .values()
+            .rev()
+            .filter(|l| matches(l, q))
+            .take(q.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_link(&self, link: &Link) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        match inner.links.get_mut(&link.id) {
+            Some(stored) => {
+                *stored = link.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        let Some(id) = inner.slugs.remove(slug) else {
+            return Ok(false);
+        };
+        inner.links.remove(&id);
+        inner.served.remove(&id);
+        if let Some(clicks) = inner.clicks.remove(&id) {
+            for c in clicks {
+                inner.event_ids.remove(&c.event_id);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn claim_click(&self, link: LinkId, max_clicks: u64) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        if !inner.links.contains_key(&link) {
+            return Ok(false);
+        }
+        let served = inner.served.entry(link).or_default();
+        if *served >= max_clicks {
+            return Ok(false);
+        }
+        *served += 1;
+        Ok(true)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn insert_key(
+        &self,
+        name: &str,
+        hash: [u8; 32],
+        admin: bool,
+    ) -> Result<ApiKey, StoreError> {
+        let mut inner = self.inner.lock();
+        let key = ApiKey {
+            id: KeyId(inner.keys.len() as i64 + 1),
+            name: name.to_owned(),
+            hash,
+            admin,
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        inner.keys.push(key.clone());
+        Ok(key)
+    }
+
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.inner.lock().keys.iter().find(|k| &k.hash == hash).cloned())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        Ok(self.inner.lock().keys.clone())
+    }
+
+    async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        match inner.keys.iter_mut().find(|k| k.id == id && k.revoked_at.is_none()) {
+            Some(k) => {
+                k.revoked_at = Some(Utc::now());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl ClickStore for MemoryStore {
+    async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        let mut new = 0;
+        for c in clicks {
+            if !inner.links.contains_key(&c.link_id) || !inner.event_ids.insert(c.event_id) {
+                continue;
+            }
+            inner.clicks.entry(c.link_id).or_default().push(c.clone());
+            new += 1;
+        }
+        Ok(new)
+    }
+
+    async fn series(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let bucket = match res {
+            Resolution::Raw | Resolution::Minute => Resolution::Minute,
+            Resolution::QuarterHour => Resolution::QuarterHour,
+            _ => return Err(StoreError::Unsupported("series at this resolution")),
+        };
+        let inner = self.inner.lock();
+        let mut out: BTreeMap<i64, u64> = BTreeMap::new();
+        for c in inner.clicks_in(link, range, include_bots) {
+            *out.entry(bucket.floor(c.at)).or_default() += 1;
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    async fn dimensions(
+        &self,
+        link: LinkId,
+        _res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<Vec<DimCount>, StoreError> {
+        let inner = self.inner.lock();
+        let mut out: HashMap<(Dimension, String), u64> = HashMap::new();
+        for c in inner.clicks_in(link, range, include_bots) {
+            for key in rollup_keys(c) {
+                *out.entry(key).or_default() += 1;
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|((dim, value), clicks)| DimCount { dim, value, clicks })
+            .collect())
+    }
+
+    async fn visitors(
+        &self,
+        link: LinkId,
+        _res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<u64, StoreError> {
+        let inner = self.inner.lock();
+        let set: HashSet<(i64, i64)> = inner
+            .clicks_in(link, range, include_bots)
+            .map(|c| (Resolution::Day.floor(c.at), c.visitor))
+            .collect();
+        Ok(set.len() as u64)
+    }
+
+    async fn click_totals(
+        &self,
+        links: &[LinkId],
+        include_bots: bool,
+    ) -> Result<HashMap<LinkId, u64>, StoreError> {
+        let inner = self.inner.lock();
+        let all = TimeRange { from: i64::MIN, to: i64::MAX };
+        Ok(links
+            .iter()
+            .map(|id| (*id, inner.clicks_in(*id, all, include_bots).count() as u64))
+            .collect())
+    }
+
+    async fn export_clicks(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        include_bots: bool,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
+        let inner = self.inner.lock();
+        let mut rows: Vec<EnrichedClick> = inner
+            .clicks_in(link, range, include_bots)
+            .filter(|c| after.is_none_or(|a| (c.at, c.event_id) > a))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|c| (c.at, c.event_id));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+}

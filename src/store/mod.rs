@@ -1,0 +1,271 @@
+//! Storage: the `LinkStore`, `KeyStore` and `ClickStore` traits that every
+//! backend implements, the values they exchange, and backend selection from a
+//! URL (`StoreConfig`), which is the only place that knows which backends exist.
+//!
+//! Stats are answered from rollups at several resolutions. A store only
+//! answers questions over grain-aligned ranges (see [`Resolution`]); the
+//! generic code in [`crate::stats`] splits any range into aligned middles and
+//! raw edges, so every backend stays simple and exact.
+
+pub mod conformance;
+pub mod memory;
+pub mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or timed out: callers answer 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Data in the store could not be understood.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("operation not supported by this store: {0}")]
+    Unsupported(&'static str),
+}
+
+/// An expected conflict on insert: a value, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    SlugTaken,
+    /// The generated id was already used; the caller retries with a new one.
+    IdTaken,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub name: String,
+    /// SHA-256 of the secret key; the key itself is never stored.
+    pub hash: [u8; 32],
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("hash", &"<redacted>")
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+/// Which links to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct LinkQuery {
+    /// Only links of this owner; `None` lists every link (admin).
+    pub owner: Option<KeyId>,
+    pub tag: Option<String>,
+    /// Case-insensitive substring of slug, target or title.
+    pub text: Option<String>,
+    /// Keyset cursor: only links with a smaller id.
+    pub before: Option<LinkId>,
+    pub limit: usize,
+}
+
+/// A half-open range of milliseconds since the epoch: `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// The granularity a store answers at. Rollup resolutions must be asked for
+/// ranges aligned to their grain; `Raw` accepts any range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    Raw,
+    Minute,
+    QuarterHour,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub const fn grain_ms(self) -> i64 {
+        match self {
+            Resolution::Raw => 1,
+            Resolution::Minute => 60_000,
+            Resolution::QuarterHour => 900_000,
+            Resolution::Hour => 3_600_000,
+            Resolution::Day => 86_400_000,
+        }
+    }
+
+    pub fn floor(self, ms: i64) -> i64 {
+        ms.div_euclid(self.grain_ms()) * self.grain_ms()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimCount {
+    pub dim: Dimension,
+    pub value: String,
+    pub clicks: u64,
+}
+
+/// Where an export continues: after this (time, event id).
+pub type ExportCursor = (i64, uuid::Uuid);
+
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// Inserts a link unless its slug (or id) is taken. Conditional, so two
+    /// nodes racing for one slug cannot both win.
+    async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError>;
+    async fn link_by_slug(&self, slug: &Slug) -> Result<Option<Link>, StoreError>;
+    async fn list_links(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError>;
+    /// Replaces the mutable fields of the link with this id; false if gone.
+    async fn update_link(&self, link: &Link) -> Result<bool, StoreError>;
+    /// Deletes the link and all its clicks and rollups; false if it was not there.
+    async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError>;
+    /// Counts one click against `max_clicks`; false once the limit is reached.
+    async fn claim_click(&self, link: LinkId, max_clicks: u64) -> Result<bool, StoreError>;
+    /// Cheap round trip for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn insert_key(&self, name: &str, hash: [u8; 32], admin: bool)
+    -> Result<ApiKey, StoreError>;
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes a key; false if there is no such (unrevoked) key.
+    async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait ClickStore: Send + Sync {
+    /// Stores clicks and updates rollups in one transaction. A click whose
+    /// event id is already stored is skipped (so replays count once), and so
+    /// is a click of a link that no longer exists. Returns how many were new.
+    async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError>;
+
+    /// Clicks per bucket. `Raw` and `Minute` give minute buckets,
+    /// `QuarterHour` quarter-hour buckets. Buckets without clicks are omitted.
+    async fn series(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<Vec<(i64, u64)>, StoreError>;
+
+    /// Clicks per (dimension, value) at `Raw`, `Hour` or `Day` resolution.
+    async fn dimensions(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<Vec<DimCount>, StoreError>;
+
+    /// Distinct visitors at `Raw` or `Day` resolution. Visitor hashes are
+    /// salted per UTC day, so distinct visitors add up across days.
+    async fn visitors(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<u64, StoreError>;
+
+    /// All-time click totals for several links at once (for link listings).
+    async fn click_totals(
+        &self,
+        links: &[LinkId],
+        include_bots: bool,
+    ) -> Result<HashMap<LinkId, u64>, StoreError>;
+
+    /// Raw clicks in time order, for export, resuming after `after`.
+    async fn export_clicks(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        include_bots: bool,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<Vec<EnrichedClick>, StoreError>;
+}
+
+/// Everything a node needs from its backend.
+pub trait Store: LinkStore + KeyStore + ClickStore {}
+impl<T: LinkStore + KeyStore + ClickStore> Store for T {}
+
+/// Backend selection, parsed once from `--database-url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Sqlite { path: std::path::PathBuf },
+    Memory,
+}
+
+impl StoreConfig {
+    pub fn parse(url: &str) -> Result<StoreConfig, String> {
+        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("sqlite URL needs a file path, e.g. sqlite://data/hop.db".into());
+            }
+            return Ok(StoreConfig::Sqlite { path: path.into() });
+        }
+        if url == "memory:" || url == "memory://" {
+            return Ok(StoreConfig::Memory);
+        }
+        Err(format!(
+            "unsupported database URL {url:?}: use sqlite://PATH or memory://"
+        ))
+    }
+
+    /// Opens the store, applying migrations when `migrate` is set.
+    pub async fn open(&self, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            StoreConfig::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path, migrate).await?),
+            StoreConfig::Memory => Arc::new(memory::MemoryStore::default()),
+        })
+    }
+}
+
+/// Applies one click to in-memory rollup maps; shared by the stores that
+/// aggregate a batch before writing it.
+pub fn rollup_keys(click: &EnrichedClick) -> impl Iterator<Item = (Dimension, String)> + '_ {
+    Dimension::ALL
+        .into_iter()
+        .filter_map(move |d| d.value_of(click).map(|v| (d, v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_config_from_url() {
+        assert_eq!(
+            StoreConfig::parse("sqlite://data/hop.db").unwrap(),
+            StoreConfig::Sqlite { path: "data/hop.db".into() }
+        );
+        assert_eq!(
+            StoreConfig::parse("sqlite:///tmp/x.db?mode=rwc").unwrap(),
+            StoreConfig::Sqlite { path: "/tmp/x.db".into() }
+        );
+        assert_eq!(StoreConfig::parse("memory://").unwrap(), StoreConfig::Memory);
+        assert!(StoreConfig::parse("mysql://x").is_err());
+        assert!(StoreConfig::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn resolution_floor() {
+        assert_eq!(Resolution::Hour.floor(3_600_001), 3_600_000);
+        assert_eq!(Resolution::Day.floor(-1), -86_400_000);
+    }
+}

@@ -1,0 +1,708 @@
+//! `SqliteStore`: the embedded default. One file in WAL mode; a single writer
+//! connection (SQLite serialises writers anyway, and one connection avoids
+//! busy retries) and a small pool of readers.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{
+    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore,
+    Resolution, StoreError, TimeRange, rollup_keys,
+};
+use crate::domain::{
+    DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl,
+    Utm,
+};
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32766 bound parameters.
+const CHUNK: usize = 1000;
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// Grain in minutes, as stored in the `res` columns.
+fn res_code(res: Resolution) -> i64 {
+    res.grain_ms() / 60_000
+}
+
+fn max_bot(include_bots: bool) -> i64 {
+    i64::from(include_bots)
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, migrate: bool) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        if migrate {
+            sqlx::migrate!("migrations/sqlite")
+                .run(&writer)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        }
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, readers })
+    }
+
+    fn link_from_row(row: &SqliteRow) -> Result<Link, StoreError> {
+        let slug: String = row.try_get("slug")?;
+        let target: String = row.try_get("target")?;
+        let tags: String = row.try_get("tags")?;
+        let status: i64 = row.try_get("redirect_status")?;
+        let secret: Option<Vec<u8>> = row.try_get("secret_hash")?;
+        Ok(Link {
+            id: LinkId(row.try_get("id")?),
+            slug: Slug::parse_path(&slug).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            target: TargetUrl::from_stored(&target)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            title: row.try_get("title")?,
+            tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            created_at: from_ms(row.try_get("created_at")?),
+            updated_at: from_ms(row.try_get("updated_at")?),
+            expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
+            max_clicks: row.try_get::<Option<i64>, _>("max_clicks")?.map(|n| n as u64),
+            redirect_status: RedirectStatus::from_code(status as u16)
+                .ok_or_else(|| StoreError::Corrupt(format!("redirect status {status}")))?,
+            disabled: row.try_get("disabled")?,
+            owner: row.try_get::<Option<i64>, _>("owner_key")?.map(KeyId),
+            secret_hash: secret.and_then(|s| s.try_into().ok()),
+        })
+    }
+
+    fn click_from_row(row: &SqliteRow) -> Result<EnrichedClick, StoreError> {
+        let id: Vec<u8> = row.try_get("event_id")?;
+        let device: String = row.try_get("device")?;
+        Ok(EnrichedClick {
+            event_id: Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            link_id: LinkId(row.try_get("link_id")?),
+            at: row.try_get("at")?,
+            bot: row.try_get("bot")?,
+            country: row.try_get("country")?,
+            city: row.try_get("city")?,
+            browser: row.try_get("browser")?,
+            os: row.try_get("os")?,
+            device: DeviceType::parse(&device),
+            referrer_host: row.try_get("referrer_host")?,
+            utm: Utm {
+                source: row.try_get("utm_source")?,
+                medium: row.try_get("utm_medium")?,
+                campaign: row.try_get("utm_campaign")?,
+            },
+            visitor: row.try_get("visitor")?,
+            region: row.try_get("region")?,
+        })
+    }
+
+    async fn write_tags(
+        tx: &mut sqlx::SqliteConnection,
+        link: &Link,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM link_tags WHERE link_id = ?")
+            .bind(link.id.0)
+            .execute(&mut *tx)
+            .await?;
+        for tag in &link.tags {
+            sqlx::query("INSERT OR IGNORE INTO link_tags (tag, link_id) VALUES (?, ?)")
+                .bind(tag)
+                .bind(link.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LinkStore for SqliteStore {
+    async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO links (id, slug, target, title, tags, created_at, updated_at, expires_at,
+                 max_clicks, redirect_status, disabled, owner_key, secret_hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(link.id.0)
+        .bind(link.slug.as_str())
+        .bind(link.target.as_str())
+        .bind(&link.title)
+        .bind(serde_json::to_string(&link.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(ms(link.created_at))
+        .bind(ms(link.updated_at))
+        .bind(link.expires_at.map(ms))
+        .bind(link.max_clicks.map(|n| n as i64))
+        .bind(i64::from(link.redirect_status.code()))
+        .bind(link.disabled)
+        .bind(link.owner.map(|k| k.0))
+        .bind(link.secret_hash.map(|h| h.to_vec()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let slug_taken = sqlx::query("SELECT 1 FROM links WHERE slug = ?")
+                .bind(link.slug.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Ok(Err(if slug_taken { Conflict::SlugTaken } else { Conflict::IdTaken }));
+        }
+        Self::write_tags(&mut tx, link).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn link_by_slug(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
+        let row = sqlx::query("SELECT * FROM links WHERE slug = ?")
+            .bind(slug.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        row.as_ref().map(Self::link_from_row).transpose()
+    }
+
+    async fn list_links(&self, q: &LinkQuery) -> Result<Vec<Link>, StoreError> {
+        let pattern = q.text.as_ref().map(|t| {
+            let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let rows = sqlx::query(
+            "SELECT * FROM links
+             WHERE (?1 IS NULL OR owner_key = ?1)
+               AND (?2 IS NULL OR id < ?2)
+               AND (?3 IS NULL OR EXISTS (SELECT 1 FROM link_tags t WHERE t.tag = ?3 AND t.link_id = links.id))
+               AND (?4 IS NULL OR slug LIKE ?4 ESCAPE '\\' OR target LIKE ?4 ESCAPE '\\' OR title LIKE ?4 ESCAPE '\\')
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(q.owner.map(|k| k.0))
+        .bind(q.before.map(|b| b.0))
+        .bind(&q.tag)
+        .bind(pattern)
+        .bind(q.limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(Self::link_from_row).collect()
+    }
+
+    async fn update_link(&self, link: &Link) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let n = sqlx::query(
+            "UPDATE links SET target = ?, title = ?, tags = ?, updated_at = ?, expires_at = ?,
+                 max_clicks = ?, redirect_status = ?, disabled = ? WHERE id = ?",
+        )
+        .bind(link.target.as_str())
+        .bind(&link.title)
+        .bind(serde_json::to_string(&link.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(ms(link.updated_at))
+        .bind(link.expires_at.map(ms))
+        .bind(link.max_clicks.map(|n| n as i64))
+        .bind(i64::from(link.redirect_status.code()))
+        .bind(link.disabled)
+        .bind(link.id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::write_tags(&mut tx, link).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM links WHERE slug = ?")
+            .bind(slug.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        for statement in [
+            "DELETE FROM links WHERE id = ?",
+            "DELETE FROM link_tags WHERE link_id = ?",
+            "DELETE FROM clicks WHERE link_id = ?",
+            "DELETE FROM rollup_series WHERE link_id = ?",
+            "DELETE FROM rollup_dims WHERE link_id = ?",
+            "DELETE FROM visitors WHERE link_id = ?",
+            "DELETE FROM rollup_visitors WHERE link_id = ?",
+        ] {
+            sqlx::query(statement)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_click(&self, link: LinkId, max_clicks: u64) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE links SET served = served + 1 WHERE id = ? AND served < ?")
+            .bind(link.0)
+            .bind(max_clicks as i64)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        Ok(())
+    }
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let hash: Vec<u8> = row.try_get("hash")?;
+    Ok(ApiKey {
+        id: KeyId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        hash: hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("key hash length".into()))?,
+        admin: row.try_get("admin")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+    })
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn insert_key(
+        &self,
+        name: &str,
+        hash: [u8; 32],
+        admin: bool,
+    ) -> Result<ApiKey, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO api_keys (name, hash, admin, created_at) VALUES (?, ?, ?, ?) RETURNING *",
+        )
+        .bind(name)
+        .bind(hash.to_vec())
+        .bind(admin)
+        .bind(ms(Utc::now()))
+        .fetch_one(&self.writer)
+        .await?;
+        key_from_row(&row)
+    }
+
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE hash = ?")
+            .bind(hash.to_vec())
+            .fetch_optional(&self.readers)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY id")
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(ms(Utc::now()))
+        .bind(id.0)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+}
+
+/// One batch's rollup increments, summed in memory before they are written.
+#[derive(Default)]
+struct BatchRollup {
+    series: HashMap<(i64, i64, i64, bool), i64>,
+    dims: HashMap<(i64, i64, i64, bool, Dimension, String), i64>,
+    visitors: HashMap<(i64, i64, i64), bool>,
+}
+
+impl BatchRollup {
+    fn add(&mut self, c: &EnrichedClick) {
+        let link = c.link_id.0;
+        for res in [Resolution::Minute, Resolution::QuarterHour] {
+            *self
+                .series
+                .entry((link, res_code(res), res.floor(c.at), c.bot))
+                .or_default() += 1;
+        }
+        for (dim, value) in rollup_keys(c) {
+            for res in [Resolution::Hour, Resolution::Day] {
+                *self
+                    .dims
+                    .entry((link, res_code(res), res.floor(c.at), c.bot, dim, value.clone()))
+                    .or_default() += 1;
+            }
+        }
+        self.visitors
+            .insert((link, Resolution::Day.floor(c.at), c.visitor), c.bot);
+    }
+}
+
+#[async_trait]
+impl ClickStore for SqliteStore {
+    async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
+        if clicks.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.writer.begin().await?;
+
+        let link_ids: HashSet<i64> = clicks.iter().map(|c| c.link_id.0).collect();
+        let mut live: HashSet<i64> = HashSet::new();
+        for chunk in link_ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM links WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+            live.extend(ids);
+        }
+
+        let mut rollup = BatchRollup::default();
+        let mut new = 0u64;
+        let candidates: Vec<&EnrichedClick> =
+            clicks.iter().filter(|c| live.contains(&c.link_id.0)).collect();
+        for chunk in candidates.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO clicks (event_id, link_id, at, bot, country, city, browser, os, device,
+                     referrer_host, utm_source, utm_medium, utm_campaign, visitor, region) ",
+            );
+            qb.push_values(chunk, |mut b, c| {
+                b.push_bind(c.event_id.as_bytes().to_vec())
+                    .push_bind(c.link_id.0)
+                    .push_bind(c.at)
+                    .push_bind(c.bot)
+                    .push_bind(c.country.clone())
+                    .push_bind(c.city.clone())
+                    .push_bind(c.browser.clone())
+                    .push_bind(c.os.clone())
+                    .push_bind(c.device.as_str())
+                    .push_bind(c.referrer_host.clone())
+                    .push_bind(c.utm.source.clone())
+                    .push_bind(c.utm.medium.clone())
+                    .push_bind(c.utm.campaign.clone())
+                    .push_bind(c.visitor)
+                    .push_bind(c.region.clone());
+            });
+            qb.push(" ON CONFLICT DO NOTHING RETURNING event_id");
+            let inserted: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+            let inserted: HashSet<Vec<u8>> = inserted.into_iter().collect();
+            for c in chunk {
+                if inserted.contains(c.event_id.as_bytes().as_slice()) {
+                    rollup.add(c);
+                    new += 1;
+                }
+            }
+        }
+
+        let series: Vec<_> = rollup.series.into_iter().collect();
+        for chunk in series.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO rollup_series (link_id, res, bucket, bot, clicks) ",
+            );
+            qb.push_values(chunk, |mut b, ((link, res, bucket, bot), n)| {
+                b.push_bind(*link)
+                    .push_bind(*res)
+                    .push_bind(*bucket)
+                    .push_bind(*bot)
+                    .push_bind(*n);
+            });
+            qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
+            qb.build().execute(&mut *tx).await?;
+        }
+
+        let dims: Vec<_> = rollup.dims.into_iter().collect();
+        for chunk in dims.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO rollup_dims (link_id, res, bucket, bot, dim, value, clicks) ",
+            );
+            qb.push_values(chunk, |mut b, ((link, res, bucket, bot, dim, value), n)| {
+                b.push_bind(*link)
+                    .push_bind(*res)
+                    .push_bind(*bucket)
+                    .push_bind(*bot)
+                    .push_bind(*dim as i64)
+                    .push_bind(value.clone())
+                    .push_bind(*n);
+            });
+            qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
+            qb.build().execute(&mut *tx).await?;
+        }
+
+        let visitors: Vec<_> = rollup.visitors.into_iter().collect();
+        let mut new_visitors: HashMap<(i64, i64, bool), i64> = HashMap::new();
+        for chunk in visitors.chunks(CHUNK) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO visitors (link_id, day, visitor) ");
+            qb.push_values(chunk, |mut b, ((link, day, visitor), _)| {
+                b.push_bind(*link).push_bind(*day).push_bind(*visitor);
+            });
+            qb.push(" ON CONFLICT DO NOTHING RETURNING link_id, day, visitor");
+            let rows: Vec<(i64, i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            let bots: HashMap<(i64, i64, i64), bool> = chunk.iter().cloned().collect();
+            for key in rows {
+                let bot = bots.get(&key).copied().unwrap_or(false);
+                *new_visitors.entry((key.0, key.1, bot)).or_default() += 1;
+            }
+        }
+        for ((link, day, bot), n) in new_visitors {
+            sqlx::query(
+                "INSERT INTO rollup_visitors (link_id, day, bot, visitors) VALUES (?, ?, ?, ?)
+                 ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors",
+            )
+            .bind(link)
+            .bind(day)
+            .bind(bot)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn series(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = match res {
+            Resolution::Raw => {
+                sqlx::query_as(
+                    "SELECT (at / 60000) * 60000 AS m, COUNT(*) FROM clicks
+                     WHERE link_id = ? AND at >= ? AND at < ? AND bot <= ? GROUP BY m ORDER BY m",
+                )
+                .bind(link.0)
+                .bind(range.from)
+                .bind(range.to)
+                .bind(max_bot(include_bots))
+                .fetch_all(&self.readers)
+                .await?
+            }
+            Resolution::Minute | Resolution::QuarterHour => {
+                sqlx::query_as(
+                    "SELECT bucket, SUM(clicks) FROM rollup_series
+                     WHERE link_id = ? AND res = ? AND bucket >= ? AND bucket < ? AND bot <= ?
+                     GROUP BY bucket ORDER BY bucket",
+                )
+                .bind(link.0)
+                .bind(res_code(res))
+                .bind(range.from)
+                .bind(range.to)
+                .bind(max_bot(include_bots))
+                .fetch_all(&self.readers)
+                .await?
+            }
+            _ => return Err(StoreError::Unsupported("series at this resolution")),
+        };
+        Ok(rows.into_iter().map(|(b, n)| (b, n as u64)).collect())
+    }
+
+    async fn dimensions(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<Vec<DimCount>, StoreError> {
+        match res {
+            Resolution::Raw => {
+                let rows = sqlx::query(
+                    "SELECT * FROM clicks WHERE link_id = ? AND at >= ? AND at < ? AND bot <= ?",
+                )
+                .bind(link.0)
+                .bind(range.from)
+                .bind(range.to)
+                .bind(max_bot(include_bots))
+                .fetch_all(&self.readers)
+                .await?;
+                let mut out: HashMap<(Dimension, String), u64> = HashMap::new();
+                for row in &rows {
+                    let click = Self::click_from_row(row)?;
+                    for key in rollup_keys(&click) {
+                        *out.entry(key).or_default() += 1;
+                    }
+                }
+                Ok(out
+                    .into_iter()
+                    .map(|((dim, value), clicks)| DimCount { dim, value, clicks })
+                    .collect())
+            }
+            Resolution::Hour | Resolution::Day => {
+                let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+                    "SELECT dim, value, SUM(clicks) FROM rollup_dims
+                     WHERE link_id = ? AND res = ? AND bucket >= ? AND bucket < ? AND bot <= ?
+                     GROUP BY dim, value",
+                )
+                .bind(link.0)
+                .bind(res_code(res))
+                .bind(range.from)
+                .bind(range.to)
+                .bind(max_bot(include_bots))
+                .fetch_all(&self.readers)
+                .await?;
+                rows.into_iter()
+                    .map(|(dim, value, clicks)| {
+                        Ok(DimCount {
+                            dim: Dimension::from_code(dim)
+                                .ok_or_else(|| StoreError::Corrupt(format!("dimension {dim}")))?,
+                            value,
+                            clicks: clicks as u64,
+                        })
+                    })
+                    .collect()
+            }
+            _ => Err(StoreError::Unsupported("dimensions at this resolution")),
+        }
+    }
+
+    async fn visitors(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<u64, StoreError> {
+        let n: Option<i64> = match res {
+            Resolution::Raw => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT DISTINCT at / 86400000, visitor FROM clicks
+                     WHERE link_id = ? AND at >= ? AND at < ? AND bot <= ?)",
+                )
+                .bind(link.0)
+                .bind(range.from)
+                .bind(range.to)
+                .bind(max_bot(include_bots))
+                .fetch_one(&self.readers)
+                .await?
+            }
+            Resolution::Day => {
+                sqlx::query_scalar(
+                    "SELECT SUM(visitors) FROM rollup_visitors
+                     WHERE link_id = ? AND day >= ? AND day < ? AND bot <= ?",
+                )
+                .bind(link.0)
+                .bind(range.from)
+                .bind(range.to)
+                .bind(max_bot(include_bots))
+                .fetch_one(&self.readers)
+                .await?
+            }
+            _ => return Err(StoreError::Unsupported("visitors at this resolution")),
+        };
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    async fn click_totals(
+        &self,
+        links: &[LinkId],
+        include_bots: bool,
+    ) -> Result<HashMap<LinkId, u64>, StoreError> {
+        let mut out: HashMap<LinkId, u64> = links.iter().map(|l| (*l, 0)).collect();
+        for chunk in links.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT link_id, SUM(clicks) FROM rollup_series WHERE res = 15 AND bot <= ",
+            );
+            qb.push_bind(max_bot(include_bots));
+            qb.push(" AND link_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.0);
+            }
+            qb.push(") GROUP BY link_id");
+            let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&self.readers).await?;
+            for (id, n) in rows {
+                out.insert(LinkId(id), n as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn export_clicks(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        include_bots: bool,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
+        let (after_at, after_id) = match after {
+            Some((at, id)) => (at, id.as_bytes().to_vec()),
+            None => (i64::MIN, Vec::new()),
+        };
+        let rows = sqlx::query(
+            "SELECT * FROM clicks WHERE link_id = ? AND at >= ? AND at < ? AND bot <= ?
+               AND (at > ? OR (at = ? AND event_id > ?))
+             ORDER BY at, event_id LIMIT ?",
+        )
+        .bind(link.0)
+        .bind(range.from)
+        .bind(range.to)
+        .bind(max_bot(include_bots))
+        .bind(after_at)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(Self::click_from_row).collect()
+    }
+}
