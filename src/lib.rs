@@ -14,5 +14,15 @@
 //! - [`app`]: wiring: `Application::build(config)` and graceful shutdown.
 //! - [`config`] and [`cli`]: flags, env vars and the client subcommands.
 
+pub mod app;
+pub mod auth;
+pub mod cache;
+pub mod cli;
+pub mod clicks;
+pub mod config;
 pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod state;
+pub mod stats;
 pub mod store;

@@ -1,1 +1,34 @@
-fn main() {}
+use clap::Parser;
+use hop::config::{Cli, Command, LogArgs, LogFormat};
+
+fn init_tracing(log: &LogArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    match cli.command {
+        Command::Serve(config) => {
+            let app = hop::app::Application::build(config).await?;
+            app.run_until(hop::app::shutdown_signal()).await
+        }
+        Command::Migrate(db) => hop::cli::migrate(db).await,
+        Command::Shorten(args) => hop::cli::shorten(args).await,
+        Command::Stats(args) => hop::cli::stats(args).await,
+        Command::Keys(cmd) => hop::cli::keys(cmd).await,
+    }
+}

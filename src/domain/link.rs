@@ -56,7 +56,9 @@ pub const MAX_TAG_LEN: usize = 64;
 pub enum FieldError {
     #[error("title must be at most {MAX_TITLE_LEN} characters without control characters")]
     Title,
-    #[error("tags: at most {MAX_TAGS}, each 1 to {MAX_TAG_LEN} characters, no control characters or commas")]
+    #[error(
+        "tags: at most {MAX_TAGS}, each 1 to {MAX_TAG_LEN} characters, no control characters or commas"
+    )]
     Tags,
     #[error("max_clicks must be at least 1")]
     MaxClicks,

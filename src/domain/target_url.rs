@@ -130,9 +130,15 @@ mod tests {
     fn table() {
         let ok: &[(&str, &str)] = &[
             ("https://example.com", "https://example.com/"),
-            ("HTTPS://Example.COM/Path?q=1#frag", "https://example.com/Path?q=1#frag"),
+            (
+                "HTTPS://Example.COM/Path?q=1#frag",
+                "https://example.com/Path?q=1#frag",
+            ),
             ("http://example.com:8080/a", "http://example.com:8080/a"),
-            ("https://münchen.de/straße", "https://xn--mnchen-3ya.de/stra%C3%9Fe"),
+            (
+                "https://münchen.de/straße",
+                "https://xn--mnchen-3ya.de/stra%C3%9Fe",
+            ),
             ("https://[2001:db8::1]/x", "https://[2001:db8::1]/x"),
             ("https://93.184.216.34/", "https://93.184.216.34/"),
             ("https://example.com/a%20b", "https://example.com/a%20b"),
@@ -173,7 +179,10 @@ mod tests {
             assert_eq!(err.code(), *code, "input {input:?}: {err}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_LEN));
-        assert_eq!(TargetUrl::parse(&long, &own()).unwrap_err().code(), "url_too_long");
+        assert_eq!(
+            TargetUrl::parse(&long, &own()).unwrap_err().code(),
+            "url_too_long"
+        );
     }
 
     proptest! {

@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use super::{Conflict, LinkQuery, Resolution, Store, TimeRange};
 use crate::domain::{
-    DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl,
-    Utm,
+    DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an async
@@ -41,7 +40,9 @@ macro_rules! store_conformance {
 
 /// Midnight UTC on a fixed day, so bucket arithmetic in cases is readable.
 fn base_ms() -> i64 {
-    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap().timestamp_millis()
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis()
 }
 
 pub fn link(slug: &str, owner: Option<i64>) -> Link {
@@ -76,12 +77,20 @@ pub fn click(link: LinkId, at: i64, rng: &mut impl Rng) -> EnrichedClick {
         link_id: link,
         at,
         bot,
-        country: rng.random_ratio(9, 10).then(|| COUNTRIES[rng.random_range(0..4)].into()),
+        country: rng
+            .random_ratio(9, 10)
+            .then(|| COUNTRIES[rng.random_range(0..4)].into()),
         city: rng.random_ratio(1, 2).then(|| "Bracknell".into()),
         browser: BROWSERS[rng.random_range(0..3)].into(),
         os: "Linux".into(),
-        device: if bot { DeviceType::Bot } else { DeviceType::Desktop },
-        referrer_host: rng.random_ratio(1, 2).then(|| "news.ycombinator.com".into()),
+        device: if bot {
+            DeviceType::Bot
+        } else {
+            DeviceType::Desktop
+        },
+        referrer_host: rng
+            .random_ratio(1, 2)
+            .then(|| "news.ycombinator.com".into()),
         utm: Utm {
             source: rng.random_ratio(1, 3).then(|| "newsletter".into()),
             medium: None,
@@ -104,8 +113,17 @@ pub async fn insert_and_get(store: &dyn Store) {
     assert_eq!(got.tags, l.tags);
     assert_eq!(got.owner, l.owner);
     assert_eq!(got.secret_hash, l.secret_hash);
-    assert_eq!(got.created_at.timestamp_millis(), l.created_at.timestamp_millis());
-    assert!(store.link_by_slug(&Slug::parse("nope").unwrap()).await.unwrap().is_none());
+    assert_eq!(
+        got.created_at.timestamp_millis(),
+        l.created_at.timestamp_millis()
+    );
+    assert!(
+        store
+            .link_by_slug(&Slug::parse("nope").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.ping().await.unwrap();
 }
 
@@ -113,7 +131,10 @@ pub async fn slug_conflict_is_a_value(store: &dyn Store) {
     let a = link("taken", None);
     insert(store, &a).await;
     let mut b = link("taken", None);
-    assert_eq!(store.insert_link(&b).await.unwrap(), Err(Conflict::SlugTaken));
+    assert_eq!(
+        store.insert_link(&b).await.unwrap(),
+        Err(Conflict::SlugTaken)
+    );
     b.slug = Slug::parse("free").unwrap();
     b.id = a.id;
     assert_eq!(store.insert_link(&b).await.unwrap(), Err(Conflict::IdTaken));
@@ -125,8 +146,16 @@ pub async fn slug_conflict_is_a_value(store: &dyn Store) {
 pub async fn slugs_are_case_sensitive(store: &dyn Store) {
     insert(store, &link("abc", None)).await;
     insert(store, &link("ABC", None)).await;
-    let lower = store.link_by_slug(&Slug::parse("abc").unwrap()).await.unwrap().unwrap();
-    let upper = store.link_by_slug(&Slug::parse("ABC").unwrap()).await.unwrap().unwrap();
+    let lower = store
+        .link_by_slug(&Slug::parse("abc").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let upper = store
+        .link_by_slug(&Slug::parse("ABC").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(lower.id, upper.id);
 }
 
@@ -141,31 +170,71 @@ pub async fn list_newest_first_with_filters(store: &dyn Store) {
         insert(store, &l).await;
         ids.push(l.id);
     }
-    let all = store.list_links(&LinkQuery { limit: 100, ..Default::default() }).await.unwrap();
-    assert_eq!(all.iter().map(|l| l.id).collect::<Vec<_>>(), ids.iter().rev().copied().collect::<Vec<_>>());
+    let all = store
+        .list_links(&LinkQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|l| l.id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>()
+    );
 
-    let page1 = store.list_links(&LinkQuery { limit: 3, ..Default::default() }).await.unwrap();
+    let page1 = store
+        .list_links(&LinkQuery {
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let page2 = store
-        .list_links(&LinkQuery { limit: 3, before: Some(page1[2].id), ..Default::default() })
+        .list_links(&LinkQuery {
+            limit: 3,
+            before: Some(page1[2].id),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page1.len(), 3);
-    assert_eq!(page2.iter().map(|l| l.id.0).collect::<Vec<_>>(), vec![1003, 1002, 1001]);
+    assert_eq!(
+        page2.iter().map(|l| l.id.0).collect::<Vec<_>>(),
+        vec![1003, 1002, 1001]
+    );
 
     let mine = store
-        .list_links(&LinkQuery { owner: Some(KeyId(2)), limit: 100, ..Default::default() })
+        .list_links(&LinkQuery {
+            owner: Some(KeyId(2)),
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(mine.iter().map(|l| l.id.0).collect::<Vec<_>>(), vec![1005, 1003, 1001]);
+    assert_eq!(
+        mine.iter().map(|l| l.id.0).collect::<Vec<_>>(),
+        vec![1005, 1003, 1001]
+    );
 
     let tagged = store
-        .list_links(&LinkQuery { tag: Some("three".into()), limit: 100, ..Default::default() })
+        .list_links(&LinkQuery {
+            tag: Some("three".into()),
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(tagged.iter().map(|l| l.id.0).collect::<Vec<_>>(), vec![1006, 1003, 1000]);
+    assert_eq!(
+        tagged.iter().map(|l| l.id.0).collect::<Vec<_>>(),
+        vec![1006, 1003, 1000]
+    );
 
     let text = store
-        .list_links(&LinkQuery { text: Some("TITLE OF L4".into()), limit: 100, ..Default::default() })
+        .list_links(&LinkQuery {
+            text: Some("TITLE OF L4".into()),
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(text.iter().map(|l| l.id.0).collect::<Vec<_>>(), vec![1004]);
@@ -178,7 +247,11 @@ pub async fn list_text_filter_is_literal(store: &dyn Store) {
     insert(store, &link("other", None)).await;
     for (needle, want) in [("100%", 1), ("%", 1), ("_", 0), ("example.com/pct", 1)] {
         let got = store
-            .list_links(&LinkQuery { text: Some(needle.into()), limit: 10, ..Default::default() })
+            .list_links(&LinkQuery {
+                text: Some(needle.into()),
+                limit: 10,
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(got.len(), want, "needle {needle:?}");
@@ -203,12 +276,20 @@ pub async fn update_link(store: &dyn Store) {
     assert_eq!(got.max_clicks, Some(5));
     assert_eq!(got.redirect_status, RedirectStatus::PermanentRedirect);
     let by_old_tag = store
-        .list_links(&LinkQuery { tag: Some("all".into()), limit: 10, ..Default::default() })
+        .list_links(&LinkQuery {
+            tag: Some("all".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(by_old_tag.is_empty());
     let by_new_tag = store
-        .list_links(&LinkQuery { tag: Some("fresh".into()), limit: 10, ..Default::default() })
+        .list_links(&LinkQuery {
+            tag: Some("fresh".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(by_new_tag.len(), 1);
@@ -220,7 +301,9 @@ pub async fn delete_removes_clicks(store: &dyn Store) {
     let l = link("gone", None);
     insert(store, &l).await;
     let mut rng = StdRng::seed_from_u64(1);
-    let clicks: Vec<_> = (0..10).map(|i| click(l.id, base_ms() + i, &mut rng)).collect();
+    let clicks: Vec<_> = (0..10)
+        .map(|i| click(l.id, base_ms() + i, &mut rng))
+        .collect();
     assert_eq!(store.record_clicks(&clicks).await.unwrap(), 10);
     assert!(store.delete_link(&l.slug).await.unwrap());
     assert!(!store.delete_link(&l.slug).await.unwrap());
@@ -258,7 +341,15 @@ pub async fn api_keys(store: &dyn Store) {
     assert!(store.key_by_hash(&[3; 32]).await.unwrap().is_none());
     assert!(store.revoke_key(a.id).await.unwrap());
     assert!(!store.revoke_key(a.id).await.unwrap());
-    assert!(store.key_by_hash(&[1; 32]).await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .key_by_hash(&[1; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert_eq!(store.list_keys().await.unwrap().len(), 2);
 }
 
@@ -266,7 +357,9 @@ pub async fn record_is_idempotent(store: &dyn Store) {
     let l = link("twice", None);
     insert(store, &l).await;
     let mut rng = StdRng::seed_from_u64(2);
-    let clicks: Vec<_> = (0..250).map(|i| click(l.id, base_ms() + i * 1000, &mut rng)).collect();
+    let clicks: Vec<_> = (0..250)
+        .map(|i| click(l.id, base_ms() + i * 1000, &mut rng))
+        .collect();
     let humans = clicks.iter().filter(|c| !c.bot).count() as u64;
     assert_eq!(store.record_clicks(&clicks[..100]).await.unwrap(), 100);
     // A replay overlapping what is stored counts only the new part.
@@ -274,10 +367,22 @@ pub async fn record_is_idempotent(store: &dyn Store) {
     assert_eq!(store.record_clicks(&clicks).await.unwrap(), 0);
     let totals = store.click_totals(&[l.id], true).await.unwrap();
     assert_eq!(totals[&l.id], 250);
-    assert_eq!(store.click_totals(&[l.id], false).await.unwrap()[&l.id], humans);
-    let day = TimeRange { from: base_ms(), to: base_ms() + 86_400_000 };
+    assert_eq!(
+        store.click_totals(&[l.id], false).await.unwrap()[&l.id],
+        humans
+    );
+    let day = TimeRange {
+        from: base_ms(),
+        to: base_ms() + 86_400_000,
+    };
     for res in [Resolution::Raw, Resolution::QuarterHour, Resolution::Minute] {
-        let sum: u64 = store.series(l.id, res, day, true).await.unwrap().iter().map(|b| b.1).sum();
+        let sum: u64 = store
+            .series(l.id, res, day, true)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.1)
+            .sum();
         assert_eq!(sum, 250, "{res:?}");
     }
 }
@@ -286,7 +391,10 @@ pub async fn clicks_of_unknown_links_are_skipped(store: &dyn Store) {
     let l = link("known", None);
     insert(store, &l).await;
     let mut rng = StdRng::seed_from_u64(3);
-    let batch = vec![click(l.id, base_ms(), &mut rng), click(LinkId(99), base_ms(), &mut rng)];
+    let batch = vec![
+        click(l.id, base_ms(), &mut rng),
+        click(LinkId(99), base_ms(), &mut rng),
+    ];
     assert_eq!(store.record_clicks(&batch).await.unwrap(), 1);
 }
 
@@ -308,32 +416,60 @@ pub async fn rollups_agree_with_raw(store: &dyn Store) {
     }
     for bots in [false, true] {
         let want = clicks.iter().filter(|c| bots || !c.bot).count() as u64;
-        let all = TimeRange { from: base_ms(), to: base_ms() + span };
+        let all = TimeRange {
+            from: base_ms(),
+            to: base_ms() + span,
+        };
         for res in [Resolution::Raw, Resolution::Minute, Resolution::QuarterHour] {
             let series = store.series(l.id, res, all, bots).await.unwrap();
             assert_eq!(series.iter().map(|b| b.1).sum::<u64>(), want, "{res:?}");
             assert!(series.windows(2).all(|w| w[0].0 < w[1].0), "series sorted");
         }
         // Quarter-hour buckets equal the raw minutes regrouped.
-        let raw = store.series(l.id, Resolution::Raw, all, bots).await.unwrap();
+        let raw = store
+            .series(l.id, Resolution::Raw, all, bots)
+            .await
+            .unwrap();
         let mut regrouped: HashMap<i64, u64> = HashMap::new();
         for (m, n) in raw {
-            *regrouped.entry(Resolution::QuarterHour.floor(m)).or_default() += n;
+            *regrouped
+                .entry(Resolution::QuarterHour.floor(m))
+                .or_default() += n;
         }
-        let quarters: HashMap<i64, u64> =
-            store.series(l.id, Resolution::QuarterHour, all, bots).await.unwrap().into_iter().collect();
+        let quarters: HashMap<i64, u64> = store
+            .series(l.id, Resolution::QuarterHour, all, bots)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
         assert_eq!(quarters, regrouped);
 
-        let day2 = TimeRange { from: base_ms() + 86_400_000, to: base_ms() + 2 * 86_400_000 };
-        let hours = TimeRange { from: base_ms() + 5 * 3_600_000, to: base_ms() + 9 * 3_600_000 };
-        for (res, range) in [(Resolution::Day, all), (Resolution::Day, day2), (Resolution::Hour, hours)] {
+        let day2 = TimeRange {
+            from: base_ms() + 86_400_000,
+            to: base_ms() + 2 * 86_400_000,
+        };
+        let hours = TimeRange {
+            from: base_ms() + 5 * 3_600_000,
+            to: base_ms() + 9 * 3_600_000,
+        };
+        for (res, range) in [
+            (Resolution::Day, all),
+            (Resolution::Day, day2),
+            (Resolution::Hour, hours),
+        ] {
             let mut rolled = store.dimensions(l.id, res, range, bots).await.unwrap();
-            let mut raw = store.dimensions(l.id, Resolution::Raw, range, bots).await.unwrap();
+            let mut raw = store
+                .dimensions(l.id, Resolution::Raw, range, bots)
+                .await
+                .unwrap();
             rolled.sort_by(|a, b| (a.dim, &a.value).cmp(&(b.dim, &b.value)));
             raw.sort_by(|a, b| (a.dim, &a.value).cmp(&(b.dim, &b.value)));
             assert_eq!(rolled, raw, "{res:?} {range:?}");
-            let countries: u64 =
-                raw.iter().filter(|d| d.dim == Dimension::Country).map(|d| d.clicks).sum();
+            let countries: u64 = raw
+                .iter()
+                .filter(|d| d.dim == Dimension::Country)
+                .map(|d| d.clicks)
+                .sum();
             let expected = clicks
                 .iter()
                 .filter(|c| (bots || !c.bot) && c.at >= range.from && c.at < range.to)
@@ -341,10 +477,19 @@ pub async fn rollups_agree_with_raw(store: &dyn Store) {
             assert_eq!(countries, expected, "every click has a country value");
         }
         for range in [all, day2] {
-            let rolled = store.visitors(l.id, Resolution::Day, range, bots).await.unwrap();
-            let raw = store.visitors(l.id, Resolution::Raw, range, bots).await.unwrap();
+            let rolled = store
+                .visitors(l.id, Resolution::Day, range, bots)
+                .await
+                .unwrap();
+            let raw = store
+                .visitors(l.id, Resolution::Raw, range, bots)
+                .await
+                .unwrap();
             let mut set = std::collections::HashSet::new();
-            for c in clicks.iter().filter(|c| (bots || !c.bot) && c.at >= range.from && c.at < range.to) {
+            for c in clicks
+                .iter()
+                .filter(|c| (bots || !c.bot) && c.at >= range.from && c.at < range.to)
+            {
                 set.insert((Resolution::Day.floor(c.at), c.visitor));
             }
             assert_eq!(rolled, set.len() as u64);
@@ -357,19 +502,40 @@ pub async fn bots_are_separable(store: &dyn Store) {
     let l = link("bots", None);
     insert(store, &l).await;
     let mut rng = StdRng::seed_from_u64(5);
-    let mut clicks: Vec<_> = (0..20).map(|i| click(l.id, base_ms() + i, &mut rng)).collect();
+    let mut clicks: Vec<_> = (0..20)
+        .map(|i| click(l.id, base_ms() + i, &mut rng))
+        .collect();
     for (i, c) in clicks.iter_mut().enumerate() {
         c.bot = i < 5;
-        c.device = if c.bot { DeviceType::Bot } else { DeviceType::Mobile };
+        c.device = if c.bot {
+            DeviceType::Bot
+        } else {
+            DeviceType::Mobile
+        };
     }
     store.record_clicks(&clicks).await.unwrap();
-    let day = TimeRange { from: base_ms(), to: base_ms() + 86_400_000 };
-    let dims = store.dimensions(l.id, Resolution::Day, day, false).await.unwrap();
+    let day = TimeRange {
+        from: base_ms(),
+        to: base_ms() + 86_400_000,
+    };
+    let dims = store
+        .dimensions(l.id, Resolution::Day, day, false)
+        .await
+        .unwrap();
     let devices: Vec<_> = dims.iter().filter(|d| d.dim == Dimension::Device).collect();
     assert_eq!(devices.len(), 1);
-    assert_eq!((devices[0].value.as_str(), devices[0].clicks), ("mobile", 15));
-    let with_bots = store.dimensions(l.id, Resolution::Day, day, true).await.unwrap();
-    let bot_row = with_bots.iter().find(|d| d.dim == Dimension::Device && d.value == "bot").unwrap();
+    assert_eq!(
+        (devices[0].value.as_str(), devices[0].clicks),
+        ("mobile", 15)
+    );
+    let with_bots = store
+        .dimensions(l.id, Resolution::Day, day, true)
+        .await
+        .unwrap();
+    let bot_row = with_bots
+        .iter()
+        .find(|d| d.dim == Dimension::Device && d.value == "bot")
+        .unwrap();
     assert_eq!(bot_row.clicks, 5);
 }
 
@@ -378,13 +544,21 @@ pub async fn export_pages_in_order(store: &dyn Store) {
     insert(store, &l).await;
     let mut rng = StdRng::seed_from_u64(6);
     // Several clicks share a millisecond: the cursor must still not skip any.
-    let clicks: Vec<_> = (0..57).map(|i| click(l.id, base_ms() + i / 4, &mut rng)).collect();
+    let clicks: Vec<_> = (0..57)
+        .map(|i| click(l.id, base_ms() + i / 4, &mut rng))
+        .collect();
     store.record_clicks(&clicks).await.unwrap();
-    let range = TimeRange { from: base_ms(), to: base_ms() + 1000 };
+    let range = TimeRange {
+        from: base_ms(),
+        to: base_ms() + 1000,
+    };
     let mut got = Vec::new();
     let mut after = None;
     loop {
-        let page = store.export_clicks(l.id, range, true, after, 10).await.unwrap();
+        let page = store
+            .export_clicks(l.id, range, true, after, 10)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -392,8 +566,14 @@ pub async fn export_pages_in_order(store: &dyn Store) {
         got.extend(page);
     }
     assert_eq!(got.len(), 57);
-    assert!(got.windows(2).all(|w| (w[0].at, w[0].event_id) < (w[1].at, w[1].event_id)));
+    assert!(
+        got.windows(2)
+            .all(|w| (w[0].at, w[0].event_id) < (w[1].at, w[1].event_id))
+    );
     let mut want = clicks.clone();
     want.sort_by_key(|c| (c.at, c.event_id));
-    assert_eq!(got, want, "exported clicks are the stored ones, field for field");
+    assert_eq!(
+        got, want,
+        "exported clicks are the stored ones, field for field"
+    );
 }

@@ -65,7 +65,11 @@ fn matches(link: &Link, q: &LinkQuery) -> bool {
             Some(link.target.as_str()),
             link.title.as_deref(),
         ];
-        if !hay.iter().flatten().any(|h| h.to_lowercase().contains(&text)) {
+        if !hay
+            .iter()
+            .flatten()
+            .any(|h| h.to_lowercase().contains(&text))
+        {
             return false;
         }
     }
@@ -89,7 +93,11 @@ impl LinkStore for MemoryStore {
 
     async fn link_by_slug(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
         let inner = self.inner.lock();
-        Ok(inner.slugs.get(slug).and_then(|id| inner.links.get(id)).cloned())
+        Ok(inner
+            .slugs
+            .get(slug)
+            .and_then(|id| inner.links.get(id))
+            .cloned())
     }
 
     async fn list_links(&self, q: &LinkQuery) -> Result<Vec<Link>, StoreError> {
@@ -170,7 +178,13 @@ impl KeyStore for MemoryStore {
     }
 
     async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
-        Ok(self.inner.lock().keys.iter().find(|k| &k.hash == hash).cloned())
+        Ok(self
+            .inner
+            .lock()
+            .keys
+            .iter()
+            .find(|k| &k.hash == hash)
+            .cloned())
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
@@ -179,7 +193,11 @@ impl KeyStore for MemoryStore {
 
     async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError> {
         let mut inner = self.inner.lock();
-        match inner.keys.iter_mut().find(|k| k.id == id && k.revoked_at.is_none()) {
+        match inner
+            .keys
+            .iter_mut()
+            .find(|k| k.id == id && k.revoked_at.is_none())
+        {
             Some(k) => {
                 k.revoked_at = Some(Utc::now());
                 Ok(true)
@@ -265,7 +283,10 @@ impl ClickStore for MemoryStore {
         include_bots: bool,
     ) -> Result<HashMap<LinkId, u64>, StoreError> {
         let inner = self.inner.lock();
-        let all = TimeRange { from: i64::MIN, to: i64::MAX };
+        let all = TimeRange {
+            from: i64::MIN,
+            to: i64::MAX,
+        };
         Ok(links
             .iter()
             .map(|id| (*id, inner.clicks_in(*id, all, include_bots).count() as u64))

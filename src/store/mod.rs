@@ -137,8 +137,12 @@ pub trait LinkStore: Send + Sync {
 
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    async fn insert_key(&self, name: &str, hash: [u8; 32], admin: bool)
-    -> Result<ApiKey, StoreError>;
+    async fn insert_key(
+        &self,
+        name: &str,
+        hash: [u8; 32],
+        admin: bool,
+    ) -> Result<ApiKey, StoreError>;
     async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError>;
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     /// Revokes a key; false if there is no such (unrevoked) key.
@@ -212,7 +216,10 @@ pub enum StoreConfig {
 
 impl StoreConfig {
     pub fn parse(url: &str) -> Result<StoreConfig, String> {
-        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             let path = rest.split('?').next().unwrap_or_default();
             if path.is_empty() {
                 return Err("sqlite URL needs a file path, e.g. sqlite://data/hop.db".into());
@@ -230,7 +237,9 @@ impl StoreConfig {
     /// Opens the store, applying migrations when `migrate` is set.
     pub async fn open(&self, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
-            StoreConfig::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path, migrate).await?),
+            StoreConfig::Sqlite { path } => {
+                Arc::new(sqlite::SqliteStore::open(path, migrate).await?)
+            }
             StoreConfig::Memory => Arc::new(memory::MemoryStore::default()),
         })
     }
@@ -252,13 +261,20 @@ mod tests {
     fn store_config_from_url() {
         assert_eq!(
             StoreConfig::parse("sqlite://data/hop.db").unwrap(),
-            StoreConfig::Sqlite { path: "data/hop.db".into() }
+            StoreConfig::Sqlite {
+                path: "data/hop.db".into()
+            }
         );
         assert_eq!(
             StoreConfig::parse("sqlite:///tmp/x.db?mode=rwc").unwrap(),
-            StoreConfig::Sqlite { path: "/tmp/x.db".into() }
+            StoreConfig::Sqlite {
+                path: "/tmp/x.db".into()
+            }
         );
-        assert_eq!(StoreConfig::parse("memory://").unwrap(), StoreConfig::Memory);
+        assert_eq!(
+            StoreConfig::parse("memory://").unwrap(),
+            StoreConfig::Memory
+        );
         assert!(StoreConfig::parse("mysql://x").is_err());
         assert!(StoreConfig::parse("sqlite://").is_err());
     }

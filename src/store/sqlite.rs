@@ -20,8 +20,7 @@ use super::{
     Resolution, StoreError, TimeRange, rollup_keys,
 };
 use crate::domain::{
-    DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl,
-    Utm,
+    DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
 };
 
 pub struct SqliteStore {
@@ -110,7 +109,9 @@ impl SqliteStore {
             created_at: from_ms(row.try_get("created_at")?),
             updated_at: from_ms(row.try_get("updated_at")?),
             expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
-            max_clicks: row.try_get::<Option<i64>, _>("max_clicks")?.map(|n| n as u64),
+            max_clicks: row
+                .try_get::<Option<i64>, _>("max_clicks")?
+                .map(|n| n as u64),
             redirect_status: RedirectStatus::from_code(status as u16)
                 .ok_or_else(|| StoreError::Corrupt(format!("redirect status {status}")))?,
             disabled: row.try_get("disabled")?,
@@ -143,10 +144,7 @@ impl SqliteStore {
         })
     }
 
-    async fn write_tags(
-        tx: &mut sqlx::SqliteConnection,
-        link: &Link,
-    ) -> Result<(), StoreError> {
+    async fn write_tags(tx: &mut sqlx::SqliteConnection, link: &Link) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM link_tags WHERE link_id = ?")
             .bind(link.id.0)
             .execute(&mut *tx)
@@ -193,7 +191,11 @@ impl LinkStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
-            return Ok(Err(if slug_taken { Conflict::SlugTaken } else { Conflict::IdTaken }));
+            return Ok(Err(if slug_taken {
+                Conflict::SlugTaken
+            } else {
+                Conflict::IdTaken
+            }));
         }
         Self::write_tags(&mut tx, link).await?;
         tx.commit().await?;
@@ -210,7 +212,10 @@ impl LinkStore for SqliteStore {
 
     async fn list_links(&self, q: &LinkQuery) -> Result<Vec<Link>, StoreError> {
         let pattern = q.text.as_ref().map(|t| {
-            let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = t
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             format!("%{escaped}%")
         });
         let rows = sqlx::query(
@@ -275,10 +280,7 @@ impl LinkStore for SqliteStore {
             "DELETE FROM visitors WHERE link_id = ?",
             "DELETE FROM rollup_visitors WHERE link_id = ?",
         ] {
-            sqlx::query(statement)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -350,14 +352,13 @@ impl KeyStore for SqliteStore {
     }
 
     async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(ms(Utc::now()))
-        .bind(id.0)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let n =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(ms(Utc::now()))
+                .bind(id.0)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
         Ok(n == 1)
     }
 }
@@ -383,7 +384,14 @@ impl BatchRollup {
             for res in [Resolution::Hour, Resolution::Day] {
                 *self
                     .dims
-                    .entry((link, res_code(res), res.floor(c.at), c.bot, dim, value.clone()))
+                    .entry((
+                        link,
+                        res_code(res),
+                        res.floor(c.at),
+                        c.bot,
+                        dim,
+                        value.clone(),
+                    ))
                     .or_default() += 1;
             }
         }
@@ -415,8 +423,10 @@ impl ClickStore for SqliteStore {
 
         let mut rollup = BatchRollup::default();
         let mut new = 0u64;
-        let candidates: Vec<&EnrichedClick> =
-            clicks.iter().filter(|c| live.contains(&c.link_id.0)).collect();
+        let candidates: Vec<&EnrichedClick> = clicks
+            .iter()
+            .filter(|c| live.contains(&c.link_id.0))
+            .collect();
         for chunk in candidates.chunks(CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO clicks (event_id, link_id, at, bot, country, city, browser, os, device,

@@ -1,0 +1,153 @@
+//! Turns a `ClickEvent` (raw IP and headers, in memory only) into an
+//! `EnrichedClick` (what is stored): user agent class, geo, referrer host and
+//! a salted visitor hash. The raw IP goes no further than this module.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use parking_lot::Mutex;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::geo::{GeoDb, Location};
+use super::user_agent::UserAgentParser;
+use crate::domain::{ClickEvent, EnrichedClick, LinkId};
+use crate::store::Resolution;
+
+/// Random salts per UTC day, kept in memory only and dropped two days on, so
+/// visitor hashes cannot be linked across days or recomputed later from data.
+#[derive(Default)]
+pub struct DailySalts {
+    salts: Mutex<HashMap<i64, [u8; 32]>>,
+}
+
+impl DailySalts {
+    pub fn salt_for(&self, at_ms: i64) -> [u8; 32] {
+        let day = Resolution::Day.floor(at_ms);
+        let mut salts = self.salts.lock();
+        if let Some(s) = salts.get(&day) {
+            return *s;
+        }
+        salts.retain(|d, _| *d >= day - 2 * Resolution::Day.grain_ms());
+        let mut salt = [0u8; 32];
+        rand::rng().fill_bytes(&mut salt);
+        salts.insert(day, salt);
+        salt
+    }
+}
+
+pub fn visitor_hash(salt: &[u8; 32], link: LinkId, ip: IpAddr, ua: &str) -> i64 {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(link.0.to_be_bytes());
+    match ip {
+        IpAddr::V4(v4) => h.update(v4.octets()),
+        IpAddr::V6(v6) => h.update(v6.octets()),
+    }
+    h.update([0]);
+    h.update(ua.as_bytes());
+    let digest = h.finalize();
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// Host of a referrer URL, lower case and without a leading `www.`.
+pub fn referrer_host(referrer: &str) -> Option<String> {
+    let url = url::Url::parse(referrer).ok()?;
+    if !matches!(url.scheme(), "http" | "https" | "android-app") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(host.strip_prefix("www.").map(str::to_owned).unwrap_or(host))
+}
+
+pub struct Enricher {
+    user_agents: UserAgentParser,
+    geo: Option<GeoDb>,
+    salts: DailySalts,
+}
+
+impl Enricher {
+    pub fn new(geo: Option<GeoDb>) -> Enricher {
+        Enricher {
+            user_agents: UserAgentParser::default(),
+            geo,
+            salts: DailySalts::default(),
+        }
+    }
+
+    pub fn enrich(&self, ev: &ClickEvent) -> EnrichedClick {
+        let ua = self.user_agents.parse(ev.user_agent.as_deref());
+        let location = self
+            .geo
+            .as_ref()
+            .map(|g| g.lookup(ev.ip))
+            .unwrap_or(Location::default());
+        let salt = self.salts.salt_for(ev.at);
+        EnrichedClick {
+            event_id: ev.event_id,
+            link_id: ev.link_id,
+            at: ev.at,
+            bot: ua.bot,
+            country: location.country,
+            city: location.city,
+            browser: ua.browser.clone(),
+            os: ua.os.clone(),
+            device: ua.device,
+            referrer_host: ev.referrer.as_deref().and_then(referrer_host),
+            utm: ev.utm.clone(),
+            visitor: visitor_hash(
+                &salt,
+                ev.link_id,
+                ev.ip,
+                ev.user_agent.as_deref().unwrap_or(""),
+            ),
+            region: ev.region.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_hosts() {
+        assert_eq!(
+            referrer_host("https://www.Google.com/search?q=x").as_deref(),
+            Some("google.com")
+        );
+        assert_eq!(
+            referrer_host("http://news.ycombinator.com/").as_deref(),
+            Some("news.ycombinator.com")
+        );
+        assert_eq!(referrer_host("not a url"), None);
+        assert_eq!(referrer_host("javascript:alert(1)"), None);
+    }
+
+    #[test]
+    fn visitor_hash_depends_on_every_part() {
+        let s1 = [1; 32];
+        let ip: IpAddr = "81.2.69.142".parse().unwrap();
+        let base = visitor_hash(&s1, LinkId(1), ip, "ua");
+        assert_eq!(base, visitor_hash(&s1, LinkId(1), ip, "ua"));
+        assert_ne!(base, visitor_hash(&[2; 32], LinkId(1), ip, "ua"));
+        assert_ne!(base, visitor_hash(&s1, LinkId(2), ip, "ua"));
+        assert_ne!(
+            base,
+            visitor_hash(&s1, LinkId(1), "81.2.69.143".parse().unwrap(), "ua")
+        );
+        assert_ne!(base, visitor_hash(&s1, LinkId(1), ip, "ub"));
+    }
+
+    #[test]
+    fn salts_rotate_daily() {
+        let salts = DailySalts::default();
+        let day = 86_400_000;
+        assert_eq!(salts.salt_for(10), salts.salt_for(day - 1));
+        assert_ne!(salts.salt_for(10), salts.salt_for(day));
+        // Old salts are forgotten: the same day later gets a fresh salt.
+        let first = salts.salt_for(10);
+        salts.salt_for(10 * day);
+        assert_ne!(first, salts.salt_for(10));
+    }
+}

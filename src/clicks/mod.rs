@@ -1,0 +1,11 @@
+//! The click pipeline: sink → (queue) → enrich → store, and the live feed.
+
+pub mod enrich;
+pub mod geo;
+pub mod sink;
+pub mod user_agent;
+pub mod writer;
+
+pub use enrich::Enricher;
+pub use sink::{ClickQueue, ClickSink};
+pub use writer::BatchWriter;

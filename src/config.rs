@@ -1,0 +1,244 @@
+//! Command line and environment: one clap derive tree, every flag with an
+//! `HOP_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+use crate::auth::Token;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hop",
+    version,
+    about = "URL shortener with exact, real-time click analytics"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve redirects, the API and the UI.
+    Serve(ServeConfig),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Shorten a URL through a running server's API.
+    Shorten(ShortenArgs),
+    /// Show a link's stats through a running server's API.
+    Stats(StatsArgs),
+    /// Manage API keys (directly in the database).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "HOP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `hop=debug,tower_http=info`.
+    #[arg(long, env = "HOP_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Storage backend: sqlite://PATH (embedded, default) or memory://.
+    #[arg(long, env = "HOP_DATABASE_URL", default_value = "sqlite://data/hop.db")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "HOP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Public base URL of short links; its host is refused as a target.
+    #[arg(long, env = "HOP_PUBLIC_URL", default_value = "http://localhost:8080")]
+    pub public_url: url::Url,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Do not apply migrations on start.
+    #[arg(long, env = "HOP_NO_MIGRATE")]
+    pub no_migrate: bool,
+    /// MaxMind-format .mmdb files for country/city (comma-separated or repeated).
+    #[arg(long, env = "HOP_GEOIP_DB", value_delimiter = ',')]
+    pub geoip_db: Vec<PathBuf>,
+    /// Proxies (CIDRs) whose X-Forwarded-For is believed, comma-separated.
+    #[arg(long, env = "HOP_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Allow creating links without an API key (they get a per-link secret).
+    #[arg(long, env = "HOP_ANONYMOUS_LINKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_links: bool,
+    /// Most links kept in the in-process cache.
+    #[arg(long, env = "HOP_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: u64,
+    /// Seconds a cached link is trusted.
+    #[arg(long, env = "HOP_CACHE_TTL_SECS", default_value_t = 300)]
+    pub cache_ttl_secs: u64,
+    /// Seconds an unknown slug is remembered as unknown.
+    #[arg(long, env = "HOP_NEGATIVE_CACHE_TTL_SECS", default_value_t = 5)]
+    pub negative_cache_ttl_secs: u64,
+    /// Clicks the in-process queue holds before it drops (and counts) them.
+    #[arg(long, env = "HOP_CLICK_QUEUE_CAPACITY", default_value_t = 200_000)]
+    pub click_queue_capacity: usize,
+    /// Most clicks written in one transaction.
+    #[arg(long, env = "HOP_CLICK_BATCH_SIZE", default_value_t = 2_000)]
+    pub click_batch_size: usize,
+    /// Milliseconds the writer waits to fill a batch.
+    #[arg(long, env = "HOP_CLICK_BATCH_WAIT_MS", default_value_t = 5)]
+    pub click_batch_wait_ms: u64,
+    /// Region recorded with every click this node serves.
+    #[arg(long, env = "HOP_REGION", default_value = "local")]
+    pub region: String,
+}
+
+impl ServeConfig {
+    /// Defaults for tests and embedding: port 0 on loopback, given database.
+    pub fn for_tests(database_url: &str) -> ServeConfig {
+        let cli = Cli::parse_from([
+            "hop",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ]);
+        match cli.command {
+            Command::Serve(c) => c,
+            _ => unreachable!("parsed a serve command"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Base URL of the hop server to talk to.
+    #[arg(long, env = "HOP_SERVER", default_value = "http://localhost:8080")]
+    pub server: url::Url,
+    /// API key (Bearer token) for the server.
+    #[arg(long, env = "HOP_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Token>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShortenArgs {
+    /// The long URL.
+    pub url: String,
+    /// Custom slug instead of a random one.
+    #[arg(long)]
+    pub slug: Option<String>,
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    pub slug: String,
+    /// Start (RFC 3339); default: the link's creation.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (RFC 3339); default: now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// minute, hour or day; default: chosen from the range.
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// IANA time zone of the buckets.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    #[arg(long)]
+    pub include_bots: bool,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Admin keys see and manage every link.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_serve_flag_has_an_env_var() {
+        Cli::command().debug_assert();
+        let cmd = Cli::command();
+        for sub in ["serve", "migrate"] {
+            let sub = cmd.find_subcommand(sub).unwrap();
+            for arg in sub.get_arguments() {
+                if arg.get_id() == "help" || arg.get_id() == "version" {
+                    continue;
+                }
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                assert!(
+                    env.as_deref().is_some_and(|e| e.starts_with("HOP_")),
+                    "--{} has no HOP_ env var",
+                    arg.get_id()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_parse() {
+        let c = ServeConfig::for_tests("memory://");
+        assert!(c.anonymous_links);
+        let cli = Cli::parse_from([
+            "hop",
+            "serve",
+            "--trusted-proxies",
+            "10.0.0.0/8,::1/128",
+            "--anonymous-links",
+            "false",
+        ]);
+        let Command::Serve(c) = cli.command else {
+            panic!()
+        };
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(!c.anonymous_links);
+    }
+}

@@ -1,0 +1,362 @@
+//! `/api/v1/links`: create, list, read, edit and delete links.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::access;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{AppJson, AppQuery, Credentials};
+use crate::auth::{LINK_SECRET_PREFIX, Token};
+use crate::domain::{
+    Link, LinkId, RedirectStatus, Slug, TargetUrl, parse_expiry, parse_max_clicks, parse_tags,
+    parse_title,
+};
+use crate::state::AppState;
+use crate::store::{Conflict, LinkQuery};
+
+/// Attempts at a free random slug before giving up (each is a conditional
+/// insert; at 64^7 slugs, needing more than one is already rare).
+const RANDOM_SLUG_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    /// The long URL (http or https).
+    pub url: String,
+    /// Custom slug: 1–64 of `[A-Za-z0-9_-]`, case-sensitive. Random if absent.
+    pub slug: Option<String>,
+    pub title: Option<String>,
+    pub tags: Option<Vec<String>>,
+    /// RFC 3339 time after which the link answers 410.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// Redirects allowed before the link answers 410.
+    pub max_clicks: Option<i64>,
+    /// 301, 302 (default), 307 or 308.
+    pub redirect_status: Option<u16>,
+}
+
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Fields to change; absent fields stay, `null` clears an optional field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLink {
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub max_clicks: Option<Option<i64>>,
+    pub redirect_status: Option<u16>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkBody {
+    pub slug: String,
+    pub short_url: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_clicks: Option<u64>,
+    pub redirect_status: u16,
+    pub disabled: bool,
+    /// All-time human clicks.
+    pub clicks: u64,
+    /// Per-link secret of an anonymous link: returned once, at creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkPage {
+    pub links: Vec<LinkBody>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+    /// Only links with this tag.
+    pub tag: Option<String>,
+    /// Case-insensitive text in slug, URL or title.
+    pub q: Option<String>,
+}
+
+pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
+    LinkBody {
+        slug: link.slug.to_string(),
+        short_url: state.short_url(&link.slug),
+        url: link.target.to_string(),
+        title: link.title.clone(),
+        tags: link.tags.clone(),
+        created_at: link.created_at,
+        updated_at: link.updated_at,
+        expires_at: link.expires_at,
+        max_clicks: link.max_clicks,
+        redirect_status: link.redirect_status.code(),
+        disabled: link.disabled,
+        clicks,
+        secret: None,
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_expiry",
+                "expires_at must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
+            )
+        })
+}
+
+fn parse_status(code: Option<u16>) -> Result<RedirectStatus, ApiError> {
+    match code {
+        None => Ok(RedirectStatus::Found),
+        Some(c) => RedirectStatus::from_code(c)
+            .ok_or_else(|| crate::domain::FieldError::RedirectStatus.into()),
+    }
+}
+
+async fn clicks_of(state: &AppState, link: &Link) -> Result<u64, ApiError> {
+    Ok(state
+        .store
+        .click_totals(&[link.id], false)
+        .await?
+        .get(&link.id)
+        .copied()
+        .unwrap_or(0))
+}
+
+#[utoipa::path(post, path = "/api/v1/links", tag = "links", request_body = CreateLink,
+    responses(
+        (status = 201, description = "Link created", body = LinkBody),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 409, description = "Slug taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security((), ("api_key" = [])))]
+pub async fn create_link(
+    State(state): State<AppState>,
+    Credentials(token): Credentials,
+    AppJson(req): AppJson<CreateLink>,
+) -> Result<Response, ApiError> {
+    let owner = access::creator(&state, token.as_ref()).await?;
+    let now = Utc::now();
+    let target = TargetUrl::parse(&req.url, &state.own_hosts)?;
+    let custom = req.slug.as_deref().map(Slug::parse).transpose()?;
+    let expires_at = req.expires_at.as_deref().map(parse_time).transpose()?;
+    let secret = owner.is_none().then(|| Token::generate(LINK_SECRET_PREFIX));
+    let mut link = Link {
+        id: LinkId::generate(now, &mut rand::rng()),
+        slug: custom
+            .clone()
+            .unwrap_or_else(|| Slug::random(&mut rand::rng())),
+        target,
+        title: parse_title(req.title)?,
+        tags: parse_tags(req.tags.unwrap_or_default())?,
+        created_at: now,
+        updated_at: now,
+        expires_at: parse_expiry(expires_at, now)?,
+        max_clicks: parse_max_clicks(req.max_clicks)?,
+        redirect_status: parse_status(req.redirect_status)?,
+        disabled: false,
+        owner: owner.as_ref().map(|k| k.id),
+        secret_hash: secret.as_ref().map(Token::hash),
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match state.store.insert_link(&link).await? {
+            Ok(()) => break,
+            Err(Conflict::SlugTaken) if custom.is_some() => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "slug_taken",
+                    "this slug is already taken",
+                ));
+            }
+            Err(_) if attempt >= RANDOM_SLUG_ATTEMPTS => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "slug_space_exhausted",
+                    "could not find a free slug; try again",
+                ));
+            }
+            Err(Conflict::SlugTaken) => link.slug = Slug::random(&mut rand::rng()),
+            Err(Conflict::IdTaken) => link.id = LinkId::generate(now, &mut rand::rng()),
+        }
+    }
+    // A recent 404 for this slug may be cached as "missing".
+    state.cache.invalidate(link.slug.as_str());
+    tracing::info!(link.slug = %link.slug, anonymous = owner.is_none(), "link created");
+    let mut out = body(&state, &link, 0);
+    out.secret = secret.map(|s| s.expose().to_owned());
+    let location = format!("/api/v1/links/{}", link.slug);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(out)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/links", tag = "links", params(ListParams),
+    responses(
+        (status = 200, description = "Links, newest first", body = LinkPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn list_links(
+    State(state): State<AppState>,
+    Credentials(token): Credentials,
+    AppQuery(params): AppQuery<ListParams>,
+) -> Result<Json<LinkPage>, ApiError> {
+    let key = access::api_key(&state, token.as_ref()).await?;
+    let limit = match params.limit.as_deref() {
+        None => 50,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 200"))?,
+    };
+    let before = params
+        .cursor
+        .as_deref()
+        .map(|c| c.parse::<i64>().map(LinkId))
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
+    let query = LinkQuery {
+        owner: if key.admin { None } else { Some(key.id) },
+        tag: params.tag.filter(|t| !t.is_empty()),
+        text: params.q.filter(|t| !t.is_empty()),
+        before,
+        limit: limit + 1,
+    };
+    let mut links = state.store.list_links(&query).await?;
+    let next_cursor = if links.len() > limit {
+        links.truncate(limit);
+        links.last().map(|l| l.id.0.to_string())
+    } else {
+        None
+    };
+    let ids: Vec<LinkId> = links.iter().map(|l| l.id).collect();
+    let totals: HashMap<LinkId, u64> = state.store.click_totals(&ids, false).await?;
+    let links = links
+        .iter()
+        .map(|l| body(&state, l, totals.get(&l.id).copied().unwrap_or(0)))
+        .collect();
+    Ok(Json(LinkPage { links, next_cursor }))
+}
+
+#[utoipa::path(get, path = "/api/v1/links/{slug}", tag = "links",
+    params(("slug" = String, Path, description = "The link's slug")),
+    responses(
+        (status = 200, description = "The link", body = LinkBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn get_link(
+    State(state): State<AppState>,
+    Credentials(token): Credentials,
+    Path(slug): Path<String>,
+) -> Result<Json<LinkBody>, ApiError> {
+    let link = access::link(&state, token.as_ref(), &slug).await?;
+    let clicks = clicks_of(&state, &link).await?;
+    Ok(Json(body(&state, &link, clicks)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/links/{slug}", tag = "links", request_body = UpdateLink,
+    params(("slug" = String, Path, description = "The link's slug")),
+    responses(
+        (status = 200, description = "The updated link", body = LinkBody),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn update_link(
+    State(state): State<AppState>,
+    Credentials(token): Credentials,
+    Path(slug): Path<String>,
+    AppJson(req): AppJson<UpdateLink>,
+) -> Result<Json<LinkBody>, ApiError> {
+    let mut link = access::link(&state, token.as_ref(), &slug).await?;
+    let now = Utc::now();
+    if let Some(url) = &req.url {
+        link.target = TargetUrl::parse(url, &state.own_hosts)?;
+    }
+    if let Some(title) = req.title {
+        link.title = parse_title(title)?;
+    }
+    if let Some(tags) = req.tags {
+        link.tags = parse_tags(tags)?;
+    }
+    if let Some(expires_at) = req.expires_at {
+        let at = expires_at.as_deref().map(parse_time).transpose()?;
+        link.expires_at = parse_expiry(at, now)?;
+    }
+    if let Some(max) = req.max_clicks {
+        link.max_clicks = parse_max_clicks(max)?;
+    }
+    if let Some(code) = req.redirect_status {
+        link.redirect_status = parse_status(Some(code))?;
+    }
+    if let Some(disabled) = req.disabled {
+        link.disabled = disabled;
+    }
+    link.updated_at = now;
+    if !state.store.update_link(&link).await? {
+        return Err(ApiError::link_not_found());
+    }
+    state.cache.invalidate(link.slug.as_str());
+    tracing::info!(link.slug = %link.slug, "link updated");
+    let clicks = clicks_of(&state, &link).await?;
+    Ok(Json(body(&state, &link, clicks)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/links/{slug}", tag = "links",
+    params(("slug" = String, Path, description = "The link's slug")),
+    responses(
+        (status = 204, description = "Deleted, with its clicks"),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn delete_link(
+    State(state): State<AppState>,
+    Credentials(token): Credentials,
+    Path(slug): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let link = access::link(&state, token.as_ref(), &slug).await?;
+    state.store.delete_link(&link.slug).await?;
+    state.cache.invalidate(link.slug.as_str());
+    tracing::info!(link.slug = %link.slug, "link deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,74 @@
+//! The HTTP surface. This file is the table of contents: every route hop
+//! answers is listed in [`router`].
+
+pub mod access;
+pub mod error;
+pub mod extract;
+pub mod links;
+pub mod openapi;
+pub mod ops;
+pub mod pages;
+pub mod redirect;
+pub mod stats;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::middleware;
+use axum::routing::get;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// Largest accepted API request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route("/links", get(links::list_links).post(links::create_link))
+        .route(
+            "/links/{slug}",
+            get(links::get_link)
+                .patch(links::update_link)
+                .delete(links::delete_link),
+        )
+        .route("/links/{slug}/stats", get(stats::link_stats_handler))
+        .route("/links/{slug}/clicks.csv", get(stats::export_clicks))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this method is not allowed here",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+
+    let managed = Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/", get(pages::home))
+        .layer(middleware::from_fn(ops::track))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }));
+
+    Router::new()
+        .merge(managed)
+        .route("/{slug}", get(redirect::follow_link))
+        .fallback(pages::fallback)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

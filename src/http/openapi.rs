@@ -1,0 +1,44 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::error::{ErrorBody, ErrorDetail};
+use super::links::{self, CreateLink, LinkBody, LinkPage, UpdateLink};
+use super::stats::{self, Bucket, Entry, StatsBody};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hop", description = "URL shortener with exact, real-time click analytics."),
+    paths(
+        links::create_link, links::list_links, links::get_link, links::update_link,
+        links::delete_link, stats::link_stats_handler, stats::export_clicks,
+    ),
+    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, ErrorBody, ErrorDetail)),
+    modifiers(&Security),
+    tags((name = "links", description = "Create and manage short links"),
+         (name = "stats", description = "Click analytics")),
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, what) in [
+            ("api_key", "API key (hop_…)"),
+            ("link_secret", "Per-link secret (hls_…)"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(what))
+                        .build(),
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `GET /{slug}`: the hot path. Parse the slug (no store access for paths
+//! that cannot be slugs), resolve it through the cache, answer, and hand the
+//! click to the sink without waiting for it.
+
+use std::time::Instant;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use super::extract::{PeerAddr, client_ip};
+use super::pages;
+use crate::domain::{ClickEvent, Gone, Link, MAX_ATTR_LEN, Slug, Utm};
+use crate::state::AppState;
+
+pub async fn follow_link(
+    State(state): State<AppState>,
+    method: Method,
+    Path(slug): Path<String>,
+    PeerAddr(peer): PeerAddr,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let response = answer(&state, &method, &slug, peer, query.as_deref(), &headers).await;
+    state
+        .redirect_metrics
+        .latency
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn answer(
+    state: &AppState,
+    method: &Method,
+    slug: &str,
+    peer: std::net::IpAddr,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let Ok(slug) = Slug::parse_path(slug) else {
+        return pages::not_found();
+    };
+    let link = match state.resolve(&slug).await {
+        Ok(Some(link)) => link,
+        Ok(None) => return pages::not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, link.slug = %slug, "link lookup failed");
+            return pages::unavailable();
+        }
+    };
+    let now = Utc::now();
+    if let Err(gone) = link.check_live(now) {
+        return pages::gone(gone);
+    }
+    // HEAD answers like GET but is not a click.
+    if method == Method::HEAD {
+        return redirect_to(&link);
+    }
+    if let Some(max) = link.max_clicks {
+        match state.store.claim_click(link.id, max).await {
+            Ok(true) => {}
+            Ok(false) => return pages::gone(Gone::Exhausted),
+            Err(e) => {
+                tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
+                return pages::unavailable();
+            }
+        }
+    }
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(|s| s.chars().take(MAX_ATTR_LEN * 2).collect::<String>())
+    };
+    state.clicks.submit(ClickEvent {
+        event_id: uuid::Uuid::now_v7(),
+        link_id: link.id,
+        at: now.timestamp_millis(),
+        ip: client_ip(peer, headers, &state.trusted_proxies),
+        user_agent: header(USER_AGENT),
+        referrer: header(REFERER),
+        utm: query.map(Utm::from_query).unwrap_or_default(),
+        region: state.region.clone(),
+    });
+    redirect_to(&link)
+}
+
+fn redirect_to(link: &Link) -> Response {
+    let status = StatusCode::from_u16(link.redirect_status.code()).unwrap_or(StatusCode::FOUND);
+    match HeaderValue::from_str(link.target.as_str()) {
+        Ok(location) => (
+            status,
+            [
+                (LOCATION, location),
+                (
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("private, max-age=0"),
+                ),
+                (
+                    axum::http::HeaderName::from_static("x-robots-tag"),
+                    HeaderValue::from_static("noindex"),
+                ),
+            ],
+        )
+            .into_response(),
+        // Targets are checked to be header-safe on the way in; a stored one
+        // that is not is refused rather than sent.
+        Err(_) => pages::unavailable(),
+    }
+}

@@ -1,0 +1,335 @@
+//! `/api/v1/links/{slug}/stats` and `/clicks.csv`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::access;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{AppQuery, Credentials};
+use crate::domain::{Dimension, EnrichedClick, Link};
+use crate::state::AppState;
+use crate::stats::{Bucketer, Interval, MAX_BUCKETS, StatsQuery, link_stats};
+use crate::store::{ExportCursor, TimeRange};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// Start, RFC 3339 (default: the link's creation).
+    pub from: Option<String>,
+    /// End, RFC 3339, exclusive (default: now).
+    pub to: Option<String>,
+    /// `minute`, `hour` or `day` (default: chosen from the range).
+    pub interval: Option<String>,
+    /// IANA time zone of the buckets (default UTC), e.g. `Europe/Paris`.
+    pub tz: Option<String>,
+    /// Count bots too (default false).
+    pub include_bots: Option<String>,
+    /// Entries per breakdown, 1–100 (default 10).
+    pub top: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Bucket {
+    /// Bucket start in the requested time zone.
+    pub start: String,
+    pub clicks: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Entry {
+    pub value: String,
+    pub clicks: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsBody {
+    pub slug: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub interval: String,
+    pub tz: String,
+    pub include_bots: bool,
+    pub total_clicks: u64,
+    pub unique_visitors: u64,
+    pub series: Vec<Bucket>,
+    /// Breakdowns: countries, cities, referrers, browsers, oses, devices,
+    /// utm_sources, utm_mediums, utm_campaigns.
+    pub top: BTreeMap<String, Vec<Entry>>,
+}
+
+fn dimension_key(d: Dimension) -> &'static str {
+    match d {
+        Dimension::Country => "countries",
+        Dimension::City => "cities",
+        Dimension::Referrer => "referrers",
+        Dimension::Browser => "browsers",
+        Dimension::Os => "oses",
+        Dimension::Device => "devices",
+        Dimension::UtmSource => "utm_sources",
+        Dimension::UtmMedium => "utm_mediums",
+        Dimension::UtmCampaign => "utm_campaigns",
+    }
+}
+
+fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::bad_request("invalid_range", format!("{name} must be an RFC 3339 time"))
+        })
+}
+
+fn parse_bool(name: &str, s: Option<&str>) -> Result<bool, ApiError> {
+    match s {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{name} must be true or false"),
+        )),
+    }
+}
+
+fn parse_range(link: &Link, p: &StatsParams) -> Result<TimeRange, ApiError> {
+    let to = match p.to.as_deref() {
+        Some(s) => parse_instant("to", s)?,
+        None => Utc::now().timestamp_millis() + 1,
+    };
+    let from = match p.from.as_deref() {
+        Some(s) => parse_instant("from", s)?,
+        None => link.created_at.timestamp_millis().min(to - 1),
+    };
+    if from >= to {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "from must be before to",
+        ));
+    }
+    Ok(TimeRange { from, to })
+}
+
+fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
+    let range = parse_range(link, p)?;
+    let interval = match p.interval.as_deref() {
+        None => Interval::auto(range),
+        Some(s) => Interval::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_interval", "interval must be minute, hour or day")
+        })?,
+    };
+    let tz: Tz = p.tz.as_deref().unwrap_or("UTC").parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_timezone",
+            "tz must be an IANA time zone, e.g. Europe/Paris",
+        )
+    })?;
+    let top = match p.top.as_deref() {
+        None => 10,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "top must be 1 to 100"))?,
+    };
+    let q = StatsQuery {
+        range,
+        interval,
+        tz,
+        include_bots: parse_bool("include_bots", p.include_bots.as_deref())?,
+        top,
+    };
+    if q.bucket_estimate() > MAX_BUCKETS {
+        return Err(ApiError::bad_request(
+            "too_many_buckets",
+            format!(
+                "this range has more than {MAX_BUCKETS} {} buckets; use a coarser interval",
+                interval.as_str()
+            ),
+        ));
+    }
+    Ok(q)
+}
+
+#[utoipa::path(get, path = "/api/v1/links/{slug}/stats", tag = "stats",
+    params(("slug" = String, Path, description = "The link's slug"), StatsParams),
+    responses(
+        (status = 200, description = "Exact stats from rollups", body = StatsBody),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn link_stats_handler(
+    State(state): State<AppState>,
+    Credentials(token): Credentials,
+    Path(slug): Path<String>,
+    AppQuery(params): AppQuery<StatsParams>,
+) -> Result<Json<StatsBody>, ApiError> {
+    let link = access::link(&state, token.as_ref(), &slug).await?;
+    let q = parse_query(&link, &params)?;
+    let started = std::time::Instant::now();
+    let stats = link_stats(state.store.as_ref(), link.id, &q).await?;
+    metrics::histogram!(crate::metrics::names::STORE_DURATION, "op" => "stats")
+        .record(started.elapsed().as_secs_f64());
+    let bucketer = Bucketer {
+        tz: q.tz,
+        interval: q.interval,
+    };
+    Ok(Json(StatsBody {
+        slug: link.slug.to_string(),
+        from: DateTime::from_timestamp_millis(q.range.from).unwrap_or_default(),
+        to: DateTime::from_timestamp_millis(q.range.to).unwrap_or_default(),
+        interval: q.interval.as_str().to_owned(),
+        tz: q.tz.name().to_owned(),
+        include_bots: q.include_bots,
+        total_clicks: stats.total_clicks,
+        unique_visitors: stats.unique_visitors,
+        series: stats
+            .series
+            .iter()
+            .map(|(start, clicks)| Bucket {
+                start: bucketer.format(*start),
+                clicks: *clicks,
+            })
+            .collect(),
+        top: stats
+            .top
+            .into_iter()
+            .map(|(dim, entries)| {
+                let entries = entries
+                    .into_iter()
+                    .map(|(value, clicks)| Entry { value, clicks })
+                    .collect();
+                (dimension_key(dim).to_owned(), entries)
+            })
+            .collect(),
+    }))
+}
+
+const CSV_HEADER: [&str; 14] = [
+    "event_id",
+    "time",
+    "country",
+    "city",
+    "browser",
+    "os",
+    "device",
+    "bot",
+    "referrer_host",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "visitor",
+    "region",
+];
+const EXPORT_PAGE: usize = 5000;
+
+fn csv_rows(clicks: &[EnrichedClick], header: bool) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if header {
+        let _ = w.write_record(CSV_HEADER);
+    }
+    for c in clicks {
+        let time = DateTime::from_timestamp_millis(c.at)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let _ = w.write_record([
+            c.event_id.to_string().as_str(),
+            &time,
+            c.country.as_deref().unwrap_or(""),
+            c.city.as_deref().unwrap_or(""),
+            &c.browser,
+            &c.os,
+            c.device.as_str(),
+            if c.bot { "true" } else { "false" },
+            c.referrer_host.as_deref().unwrap_or(""),
+            c.utm.source.as_deref().unwrap_or(""),
+            c.utm.medium.as_deref().unwrap_or(""),
+            c.utm.campaign.as_deref().unwrap_or(""),
+            &format!("{:016x}", c.visitor),
+            &c.region,
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+#[utoipa::path(get, path = "/api/v1/links/{slug}/clicks.csv", tag = "stats",
+    params(("slug" = String, Path, description = "The link's slug"), StatsParams),
+    responses(
+        (status = 200, description = "Raw clicks as CSV, oldest first", content_type = "text/csv", body = String),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn export_clicks(
+    State(state): State<AppState>,
+    Credentials(token): Credentials,
+    Path(slug): Path<String>,
+    AppQuery(params): AppQuery<StatsParams>,
+) -> Result<Response, ApiError> {
+    let link = access::link(&state, token.as_ref(), &slug).await?;
+    let range = parse_range(&link, &params)?;
+    let bots = parse_bool("include_bots", params.include_bots.as_deref())?;
+    // The first page is read before answering, so a store failure is a
+    // proper error rather than a truncated file.
+    let first = state
+        .store
+        .export_clicks(link.id, range, bots, None, EXPORT_PAGE)
+        .await?;
+    let store = state.store.clone();
+    let id = link.id;
+    let stream = futures::stream::unfold(
+        (Some(first), None::<ExportCursor>, true),
+        move |(page, after, header)| {
+            let store = store.clone();
+            async move {
+                let page = match page {
+                    Some(p) => p,
+                    None => match store
+                        .export_clicks(id, range, bots, after, EXPORT_PAGE)
+                        .await
+                    {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::error!(error = %e, "export failed mid-stream");
+                            return Some((
+                                Err(std::io::Error::other(e.to_string())),
+                                (Some(Vec::new()), None, false),
+                            ));
+                        }
+                    },
+                };
+                if page.is_empty() && !header {
+                    return None;
+                }
+                let next = page.last().map(|c| (c.at, c.event_id));
+                let done = page.len() < EXPORT_PAGE;
+                let bytes = csv_rows(&page, header);
+                let state = if done {
+                    (Some(Vec::new()), None, false)
+                } else {
+                    (None, next, false)
+                };
+                Some((Ok::<_, std::io::Error>(bytes), state))
+            }
+        },
+    );
+    let filename = format!("attachment; filename=\"{}-clicks.csv\"", link.slug);
+    Ok((
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (CONTENT_DISPOSITION, filename),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,85 @@
+//! Prometheus metrics: names in one place, the recorder installed once per
+//! process, and the handles the redirect uses kept ready (no lookups on the
+//! hot path). Labels are route templates, never slugs.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub mod names {
+    pub const REDIRECT_DURATION: &str = "hop_redirect_duration_seconds";
+    pub const HTTP_REQUESTS: &str = "hop_http_requests_total";
+    pub const HTTP_DURATION: &str = "hop_http_request_duration_seconds";
+    pub const CACHE_HITS: &str = "hop_cache_hits_total";
+    pub const CACHE_MISSES: &str = "hop_cache_misses_total";
+    pub const QUEUE_DEPTH: &str = "hop_click_queue_depth";
+    pub const CLICKS_STORED: &str = "hop_clicks_stored_total";
+    pub const CLICKS_DROPPED: &str = "hop_clicks_dropped_total";
+    pub const CLICKS_LOST: &str = "hop_clicks_lost_total";
+    pub const STORE_DURATION: &str = "hop_store_duration_seconds";
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder (once) and returns the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+                0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests embedding hop);
+            // then this handle simply renders nothing of theirs.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        names::REDIRECT_DURATION,
+        Unit::Seconds,
+        "Time to answer a redirect"
+    );
+    describe_counter!(
+        names::HTTP_REQUESTS,
+        "HTTP requests by route template and status"
+    );
+    describe_histogram!(
+        names::HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by route template"
+    );
+    describe_counter!(
+        names::CACHE_HITS,
+        "Link lookups answered by the in-process cache"
+    );
+    describe_counter!(names::CACHE_MISSES, "Link lookups that went to the store");
+    describe_gauge!(names::QUEUE_DEPTH, "Clicks waiting in the in-process queue");
+    describe_counter!(
+        names::CLICKS_STORED,
+        "Clicks newly stored (replays not counted)"
+    );
+    describe_counter!(
+        names::CLICKS_DROPPED,
+        "Clicks dropped because the queue was full"
+    );
+    describe_counter!(
+        names::CLICKS_LOST,
+        "Clicks that could not be stored before shutdown"
+    );
+    describe_histogram!(
+        names::STORE_DURATION,
+        Unit::Seconds,
+        "Store operation latency by op"
+    );
+}

@@ -1,0 +1,109 @@
+//! `AppState`: what every request handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::broadcast;
+
+use crate::cache::{CachedLink, LinkCache};
+use crate::clicks::ClickSink;
+use crate::domain::{EnrichedClick, Link, Slug};
+use crate::metrics::names;
+use crate::store::{Store, StoreError};
+
+#[derive(Clone)]
+pub struct AppState(Arc<StateInner>);
+
+pub struct StateInner {
+    /// The backend for links, keys and clicks.
+    pub store: Arc<dyn Store>,
+    /// In-process cache in front of `store` for the redirect path.
+    pub cache: Arc<dyn LinkCache>,
+    /// Where the redirect hands clicks over without waiting.
+    pub clicks: Arc<dyn ClickSink>,
+    /// Stored, enriched clicks, for live dashboards.
+    pub live: broadcast::Sender<Arc<EnrichedClick>>,
+    /// Base of every short URL, without trailing slash.
+    pub public_base: String,
+    /// Hosts that are hop itself: refused as targets (loops).
+    pub own_hosts: Vec<String>,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Whether links may be created without an API key.
+    pub anonymous_links: bool,
+    /// Region stamped on every click this node serves.
+    pub region: String,
+    /// Renders `/metrics`.
+    pub prometheus: PrometheusHandle,
+    /// Hot-path metric handles, resolved once.
+    pub redirect_metrics: RedirectMetrics,
+}
+
+pub struct RedirectMetrics {
+    pub latency: metrics::Histogram,
+    pub cache_hits: metrics::Counter,
+    pub cache_misses: metrics::Counter,
+    pub store_latency: metrics::Histogram,
+}
+
+impl RedirectMetrics {
+    pub fn new() -> RedirectMetrics {
+        RedirectMetrics {
+            latency: metrics::histogram!(names::REDIRECT_DURATION),
+            cache_hits: metrics::counter!(names::CACHE_HITS),
+            cache_misses: metrics::counter!(names::CACHE_MISSES),
+            store_latency: metrics::histogram!(names::STORE_DURATION, "op" => "link_by_slug"),
+        }
+    }
+}
+
+impl Default for RedirectMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: StateInner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+
+    /// The link behind a slug: cache first, then the store (and cache that,
+    /// including "no such link").
+    pub async fn resolve(&self, slug: &Slug) -> Result<Option<Arc<Link>>, StoreError> {
+        if let Some(entry) = self.cache.get(slug.as_str()) {
+            self.redirect_metrics.cache_hits.increment(1);
+            return Ok(match entry {
+                CachedLink::Found(link) => Some(link),
+                CachedLink::Missing => None,
+            });
+        }
+        self.redirect_metrics.cache_misses.increment(1);
+        let epoch = self.cache.epoch();
+        let started = Instant::now();
+        let link = self.store.link_by_slug(slug).await?.map(Arc::new);
+        self.redirect_metrics
+            .store_latency
+            .record(started.elapsed().as_secs_f64());
+        let entry = match &link {
+            Some(l) => CachedLink::Found(l.clone()),
+            None => CachedLink::Missing,
+        };
+        self.cache.insert(slug.as_str(), entry, epoch);
+        Ok(link)
+    }
+
+    pub fn short_url(&self, slug: &Slug) -> String {
+        format!("{}/{}", self.public_base, slug)
+    }
+}

@@ -1,0 +1,404 @@
+//! Link stats from rollups. A range `[from, to)` is split into pieces: the
+//! middle aligned to the coarsest grain a rollup has, the leftovers aligned to
+//! finer grains, and only what is left at the very edges (less than one fine
+//! grain on each side) scanned raw. Answers are exact for any range, and the
+//! cost grows with the number of buckets, not the number of clicks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+use futures::future::try_join_all;
+
+use crate::domain::{Dimension, LinkId};
+use crate::store::{ClickStore, Resolution, StoreError, TimeRange};
+
+/// Most buckets one series may have.
+pub const MAX_BUCKETS: i64 = 5000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Interval {
+    pub fn parse(s: &str) -> Option<Interval> {
+        match s {
+            "minute" => Some(Interval::Minute),
+            "hour" => Some(Interval::Hour),
+            "day" => Some(Interval::Day),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Minute => "minute",
+            Interval::Hour => "hour",
+            Interval::Day => "day",
+        }
+    }
+
+    fn nominal_ms(self) -> i64 {
+        match self {
+            Interval::Minute => 60_000,
+            Interval::Hour => 3_600_000,
+            Interval::Day => 86_400_000,
+        }
+    }
+
+    /// A sensible default for a range: a few hundred buckets at most.
+    pub fn auto(range: TimeRange) -> Interval {
+        let span = range.to - range.from;
+        if span <= 6 * 3_600_000 {
+            Interval::Minute
+        } else if span <= 14 * 86_400_000 {
+            Interval::Hour
+        } else {
+            Interval::Day
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsQuery {
+    pub range: TimeRange,
+    pub interval: Interval,
+    pub tz: Tz,
+    pub include_bots: bool,
+    /// Entries per breakdown.
+    pub top: usize,
+}
+
+impl StatsQuery {
+    /// Upper bound of the number of buckets the series will have.
+    pub fn bucket_estimate(&self) -> i64 {
+        (self.range.to - self.range.from) / self.interval.nominal_ms() + 2
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStats {
+    pub total_clicks: u64,
+    pub unique_visitors: u64,
+    /// Bucket start (UTC milliseconds) and clicks, every bucket present.
+    pub series: Vec<(i64, u64)>,
+    pub top: BTreeMap<Dimension, Vec<(String, u64)>>,
+}
+
+/// Splits `range` into pieces answerable at `grains` (coarsest first), with
+/// `Raw` pieces for whatever no grain covers.
+pub fn split(range: TimeRange, grains: &[Resolution]) -> Vec<(Resolution, TimeRange)> {
+    if range.from >= range.to {
+        return Vec::new();
+    }
+    let Some((&grain, finer)) = grains.split_first() else {
+        return vec![(Resolution::Raw, range)];
+    };
+    let g = grain.grain_ms();
+    let start = range.from.div_euclid(g) * g + if range.from.rem_euclid(g) == 0 { 0 } else { g };
+    let end = grain.floor(range.to);
+    if start >= end {
+        return split(range, finer);
+    }
+    let mut out = split(
+        TimeRange {
+            from: range.from,
+            to: start,
+        },
+        finer,
+    );
+    out.push((
+        grain,
+        TimeRange {
+            from: start,
+            to: end,
+        },
+    ));
+    out.extend(split(
+        TimeRange {
+            from: end,
+            to: range.to,
+        },
+        finer,
+    ));
+    out
+}
+
+/// Maps instants to the start of their bucket in a time zone.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucketer {
+    pub tz: Tz,
+    pub interval: Interval,
+}
+
+impl Bucketer {
+    fn offset_ms(&self, ms: i64) -> i64 {
+        let utc = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        i64::from(
+            self.tz
+                .offset_from_utc_datetime(&utc.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        ) * 1000
+    }
+
+    fn day_start(&self, date: NaiveDate) -> i64 {
+        // Midnight may not exist (DST gaps at 00:00): take the first instant
+        // of the day that does.
+        for minutes in (0..24 * 60).step_by(15) {
+            let local = date.and_hms_opt(0, 0, 0).unwrap() + chrono::Duration::minutes(minutes);
+            if let Some(t) = self.tz.from_local_datetime(&local).earliest() {
+                return t.timestamp_millis();
+            }
+        }
+        date.and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    }
+
+    fn local_date(&self, ms: i64) -> NaiveDate {
+        let utc = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        utc.with_timezone(&self.tz).date_naive()
+    }
+
+    pub fn floor(&self, ms: i64) -> i64 {
+        match self.interval {
+            Interval::Minute => Resolution::Minute.floor(ms),
+            Interval::Hour => {
+                let off = self.offset_ms(ms);
+                Resolution::Hour.floor(ms + off) - off
+            }
+            Interval::Day => self.day_start(self.local_date(ms)),
+        }
+    }
+
+    fn next(&self, bucket: i64) -> i64 {
+        let next = match self.interval {
+            Interval::Minute | Interval::Hour => self.floor(bucket + self.interval.nominal_ms()),
+            Interval::Day => {
+                let d = self.local_date(bucket);
+                self.day_start(d.succ_opt().unwrap_or(d))
+            }
+        };
+        next.max(bucket + 60_000)
+    }
+
+    /// Every bucket start that overlaps `range`.
+    pub fn buckets(&self, range: TimeRange) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut b = self.floor(range.from);
+        while b < range.to {
+            out.push(b);
+            b = self.next(b);
+        }
+        out
+    }
+
+    /// Formats a bucket start in the zone, e.g. `2026-03-29T00:00:00+01:00`.
+    pub fn format(&self, ms: i64) -> String {
+        let utc = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        utc.with_timezone(&self.tz).to_rfc3339()
+    }
+}
+
+/// Answers a stats query from the store's rollups plus raw edges.
+pub async fn link_stats(
+    store: &dyn ClickStore,
+    link: LinkId,
+    q: &StatsQuery,
+) -> Result<LinkStats, StoreError> {
+    let bots = q.include_bots;
+    let series_grains: &[Resolution] = match q.interval {
+        Interval::Minute => &[Resolution::Minute],
+        Interval::Hour | Interval::Day => &[Resolution::QuarterHour],
+    };
+    let series_parts = try_join_all(
+        split(q.range, series_grains)
+            .into_iter()
+            .map(|(res, r)| store.series(link, res, r, bots)),
+    );
+    let dim_parts = try_join_all(
+        split(q.range, &[Resolution::Day, Resolution::Hour])
+            .into_iter()
+            .map(|(res, r)| store.dimensions(link, res, r, bots)),
+    );
+    let visitor_parts = try_join_all(
+        split(q.range, &[Resolution::Day])
+            .into_iter()
+            .map(|(res, r)| store.visitors(link, res, r, bots)),
+    );
+    let (series_parts, dim_parts, visitor_parts) =
+        futures::try_join!(series_parts, dim_parts, visitor_parts)?;
+
+    let bucketer = Bucketer {
+        tz: q.tz,
+        interval: q.interval,
+    };
+    let mut series: BTreeMap<i64, u64> = bucketer
+        .buckets(q.range)
+        .into_iter()
+        .map(|b| (b, 0))
+        .collect();
+    let mut total = 0;
+    for (start, clicks) in series_parts.into_iter().flatten() {
+        *series.entry(bucketer.floor(start)).or_default() += clicks;
+        total += clicks;
+    }
+
+    let mut dims: HashMap<(Dimension, String), u64> = HashMap::new();
+    for d in dim_parts.into_iter().flatten() {
+        *dims.entry((d.dim, d.value)).or_default() += d.clicks;
+    }
+    let mut top: BTreeMap<Dimension, Vec<(String, u64)>> = Dimension::ALL
+        .into_iter()
+        .map(|d| (d, Vec::new()))
+        .collect();
+    for ((dim, value), clicks) in dims {
+        top.entry(dim).or_default().push((value, clicks));
+    }
+    for entries in top.values_mut() {
+        entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        entries.truncate(q.top);
+    }
+
+    Ok(LinkStats {
+        total_clicks: total,
+        unique_visitors: visitor_parts.into_iter().sum(),
+        series: series.into_iter().collect(),
+        top,
+    })
+}
+
+/// The year a timestamp falls in, for sanity checks on user input.
+pub fn year_of(ms: i64) -> i32 {
+    DateTime::<Utc>::from_timestamp_millis(ms).map_or(0, |t| t.year())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: i64 = 3_600_000;
+    const D: i64 = 86_400_000;
+
+    #[test]
+    fn split_aligned_and_edges() {
+        let r = TimeRange {
+            from: D + 90 * 60_000 + 5,
+            to: 3 * D + 2 * H + 7,
+        };
+        let parts = split(r, &[Resolution::Day, Resolution::Hour]);
+        let kinds: Vec<_> = parts.iter().map(|p| p.0).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Resolution::Raw,
+                Resolution::Hour,
+                Resolution::Day,
+                Resolution::Hour,
+                Resolution::Raw
+            ]
+        );
+        assert_eq!(
+            parts[2].1,
+            TimeRange {
+                from: 2 * D,
+                to: 3 * D
+            }
+        );
+        assert!(split(TimeRange { from: 5, to: 5 }, &[Resolution::Day]).is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn split_tiles_the_range(from in 0i64..10 * D, len in 0i64..5 * D) {
+            let r = TimeRange { from, to: from + len };
+            let parts = split(r, &[Resolution::Day, Resolution::Hour]);
+            let mut at = r.from;
+            for (res, p) in &parts {
+                prop_assert_eq!(p.from, at);
+                prop_assert!(p.from < p.to);
+                if *res != Resolution::Raw {
+                    prop_assert_eq!(p.from % res.grain_ms(), 0);
+                    prop_assert_eq!(p.to % res.grain_ms(), 0);
+                } else {
+                    prop_assert!(p.to - p.from < 2 * H, "raw pieces stay under two hours");
+                }
+                at = p.to;
+            }
+            prop_assert_eq!(at, if parts.is_empty() { r.from } else { r.to });
+        }
+    }
+
+    fn utc(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    }
+
+    #[test]
+    fn day_buckets_follow_dst_in_paris() {
+        let b = Bucketer {
+            tz: "Europe/Paris".parse().unwrap(),
+            interval: Interval::Day,
+        };
+        // Paris switched to summer time on 2026-03-29: that day has 23 hours.
+        let days = b.buckets(TimeRange {
+            from: utc("2026-03-28T12:00:00Z"),
+            to: utc("2026-03-30T12:00:00Z"),
+        });
+        let shown: Vec<_> = days.iter().map(|d| b.format(*d)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "2026-03-28T00:00:00+01:00",
+                "2026-03-29T00:00:00+01:00",
+                "2026-03-30T00:00:00+02:00"
+            ]
+        );
+        assert_eq!(days[2] - days[1], 23 * H);
+        assert_eq!(b.floor(utc("2026-03-29T22:30:00Z")), days[2]);
+    }
+
+    #[test]
+    fn hour_buckets_in_half_hour_zone() {
+        let b = Bucketer {
+            tz: "Asia/Kolkata".parse().unwrap(),
+            interval: Interval::Hour,
+        };
+        assert_eq!(
+            b.format(b.floor(utc("2026-01-01T10:10:00Z"))),
+            "2026-01-01T15:00:00+05:30"
+        );
+        let hours = b.buckets(TimeRange {
+            from: utc("2026-01-01T10:10:00Z"),
+            to: utc("2026-01-01T12:10:00Z"),
+        });
+        assert_eq!(hours.len(), 3);
+    }
+
+    #[test]
+    fn fall_back_hour_is_two_buckets() {
+        let b = Bucketer {
+            tz: "America/New_York".parse().unwrap(),
+            interval: Interval::Hour,
+        };
+        let hours = b.buckets(TimeRange {
+            from: utc("2026-11-01T04:00:00Z"),
+            to: utc("2026-11-01T08:00:00Z"),
+        });
+        let shown: Vec<_> = hours.iter().map(|d| b.format(*d)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "2026-11-01T00:00:00-04:00",
+                "2026-11-01T01:00:00-04:00",
+                "2026-11-01T01:00:00-05:00",
+                "2026-11-01T02:00:00-05:00"
+            ]
+        );
+    }
+}
