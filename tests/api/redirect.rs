@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{GOOGLEBOT, TestApp};
+
+#[tokio::test]
+async fn redirect_answers_with_the_stored_target() {
+    let app = TestApp::spawn().await;
+    app.create_slug("go", "https://example.com/path?q=1#frag")
+        .await;
+    let res = app.click("/go").await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(
+        res.headers()["location"],
+        "https://example.com/path?q=1#frag"
+    );
+    assert_eq!(res.headers()["cache-control"], "private, max-age=0");
+    for code in [301u16, 302, 307, 308] {
+        let slug = format!("s{code}");
+        app.create(json!({"url": "https://example.com/", "slug": slug, "redirect_status": code}))
+            .await;
+        assert_eq!(app.click(&format!("/{slug}")).await.status().as_u16(), code);
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_slugs_get_the_404_page() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/nothing",
+        "/a.b",
+        "/a%2Fb",
+        "/%C3%A9",
+        "/x/y",
+        &format!("/{}", "x".repeat(65)),
+        "/'%20OR%201=1--",
+    ] {
+        let res = app.click(path).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(res.text().await.unwrap().contains("Link not found"));
+    }
+}
+
+#[tokio::test]
+async fn head_answers_like_get_but_is_not_counted() {
+    let app = TestApp::spawn().await;
+    app.create_slug("head", "https://example.com/h").await;
+    let res = app.client.head(app.url("/head")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(res.headers()["location"], "https://example.com/h");
+    app.click("/head").await;
+    app.wait_for_clicks("head", "include_bots=true", 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        app.stats("head", "include_bots=true").await["total_clicks"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn expired_disabled_and_exhausted_links_are_gone() {
+    let app = TestApp::spawn().await;
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    app.create(json!({"url": "https://example.com/", "slug": "brief", "expires_at": soon}))
+        .await;
+    assert_eq!(app.click("/brief").await.status(), StatusCode::FOUND);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let res = app.click("/brief").await;
+    assert_eq!(res.status(), StatusCode::GONE);
+    assert!(res.text().await.unwrap().contains("expired"));
+
+    app.create_slug("off", "https://example.com/").await;
+    assert_eq!(app.click("/off").await.status(), StatusCode::FOUND);
+    let res = app
+        .api(
+            Method::PATCH,
+            "/api/v1/links/off",
+            Some(&app.admin_key),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        app.click("/off").await.status(),
+        StatusCode::GONE,
+        "disable takes effect at once"
+    );
+    app.api(
+        Method::PATCH,
+        "/api/v1/links/off",
+        Some(&app.admin_key),
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(app.click("/off").await.status(), StatusCode::FOUND);
+
+    app.create(json!({"url": "https://example.com/", "slug": "three", "max_clicks": 3}))
+        .await;
+    // HEAD does not use up the limit.
+    app.client.head(app.url("/three")).send().await.unwrap();
+    let statuses: Vec<u16> = futures::future::join_all((0..5).map(|_| app.click("/three")))
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 302).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 410).count(),
+        2,
+        "{statuses:?}"
+    );
+    app.wait_for_clicks("three", "", 3).await;
+}
+
+#[tokio::test]
+async fn edits_take_effect_on_the_next_redirect() {
+    let app = TestApp::spawn().await;
+    app.create_slug("moving", "https://example.com/old").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.click("/moving").await.headers()["location"],
+            "https://example.com/old"
+        );
+    }
+    app.api(
+        Method::PATCH,
+        "/api/v1/links/moving",
+        Some(&app.admin_key),
+        Some(json!({"url": "https://example.com/new"})),
+    )
+    .await;
+    assert_eq!(
+        app.click("/moving").await.headers()["location"],
+        "https://example.com/new"
+    );
+}
+
+#[tokio::test]
+async fn a_cached_404_does_not_hide_a_new_link() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.click("/later").await.status(), StatusCode::NOT_FOUND);
+    app.create_slug("later", "https://example.com/").await;
+    assert_eq!(app.click("/later").await.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn bots_are_excluded_by_default() {
+    let app = TestApp::spawn().await;
+    app.create_slug("botty", "https://example.com/").await;
+    app.click("/botty").await;
+    app.click_as("/botty", GOOGLEBOT, "66.249.66.1").await;
+    app.client
+        .get(app.url("/botty"))
+        .header("user-agent", "curl/8.5.0")
+        .send()
+        .await
+        .unwrap();
+    let all = app.wait_for_clicks("botty", "include_bots=true", 3).await;
+    let humans = app.stats("botty", "").await;
+    assert_eq!(humans["total_clicks"], 1);
+    assert_eq!(
+        humans["top"]["devices"],
+        json!([{"value": "desktop", "clicks": 1}])
+    );
+    let bots = all["top"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["value"] == "bot")
+        .unwrap();
+    assert_eq!(bots["clicks"], 2);
+}
