@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::geo::{GeoDb, Location};
+use super::geo::GeoDb;
 use super::user_agent::UserAgentParser;
 use crate::domain::{ClickEvent, EnrichedClick, LinkId};
 use crate::store::Resolution;
@@ -81,7 +81,7 @@ impl Enricher {
             .geo
             .as_ref()
             .map(|g| g.lookup(ev.ip))
-            .unwrap_or(Location::default());
+            .unwrap_or_default();
         let salt = self.salts.salt_for(ev.at);
         EnrichedClick {
             event_id: ev.event_id,

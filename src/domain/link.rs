@@ -14,7 +14,7 @@ pub struct LinkId(pub i64);
 
 impl LinkId {
     pub fn generate(now: DateTime<Utc>, rng: &mut impl rand::Rng) -> LinkId {
-        let ms = now.timestamp_millis().max(0) as i64;
+        let ms = now.timestamp_millis().max(0);
         LinkId((ms << 20) | rng.random_range(0..(1i64 << 20)))
     }
 }

@@ -73,7 +73,7 @@ impl TargetUrl {
             other => return Err(UrlError::UnsupportedScheme(other.to_owned())),
         }
         let host = match url.host() {
-            Some(Host::Domain(d)) if d.is_empty() => return Err(UrlError::MissingHost),
+            Some(Host::Domain("")) => return Err(UrlError::MissingHost),
             Some(h) => h.to_string(),
             None => return Err(UrlError::MissingHost),
         };

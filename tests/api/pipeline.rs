@@ -75,7 +75,7 @@ fn free_port() -> u16 {
 /// Starts the real binary; returns it once /healthz answers.
 async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
     let db = format!("sqlite://{}", dir.join("hop.db").display());
-    let child = Command::new(env!("CARGO_BIN_EXE_hop"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hop"))
         .args([
             "serve",
             "--listen",
@@ -100,6 +100,8 @@ async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    child.kill().ok();
+    child.wait().ok();
     panic!("hop did not start");
 }
 
