@@ -222,12 +222,15 @@ pub async fn link_stats(
             .map(|(res, r)| store.series(link, res, r, bots)),
     );
     let dim_parts = try_join_all(
-        split(q.range, &[Resolution::Day, Resolution::Hour])
-            .into_iter()
-            .map(|(res, r)| store.dimensions(link, res, r, bots)),
+        split(
+            q.range,
+            &[Resolution::Week, Resolution::Day, Resolution::Hour],
+        )
+        .into_iter()
+        .map(|(res, r)| store.dimensions(link, res, r, bots)),
     );
     let visitor_parts = try_join_all(
-        split(q.range, &[Resolution::Day])
+        split(q.range, &[Resolution::Day, Resolution::Hour])
             .into_iter()
             .map(|(res, r)| store.visitors(link, res, r, bots)),
     );

@@ -65,7 +65,7 @@ CREATE TABLE rollup_series (
     PRIMARY KEY (link_id, res, bucket, bot)
 ) WITHOUT ROWID;
 
--- Clicks per breakdown value; res is the grain in minutes (60 or 1440).
+-- Clicks per breakdown value; res is the grain in minutes (60, 1440 or 10080).
 CREATE TABLE rollup_dims (
     link_id INTEGER NOT NULL,
     res     INTEGER NOT NULL,
@@ -77,18 +77,24 @@ CREATE TABLE rollup_dims (
     PRIMARY KEY (link_id, res, bucket, bot, dim, value)
 ) WITHOUT ROWID;
 
--- Visitors seen per link and UTC day: the set that makes the daily count exact.
+-- Visitors seen per link and UTC day, with their first click of that day: the
+-- set that makes counts exact. A visitor counts in the bucket of that click.
 CREATE TABLE visitors (
-    link_id INTEGER NOT NULL,
-    day     INTEGER NOT NULL,
-    visitor INTEGER NOT NULL,
-    PRIMARY KEY (link_id, day, visitor)
-) WITHOUT ROWID;
-
-CREATE TABLE rollup_visitors (
     link_id  INTEGER NOT NULL,
     day      INTEGER NOT NULL,
+    visitor  INTEGER NOT NULL,
+    first_at INTEGER NOT NULL,
+    bot      INTEGER NOT NULL,
+    PRIMARY KEY (link_id, day, visitor)
+) WITHOUT ROWID;
+CREATE INDEX visitors_first ON visitors (link_id, first_at, bot);
+
+-- New visitors per bucket; res is the grain in minutes (60 or 1440).
+CREATE TABLE rollup_visitors (
+    link_id  INTEGER NOT NULL,
+    res      INTEGER NOT NULL,
+    bucket   INTEGER NOT NULL,
     bot      INTEGER NOT NULL,
     visitors INTEGER NOT NULL,
-    PRIMARY KEY (link_id, day, bot)
+    PRIMARY KEY (link_id, res, bucket, bot)
 ) WITHOUT ROWID;

@@ -476,25 +476,63 @@ pub async fn rollups_agree_with_raw(store: &dyn Store) {
                 .count() as u64;
             assert_eq!(countries, expected, "every click has a country value");
         }
-        for range in [all, day2] {
-            let rolled = store
-                .visitors(l.id, Resolution::Day, range, bots)
-                .await
-                .unwrap();
-            let raw = store
-                .visitors(l.id, Resolution::Raw, range, bots)
-                .await
-                .unwrap();
-            let mut set = std::collections::HashSet::new();
-            for c in clicks
-                .iter()
-                .filter(|c| (bots || !c.bot) && c.at >= range.from && c.at < range.to)
-            {
-                set.insert((Resolution::Day.floor(c.at), c.visitor));
-            }
-            assert_eq!(rolled, set.len() as u64);
-            assert_eq!(raw, set.len() as u64);
+        // A visitor is a (day, hash) pair counted at its first click that day.
+        let mut first: HashMap<(i64, i64), i64> = HashMap::new();
+        for c in clicks.iter().filter(|c| bots || !c.bot) {
+            let at = first
+                .entry((Resolution::Day.floor(c.at), c.visitor))
+                .or_insert(c.at);
+            *at = (*at).min(c.at);
         }
+        let hours_in_day2 = TimeRange {
+            from: day2.from + 3 * 3_600_000,
+            to: day2.from + 17 * 3_600_000,
+        };
+        let ragged = TimeRange {
+            from: day2.from + 1_234_567,
+            to: day2.to + 7_654_321,
+        };
+        for (res, range) in [
+            (Resolution::Day, all),
+            (Resolution::Day, day2),
+            (Resolution::Hour, hours_in_day2),
+            (Resolution::Raw, ragged),
+            (Resolution::Raw, all),
+        ] {
+            let want = first
+                .values()
+                .filter(|at| **at >= range.from && **at < range.to)
+                .count() as u64;
+            assert_eq!(
+                store.visitors(l.id, res, range, bots).await.unwrap(),
+                want,
+                "{res:?} {range:?}"
+            );
+        }
+        let week = Resolution::Week.floor(base_ms());
+        let week = TimeRange {
+            from: week,
+            to: week + Resolution::Week.grain_ms(),
+        };
+        let mut rolled = store
+            .dimensions(l.id, Resolution::Week, week, bots)
+            .await
+            .unwrap();
+        let mut raw = store
+            .dimensions(l.id, Resolution::Raw, week, bots)
+            .await
+            .unwrap();
+        rolled.sort_by(|a, b| (a.dim, &a.value).cmp(&(b.dim, &b.value)));
+        raw.sort_by(|a, b| (a.dim, &a.value).cmp(&(b.dim, &b.value)));
+        assert_eq!(rolled, raw, "week rollup");
+        assert_eq!(
+            rolled
+                .iter()
+                .filter(|d| d.dim == Dimension::Device)
+                .map(|d| d.clicks)
+                .sum::<u64>(),
+            clicks.iter().filter(|c| bots || !c.bot).count() as u64
+        );
     }
 }
 

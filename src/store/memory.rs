@@ -270,11 +270,21 @@ impl ClickStore for MemoryStore {
         include_bots: bool,
     ) -> Result<u64, StoreError> {
         let inner = self.inner.lock();
-        let set: HashSet<(i64, i64)> = inner
-            .clicks_in(link, range, include_bots)
-            .map(|c| (Resolution::Day.floor(c.at), c.visitor))
-            .collect();
-        Ok(set.len() as u64)
+        let all = TimeRange {
+            from: i64::MIN,
+            to: i64::MAX,
+        };
+        let mut first: HashMap<(i64, i64), i64> = HashMap::new();
+        for c in inner.clicks_in(link, all, include_bots) {
+            let at = first
+                .entry((Resolution::Day.floor(c.at), c.visitor))
+                .or_insert(c.at);
+            *at = (*at).min(c.at);
+        }
+        Ok(first
+            .values()
+            .filter(|at| **at >= range.from && **at < range.to)
+            .count() as u64)
     }
 
     async fn click_totals(

@@ -90,6 +90,9 @@ pub enum Resolution {
     QuarterHour,
     Hour,
     Day,
+    /// Seven days, aligned to the Unix epoch (a Thursday): only a coarser
+    /// level for breakdowns, so long ranges read a dozen buckets, not ninety.
+    Week,
 }
 
 impl Resolution {
@@ -100,6 +103,7 @@ impl Resolution {
             Resolution::QuarterHour => 900_000,
             Resolution::Hour => 3_600_000,
             Resolution::Day => 86_400_000,
+            Resolution::Week => 7 * 86_400_000,
         }
     }
 
@@ -166,7 +170,7 @@ pub trait ClickStore: Send + Sync {
         include_bots: bool,
     ) -> Result<Vec<(i64, u64)>, StoreError>;
 
-    /// Clicks per (dimension, value) at `Raw`, `Hour` or `Day` resolution.
+    /// Clicks per (dimension, value) at `Raw`, `Hour`, `Day` or `Week` resolution.
     async fn dimensions(
         &self,
         link: LinkId,
@@ -175,8 +179,9 @@ pub trait ClickStore: Send + Sync {
         include_bots: bool,
     ) -> Result<Vec<DimCount>, StoreError>;
 
-    /// Distinct visitors at `Raw` or `Day` resolution. Visitor hashes are
-    /// salted per UTC day, so distinct visitors add up across days.
+    /// Unique visitors at `Raw`, `Hour` or `Day` resolution. A visitor is a
+    /// (UTC day, visitor hash) pair (hashes are salted per day) and counts in
+    /// the bucket of its first click that day, so buckets add up exactly.
     async fn visitors(
         &self,
         link: LinkId,

@@ -368,7 +368,8 @@ impl KeyStore for SqliteStore {
 struct BatchRollup {
     series: HashMap<(i64, i64, i64, bool), i64>,
     dims: HashMap<(i64, i64, i64, bool, Dimension, String), i64>,
-    visitors: HashMap<(i64, i64, i64), bool>,
+    /// (link, day, visitor) → (bot, first click in this batch).
+    visitors: HashMap<(i64, i64, i64), (bool, i64)>,
 }
 
 impl BatchRollup {
@@ -381,7 +382,7 @@ impl BatchRollup {
                 .or_default() += 1;
         }
         for (dim, value) in rollup_keys(c) {
-            for res in [Resolution::Hour, Resolution::Day] {
+            for res in [Resolution::Hour, Resolution::Day, Resolution::Week] {
                 *self
                     .dims
                     .entry((
@@ -395,8 +396,11 @@ impl BatchRollup {
                     .or_default() += 1;
             }
         }
-        self.visitors
-            .insert((link, Resolution::Day.floor(c.at), c.visitor), c.bot);
+        let first = self
+            .visitors
+            .entry((link, Resolution::Day.floor(c.at), c.visitor))
+            .or_insert((c.bot, c.at));
+        first.1 = first.1.min(c.at);
     }
 }
 
@@ -494,33 +498,93 @@ impl ClickStore for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
 
-        let visitors: Vec<_> = rollup.visitors.into_iter().collect();
-        let mut new_visitors: HashMap<(i64, i64, bool), i64> = HashMap::new();
-        for chunk in visitors.chunks(CHUNK) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("INSERT INTO visitors (link_id, day, visitor) ");
-            qb.push_values(chunk, |mut b, ((link, day, visitor), _)| {
-                b.push_bind(*link).push_bind(*day).push_bind(*visitor);
-            });
-            qb.push(" ON CONFLICT DO NOTHING RETURNING link_id, day, visitor");
-            let rows: Vec<(i64, i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-            let bots: HashMap<(i64, i64, i64), bool> = chunk.iter().cloned().collect();
-            for key in rows {
-                let bot = bots.get(&key).copied().unwrap_or(false);
-                *new_visitors.entry((key.0, key.1, bot)).or_default() += 1;
+        // Visitors: new ones count at their first click; one seen before but
+        // whose stored first click is later than this batch's moves buckets.
+        let mut by_day: HashMap<(i64, i64), Vec<(i64, bool, i64)>> = HashMap::new();
+        for ((link, day, visitor), (bot, first)) in rollup.visitors {
+            by_day
+                .entry((link, day))
+                .or_default()
+                .push((visitor, bot, first));
+        }
+        let mut new_visitors: HashMap<(i64, i64, i64, bool), i64> = HashMap::new();
+        let mut fresh: Vec<(i64, i64, i64, i64, bool)> = Vec::new();
+        let mut count = |link: i64, at: i64, bot: bool, delta: i64| {
+            for res in [Resolution::Hour, Resolution::Day] {
+                *new_visitors
+                    .entry((link, res_code(res), res.floor(at), bot))
+                    .or_default() += delta;
+            }
+        };
+        for ((link, day), seen) in by_day {
+            for chunk in seen.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "SELECT visitor, first_at FROM visitors WHERE link_id = ",
+                );
+                qb.push_bind(link)
+                    .push(" AND day = ")
+                    .push_bind(day)
+                    .push(" AND visitor IN (");
+                let mut sep = qb.separated(", ");
+                for (visitor, _, _) in chunk {
+                    sep.push_bind(*visitor);
+                }
+                qb.push(")");
+                let stored: HashMap<i64, i64> = qb
+                    .build_query_as::<(i64, i64)>()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+                for &(visitor, bot, first) in chunk {
+                    match stored.get(&visitor) {
+                        None => {
+                            fresh.push((link, day, visitor, first, bot));
+                            count(link, first, bot, 1);
+                        }
+                        Some(&old) if first < old => {
+                            sqlx::query("UPDATE visitors SET first_at = ? WHERE link_id = ? AND day = ? AND visitor = ?")
+                                .bind(first)
+                                .bind(link)
+                                .bind(day)
+                                .bind(visitor)
+                                .execute(&mut *tx)
+                                .await?;
+                            count(link, old, bot, -1);
+                            count(link, first, bot, 1);
+                        }
+                        Some(_) => {}
+                    }
+                }
             }
         }
-        for ((link, day, bot), n) in new_visitors {
-            sqlx::query(
-                "INSERT INTO rollup_visitors (link_id, day, bot, visitors) VALUES (?, ?, ?, ?)
-                 ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors",
-            )
-            .bind(link)
-            .bind(day)
-            .bind(bot)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in fresh.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO visitors (link_id, day, visitor, first_at, bot) ",
+            );
+            qb.push_values(chunk, |mut b, (link, day, visitor, first, bot)| {
+                b.push_bind(*link)
+                    .push_bind(*day)
+                    .push_bind(*visitor)
+                    .push_bind(*first)
+                    .push_bind(*bot);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        let new_visitors: Vec<_> = new_visitors.into_iter().filter(|(_, n)| *n != 0).collect();
+        for chunk in new_visitors.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO rollup_visitors (link_id, res, bucket, bot, visitors) ",
+            );
+            qb.push_values(chunk, |mut b, ((link, res, bucket, bot), n)| {
+                b.push_bind(*link)
+                    .push_bind(*res)
+                    .push_bind(*bucket)
+                    .push_bind(*bot)
+                    .push_bind(*n);
+            });
+            qb.push(" ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors");
+            qb.build().execute(&mut *tx).await?;
         }
 
         tx.commit().await?;
@@ -596,7 +660,7 @@ impl ClickStore for SqliteStore {
                     .map(|((dim, value), clicks)| DimCount { dim, value, clicks })
                     .collect())
             }
-            Resolution::Hour | Resolution::Day => {
+            Resolution::Hour | Resolution::Day | Resolution::Week => {
                 let rows: Vec<(i64, String, i64)> = sqlx::query_as(
                     "SELECT dim, value, SUM(clicks) FROM rollup_dims
                      WHERE link_id = ? AND res = ? AND bucket >= ? AND bucket < ? AND bot <= ?
@@ -634,8 +698,8 @@ impl ClickStore for SqliteStore {
         let n: Option<i64> = match res {
             Resolution::Raw => {
                 sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT DISTINCT at / 86400000, visitor FROM clicks
-                     WHERE link_id = ? AND at >= ? AND at < ? AND bot <= ?)",
+                    "SELECT COUNT(*) FROM visitors
+                     WHERE link_id = ? AND first_at >= ? AND first_at < ? AND bot <= ?",
                 )
                 .bind(link.0)
                 .bind(range.from)
@@ -644,12 +708,13 @@ impl ClickStore for SqliteStore {
                 .fetch_one(&self.readers)
                 .await?
             }
-            Resolution::Day => {
+            Resolution::Hour | Resolution::Day => {
                 sqlx::query_scalar(
                     "SELECT SUM(visitors) FROM rollup_visitors
-                     WHERE link_id = ? AND day >= ? AND day < ? AND bot <= ?",
+                     WHERE link_id = ? AND res = ? AND bucket >= ? AND bucket < ? AND bot <= ?",
                 )
                 .bind(link.0)
+                .bind(res_code(res))
                 .bind(range.from)
                 .bind(range.to)
                 .bind(max_bot(include_bots))
