@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One command for every benchmark figure in docs/benchmarks.md:
+#  1. redirect throughput: hop (link cached, tracking on, SQLite) against a
+#     bare hyper server answering a fixed 302, both pinned to CPU 0, loaded by
+#     wrk pinned to CPU 1, alternating, RUNS times; medians and hop/bare ratio;
+#     then checks hop counted every request wrk completed;
+#  2. clicks/s the embedded pipeline sustains, with an exact final count;
+#  3. stats latency on a link with STATS_CLICKS clicks over 90 days.
+# Loopback only; every load is bounded by DURATION.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-64}
+PIPELINE_CLICKS=${PIPELINE_CLICKS:-300000}
+STATS_CLICKS=${STATS_CLICKS:-10000000}
+STATS_DB=${STATS_DB:-target/bench-stats.db}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --bin hop --example bare_redirect --example bench_pipeline --example bench_stats
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+bare_port=$(free_port)
+taskset -c 0 target/release/examples/bare_redirect "127.0.0.1:$bare_port" & pids+=($!)
+hop_port=$(free_port)
+HOP_LOG=warn taskset -c 0 target/release/hop serve --listen "127.0.0.1:$hop_port" \
+  --database-url "sqlite://$work/hop.db" --public-url http://hop.bench & pids+=($!)
+wait_http "http://127.0.0.1:$hop_port/healthz"
+wait_http "http://127.0.0.1:$bare_port/"
+KEY=$(target/release/hop keys create --name bench --admin --database-url "sqlite://$work/hop.db" 2>/dev/null)
+curl -sf -o /dev/null "http://127.0.0.1:$hop_port/api/v1/links" -H "authorization: Bearer $KEY" \
+  -H 'content-type: application/json' -d '{"url":"https://example.com/","slug":"bench"}'
+curl -s -o /dev/null "http://127.0.0.1:$hop_port/bench"   # warm the cache (1 click)
+
+# wrk prints latency with units; normalise to microseconds.
+to_us() { python3 -c 'import sys,re
+v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1))
+print(round(n*{"us":1,"ms":1e3,"s":1e6}[m.group(2)],1))' "$1"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+requests_to_hop=1
+for run in $(seq "$RUNS"); do
+  for target in bare hop; do
+    if [ "$target" = bare ]; then url="http://127.0.0.1:$bare_port/bench"; else url="http://127.0.0.1:$hop_port/bench"; fi
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(to_us "$(awk '$1=="50%" {print $2}' <<<"$out")")
+    p99=$(to_us "$(awk '$1=="99%" {print $2}' <<<"$out")")
+    done_reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    echo "$rps" >>"$work/$target.rps"; echo "$p50" >>"$work/$target.p50"; echo "$p99" >>"$work/$target.p99"
+    [ "$target" = hop ] && requests_to_hop=$((requests_to_hop + done_reqs))
+    echo "run $run $target: $rps req/s, p50 ${p50} us, p99 ${p99} us" >&2
+  done
+done
+
+echo
+printf '%-28s %12s %10s %10s\n' "redirect (median of $RUNS)" "req/s" "p50 us" "p99 us"
+for target in bare hop; do
+  printf '%-28s %12s %10s %10s\n' "$target" "$(median <"$work/$target.rps")" "$(median <"$work/$target.p50")" "$(median <"$work/$target.p99")"
+done
+python3 -c "print('hop / bare req/s ratio: %.3f' % ($(median <"$work/hop.rps") / $(median <"$work/bare.rps")))"
+
+# Every request wrk completed must be counted (wrk sends no user agent: a bot).
+for _ in $(seq 300); do
+  counted=$(curl -sf "http://127.0.0.1:$hop_port/api/v1/links/bench/stats?include_bots=true" -H "authorization: Bearer $KEY" \
+    | python3 -c 'import sys,json; print(json.load(sys.stdin)["total_clicks"])')
+  [ "$counted" -ge "$requests_to_hop" ] && break
+  sleep 0.2
+done
+dropped=$(curl -sf "http://127.0.0.1:$hop_port/metrics" | awk '$1=="hop_clicks_dropped_total" {print $2}')
+echo "clicks counted by hop: $counted of $requests_to_hop answered (dropped: ${dropped:-0})"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+pids=()
+
+echo
+target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
+echo
+target/release/examples/bench_stats "$STATS_DB" "$STATS_CLICKS"
