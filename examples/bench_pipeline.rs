@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         hop::clicks::geo::GeoDb::open(&paths).expect("geoip db opens")
     });
     let (queue, rx) = ClickQueue::new(n);
-    let (live, _) = tokio::sync::broadcast::channel(16);
+    let live = std::sync::Arc::new(hop::clicks::LiveFeed::new(16));
     let writer = BatchWriter {
         store: store.clone(),
         enricher: Arc::new(Enricher::new(geo)),

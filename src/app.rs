@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::LocalCache;
 use crate::clicks::geo::GeoDb;
-use crate::clicks::{BatchWriter, ClickQueue, Enricher};
+use crate::clicks::{BatchWriter, ClickQueue, Enricher, LiveFeed};
 use crate::config::ServeConfig;
+use crate::session::StoredSessions;
 use crate::state::{AppState, RedirectMetrics, StateInner};
 use crate::store::StoreConfig;
 
@@ -45,7 +45,7 @@ impl Application {
             Some(db)
         };
         let (queue, rx) = ClickQueue::new(config.click_queue_capacity);
-        let (live, _) = broadcast::channel(4096);
+        let live = Arc::new(LiveFeed::new(4096));
         let writer = BatchWriter {
             store: store.clone(),
             enricher: Arc::new(Enricher::new(geo)),
@@ -62,6 +62,10 @@ impl Application {
             .host_str()
             .map(|h| vec![h.to_owned()])
             .unwrap_or_default();
+        let sessions = Arc::new(StoredSessions::new(
+            store.clone(),
+            Duration::from_secs(config.session_idle_hours.max(1) * 3600),
+        ));
         let state = AppState::new(StateInner {
             store,
             cache: Arc::new(LocalCache::new(
@@ -71,6 +75,9 @@ impl Application {
             )),
             clicks: Arc::new(queue),
             live,
+            sessions,
+            secure_cookies: config.public_url.scheme() == "https",
+            shutdown: CancellationToken::new(),
             public_base,
             own_hosts,
             trusted_proxies: config.trusted_proxies.clone(),
@@ -116,21 +123,33 @@ impl Application {
             writer,
             stop_writer,
         } = self;
-        let upkeep_handle = state.prometheus.clone();
+        let upkeep_state = state.clone();
         let upkeep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
+            for n in 0u64.. {
                 tick.tick().await;
-                upkeep_handle.run_upkeep();
+                upkeep_state.prometheus.run_upkeep();
+                // Hourly: forget expired sessions.
+                if n % 720 == 0 {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    if let Err(e) = upkeep_state.store.purge_sessions(now).await {
+                        tracing::warn!(error = %e, "purging expired sessions failed");
+                    }
+                }
             }
         });
+        let stop_streams = state.shutdown.clone();
         let app = crate::http::router(state);
         tracing::info!(addr = %listener.local_addr()?, "hop listening");
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Live streams never end by themselves.
+            stop_streams.cancel();
+        })
         .await?;
         upkeep.abort();
         tracing::info!("http server stopped; draining clicks");

@@ -103,6 +103,9 @@ pub struct ServeConfig {
     /// Region recorded with every click this node serves.
     #[arg(long, env = "HOP_REGION", default_value = "local")]
     pub region: String,
+    /// Hours a web UI session lasts without use.
+    #[arg(long, env = "HOP_SESSION_IDLE_HOURS", default_value_t = 12)]
+    pub session_idle_hours: u64,
 }
 
 impl ServeConfig {

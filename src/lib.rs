@@ -9,8 +9,9 @@
 //! - [`clicks`]: the click pipeline: sink (hand-off from the redirect),
 //!   enrichment (user agent, geo, visitor hash) and the batch writer.
 //! - [`cache`]: the in-process link cache in front of the store.
-//! - [`auth`]: API keys and per-link secrets.
-//! - [`http`]: the axum router: redirect, `/api/v1`, ops endpoints.
+//! - [`auth`]: API keys and per-link secrets; [`session`]: web UI sessions.
+//! - [`http`]: the axum router: redirect, `/api/v1`, live streams, the web
+//!   UI (templates and embedded assets), ops endpoints.
 //! - [`app`]: wiring: `Application::build(config)` and graceful shutdown.
 //! - [`config`] and [`cli`]: flags, env vars and the client subcommands.
 
@@ -23,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod session;
 pub mod state;
 pub mod stats;
 pub mod store;

@@ -17,6 +17,7 @@ pub mod names {
     pub const CLICKS_DROPPED: &str = "hop_clicks_dropped_total";
     pub const CLICKS_LOST: &str = "hop_clicks_lost_total";
     pub const STORE_DURATION: &str = "hop_store_duration_seconds";
+    pub const LIVE_STREAMS: &str = "hop_live_streams";
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -77,6 +78,7 @@ fn describe() {
         names::CLICKS_LOST,
         "Clicks that could not be stored before shutdown"
     );
+    describe_gauge!(names::LIVE_STREAMS, "Open live (SSE) dashboard streams");
     describe_histogram!(
         names::STORE_DURATION,
         Unit::Seconds,

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CachedLink, LinkCache};
-use crate::clicks::ClickSink;
-use crate::domain::{EnrichedClick, Link, Slug};
+use crate::clicks::{ClickSink, LiveFeed};
+use crate::domain::{Link, Slug};
 use crate::metrics::names;
+use crate::session::SessionStore;
 use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
@@ -25,7 +26,14 @@ pub struct StateInner {
     /// Where the redirect hands clicks over without waiting.
     pub clicks: Arc<dyn ClickSink>,
     /// Stored, enriched clicks, for live dashboards.
-    pub live: broadcast::Sender<Arc<EnrichedClick>>,
+    pub live: Arc<LiveFeed>,
+    /// Browser sessions of the web UI.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Whether cookies are marked `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    /// Fires when the server begins shutting down, so endless responses
+    /// (live streams) end and graceful shutdown is not held up by them.
+    pub shutdown: CancellationToken,
     /// Base of every short URL, without trailing slash.
     pub public_base: String,
     /// Hosts that are hop itself: refused as targets (loops).

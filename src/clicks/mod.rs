@@ -2,10 +2,12 @@
 
 pub mod enrich;
 pub mod geo;
+pub mod live;
 pub mod sink;
 pub mod user_agent;
 pub mod writer;
 
 pub use enrich::Enricher;
+pub use live::{LiveClick, LiveFeed};
 pub use sink::{ClickQueue, ClickSink};
 pub use writer::BatchWriter;

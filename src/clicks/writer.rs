@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::enrich::Enricher;
+use super::live::LiveFeed;
 use crate::domain::{ClickEvent, EnrichedClick};
 use crate::metrics::names;
 use crate::store::{ClickStore, StoreError};
@@ -24,7 +25,7 @@ pub struct BatchWriter {
     pub batch_size: usize,
     pub max_wait: Duration,
     /// Stored clicks are published here for live dashboards.
-    pub live: broadcast::Sender<Arc<EnrichedClick>>,
+    pub live: Arc<LiveFeed>,
 }
 
 impl BatchWriter {
@@ -37,11 +38,7 @@ impl BatchWriter {
             .record(started.elapsed().as_secs_f64());
         let stored = stored?;
         metrics::counter!(names::CLICKS_STORED).increment(stored);
-        if self.live.receiver_count() > 0 {
-            for click in enriched {
-                let _ = self.live.send(Arc::new(click));
-            }
-        }
+        self.live.publish(enriched);
         Ok(stored)
     }
 

@@ -7,13 +7,11 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::Token;
 
 /// JSON body; bad JSON, wrong types, wrong content type and oversized
 /// bodies all get the error envelope.
@@ -114,30 +112,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .or(hops.first())
         .copied()
         .unwrap_or(peer)
-}
-
-/// The bearer token of a request, if any. A malformed header is an error,
-/// not anonymity.
-pub struct Credentials(pub Option<Token>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Credentials {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Ok(Credentials(None));
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::invalid_credentials())?;
-        let (scheme, token) = value
-            .split_once(' ')
-            .ok_or_else(ApiError::invalid_credentials)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(ApiError::invalid_credentials());
-        }
-        Ok(Credentials(Some(Token::new(token.trim()))))
-    }
 }
 
 #[cfg(test)]

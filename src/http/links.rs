@@ -12,21 +12,22 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::access;
+use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppJson, AppQuery, Credentials};
+use super::extract::{AppJson, AppQuery};
 use crate::auth::{LINK_SECRET_PREFIX, Token};
 use crate::domain::{
     Link, LinkId, RedirectStatus, Slug, TargetUrl, parse_expiry, parse_max_clicks, parse_tags,
     parse_title,
 };
 use crate::state::AppState;
-use crate::store::{Conflict, LinkQuery};
+use crate::store::{ApiKey, Conflict, LinkQuery};
 
 /// Attempts at a free random slug before giving up (each is a conditional
 /// insert; at 64^7 slugs, needing more than one is already rare).
 const RANDOM_SLUG_ATTEMPTS: usize = 8;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
     /// The long URL (http or https).
@@ -51,7 +52,7 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 /// Fields to change; absent fields stay, `null` clears an optional field.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLink {
     pub url: Option<String>,
@@ -96,7 +97,7 @@ pub struct LinkPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1–200 (default 50).
@@ -126,7 +127,7 @@ pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
     }
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
@@ -145,7 +146,7 @@ fn parse_status(code: Option<u16>) -> Result<RedirectStatus, ApiError> {
     }
 }
 
-async fn clicks_of(state: &AppState, link: &Link) -> Result<u64, ApiError> {
+pub async fn clicks_of(state: &AppState, link: &Link) -> Result<u64, ApiError> {
     Ok(state
         .store
         .click_totals(&[link.id], false)
@@ -166,10 +167,25 @@ async fn clicks_of(state: &AppState, link: &Link) -> Result<u64, ApiError> {
     security((), ("api_key" = [])))]
 pub async fn create_link(
     State(state): State<AppState>,
-    Credentials(token): Credentials,
+    caller: Caller,
     AppJson(req): AppJson<CreateLink>,
 ) -> Result<Response, ApiError> {
-    let owner = access::creator(&state, token.as_ref()).await?;
+    let owner = access::creator(&state, &caller).await?;
+    let (link, secret) = create(&state, owner.as_ref(), req).await?;
+    let mut out = body(&state, &link, 0);
+    out.secret = secret.map(|s| s.expose().to_owned());
+    let location = format!("/api/v1/links/{}", link.slug);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(out)).into_response())
+}
+
+/// Creates a link for `owner` (anonymous when `None`, which also mints the
+/// link's secret). Shared by the API and the web UI, so both apply the same
+/// rules and answer the same codes.
+pub async fn create(
+    state: &AppState,
+    owner: Option<&ApiKey>,
+    req: CreateLink,
+) -> Result<(Link, Option<Token>), ApiError> {
     let now = Utc::now();
     let target = TargetUrl::parse(&req.url, &state.own_hosts)?;
     let custom = req.slug.as_deref().map(Slug::parse).transpose()?;
@@ -189,7 +205,7 @@ pub async fn create_link(
         max_clicks: parse_max_clicks(req.max_clicks)?,
         redirect_status: parse_status(req.redirect_status)?,
         disabled: false,
-        owner: owner.as_ref().map(|k| k.id),
+        owner: owner.map(|k| k.id),
         secret_hash: secret.as_ref().map(Token::hash),
     };
     let mut attempt = 0;
@@ -218,10 +234,7 @@ pub async fn create_link(
     // A recent 404 for this slug may be cached as "missing".
     state.cache.invalidate(link.slug.as_str());
     tracing::info!(link.slug = %link.slug, anonymous = owner.is_none(), "link created");
-    let mut out = body(&state, &link, 0);
-    out.secret = secret.map(|s| s.expose().to_owned());
-    let location = format!("/api/v1/links/{}", link.slug);
-    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(out)).into_response())
+    Ok((link, secret))
 }
 
 #[utoipa::path(get, path = "/api/v1/links", tag = "links", params(ListParams),
@@ -233,10 +246,19 @@ pub async fn create_link(
     security(("api_key" = [])))]
 pub async fn list_links(
     State(state): State<AppState>,
-    Credentials(token): Credentials,
+    caller: Caller,
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<Json<LinkPage>, ApiError> {
-    let key = access::api_key(&state, token.as_ref()).await?;
+    let key = access::api_key(&state, &caller).await?;
+    Ok(Json(list(&state, &key, params).await?))
+}
+
+/// One page of the links `key` may see, newest first, with click totals.
+pub async fn list(
+    state: &AppState,
+    key: &ApiKey,
+    params: ListParams,
+) -> Result<LinkPage, ApiError> {
     let limit = match params.limit.as_deref() {
         None => 50,
         Some(s) => s
@@ -248,6 +270,7 @@ pub async fn list_links(
     let before = params
         .cursor
         .as_deref()
+        .filter(|c| !c.is_empty())
         .map(|c| c.parse::<i64>().map(LinkId))
         .transpose()
         .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
@@ -269,9 +292,9 @@ pub async fn list_links(
     let totals: HashMap<LinkId, u64> = state.store.click_totals(&ids, false).await?;
     let links = links
         .iter()
-        .map(|l| body(&state, l, totals.get(&l.id).copied().unwrap_or(0)))
+        .map(|l| body(state, l, totals.get(&l.id).copied().unwrap_or(0)))
         .collect();
-    Ok(Json(LinkPage { links, next_cursor }))
+    Ok(LinkPage { links, next_cursor })
 }
 
 #[utoipa::path(get, path = "/api/v1/links/{slug}", tag = "links",
@@ -284,10 +307,10 @@ pub async fn list_links(
     security(("api_key" = []), ("link_secret" = [])))]
 pub async fn get_link(
     State(state): State<AppState>,
-    Credentials(token): Credentials,
+    caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<Json<LinkBody>, ApiError> {
-    let link = access::link(&state, token.as_ref(), &slug).await?;
+    let link = access::link(&state, &caller, &slug).await?;
     let clicks = clicks_of(&state, &link).await?;
     Ok(Json(body(&state, &link, clicks)))
 }
@@ -303,11 +326,19 @@ pub async fn get_link(
     security(("api_key" = []), ("link_secret" = [])))]
 pub async fn update_link(
     State(state): State<AppState>,
-    Credentials(token): Credentials,
+    caller: Caller,
     Path(slug): Path<String>,
     AppJson(req): AppJson<UpdateLink>,
 ) -> Result<Json<LinkBody>, ApiError> {
-    let mut link = access::link(&state, token.as_ref(), &slug).await?;
+    let link = access::link(&state, &caller, &slug).await?;
+    let link = update(&state, link, req).await?;
+    let clicks = clicks_of(&state, &link).await?;
+    Ok(Json(body(&state, &link, clicks)))
+}
+
+/// Applies an edit and drops the cached link, so the next redirect on this
+/// node sees it.
+pub async fn update(state: &AppState, mut link: Link, req: UpdateLink) -> Result<Link, ApiError> {
     let now = Utc::now();
     if let Some(url) = &req.url {
         link.target = TargetUrl::parse(url, &state.own_hosts)?;
@@ -337,8 +368,7 @@ pub async fn update_link(
     }
     state.cache.invalidate(link.slug.as_str());
     tracing::info!(link.slug = %link.slug, "link updated");
-    let clicks = clicks_of(&state, &link).await?;
-    Ok(Json(body(&state, &link, clicks)))
+    Ok(link)
 }
 
 #[utoipa::path(delete, path = "/api/v1/links/{slug}", tag = "links",
@@ -351,12 +381,18 @@ pub async fn update_link(
     security(("api_key" = []), ("link_secret" = [])))]
 pub async fn delete_link(
     State(state): State<AppState>,
-    Credentials(token): Credentials,
+    caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let link = access::link(&state, token.as_ref(), &slug).await?;
+    let link = access::link(&state, &caller, &slug).await?;
+    delete(&state, &link).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a link with its clicks and drops it from the cache.
+pub async fn delete(state: &AppState, link: &Link) -> Result<(), ApiError> {
     state.store.delete_link(&link.slug).await?;
     state.cache.invalidate(link.slug.as_str());
     tracing::info!(link.slug = %link.slug, "link deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

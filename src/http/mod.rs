@@ -2,20 +2,25 @@
 //! answers is listed in [`router`].
 
 pub mod access;
+pub mod assets;
 pub mod error;
 pub mod extract;
 pub mod links;
+pub mod live;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod qr;
 pub mod redirect;
 pub mod stats;
+pub mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::middleware;
 use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -37,6 +42,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/links/{slug}/stats", get(stats::link_stats_handler))
         .route("/links/{slug}/clicks.csv", get(stats::export_clicks))
+        .route("/links/{slug}/live", get(live::live_clicks))
+        .route("/links/{slug}/qr.svg", get(qr::link_qr_svg))
+        .route("/links/{slug}/qr.png", get(qr::link_qr_png))
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
@@ -46,14 +54,30 @@ pub fn router(state: AppState) -> Router {
                 "this method is not allowed here",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(CatchPanicLayer::custom(|e| pages::panic_response(true, e)));
+
+    let web = Router::new()
+        .route("/", get(ui::home).post(ui::shorten))
+        .route("/login", get(ui::login_page).post(ui::login))
+        .route("/logout", axum::routing::post(ui::logout))
+        .route("/links", get(ui::list_page))
+        .route("/links/{slug}", get(ui::dashboard))
+        .route("/links/{slug}/edit", get(ui::edit_page).post(ui::edit))
+        .route(
+            "/links/{slug}/delete",
+            get(ui::delete_page).post(ui::delete),
+        )
+        .route("/static/{file}", get(assets::serve_asset))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(CatchPanicLayer::custom(|e| pages::panic_response(false, e)));
 
     let managed = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/", get(pages::home))
+        .merge(web)
         .layer(middleware::from_fn(ops::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req

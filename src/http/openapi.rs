@@ -5,6 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::links::{self, CreateLink, LinkBody, LinkPage, UpdateLink};
+use super::live::{self, LiveClickBody, LiveTotals};
+use super::qr;
 use super::stats::{self, Bucket, Entry, StatsBody};
 
 #[derive(OpenApi)]
@@ -13,8 +15,9 @@ use super::stats::{self, Bucket, Entry, StatsBody};
     paths(
         links::create_link, links::list_links, links::get_link, links::update_link,
         links::delete_link, stats::link_stats_handler, stats::export_clicks,
+        live::live_clicks, qr::link_qr_svg, qr::link_qr_png,
     ),
-    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ErrorBody, ErrorDetail)),
     modifiers(&Security),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics")),

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::access;
+use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppQuery, Credentials};
+use super::extract::AppQuery;
 use crate::domain::{Dimension, EnrichedClick, Link};
 use crate::state::AppState;
 use crate::stats::{Bucketer, Interval, MAX_BUCKETS, StatsQuery, link_stats};
@@ -66,7 +67,7 @@ pub struct StatsBody {
     pub top: BTreeMap<String, Vec<Entry>>,
 }
 
-fn dimension_key(d: Dimension) -> &'static str {
+pub fn dimension_key(d: Dimension) -> &'static str {
     match d {
         Dimension::Country => "countries",
         Dimension::City => "cities",
@@ -169,11 +170,11 @@ fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
     security(("api_key" = []), ("link_secret" = [])))]
 pub async fn link_stats_handler(
     State(state): State<AppState>,
-    Credentials(token): Credentials,
+    caller: Caller,
     Path(slug): Path<String>,
     AppQuery(params): AppQuery<StatsParams>,
 ) -> Result<Json<StatsBody>, ApiError> {
-    let link = access::link(&state, token.as_ref(), &slug).await?;
+    let link = access::link(&state, &caller, &slug).await?;
     let q = parse_query(&link, &params)?;
     let started = std::time::Instant::now();
     let stats = link_stats(state.store.as_ref(), link.id, &q).await?;
@@ -272,11 +273,11 @@ fn csv_rows(clicks: &[EnrichedClick], header: bool) -> Vec<u8> {
     security(("api_key" = []), ("link_secret" = [])))]
 pub async fn export_clicks(
     State(state): State<AppState>,
-    Credentials(token): Credentials,
+    caller: Caller,
     Path(slug): Path<String>,
     AppQuery(params): AppQuery<StatsParams>,
 ) -> Result<Response, ApiError> {
-    let link = access::link(&state, token.as_ref(), &slug).await?;
+    let link = access::link(&state, &caller, &slug).await?;
     let range = parse_range(&link, &params)?;
     let bots = parse_bool("include_bots", params.include_bots.as_deref())?;
     // The first page is read before answering, so a store failure is a

@@ -25,7 +25,7 @@ macro_rules! store_conformance {
             list_newest_first_with_filters, list_text_filter_is_literal, update_link,
             delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
             clicks_of_unknown_links_are_skipped, rollups_agree_with_raw, bots_are_separable,
-            export_pages_in_order);
+            export_pages_in_order, sessions_expire_and_are_replaced);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -614,4 +614,28 @@ pub async fn export_pages_in_order(store: &dyn Store) {
         got, want,
         "exported clicks are the stored ones, field for field"
     );
+}
+
+pub async fn sessions_expire_and_are_replaced(store: &dyn Store) {
+    let (a, b) = ([7u8; 32], [8u8; 32]);
+    assert_eq!(store.load_session(&a, 1_000).await.unwrap(), None);
+    store.save_session(&a, "{\"x\":1}", 2_000).await.unwrap();
+    store.save_session(&b, "{}", 5_000).await.unwrap();
+    assert_eq!(
+        store.load_session(&a, 1_000).await.unwrap(),
+        Some(("{\"x\":1}".to_owned(), 2_000))
+    );
+    // Expired at its expiry time.
+    assert_eq!(store.load_session(&a, 2_000).await.unwrap(), None);
+    // Saving again replaces data and expiry.
+    store.save_session(&a, "{\"x\":2}", 9_000).await.unwrap();
+    assert_eq!(
+        store.load_session(&a, 3_000).await.unwrap(),
+        Some(("{\"x\":2}".to_owned(), 9_000))
+    );
+    assert_eq!(store.purge_sessions(6_000).await.unwrap(), 1, "b expired");
+    assert!(store.load_session(&b, 0).await.unwrap().is_none());
+    store.remove_session(&a).await.unwrap();
+    assert!(store.load_session(&a, 0).await.unwrap().is_none());
+    store.remove_session(&a).await.unwrap();
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore,
-    Resolution, StoreError, TimeRange, rollup_keys,
+    Resolution, SessionRecords, StoreError, TimeRange, rollup_keys,
 };
 use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
 
@@ -29,6 +29,7 @@ struct Inner {
     keys: Vec<ApiKey>,
     event_ids: HashSet<Uuid>,
     clicks: HashMap<LinkId, Vec<EnrichedClick>>,
+    sessions: HashMap<[u8; 32], (String, i64)>,
 }
 
 impl Inner {
@@ -204,6 +205,48 @@ impl KeyStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+#[async_trait]
+impl SessionRecords for MemoryStore {
+    async fn load_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .sessions
+            .get(id_hash)
+            .filter(|(_, exp)| *exp > now)
+            .cloned())
+    }
+
+    async fn save_session(
+        &self,
+        id_hash: &[u8; 32],
+        data: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .sessions
+            .insert(*id_hash, (data.to_owned(), expires_at));
+        Ok(())
+    }
+
+    async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.inner.lock().sessions.remove(id_hash);
+        Ok(())
+    }
+
+    async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, (_, exp)| *exp > now);
+        Ok((before - inner.sessions.len()) as u64)
     }
 }
 

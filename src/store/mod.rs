@@ -208,9 +208,31 @@ pub trait ClickStore: Send + Sync {
     ) -> Result<Vec<EnrichedClick>, StoreError>;
 }
 
+/// Web UI sessions (see [`crate::session`]): opaque data under the hash of
+/// the session id, with an expiry time (ms).
+#[async_trait]
+pub trait SessionRecords: Send + Sync {
+    /// The session's data and expiry, unless it expired before `now`.
+    async fn load_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<(String, i64)>, StoreError>;
+    /// Creates or replaces a session.
+    async fn save_session(
+        &self,
+        id_hash: &[u8; 32],
+        data: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError>;
+    /// Deletes sessions that expired before `now`; returns how many.
+    async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError>;
+}
+
 /// Everything a node needs from its backend.
-pub trait Store: LinkStore + KeyStore + ClickStore {}
-impl<T: LinkStore + KeyStore + ClickStore> Store for T {}
+pub trait Store: LinkStore + KeyStore + ClickStore + SessionRecords {}
+impl<T: LinkStore + KeyStore + ClickStore + SessionRecords> Store for T {}
 
 /// Backend selection, parsed once from `--database-url`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore,
-    Resolution, StoreError, TimeRange, rollup_keys,
+    Resolution, SessionRecords, StoreError, TimeRange, rollup_keys,
 };
 use crate::domain::{
     DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
@@ -363,6 +363,57 @@ impl KeyStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl SessionRecords for SqliteStore {
+    async fn load_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT data, expires_at FROM sessions WHERE id_hash = ? AND expires_at > ?",
+        )
+        .bind(id_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&self.readers)
+        .await?)
+    }
+
+    async fn save_session(
+        &self,
+        id_hash: &[u8; 32],
+        data: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, data, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT (id_hash) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+        )
+        .bind(id_hash.as_slice())
+        .bind(data)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash.as_slice())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+}
+
 /// One batch's rollup increments, summed in memory before they are written.
 #[derive(Default)]
 struct BatchRollup {
@@ -404,6 +455,96 @@ impl BatchRollup {
     }
 }
 
+/// Inserts raw clicks, skipping ones already stored; returns how many rows
+/// were inserted. No rows come back (each returned row would cost a
+/// round trip to the connection's thread).
+async fn insert_clicks(
+    conn: &mut sqlx::SqliteConnection,
+    clicks: &[&EnrichedClick],
+) -> Result<u64, StoreError> {
+    if clicks.is_empty() {
+        return Ok(0);
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO clicks (link_id, at, event_id, bot, country, city, browser, os, device,
+             referrer_host, utm_source, utm_medium, utm_campaign, visitor, region) ",
+    );
+    qb.push_values(clicks, |mut b, c| {
+        b.push_bind(c.link_id.0)
+            .push_bind(c.at)
+            .push_bind(c.event_id.as_bytes().to_vec())
+            .push_bind(c.bot)
+            .push_bind(c.country.clone())
+            .push_bind(c.city.clone())
+            .push_bind(c.browser.clone())
+            .push_bind(c.os.clone())
+            .push_bind(c.device.as_str())
+            .push_bind(c.referrer_host.clone())
+            .push_bind(c.utm.source.clone())
+            .push_bind(c.utm.medium.clone())
+            .push_bind(c.utm.campaign.clone())
+            .push_bind(c.visitor)
+            .push_bind(c.region.clone());
+    });
+    qb.push(" ON CONFLICT DO NOTHING");
+    Ok(qb.build().execute(&mut *conn).await?.rows_affected())
+}
+
+/// Which of these clicks are stored already.
+async fn stored_event_ids(
+    conn: &mut sqlx::SqliteConnection,
+    clicks: &[&EnrichedClick],
+) -> Result<HashSet<Uuid>, StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT event_id FROM clicks WHERE (link_id, at, event_id) IN (VALUES ",
+    );
+    let mut sep = qb.separated(", ");
+    for c in clicks {
+        sep.push("(")
+            .push_bind_unseparated(c.link_id.0)
+            .push_unseparated(", ")
+            .push_bind_unseparated(c.at)
+            .push_unseparated(", ")
+            .push_bind_unseparated(c.event_id.as_bytes().to_vec())
+            .push_unseparated(")");
+    }
+    qb.push(")");
+    let ids: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+    ids.into_iter()
+        .map(|b| Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+fn dim_counts(rows: Vec<(i64, String, i64)>) -> Result<Vec<DimCount>, StoreError> {
+    rows.into_iter()
+        .map(|(dim, value, clicks)| {
+            Ok(DimCount {
+                dim: Dimension::from_code(dim)
+                    .ok_or_else(|| StoreError::Corrupt(format!("dimension {dim}")))?,
+                value,
+                clicks: clicks as u64,
+            })
+        })
+        .collect()
+}
+
+/// Raw clicks per breakdown value, counted in SQL so that only one row per
+/// value comes back. Mirrors [`Dimension::value_of`]; the conformance suite
+/// checks that raw and rollup answers agree.
+const RAW_DIMENSIONS: &str = "
+    WITH c AS (SELECT * FROM clicks WHERE link_id = ?1 AND at >= ?2 AND at < ?3 AND bot <= ?4)
+    SELECT 1, COALESCE(country, 'unknown'), COUNT(*) FROM c GROUP BY 2
+    UNION ALL SELECT 2, CASE WHEN city IS NULL THEN 'unknown'
+                             WHEN country IS NULL THEN city
+                             ELSE city || ', ' || country END, COUNT(*) FROM c GROUP BY 2
+    UNION ALL SELECT 3, COALESCE(referrer_host, 'direct'), COUNT(*) FROM c GROUP BY 2
+    UNION ALL SELECT 4, browser, COUNT(*) FROM c GROUP BY 2
+    UNION ALL SELECT 5, os, COUNT(*) FROM c GROUP BY 2
+    UNION ALL SELECT 6, device, COUNT(*) FROM c GROUP BY 2
+    UNION ALL SELECT 7, utm_source, COUNT(*) FROM c WHERE utm_source IS NOT NULL GROUP BY 2
+    UNION ALL SELECT 8, utm_medium, COUNT(*) FROM c WHERE utm_medium IS NOT NULL GROUP BY 2
+    UNION ALL SELECT 9, utm_campaign, COUNT(*) FROM c WHERE utm_campaign IS NOT NULL GROUP BY 2";
+
 #[async_trait]
 impl ClickStore for SqliteStore {
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
@@ -432,35 +573,29 @@ impl ClickStore for SqliteStore {
             .filter(|c| live.contains(&c.link_id.0))
             .collect();
         for chunk in candidates.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO clicks (event_id, link_id, at, bot, country, city, browser, os, device,
-                     referrer_host, utm_source, utm_medium, utm_campaign, visitor, region) ",
-            );
-            qb.push_values(chunk, |mut b, c| {
-                b.push_bind(c.event_id.as_bytes().to_vec())
-                    .push_bind(c.link_id.0)
-                    .push_bind(c.at)
-                    .push_bind(c.bot)
-                    .push_bind(c.country.clone())
-                    .push_bind(c.city.clone())
-                    .push_bind(c.browser.clone())
-                    .push_bind(c.os.clone())
-                    .push_bind(c.device.as_str())
-                    .push_bind(c.referrer_host.clone())
-                    .push_bind(c.utm.source.clone())
-                    .push_bind(c.utm.medium.clone())
-                    .push_bind(c.utm.campaign.clone())
-                    .push_bind(c.visitor)
-                    .push_bind(c.region.clone());
-            });
-            qb.push(" ON CONFLICT DO NOTHING RETURNING event_id");
-            let inserted: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-            let inserted: HashSet<Vec<u8>> = inserted.into_iter().collect();
-            for c in chunk {
-                if inserted.contains(c.event_id.as_bytes().as_slice()) {
-                    rollup.add(c);
-                    new += 1;
-                }
+            // Replays are rare: insert the whole chunk, and only when some
+            // rows were already there, undo and find out which.
+            sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
+            let n = insert_clicks(&mut tx, chunk).await?;
+            let fresh: Vec<&EnrichedClick> = if n == chunk.len() as u64 {
+                sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
+                chunk.to_vec()
+            } else {
+                sqlx::query("ROLLBACK TO chunk; RELEASE chunk")
+                    .execute(&mut *tx)
+                    .await?;
+                let stored = stored_event_ids(&mut tx, chunk).await?;
+                let fresh: Vec<&EnrichedClick> = chunk
+                    .iter()
+                    .copied()
+                    .filter(|c| !stored.contains(&c.event_id))
+                    .collect();
+                insert_clicks(&mut tx, &fresh).await?;
+                fresh
+            };
+            for c in fresh {
+                rollup.add(c);
+                new += 1;
             }
         }
 
@@ -639,26 +774,14 @@ impl ClickStore for SqliteStore {
     ) -> Result<Vec<DimCount>, StoreError> {
         match res {
             Resolution::Raw => {
-                let rows = sqlx::query(
-                    "SELECT * FROM clicks WHERE link_id = ? AND at >= ? AND at < ? AND bot <= ?",
-                )
-                .bind(link.0)
-                .bind(range.from)
-                .bind(range.to)
-                .bind(max_bot(include_bots))
-                .fetch_all(&self.readers)
-                .await?;
-                let mut out: HashMap<(Dimension, String), u64> = HashMap::new();
-                for row in &rows {
-                    let click = Self::click_from_row(row)?;
-                    for key in rollup_keys(&click) {
-                        *out.entry(key).or_default() += 1;
-                    }
-                }
-                Ok(out
-                    .into_iter()
-                    .map(|((dim, value), clicks)| DimCount { dim, value, clicks })
-                    .collect())
+                let rows: Vec<(i64, String, i64)> = sqlx::query_as(RAW_DIMENSIONS)
+                    .bind(link.0)
+                    .bind(range.from)
+                    .bind(range.to)
+                    .bind(max_bot(include_bots))
+                    .fetch_all(&self.readers)
+                    .await?;
+                dim_counts(rows)
             }
             Resolution::Hour | Resolution::Day | Resolution::Week => {
                 let rows: Vec<(i64, String, i64)> = sqlx::query_as(
@@ -673,16 +796,7 @@ impl ClickStore for SqliteStore {
                 .bind(max_bot(include_bots))
                 .fetch_all(&self.readers)
                 .await?;
-                rows.into_iter()
-                    .map(|(dim, value, clicks)| {
-                        Ok(DimCount {
-                            dim: Dimension::from_code(dim)
-                                .ok_or_else(|| StoreError::Corrupt(format!("dimension {dim}")))?,
-                            value,
-                            clicks: clicks as u64,
-                        })
-                    })
-                    .collect()
+                dim_counts(rows)
             }
             _ => Err(StoreError::Unsupported("dimensions at this resolution")),
         }

@@ -1,0 +1,200 @@
+//! `GET /api/v1/links/{slug}/live`: a server-sent events stream of the link's
+//! clicks as they are stored, and of its running totals.
+//!
+//! Events, in order:
+//! - `totals` first (and after clicks, at most every 250 ms): all-time
+//!   `clicks` (humans) and `clicks_with_bots`, read from the store, so they
+//!   are exact whatever the client missed;
+//! - `resync` when the client reconnects (it sent `Last-Event-ID`) or fell
+//!   behind: clicks may have been missed, re-read the stats;
+//! - `click` per stored click, with the node's increasing sequence number as
+//!   the event id.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::DateTime;
+use futures::Stream;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use utoipa::ToSchema;
+
+use super::access::{self, Caller};
+use super::error::{ApiError, ErrorBody};
+use super::stats::dimension_key;
+use crate::clicks::LiveClick;
+use crate::domain::{Dimension, LinkId};
+use crate::metrics::names;
+use crate::state::AppState;
+
+/// Shortest gap between two `totals` events of one stream.
+const TOTALS_EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveTotals {
+    /// All-time human clicks.
+    pub clicks: u64,
+    /// All-time clicks including bots.
+    pub clicks_with_bots: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveClickBody {
+    pub seq: u64,
+    /// RFC 3339, milliseconds.
+    pub at: String,
+    pub bot: bool,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub browser: String,
+    pub os: String,
+    pub device: String,
+    pub referrer: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub region: String,
+    /// The breakdown value this click adds to, per breakdown of the stats
+    /// answer (`countries`, `cities`, …): the same keys the stats use.
+    pub breakdown: BTreeMap<String, String>,
+}
+
+impl From<&LiveClick> for LiveClickBody {
+    fn from(l: &LiveClick) -> Self {
+        let c = &l.click;
+        LiveClickBody {
+            seq: l.seq,
+            at: DateTime::from_timestamp_millis(c.at)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            bot: c.bot,
+            country: c.country.clone(),
+            city: c.city.clone(),
+            browser: c.browser.clone(),
+            os: c.os.clone(),
+            device: c.device.as_str().to_owned(),
+            referrer: c.referrer_host.clone(),
+            utm_source: c.utm.source.clone(),
+            utm_medium: c.utm.medium.clone(),
+            utm_campaign: c.utm.campaign.clone(),
+            region: c.region.clone(),
+            breakdown: Dimension::ALL
+                .iter()
+                .filter_map(|d| Some((dimension_key(*d).to_owned(), d.value_of(c)?)))
+                .collect(),
+        }
+    }
+}
+
+async fn totals(state: &AppState, link: LinkId) -> Result<LiveTotals, ApiError> {
+    let humans = state.store.click_totals(&[link], false).await?;
+    let all = state.store.click_totals(&[link], true).await?;
+    Ok(LiveTotals {
+        clicks: humans.get(&link).copied().unwrap_or(0),
+        clicks_with_bots: all.get(&link).copied().unwrap_or(0),
+    })
+}
+
+fn totals_event(t: &LiveTotals) -> Event {
+    Event::default()
+        .event("totals")
+        .json_data(t)
+        .unwrap_or_default()
+}
+
+#[utoipa::path(get, path = "/api/v1/links/{slug}/live", tag = "stats",
+    params(("slug" = String, Path, description = "The link's slug"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Sent by a reconnecting client")),
+    responses(
+        (status = 200, description = "text/event-stream of `totals` (LiveTotals), `click` (LiveClickBody) and `resync` events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn live_clicks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let link = access::link(&state, &caller, &slug).await?;
+    // Subscribe before reading the totals, so no click falls in between.
+    let rx = state.live.subscribe();
+    let first = totals(&state, link.id).await?;
+    let resumed = headers.contains_key("last-event-id");
+    let (tx, out) = mpsc::channel::<Event>(256);
+    tokio::spawn(feed(state.clone(), link.id, rx, tx, first, resumed));
+    let stream = events(out);
+    let mut res = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    // Proxies must not buffer the stream.
+    res.headers_mut()
+        .insert("x-accel-buffering", "no".parse().expect("static"));
+    Ok(res)
+}
+
+fn events(mut rx: mpsc::Receiver<Event>) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok)))
+}
+
+/// Forwards one link's clicks to one client until it goes away or the
+/// server shuts down.
+async fn feed(
+    state: AppState,
+    link: LinkId,
+    mut rx: broadcast::Receiver<std::sync::Arc<LiveClick>>,
+    tx: mpsc::Sender<Event>,
+    first: LiveTotals,
+    resumed: bool,
+) {
+    let gauge = metrics::gauge!(names::LIVE_STREAMS);
+    gauge.increment(1.0);
+    let hello = totals_event(&first).retry(Duration::from_secs(1));
+    let mut ok = tx.send(hello).await.is_ok();
+    if ok && resumed {
+        ok = tx
+            .send(Event::default().event("resync").data("{}"))
+            .await
+            .is_ok();
+    }
+    let mut dirty = false;
+    let mut tick = tokio::time::interval(TOTALS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while ok {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = tx.closed() => break,
+            msg = rx.recv() => match msg {
+                Ok(live) if live.click.link_id == link => {
+                    let event = Event::default()
+                        .event("click")
+                        .id(live.seq.to_string())
+                        .json_data(LiveClickBody::from(live.as_ref()))
+                        .unwrap_or_default();
+                    ok = tx.send(event).await.is_ok();
+                    dirty = true;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    ok = tx.send(Event::default().event("resync").data("{}")).await.is_ok();
+                    dirty = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = tick.tick(), if dirty => {
+                dirty = false;
+                match totals(&state, link).await {
+                    Ok(t) => ok = tx.send(totals_event(&t)).await.is_ok(),
+                    Err(_) => dirty = true,
+                }
+            }
+        }
+    }
+    gauge.decrement(1.0);
+}

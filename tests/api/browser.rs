@@ -1,0 +1,298 @@
+//! The web UI in a real browser: Debian's headless Chromium driven through
+//! chromedriver (WebDriver, via fantoccini). Screenshots of the home, result
+//! and dashboard pages go to `target/artifacts/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{IPHONE, TestApp};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A chromedriver process and a browser session on it; both end on drop.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        // Two TLS backends are linked into the test binary; pick one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(bin).exists(),
+                "{bin} is missing: apt-get install chromium chromium-driver (scripts/test.sh does)"
+            );
+        }
+        let port = free_port();
+        let driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,1000", "--no-first-run", "--disable-extensions"],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match ClientBuilder::rustls()
+                .expect("TLS roots")
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("no browser session: {e}"),
+            }
+        };
+        Browser {
+            client,
+            _driver: driver,
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let el = self.client.find(Locator::Css(css)).await.unwrap();
+        el.clear().await.unwrap();
+        el.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Polls `css`'s text until `want` holds; returns how long it took.
+    async fn wait_text(&self, css: &str, limit: Duration, want: impl Fn(&str) -> bool) -> Duration {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if want(&text) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{css} is {text:?} after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+
+    async fn close(self) {
+        self.client.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shorten_watch_live_and_edit_in_a_real_browser() {
+    let app = TestApp::spawn().await;
+    let b = Browser::start().await;
+
+    // Home page, then a bad URL: the message sits next to the field.
+    b.client.goto(&app.url("/")).await.unwrap();
+    b.screenshot("home.png").await;
+    b.fill("#url", "javascript:alert(1)").await;
+    b.click("form button.primary").await;
+    let error = b.text("#url-error").await;
+    assert!(error.contains("http"), "{error}");
+    assert_eq!(b.count("input#url[aria-invalid=true]").await, 1);
+
+    // A good one, with a custom slug.
+    b.fill("#url", "https://example.com/landing").await;
+    b.click("details summary").await;
+    b.fill("#slug", "inbrowser").await;
+    b.click("form button.primary").await;
+    assert_eq!(b.text("#short-url").await, "http://hop.test/inbrowser");
+    assert_eq!(
+        b.count("button.copy[data-copy='http://hop.test/inbrowser']")
+            .await,
+        1
+    );
+    assert!(
+        b.text("#secret-url")
+            .await
+            .contains("/links/inbrowser?secret=hls_")
+    );
+    b.click("button.copy").await;
+    b.wait_text(".copied", Duration::from_secs(2), |t| !t.is_empty())
+        .await;
+    // The QR image loaded (the session made at creation may fetch it).
+    let loaded = b
+        .client
+        .execute(
+            "const i = document.querySelector('.qr img'); return i.complete && i.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded, json!(true));
+    b.screenshot("result.png").await;
+
+    // The dashboard goes live.
+    b.click("a.button.primary[href='/links/inbrowser']").await;
+    b.wait_text("#live-state", Duration::from_secs(5), |t| t == "live")
+        .await;
+    b.wait_text("#visitors", Duration::from_secs(5), |t| t == "0")
+        .await;
+    assert_eq!(b.text("#total").await, "0");
+
+    // Redirects from another client show up within a second each.
+    for n in 1..=3u32 {
+        let res = app.click_as("/inbrowser", IPHONE, "81.2.69.142").await;
+        assert_eq!(res.status(), StatusCode::FOUND);
+        let took = b
+            .wait_text("#total", Duration::from_secs(1), |t| t == n.to_string())
+            .await;
+        assert!(took < Duration::from_secs(1), "click {n} took {took:?}");
+        assert_eq!(b.count("#feed li").await, n as usize);
+    }
+    let feed = b.text("#feed li").await;
+    assert!(feed.contains("Safari") && feed.contains("iOS"), "{feed}");
+    assert!(feed.contains("GB"), "geo from the real database: {feed}");
+    // The exact re-read brings unique visitors and breakdowns.
+    b.wait_text("#visitors", Duration::from_secs(5), |t| t == "1")
+        .await;
+    b.wait_text("#alltime", Duration::from_secs(5), |t| t == "3")
+        .await;
+    let devices = b.text("#top-devices").await;
+    assert!(
+        devices.contains("mobile") && devices.contains('3'),
+        "{devices}"
+    );
+    let chart_points = b
+        .client
+        .execute(
+            "return document.querySelectorAll('#chart canvas').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chart_points, json!(1), "chart drawn");
+    b.screenshot("dashboard.png").await;
+
+    // Phone width: nothing overflows sideways.
+    b.client.set_window_size(390, 844).await.unwrap();
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, json!(true), "no horizontal scroll on a phone");
+    b.screenshot("dashboard-phone.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
+
+    // Sign in with a key, then edit a link.
+    app.create_slug("editme", "https://example.com/old").await;
+    b.client.goto(&app.url("/login")).await.unwrap();
+    b.fill("#key", &app.admin_key).await;
+    b.click("form button.primary").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
+        .await;
+    assert_eq!(b.count("a[href='/links/editme/edit']").await, 1);
+    b.click("a[href='/links/editme/edit']").await;
+    b.fill("#url", "https://example.com/new").await;
+    b.fill("#tags", "spring, launch").await;
+    b.click("form button.primary").await;
+    b.wait_text(".notice", Duration::from_secs(5), |t| {
+        t.starts_with("Saved")
+    })
+    .await;
+    let res = app.click("/editme").await;
+    assert_eq!(res.headers()["location"], "https://example.com/new");
+    b.screenshot("edit.png").await;
+
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_reconnects_after_a_restart() {
+    let app = TestApp::spawn().await;
+    let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    app.create_slug("comeback", "https://example.com/").await;
+    let b = Browser::start().await;
+    // Sign in (sessions live in the database, so they survive the restart).
+    b.client.goto(&app.url("/login")).await.unwrap();
+    b.fill("#key", &app.admin_key).await;
+    b.click("form button.primary").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
+        .await;
+    b.client.goto(&app.url("/links/comeback")).await.unwrap();
+    b.wait_text("#live-state", Duration::from_secs(5), |t| t == "live")
+        .await;
+    app.click("/comeback").await;
+    b.wait_text("#total", Duration::from_secs(2), |t| t == "1")
+        .await;
+
+    let dir = app.stop().await;
+    b.wait_text("#live-state", Duration::from_secs(5), |t| t != "live")
+        .await;
+    // Clicks while it was away are picked up by the resync.
+    let app = TestApp::spawn_in(dir, |c| c.listen = ([127, 0, 0, 1], port).into()).await;
+    app.click("/comeback").await;
+    b.wait_text("#live-state", Duration::from_secs(10), |t| t == "live")
+        .await;
+    b.wait_text("#total", Duration::from_secs(5), |t| t == "2")
+        .await;
+    // And live updates flow again.
+    app.click("/comeback").await;
+    b.wait_text("#total", Duration::from_secs(1), |t| t == "3")
+        .await;
+    b.close().await;
+}

@@ -1,0 +1,515 @@
+//! The web UI over HTTP, as a browser without JavaScript uses it: forms with
+//! CSRF tokens, field errors, sessions, the secret dashboard URL, edit and
+//! delete, assets and error pages.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+/// A cookie-keeping client that does not follow redirects.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn csrf_of(html: &str) -> String {
+    let start = html
+        .find("name=\"csrf\" value=\"")
+        .expect("page has a CSRF field")
+        + "name=\"csrf\" value=\"".len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+async fn page(client: &reqwest::Client, url: &str) -> (StatusCode, String) {
+    let res = client.get(url).send().await.unwrap();
+    let status = res.status();
+    if status.is_success() {
+        assert_eq!(
+            res.headers()["content-type"].to_str().unwrap(),
+            "text/html; charset=utf-8"
+        );
+    }
+    (status, res.text().await.unwrap())
+}
+
+async fn post(client: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    client.post(url).form(form).send().await.unwrap()
+}
+
+async fn link_count(app: &TestApp) -> usize {
+    let body: Value = app
+        .api(Method::GET, "/api/v1/links", Some(&app.admin_key), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["links"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn shortening_without_javascript_shows_the_link_qr_and_secret_once() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let (status, html) = page(&b, &app.url("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<form method=\"post\" action=\"/\""));
+    let csrf = csrf_of(&html);
+
+    let res = post(
+        &b,
+        &app.url("/"),
+        &[
+            ("csrf", &csrf),
+            ("url", "https://example.com/docs?a=1&b=2"),
+            ("slug", "guide"),
+            ("tz", "UTC"),
+            ("expires_at", ""),
+        ],
+    )
+    .await;
+    let status = res.status();
+    let html = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{html}");
+    assert!(html.contains("http://hop.test/guide"), "short URL shown");
+    assert!(
+        html.contains("data-copy=\"http://hop.test/guide\""),
+        "copy button"
+    );
+    assert!(html.contains("/api/v1/links/guide/qr.svg"), "QR code");
+    assert!(html.contains("qr.png?download=1"), "PNG download");
+    // Escaped once, not twice.
+    assert!(html.contains("https://example.com/docs?a=1&amp;b=2"));
+    let start = html
+        .find("http://hop.test/links/guide?secret=hls_")
+        .expect("secret dashboard URL");
+    let secret_url = &html[start..start + html[start..].find('<').unwrap()];
+    assert!(html.contains("shown <strong>once</strong>"));
+
+    // The redirect works at once.
+    let res = app.click("/guide").await;
+    assert_eq!(
+        res.headers()["location"],
+        "https://example.com/docs?a=1&b=2"
+    );
+
+    // This browser may see the QR code and the dashboard right away.
+    let res = b
+        .get(app.url("/api/v1/links/guide/qr.svg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert!(res.text().await.unwrap().contains("<svg"));
+    let res = b
+        .get(app.url("/api/v1/links/guide/qr.png?download=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(&res.bytes().await.unwrap()[..4], b"\x89PNG");
+    let (status, html) = page(&b, &app.url("/links/guide")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-slug=\"guide\""));
+
+    // Another browser gets in with the secret URL (made local), which is
+    // then dropped from the address bar.
+    let other = browser();
+    let local = secret_url
+        .replace("http://hop.test", &app.base)
+        .replace("&amp;", "&");
+    let res = other.get(&local).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/links/guide");
+    let (status, _) = page(&other, &app.url("/links/guide")).await;
+    assert_eq!(status, StatusCode::OK);
+    let res = other
+        .get(app.url("/api/v1/links/guide/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A wrong secret looks like no link at all.
+    let stranger = browser();
+    let (status, html) = page(&stranger, &app.url("/links/guide?secret=hls_wrong")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Link not found"));
+    // And without any session, the dashboard asks to sign in.
+    let res = stranger.get(app.url("/links/guide")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/login?next=%2Flinks%2Fguide");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_message_next_to_the_field_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let (_, html) = page(&b, &app.url("/")).await;
+    let csrf = csrf_of(&html);
+    // (form fields, status, field with the error, words in the message)
+    type Case<'a> = (&'a [(&'a str, &'a str)], StatusCode, &'a str, &'a str);
+    let cases: [Case; 6] = [
+        (
+            &[("url", "javascript:alert(1)")],
+            StatusCode::BAD_REQUEST,
+            "url",
+            "http",
+        ),
+        (
+            &[("url", "not a url")],
+            StatusCode::BAD_REQUEST,
+            "url",
+            "spaces",
+        ),
+        (
+            &[("url", "http://hop.test/x")],
+            StatusCode::BAD_REQUEST,
+            "url",
+            "shortener",
+        ),
+        (
+            &[("url", "https://example.com/"), ("slug", "api")],
+            StatusCode::BAD_REQUEST,
+            "slug",
+            "reserved",
+        ),
+        (
+            &[("url", "https://example.com/"), ("slug", "a b")],
+            StatusCode::BAD_REQUEST,
+            "slug",
+            "letters",
+        ),
+        (
+            &[
+                ("url", "https://example.com/"),
+                ("expires_at", "2001-01-01T00:00"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "expires_at",
+            "future",
+        ),
+    ];
+    for (fields, status, field, words) in cases {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let res = post(&b, &app.url("/"), &form).await;
+        assert_eq!(res.status(), status, "{fields:?}");
+        let html = res.text().await.unwrap();
+        let error = format!("id=\"{field}-error\" role=\"alert\">");
+        let at = html
+            .find(&error)
+            .unwrap_or_else(|| panic!("no {field} error for {fields:?}"));
+        let message = &html[at + error.len()..at + html[at..].find("</p>").unwrap()];
+        assert!(message.contains(words), "{fields:?}: {message}");
+        assert!(html.contains("aria-invalid=\"true\""));
+        // What the user typed is kept (escaped).
+        assert!(!html.contains("<script>"));
+    }
+    // Taken slug.
+    app.create_slug("taken", "https://example.com/").await;
+    let res = post(
+        &b,
+        &app.url("/"),
+        &[
+            ("csrf", &csrf),
+            ("url", "https://example.com/"),
+            ("slug", "taken"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("already taken"));
+    assert_eq!(link_count(&app).await, 1, "nothing stored");
+}
+
+#[tokio::test]
+async fn forms_need_the_csrf_token_and_the_same_origin() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let (_, html) = page(&b, &app.url("/")).await;
+    let csrf = csrf_of(&html);
+    let form = [("url", "https://example.com/")];
+    let res = post(&b, &app.url("/"), &form).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("This form has expired"));
+    let res = post(
+        &b,
+        &app.url("/"),
+        &[
+            ("url", "https://example.com/"),
+            ("csrf", "x".repeat(43).as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Right token, but sent from another site.
+    let res = b
+        .post(app.url("/"))
+        .header("origin", "https://evil.example")
+        .form(&[("url", "https://example.com/"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // A fresh browser (no cookie) with a token copied from elsewhere.
+    let res = post(
+        &browser(),
+        &app.url("/"),
+        &[("url", "https://example.com/"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // A body that is not a form.
+    let res = b
+        .post(app.url("/"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    assert!(res.text().await.unwrap().contains("<html"));
+    assert_eq!(link_count(&app).await, 0);
+}
+
+#[tokio::test]
+async fn signed_in_users_list_search_edit_and_delete_their_links() {
+    let app = TestApp::spawn().await;
+    let key = app.create_key("alice", false).await;
+    let b = browser();
+    // Not signed in: sent to the sign-in page.
+    let res = b.get(app.url("/links")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(&b, &app.url("/login?next=/links")).await;
+    let csrf = csrf_of(&html);
+    let res = post(
+        &b,
+        &app.url("/login"),
+        &[("csrf", &csrf), ("key", "hop_wrong"), ("next", "/links")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("That API key is not valid.")
+    );
+    let res = post(
+        &b,
+        &app.url("/login"),
+        &[("csrf", &csrf), ("key", &key), ("next", "//evil.example")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/links", "no open redirect");
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("hop_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+
+    // Links made through the form belong to the key.
+    for i in 0..27 {
+        let tag = if i % 2 == 0 { "even" } else { "odd" };
+        let res = app
+            .api(
+                Method::POST,
+                "/api/v1/links",
+                Some(&key),
+                Some(serde_json::json!({"url": format!("https://example.com/{i}"), "slug": format!("s{i}"), "tags": [tag], "title": format!("Page {i}")})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    app.create_slug("admins", "https://example.com/admin").await;
+    for _ in 0..3 {
+        app.click("/s3").await;
+    }
+    app.wait_for_clicks("s3", "", 3).await;
+
+    let (status, html) = page(&b, &app.url("/links")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("href=\"/links/s26\""), "newest first");
+    assert!(!html.contains("href=\"/links/s0\""), "25 per page");
+    assert!(!html.contains("admins"), "only this key's links");
+    let older = html.find("cursor=").expect("a next page");
+    let cursor: String = html[older + 7..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let (_, html) = page(&b, &app.url(&format!("/links?cursor={cursor}"))).await;
+    assert!(html.contains("href=\"/links/s0\""));
+    let (_, html) = page(&b, &app.url("/links?q=Page%203")).await;
+    assert!(html.contains("href=\"/links/s3\""));
+    let row = &html[html.find("href=\"/links/s3\"").unwrap()..];
+    assert!(
+        row.contains("<td class=\"num\">3</td>"),
+        "click total shown"
+    );
+    let (_, html) = page(&b, &app.url("/links?tag=odd")).await;
+    assert!(html.contains("href=\"/links/s1\"") && !html.contains("href=\"/links/s2\""));
+
+    // Edit: a bad target is explained, a good one applies to the next redirect.
+    let (status, html) = page(&b, &app.url("/links/s3/edit")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("value=\"https://example.com/3\""));
+    let csrf = csrf_of(&html);
+    let res = post(
+        &b,
+        &app.url("/links/s3/edit"),
+        &[
+            ("csrf", &csrf),
+            ("url", "ftp://example.com/"),
+            ("tags", "odd"),
+            ("redirect_status", "302"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("id=\"url-error\""));
+    let res = post(
+        &b,
+        &app.url("/links/s3/edit"),
+        &[
+            ("csrf", &csrf),
+            ("url", "https://example.net/new"),
+            ("title", "New"),
+            ("tags", "a, b"),
+            ("max_clicks", ""),
+            ("expires_at", ""),
+            ("redirect_status", "307"),
+            ("tz", "Europe/Paris"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = app.click("/s3").await;
+    assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(res.headers()["location"], "https://example.net/new");
+    let link: Value = app
+        .api(Method::GET, "/api/v1/links/s3", Some(&key), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(link["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(link["title"], "New");
+    // Disable.
+    let res = post(
+        &b,
+        &app.url("/links/s3/edit"),
+        &[
+            ("csrf", &csrf),
+            ("url", "https://example.net/new"),
+            ("disabled", "on"),
+            ("redirect_status", "302"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = app.click("/s3").await;
+    assert_eq!(res.status(), StatusCode::GONE);
+    assert!(res.text().await.unwrap().contains("disabled"));
+
+    // Someone else's link is not there.
+    let (status, _) = page(&b, &app.url("/links/admins/edit")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Delete asks first, then the link is gone.
+    let (status, html) = page(&b, &app.url("/links/s5/delete")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("cannot be undone"));
+    let res = post(
+        &b,
+        &app.url("/links/s5/delete"),
+        &[("csrf", &csrf_of(&html))],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/links?deleted=s5");
+    assert_eq!(app.click("/s5").await.status(), StatusCode::NOT_FOUND);
+
+    // The session cookie never authorises API writes.
+    let res = b
+        .patch(app.url("/api/v1/links/s7"))
+        .json(&serde_json::json!({"url": "https://evil.example/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = b.delete(app.url("/api/v1/links/s7")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Sign out ends the session.
+    let (_, html) = page(&b, &app.url("/links")).await;
+    let res = post(&b, &app.url("/logout"), &[("csrf", &csrf_of(&html))]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = b.get(app.url("/links")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn assets_are_embedded_and_cacheable_and_errors_look_like_the_site() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let (_, html) = page(&b, &app.url("/")).await;
+    for name in ["app.css", "app.js", "favicon.svg"] {
+        let at = html
+            .find(&format!("/static/{name}?v="))
+            .unwrap_or_else(|| panic!("{name} linked"));
+        let url = &html[at..at + html[at..].find('"').unwrap()];
+        let res = b.get(app.url(url)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{url}");
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let etag = res.headers()["etag"].clone();
+        let res = b
+            .get(app.url(url))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    }
+    let res = b
+        .get(app.url("/static/uPlot.iife.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["cache-control"],
+        "no-cache",
+        "unversioned URL is revalidated"
+    );
+    assert!(res.text().await.unwrap().contains("uPlot"));
+    let (status, html) = page(&b, &app.url("/static/nope.js")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        html.contains("/static/app.css?v="),
+        "404 page in the site's look"
+    );
+    let (status, html) = page(&b, &app.url("/no-such-slug")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Link not found"));
+    assert!(html.contains("<main id=\"main\">"));
+}
