@@ -3,7 +3,9 @@
 #  1. redirect throughput: hop (link cached, tracking on, SQLite) against a
 #     bare hyper server answering a fixed 302, both pinned to CPU 0, loaded by
 #     wrk pinned to CPU 1, alternating, RUNS times; medians and hop/bare ratio;
-#     then checks hop counted every request wrk completed;
+#     then checks hop counted every request wrk completed. Also hop answering
+#     HEAD (same lookup and answer, no click recorded): the cost of serving
+#     alone, to show what tracking costs on the same core;
 #  2. clicks/s the embedded pipeline sustains, with an exact final count;
 #  3. stats latency on a link with STATS_CLICKS clicks over 90 days.
 # Loopback only; every load is bounded by DURATION.
@@ -44,11 +46,17 @@ v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1))
 print(round(n*{"us":1,"ms":1e3,"s":1e6}[m.group(2)],1))' "$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+echo 'wrk.method = "HEAD"' >"$work/head.lua"
 requests_to_hop=1
 for run in $(seq "$RUNS"); do
-  for target in bare hop; do
-    if [ "$target" = bare ]; then url="http://127.0.0.1:$bare_port/bench"; else url="http://127.0.0.1:$hop_port/bench"; fi
-    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url")
+  for target in bare hop hop-head; do
+    script=()
+    case $target in
+      bare) url="http://127.0.0.1:$bare_port/bench" ;;
+      hop) url="http://127.0.0.1:$hop_port/bench" ;;
+      hop-head) url="http://127.0.0.1:$hop_port/bench"; script=(-s "$work/head.lua") ;;
+    esac
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${script[@]}" "$url")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(to_us "$(awk '$1=="50%" {print $2}' <<<"$out")")
     p99=$(to_us "$(awk '$1=="99%" {print $2}' <<<"$out")")
@@ -61,10 +69,10 @@ done
 
 echo
 printf '%-28s %12s %10s %10s\n' "redirect (median of $RUNS)" "req/s" "p50 us" "p99 us"
-for target in bare hop; do
+for target in bare hop hop-head; do
   printf '%-28s %12s %10s %10s\n' "$target" "$(median <"$work/$target.rps")" "$(median <"$work/$target.p50")" "$(median <"$work/$target.p99")"
 done
-python3 -c "print('hop / bare req/s ratio: %.3f' % ($(median <"$work/hop.rps") / $(median <"$work/bare.rps")))"
+python3 -c "print('hop / bare req/s ratio: %.3f (tracking on); HEAD, no click: %.3f' % ($(median <"$work/hop.rps") / $(median <"$work/bare.rps"), $(median <"$work/hop-head.rps") / $(median <"$work/bare.rps")))"
 
 # Every request wrk completed must be counted (wrk sends no user agent: a bot).
 for _ in $(seq 300); do

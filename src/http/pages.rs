@@ -80,3 +80,36 @@ pub fn panic_response(api: bool, err: Box<dyn Any + Send + 'static>) -> Response
         internal_error()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(res: Response) -> String {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn error_pages_share_the_site_look() {
+        let res = too_many_requests(0);
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[RETRY_AFTER], "1");
+        assert!(body(res).await.contains("Slow down"));
+        let res = gone(Gone::Exhausted);
+        assert_eq!(res.status(), StatusCode::GONE);
+        let html = body(res).await;
+        assert!(html.contains("click limit") && html.contains("/static/app.css?v="));
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_in_the_routes_language() {
+        let res = panic_response(true, Box::new("boom"));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body(res).await.contains("\"code\":\"internal\""));
+        let res = panic_response(false, Box::new(String::from("boom")));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let html = body(res).await;
+        assert!(html.contains("Something went wrong") && !html.contains("boom"));
+    }
+}

@@ -31,6 +31,11 @@ fn free_port() -> u16 {
 
 impl Browser {
     async fn start() -> Browser {
+        Self::start_with(&[]).await
+    }
+
+    /// A browser with extra Chromium flags.
+    async fn start_with(extra: &[&str]) -> Browser {
         // Two TLS backends are linked into the test binary; pick one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         for bin in [CHROMIUM, CHROMEDRIVER] {
@@ -47,14 +52,15 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
+        let mut args = vec![
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1280,1000", "--no-first-run", "--disable-extensions",
+        ];
+        args.extend_from_slice(extra);
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1000", "--no-first-run", "--disable-extensions"],
-            }),
+            json!({ "binary": CHROMIUM, "args": args }),
         );
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -137,6 +143,21 @@ impl Browser {
     }
 }
 
+/// Every visible form control has a label (or an aria-label).
+async fn assert_labelled(b: &Browser) {
+    let unlabelled = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                .map(e => e.id || e.name)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shorten_watch_live_and_edit_in_a_real_browser() {
     let app = TestApp::spawn().await;
@@ -145,6 +166,14 @@ async fn shorten_watch_live_and_edit_in_a_real_browser() {
     // Home page, then a bad URL: the message sits next to the field.
     b.client.goto(&app.url("/")).await.unwrap();
     b.screenshot("home.png").await;
+    assert_labelled(&b).await;
+    // Keyboard: the form is reachable and submits with Enter.
+    let focused = b
+        .client
+        .execute("return document.activeElement && document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("url"), "the URL field has focus on load");
     b.fill("#url", "javascript:alert(1)").await;
     b.click("form button.primary").await;
     let error = b.text("#url-error").await;
@@ -223,6 +252,7 @@ async fn shorten_watch_live_and_edit_in_a_real_browser() {
         .unwrap();
     assert_eq!(chart_points, json!(1), "chart drawn");
     b.screenshot("dashboard.png").await;
+    assert_labelled(&b).await;
 
     // Phone width: nothing overflows sideways.
     b.client.set_window_size(390, 844).await.unwrap();
@@ -294,5 +324,35 @@ async fn the_dashboard_reconnects_after_a_restart() {
     app.click("/comeback").await;
     b.wait_text("#total", Duration::from_secs(1), |t| t == "3")
         .await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_mode_follows_the_system_setting() {
+    let app = TestApp::spawn().await;
+    let b = Browser::start_with(&["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]).await;
+    b.client.goto(&app.url("/no-such-link")).await.unwrap();
+    let dark = b
+        .client
+        .execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![])
+        .await
+        .unwrap();
+    assert_eq!(dark, json!(true), "the browser prefers dark");
+    // The page background is dark: each RGB channel below 64.
+    let bg = b
+        .client
+        .execute("return getComputedStyle(document.body).backgroundColor", vec![])
+        .await
+        .unwrap();
+    let channels: Vec<u32> = bg
+        .as_str()
+        .unwrap()
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    assert!(channels.iter().all(|c| *c < 64), "background {bg}");
+    b.screenshot("not-found-dark.png").await;
     b.close().await;
 }
