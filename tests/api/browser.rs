@@ -53,8 +53,13 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let mut args = vec![
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--window-size=1280,1000", "--no-first-run", "--disable-extensions",
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+            "--no-first-run",
+            "--disable-extensions",
         ];
         args.extend_from_slice(extra);
         let mut caps = serde_json::Map::new();
@@ -170,7 +175,10 @@ async fn shorten_watch_live_and_edit_in_a_real_browser() {
     // Keyboard: the form is reachable and submits with Enter.
     let focused = b
         .client
-        .execute("return document.activeElement && document.activeElement.id", vec![])
+        .execute(
+            "return document.activeElement && document.activeElement.id",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(focused, json!("url"), "the URL field has focus on load");
@@ -330,18 +338,28 @@ async fn the_dashboard_reconnects_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dark_mode_follows_the_system_setting() {
     let app = TestApp::spawn().await;
-    let b = Browser::start_with(&["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]).await;
+    let b = Browser::start_with(&[
+        "--force-dark-mode",
+        "--blink-settings=preferredColorScheme=0",
+    ])
+    .await;
     b.client.goto(&app.url("/no-such-link")).await.unwrap();
     let dark = b
         .client
-        .execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![])
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(dark, json!(true), "the browser prefers dark");
     // The page background is dark: each RGB channel below 64.
     let bg = b
         .client
-        .execute("return getComputedStyle(document.body).backgroundColor", vec![])
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
         .await
         .unwrap();
     let channels: Vec<u32> = bg
