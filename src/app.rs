@@ -35,7 +35,12 @@ impl Application {
         let store = store_config
             .open(!config.no_migrate)
             .await
-            .with_context(|| format!("opening {}", config.database.database_url))?;
+            .with_context(|| {
+                format!(
+                    "opening {}",
+                    crate::store::redact_url(&config.database.database_url)
+                )
+            })?;
         let geo = if config.geoip_db.is_empty() {
             tracing::info!("no GeoIP database: countries and cities will be unknown");
             None

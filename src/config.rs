@@ -55,8 +55,13 @@ pub struct LogArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// Storage backend: sqlite://PATH (embedded, default) or memory://.
-    #[arg(long, env = "HOP_DATABASE_URL", default_value = "sqlite://data/hop.db")]
+    /// Storage backend: sqlite://PATH (embedded, default), postgres://USER:PASS@HOST/DB (cluster) or memory://.
+    #[arg(
+        long,
+        env = "HOP_DATABASE_URL",
+        default_value = "sqlite://data/hop.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
 }
 

@@ -1,4 +1,5 @@
-//! Runs the store conformance suite against every embedded backend.
+//! Runs the store conformance suite against every backend: in-memory,
+//! SQLite and PostgreSQL (a private server started for this test binary).
 
 use std::sync::Arc;
 
@@ -23,6 +24,29 @@ mod sqlite {
             .await
             .unwrap();
         (Arc::new(store), dir)
+    }
+
+    hop::store_conformance!(make);
+}
+
+#[path = "support/postgres.rs"]
+#[allow(dead_code)]
+mod pg_support;
+
+mod postgres {
+    use super::*;
+
+    async fn make() -> (Arc<dyn Store>, ()) {
+        let server = tokio::task::spawn_blocking(pg_support::PgServer::shared)
+            .await
+            .unwrap();
+        let db = tokio::task::spawn_blocking(|| pg_support::PgServer::shared().create_db())
+            .await
+            .unwrap();
+        let store = hop::store::postgres::PgStore::open(&server.url(&db), true)
+            .await
+            .unwrap();
+        (Arc::new(store), ())
     }
 
     hop::store_conformance!(make);

@@ -9,6 +9,8 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
+pub mod rollup;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -238,6 +240,7 @@ impl<T: LinkStore + KeyStore + ClickStore + SessionRecords> Store for T {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Sqlite { path: std::path::PathBuf },
+    Postgres { url: String },
     Memory,
 }
 
@@ -253,11 +256,16 @@ impl StoreConfig {
             }
             return Ok(StoreConfig::Sqlite { path: path.into() });
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreConfig::Postgres {
+                url: url.to_owned(),
+            });
+        }
         if url == "memory:" || url == "memory://" {
             return Ok(StoreConfig::Memory);
         }
         Err(format!(
-            "unsupported database URL {url:?}: use sqlite://PATH or memory://"
+            "unsupported database URL {url:?}: use sqlite://PATH, postgres://… or memory://"
         ))
     }
 
@@ -267,8 +275,20 @@ impl StoreConfig {
             StoreConfig::Sqlite { path } => {
                 Arc::new(sqlite::SqliteStore::open(path, migrate).await?)
             }
+            StoreConfig::Postgres { url } => Arc::new(postgres::PgStore::open(url, migrate).await?),
             StoreConfig::Memory => Arc::new(memory::MemoryStore::default()),
         })
+    }
+}
+
+/// A database URL fit for logs and errors: any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -302,6 +322,17 @@ mod tests {
             StoreConfig::parse("memory://").unwrap(),
             StoreConfig::Memory
         );
+        assert_eq!(
+            StoreConfig::parse("postgres://hop:pw@db:5432/hop").unwrap(),
+            StoreConfig::Postgres {
+                url: "postgres://hop:pw@db:5432/hop".into()
+            }
+        );
+        assert_eq!(
+            redact_url("postgres://hop:pw@db:5432/hop"),
+            "postgres://hop:***@db:5432/hop"
+        );
+        assert_eq!(redact_url("sqlite://data/hop.db"), "sqlite://data/hop.db");
         assert!(StoreConfig::parse("mysql://x").is_err());
         assert!(StoreConfig::parse("sqlite://").is_err());
     }

@@ -15,9 +15,10 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
+use super::rollup::{BatchRollup, res_code};
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore,
-    Resolution, SessionRecords, StoreError, TimeRange, rollup_keys,
+    Resolution, SessionRecords, StoreError, TimeRange,
 };
 use crate::domain::{
     DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
@@ -48,11 +49,6 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-/// Grain in minutes, as stored in the `res` columns.
-fn res_code(res: Resolution) -> i64 {
-    res.grain_ms() / 60_000
 }
 
 fn max_bot(include_bots: bool) -> i64 {
@@ -411,47 +407,6 @@ impl SessionRecords for SqliteStore {
             .execute(&self.writer)
             .await?
             .rows_affected())
-    }
-}
-
-/// One batch's rollup increments, summed in memory before they are written.
-#[derive(Default)]
-struct BatchRollup {
-    series: HashMap<(i64, i64, i64, bool), i64>,
-    dims: HashMap<(i64, i64, i64, bool, Dimension, String), i64>,
-    /// (link, day, visitor) → (bot, first click in this batch).
-    visitors: HashMap<(i64, i64, i64), (bool, i64)>,
-}
-
-impl BatchRollup {
-    fn add(&mut self, c: &EnrichedClick) {
-        let link = c.link_id.0;
-        for res in [Resolution::Minute, Resolution::QuarterHour] {
-            *self
-                .series
-                .entry((link, res_code(res), res.floor(c.at), c.bot))
-                .or_default() += 1;
-        }
-        for (dim, value) in rollup_keys(c) {
-            for res in [Resolution::Hour, Resolution::Day, Resolution::Week] {
-                *self
-                    .dims
-                    .entry((
-                        link,
-                        res_code(res),
-                        res.floor(c.at),
-                        c.bot,
-                        dim,
-                        value.clone(),
-                    ))
-                    .or_default() += 1;
-            }
-        }
-        let first = self
-            .visitors
-            .entry((link, Resolution::Day.floor(c.at), c.visitor))
-            .or_insert((c.bot, c.at));
-        first.1 = first.1.min(c.at);
     }
 }
 
