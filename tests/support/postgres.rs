@@ -121,6 +121,8 @@ impl PgServer {
                 data = server.data().display(),
                 dir = server.dir.path().display(),
             );
+            // Outlives this process by design (then reparented to init).
+            #[allow(clippy::zombie_processes)]
             Command::new("sh")
                 .args(["-c", &script])
                 .stdin(std::process::Stdio::null())
