@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::LocalCache;
 use crate::clicks::geo::GeoDb;
-use crate::clicks::{BatchWriter, ClickQueue, Enricher, LiveFeed};
+use crate::cache::LinkCache;
+use crate::clicks::{BatchWriter, ClickQueue, ClickSink, Enricher, LiveFeed};
+use crate::cluster::{self, Redis, StreamSink};
+use crate::config::WorkerConfig;
+use crate::store::redact_url;
 use crate::config::ServeConfig;
 use crate::session::StoredSessions;
 use crate::state::{AppState, RedirectMetrics, StateInner};
@@ -23,7 +27,9 @@ use crate::store::StoreConfig;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    writer: JoinHandle<()>,
+    /// Click writer (embedded) or stream appender, subscription listener
+    /// and worker (cluster): stopped and awaited after the HTTP server.
+    background: Vec<JoinHandle<()>>,
     stop_writer: CancellationToken,
 }
 
@@ -41,25 +47,69 @@ impl Application {
                     crate::store::redact_url(&config.database.database_url)
                 )
             })?;
-        let geo = if config.geoip_db.is_empty() {
-            tracing::info!("no GeoIP database: countries and cities will be unknown");
-            None
-        } else {
-            let db = GeoDb::open(&config.geoip_db)?;
-            tracing::info!(files = ?db.paths().collect::<Vec<_>>(), "GeoIP databases loaded");
-            Some(db)
-        };
-        let (queue, rx) = ClickQueue::new(config.click_queue_capacity);
+        let geo = open_geo(&config.geoip_db)?;
         let live = Arc::new(LiveFeed::new(4096));
-        let writer = BatchWriter {
-            store: store.clone(),
-            enricher: Arc::new(Enricher::new(geo)),
-            batch_size: config.click_batch_size.max(1),
-            max_wait: Duration::from_millis(config.click_batch_wait_ms),
-            live: live.clone(),
-        };
+        let cache: Arc<dyn LinkCache> = Arc::new(LocalCache::new(
+            config.cache_capacity,
+            Duration::from_secs(config.cache_ttl_secs),
+            Duration::from_secs(config.negative_cache_ttl_secs),
+        ));
+        let enricher = Arc::new(Enricher::new(geo));
         let stop_writer = CancellationToken::new();
-        let writer = tokio::spawn(writer.run(rx, stop_writer.clone()));
+        let mut background = Vec::new();
+        let (clicks, shared): (Arc<dyn ClickSink>, Option<Arc<Redis>>) =
+            match &config.cluster.redis_url {
+                None => {
+                    // Embedded: queue → batch writer → store, in this process.
+                    let (queue, rx) = ClickQueue::new(config.click_queue_capacity);
+                    let writer = BatchWriter {
+                        store: store.clone(),
+                        enricher: enricher.clone(),
+                        batch_size: config.click_batch_size.max(1),
+                        max_wait: Duration::from_millis(config.click_batch_wait_ms),
+                        live: live.clone(),
+                    };
+                    background.push(tokio::spawn(writer.run(rx, stop_writer.clone())));
+                    (Arc::new(queue), None)
+                }
+                Some(url) => {
+                    // Cluster: buffer → Redis stream → workers → store.
+                    let redis = Redis::connect(url)
+                        .await
+                        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+                    let (sink, rx) = StreamSink::new(config.click_queue_capacity);
+                    background.push(tokio::spawn(cluster::run_appender(
+                        redis.clone(),
+                        rx,
+                        config.cluster.stream_maxlen,
+                        stop_writer.clone(),
+                    )));
+                    background.push(tokio::spawn(cluster::listen(
+                        redis.clone(),
+                        cache.clone(),
+                        live.clone(),
+                        stop_writer.clone(),
+                    )));
+                    if config.with_worker {
+                        let worker = cluster::Worker {
+                            redis: redis.clone(),
+                            writer: BatchWriter {
+                                store: store.clone(),
+                                enricher: enricher.clone(),
+                                batch_size: config.click_batch_size.max(1),
+                                max_wait: Duration::ZERO,
+                                // Clicks reach dashboards through Redis.
+                                live: Arc::new(LiveFeed::new(1)),
+                            },
+                            consumer: worker_name(None),
+                            claim_idle: Duration::from_millis(config.cluster.claim_idle_ms),
+                            batch_size: config.click_batch_size.max(1),
+                        };
+                        background.push(tokio::spawn(worker.run(stop_writer.clone())));
+                    }
+                    (Arc::new(sink), Some(redis))
+                }
+            };
 
         let public_base = config.public_url.as_str().trim_end_matches('/').to_owned();
         let own_hosts = config
@@ -73,12 +123,13 @@ impl Application {
         ));
         let state = AppState::new(StateInner {
             store,
-            cache: Arc::new(LocalCache::new(
-                config.cache_capacity,
+            cache,
+            shared,
+            shared_ttl: (
                 Duration::from_secs(config.cache_ttl_secs),
                 Duration::from_secs(config.negative_cache_ttl_secs),
-            )),
-            clicks: Arc::new(queue),
+            ),
+            clicks,
             live,
             sessions,
             secure_cookies: config.public_url.scheme() == "https",
@@ -97,7 +148,7 @@ impl Application {
         Ok(Application {
             listener,
             state,
-            writer,
+            background,
             stop_writer,
         })
     }
@@ -125,7 +176,7 @@ impl Application {
         let Application {
             listener,
             state,
-            writer,
+            background,
             stop_writer,
         } = self;
         let upkeep_state = state.clone();
@@ -159,9 +210,72 @@ impl Application {
         upkeep.abort();
         tracing::info!("http server stopped; draining clicks");
         stop_writer.cancel();
-        writer.await?;
+        for task in background {
+            task.await?;
+        }
         Ok(())
     }
+}
+
+fn open_geo(paths: &[std::path::PathBuf]) -> anyhow::Result<Option<GeoDb>> {
+    if paths.is_empty() {
+        tracing::info!("no GeoIP database: countries and cities will be unknown");
+        return Ok(None);
+    }
+    let db = GeoDb::open(paths)?;
+    tracing::info!(files = ?db.paths().collect::<Vec<_>>(), "GeoIP databases loaded");
+    Ok(Some(db))
+}
+
+fn worker_name(given: Option<&str>) -> String {
+    match given {
+        Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+        _ => {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "hop".into());
+            format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+        }
+    }
+}
+
+/// `hop worker`: stores clicks from the Redis stream until `shutdown`, then
+/// finishes the batch in hand (unfinished entries stay pending for others).
+pub async fn run_worker(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    crate::metrics::install();
+    let store = StoreConfig::parse(&config.database.database_url)
+        .map_err(anyhow::Error::msg)?
+        .open(!config.no_migrate)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&config.database.database_url)))?;
+    let Some(url) = &config.cluster.redis_url else {
+        anyhow::bail!("hop worker needs --redis-url (HOP_REDIS_URL)");
+    };
+    let redis = Redis::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+    let worker = cluster::Worker {
+        redis,
+        writer: BatchWriter {
+            store,
+            enricher: Arc::new(Enricher::new(open_geo(&config.geoip_db)?)),
+            batch_size: config.click_batch_size.max(1),
+            max_wait: Duration::ZERO,
+            live: Arc::new(LiveFeed::new(1)),
+        },
+        consumer: worker_name(config.worker_name.as_deref()),
+        claim_idle: Duration::from_millis(config.cluster.claim_idle_ms),
+        batch_size: config.click_batch_size.max(1),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    shutdown.await;
+    stop.cancel();
+    task.await?;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -17,7 +17,10 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
 
 pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<()> {
     open(&db).await?;
-    println!("migrations applied to {}", db.database_url);
+    println!(
+        "migrations applied to {}",
+        crate::store::redact_url(&db.database_url)
+    );
     Ok(())
 }
 

@@ -35,6 +35,8 @@ pub enum Command {
     /// Manage API keys (directly in the database).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Cluster mode: store clicks from the Redis stream (run one or more).
+    Worker(WorkerConfig),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,6 +113,47 @@ pub struct ServeConfig {
     /// Hours a web UI session lasts without use.
     #[arg(long, env = "HOP_SESSION_IDLE_HOURS", default_value_t = 12)]
     pub session_idle_hours: u64,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Also run a click worker in this process (cluster mode).
+    #[arg(long, env = "HOP_WITH_WORKER", requires = "redis_url")]
+    pub with_worker: bool,
+}
+
+/// Cluster mode (Redis) settings shared by `serve` and `worker`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Redis URL; turns on cluster mode (shared cache, click stream, live relay).
+    #[arg(long, env = "HOP_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Bound of the click stream (approximate MAXLEN): entries beyond it are
+    /// trimmed oldest first, so keep it far above any expected worker backlog.
+    #[arg(long, env = "HOP_STREAM_MAXLEN", default_value_t = 2_000_000)]
+    pub stream_maxlen: usize,
+    /// Milliseconds a stream entry may stay pending with a worker before
+    /// another worker claims it (a dead worker's clicks).
+    #[arg(long, env = "HOP_CLAIM_IDLE_MS", default_value_t = 15_000)]
+    pub claim_idle_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Do not apply migrations on start.
+    #[arg(long, env = "HOP_NO_MIGRATE")]
+    pub no_migrate: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// MaxMind-format .mmdb files for country/city (comma-separated or repeated).
+    #[arg(long, env = "HOP_GEOIP_DB", value_delimiter = ',')]
+    pub geoip_db: Vec<PathBuf>,
+    /// Most clicks stored in one transaction.
+    #[arg(long, env = "HOP_CLICK_BATCH_SIZE", default_value_t = 2_000)]
+    pub click_batch_size: usize,
+    /// Name of this worker in the consumer group (default: host-pid).
+    #[arg(long, env = "HOP_WORKER_NAME")]
+    pub worker_name: Option<String>,
 }
 
 impl ServeConfig {
@@ -215,7 +258,7 @@ mod tests {
     fn every_serve_flag_has_an_env_var() {
         Cli::command().debug_assert();
         let cmd = Cli::command();
-        for sub in ["serve", "migrate"] {
+        for sub in ["serve", "migrate", "worker"] {
             let sub = cmd.find_subcommand(sub).unwrap();
             for arg in sub.get_arguments() {
                 if arg.get_id() == "help" || arg.get_id() == "version" {

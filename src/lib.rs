@@ -9,6 +9,8 @@
 //! - [`clicks`]: the click pipeline: sink (hand-off from the redirect),
 //!   enrichment (user agent, geo, visitor hash) and the batch writer.
 //! - [`cache`]: the in-process link cache in front of the store.
+//! - [`cluster`]: cluster mode over Redis: shared cache and invalidation,
+//!   the click stream and its workers, shared salts, the live relay.
 //! - [`auth`]: API keys and per-link secrets; [`session`]: web UI sessions.
 //! - [`http`]: the axum router: redirect, `/api/v1`, live streams, the web
 //!   UI (templates and embedded assets), ops endpoints.
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod clicks;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CachedLink, LinkCache};
 use crate::clicks::{ClickSink, LiveFeed};
+use crate::cluster::Redis;
 use crate::domain::{Link, Slug};
 use crate::metrics::names;
 use crate::session::SessionStore;
@@ -23,6 +24,11 @@ pub struct StateInner {
     pub store: Arc<dyn Store>,
     /// In-process cache in front of `store` for the redirect path.
     pub cache: Arc<dyn LinkCache>,
+    /// Cluster mode: the shared Redis tier behind `cache`, and the channel
+    /// that carries invalidations to every node.
+    pub shared: Option<Arc<Redis>>,
+    /// How long the shared tier keeps a link, and an unknown slug.
+    pub shared_ttl: (std::time::Duration, std::time::Duration),
     /// Where the redirect hands clicks over without waiting.
     pub clicks: Arc<dyn ClickSink>,
     /// Stored, enriched clicks, for live dashboards.
@@ -98,6 +104,15 @@ impl AppState {
         }
         self.redirect_metrics.cache_misses.increment(1);
         let epoch = self.cache.epoch();
+        if let Some(shared) = &self.shared
+            && let Some(entry) = shared.cached_link(slug.as_str()).await
+        {
+            self.cache.insert(slug.as_str(), entry.clone(), epoch);
+            return Ok(match entry {
+                CachedLink::Found(link) => Some(link),
+                CachedLink::Missing => None,
+            });
+        }
         let started = Instant::now();
         let link = self.store.link_by_slug(slug).await?.map(Arc::new);
         self.redirect_metrics
@@ -107,8 +122,26 @@ impl AppState {
             Some(l) => CachedLink::Found(l.clone()),
             None => CachedLink::Missing,
         };
+        if let Some(shared) = &self.shared {
+            let ttl = match entry {
+                CachedLink::Found(_) => self.shared_ttl.0,
+                CachedLink::Missing => self.shared_ttl.1,
+            };
+            let (shared, slug, entry) = (shared.clone(), slug.to_string(), entry.clone());
+            // Off the redirect's path.
+            tokio::spawn(async move { shared.cache_link(&slug, &entry, ttl).await });
+        }
         self.cache.insert(slug.as_str(), entry, epoch);
         Ok(link)
+    }
+
+    /// After an edit or delete: this node's cache at once, and in cluster
+    /// mode the shared tier and every other node's cache.
+    pub async fn invalidate_link(&self, slug: &Slug) {
+        self.cache.invalidate(slug.as_str());
+        if let Some(shared) = &self.shared {
+            shared.invalidate(slug.as_str()).await;
+        }
     }
 
     pub fn short_url(&self, slug: &Slug) -> String {

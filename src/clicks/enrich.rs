@@ -22,6 +22,18 @@ pub struct DailySalts {
 }
 
 impl DailySalts {
+    /// Uses `salt` for the UTC day of `at_ms` (a salt shared by every
+    /// worker of a cluster, so their visitor hashes agree).
+    pub fn set(&self, at_ms: i64, salt: [u8; 32]) {
+        self.salts.lock().insert(Resolution::Day.floor(at_ms), salt);
+    }
+
+    pub fn has(&self, at_ms: i64) -> bool {
+        self.salts
+            .lock()
+            .contains_key(&Resolution::Day.floor(at_ms))
+    }
+
     pub fn salt_for(&self, at_ms: i64) -> [u8; 32] {
         let day = Resolution::Day.floor(at_ms);
         let mut salts = self.salts.lock();
@@ -73,6 +85,10 @@ impl Enricher {
             geo,
             salts: DailySalts::default(),
         }
+    }
+
+    pub fn salts(&self) -> &DailySalts {
+        &self.salts
     }
 
     pub fn enrich(&self, ev: &ClickEvent) -> EnrichedClick {

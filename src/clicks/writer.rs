@@ -29,17 +29,24 @@ pub struct BatchWriter {
 }
 
 impl BatchWriter {
-    /// Enriches and stores one batch; returns how many clicks were new.
-    pub async fn process_batch(&self, events: &[ClickEvent]) -> Result<u64, StoreError> {
+    /// Enriches and stores one batch; returns the enriched clicks.
+    pub async fn store_batch(&self, events: &[ClickEvent]) -> Result<Vec<EnrichedClick>, StoreError> {
         let enriched: Vec<EnrichedClick> = events.iter().map(|e| self.enricher.enrich(e)).collect();
         let started = Instant::now();
         let stored = self.store.record_clicks(&enriched).await;
         metrics::histogram!(names::STORE_DURATION, "op" => "record_clicks")
             .record(started.elapsed().as_secs_f64());
-        let stored = stored?;
-        metrics::counter!(names::CLICKS_STORED).increment(stored);
+        metrics::counter!(names::CLICKS_STORED).increment(stored?);
+        Ok(enriched)
+    }
+
+    /// Enriches and stores one batch, and shows it on this node's live
+    /// dashboards; returns how many clicks there were.
+    pub async fn process_batch(&self, events: &[ClickEvent]) -> Result<u64, StoreError> {
+        let enriched = self.store_batch(events).await?;
+        let n = enriched.len() as u64;
         self.live.publish(enriched);
-        Ok(stored)
+        Ok(n)
     }
 
     async fn flush(&self, batch: &mut Vec<ClickEvent>, closing: bool) {

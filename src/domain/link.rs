@@ -135,7 +135,7 @@ pub fn parse_expiry(
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     pub id: LinkId,
     pub slug: Slug,

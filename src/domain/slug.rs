@@ -117,6 +117,19 @@ fn is_reserved(s: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
 }
 
+impl serde::Serialize for Slug {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Slug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Slug, D::Error> {
+        let s = String::deserialize(d)?;
+        Slug::parse_path(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Slug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

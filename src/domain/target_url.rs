@@ -105,6 +105,19 @@ impl TargetUrl {
     }
 }
 
+impl serde::Serialize for TargetUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TargetUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TargetUrl, D::Error> {
+        let s = String::deserialize(d)?;
+        TargetUrl::from_stored(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.as_str())

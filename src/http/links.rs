@@ -232,7 +232,7 @@ pub async fn create(
         }
     }
     // A recent 404 for this slug may be cached as "missing".
-    state.cache.invalidate(link.slug.as_str());
+    state.invalidate_link(&link.slug).await;
     tracing::info!(link.slug = %link.slug, anonymous = owner.is_none(), "link created");
     Ok((link, secret))
 }
@@ -366,7 +366,7 @@ pub async fn update(state: &AppState, mut link: Link, req: UpdateLink) -> Result
     if !state.store.update_link(&link).await? {
         return Err(ApiError::link_not_found());
     }
-    state.cache.invalidate(link.slug.as_str());
+    state.invalidate_link(&link.slug).await;
     tracing::info!(link.slug = %link.slug, "link updated");
     Ok(link)
 }
@@ -392,7 +392,7 @@ pub async fn delete_link(
 /// Deletes a link with its clicks and drops it from the cache.
 pub async fn delete(state: &AppState, link: &Link) -> Result<(), ApiError> {
     state.store.delete_link(&link.slug).await?;
-    state.cache.invalidate(link.slug.as_str());
+    state.invalidate_link(&link.slug).await;
     tracing::info!(link.slug = %link.slug, "link deleted");
     Ok(())
 }

@@ -22,9 +22,22 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the store answers. In cluster mode it also reports Redis:
+/// while Redis is down the node still serves (cache, then store) and buffers
+/// clicks, so it stays ready and says `"redis": "down"`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let redis = state
+        .shared
+        .as_ref()
+        .map(|r| if r.is_up() { "ok" } else { "down" });
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Json(json!({ "status": "ready", "store": "ok" })).into_response(),
+        Ok(Ok(())) => {
+            let mut body = json!({ "status": "ready", "store": "ok" });
+            if let Some(redis) = redis {
+                body["redis"] = json!(redis);
+            }
+            Json(body).into_response()
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store unreachable");
             ApiError::new(
