@@ -12,17 +12,17 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::LinkCache;
 use crate::cache::LocalCache;
 use crate::clicks::geo::GeoDb;
-use crate::cache::LinkCache;
 use crate::clicks::{BatchWriter, ClickQueue, ClickSink, Enricher, LiveFeed};
 use crate::cluster::{self, Redis, StreamSink};
-use crate::config::WorkerConfig;
-use crate::store::redact_url;
 use crate::config::ServeConfig;
+use crate::config::WorkerConfig;
 use crate::session::StoredSessions;
 use crate::state::{AppState, RedirectMetrics, StateInner};
 use crate::store::StoreConfig;
+use crate::store::redact_url;
 
 pub struct Application {
     listener: TcpListener,
@@ -234,7 +234,11 @@ fn worker_name(given: Option<&str>) -> String {
             let host = std::fs::read_to_string("/etc/hostname")
                 .map(|h| h.trim().to_owned())
                 .unwrap_or_else(|_| "hop".into());
-            format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+            format!(
+                "{host}-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            )
         }
     }
 }

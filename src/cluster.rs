@@ -171,10 +171,7 @@ impl Redis {
         salts: &crate::clicks::enrich::DailySalts,
         events: &[ClickEvent],
     ) -> redis::RedisResult<()> {
-        let mut days: Vec<i64> = events
-            .iter()
-            .map(|e| Resolution::Day.floor(e.at))
-            .collect();
+        let mut days: Vec<i64> = events.iter().map(|e| Resolution::Day.floor(e.at)).collect();
         days.sort_unstable();
         days.dedup();
         for day in days {
@@ -481,9 +478,14 @@ impl Worker {
                         .arg(self.batch_size)
                         .query_async(&mut conn)
                         .await;
-                    let Ok(reply) = self.redis.mark(reply) else { break };
+                    let Ok(reply) = self.redis.mark(reply) else {
+                        break;
+                    };
                     if !reply.claimed.is_empty() {
-                        tracing::info!(entries = reply.claimed.len(), "claimed clicks left pending by another worker");
+                        tracing::info!(
+                            entries = reply.claimed.len(),
+                            "claimed clicks left pending by another worker"
+                        );
                         self.process(&reply.claimed, &shutdown).await;
                     }
                     cursor = reply.next_stream_id;

@@ -30,7 +30,10 @@ pub struct BatchWriter {
 
 impl BatchWriter {
     /// Enriches and stores one batch; returns the enriched clicks.
-    pub async fn store_batch(&self, events: &[ClickEvent]) -> Result<Vec<EnrichedClick>, StoreError> {
+    pub async fn store_batch(
+        &self,
+        events: &[ClickEvent],
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
         let enriched: Vec<EnrichedClick> = events.iter().map(|e| self.enricher.enrich(e)).collect();
         let started = Instant::now();
         let stored = self.store.record_clicks(&enriched).await;
