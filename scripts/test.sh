@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need that a fresh Debian
-# machine with Rust lacks (npm, pip, Chromium), fetches the real GeoIP test databases, runs cargo test.
+# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +8,9 @@ need=()
 command -v npm >/dev/null || need+=(npm)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# Cluster tests start private PostgreSQL and Redis servers.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
 # Browser tests drive Debian's Chromium through chromedriver.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
@@ -22,3 +25,5 @@ fi
 
 ./scripts/test-data.sh
 cargo test "$@"
+# The API suite again, in cluster mode: PostgreSQL, Redis stream, worker.
+HOP_TEST_CLUSTER=1 cargo test --test api "$@"

@@ -91,8 +91,11 @@ impl Application {
                         stop_writer.clone(),
                     )));
                     if config.with_worker {
+                        // Its own connection: a blocking stream read would
+                        // hold up this node's appends and cache lookups.
+                        let worker_redis = Redis::connect(url).await?;
                         let worker = cluster::Worker {
-                            redis: redis.clone(),
+                            redis: worker_redis,
                             writer: BatchWriter {
                                 store: store.clone(),
                                 enricher: enricher.clone(),

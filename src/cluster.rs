@@ -354,6 +354,7 @@ pub async fn run_appender(
 // -------------------------------------------------------------- worker
 
 pub struct Worker {
+    /// A connection of its own: blocking stream reads hold it.
     pub redis: Arc<Redis>,
     pub writer: BatchWriter,
     /// Consumer name in the group; unique per process.

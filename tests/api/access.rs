@@ -260,10 +260,8 @@ async fn revoked_keys_stop_working() {
             .status(),
         StatusCode::OK
     );
-    let store = hop::store::sqlite::SqliteStore::open(&app.dir.path().join("hop.db"), false)
-        .await
-        .unwrap();
-    use hop::store::KeyStore;
+    // As `hop keys revoke` does, in the database.
+    let store = &app.store;
     let id = store
         .list_keys()
         .await

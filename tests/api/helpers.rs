@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::pg_support::PgServer;
+use crate::redis_support::RedisServer;
+
 pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 pub const GOOGLEBOT: &str =
@@ -30,12 +33,43 @@ pub fn testdata(name: &str) -> PathBuf {
     p
 }
 
+/// Set `HOP_TEST_CLUSTER=1` to run the suite in cluster mode: PostgreSQL
+/// (a private server) and a private Redis, clicks through the stream and an
+/// in-process worker.
+pub fn cluster_mode() -> bool {
+    std::env::var_os("HOP_TEST_CLUSTER").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// What a test app keeps across a restart: its dir (SQLite), or in cluster
+/// mode its database and Redis.
+pub struct DataDir {
+    pub dir: tempfile::TempDir,
+    cluster: Option<(String, RedisServer)>,
+}
+
+impl DataDir {
+    pub fn new() -> DataDir {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = cluster_mode().then(|| {
+            let pg = PgServer::shared();
+            (pg.url(&pg.create_db()), RedisServer::start())
+        });
+        DataDir { dir, cluster }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     /// An admin key, created before the server started.
     pub admin_key: String,
-    pub dir: tempfile::TempDir,
+    pub dir: DataDir,
+    /// The app's store, for what tests set up behind the API (keys).
+    pub store: std::sync::Arc<dyn hop::store::Store>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -58,13 +92,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(f: impl FnOnce(&mut ServeConfig)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tokio::task::spawn_blocking(DataDir::new).await.unwrap();
         Self::spawn_in(dir, f).await
     }
 
-    /// Starts a server on the database in `dir` (reused across restarts).
-    pub async fn spawn_in(dir: tempfile::TempDir, f: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    /// Starts a server on the data in `dir` (reused across restarts).
+    pub async fn spawn_in(dir: DataDir, f: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let mut c = config(dir.path());
+        if let Some((db, redis)) = &dir.cluster {
+            c.database.database_url = db.clone();
+            c.cluster.redis_url = Some(redis.url());
+            c.with_worker = true;
+        }
         f(&mut c);
         let app = Application::build(c).await.expect("app builds");
         let token = Token::generate(KEY_PREFIX);
@@ -74,6 +113,7 @@ impl TestApp {
             .await
             .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
+        let store = app.state().store.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until(async {
             let _ = rx.await;
@@ -87,17 +127,21 @@ impl TestApp {
                 .unwrap(),
             admin_key: token.expose().to_owned(),
             dir,
+            store,
             stop: Some(tx),
             handle: Some(handle),
         }
     }
 
-    /// Graceful shutdown (drains clicks); returns the data dir for a restart.
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    /// Graceful shutdown (drains clicks); returns the data for a restart.
+    pub async fn stop(mut self) -> DataDir {
         self.stop.take().unwrap().send(()).ok();
         self.handle.take().unwrap().await.unwrap().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::mem::replace(&mut self.dir, dir)
+        let empty = DataDir {
+            dir: tempfile::tempdir().unwrap(),
+            cluster: None,
+        };
+        std::mem::replace(&mut self.dir, empty)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -187,12 +231,11 @@ impl TestApp {
 
     pub async fn create_key(&self, name: &str, admin: bool) -> String {
         // Keys are managed in the database, as `hop keys create` does.
-        let store = hop::store::sqlite::SqliteStore::open(&self.dir.path().join("hop.db"), false)
+        let token = Token::generate(KEY_PREFIX);
+        self.store
+            .insert_key(name, token.hash(), admin)
             .await
             .unwrap();
-        use hop::store::KeyStore;
-        let token = Token::generate(KEY_PREFIX);
-        store.insert_key(name, token.hash(), admin).await.unwrap();
         token.expose().to_owned()
     }
 }

@@ -9,3 +9,10 @@ mod pipeline;
 mod redirect;
 mod stats;
 mod ui;
+
+#[path = "../support/postgres.rs"]
+#[allow(dead_code)]
+mod pg_support;
+#[path = "../support/redis.rs"]
+#[allow(dead_code)]
+mod redis_support;
