@@ -7,7 +7,9 @@
 #     HEAD (same lookup and answer, no click recorded): the cost of serving
 #     alone, to show what tracking costs on the same core;
 #  2. clicks/s the embedded pipeline sustains, with an exact final count;
-#  3. stats latency on a link with STATS_CLICKS clicks over 90 days.
+#  3. stats latency on a link with STATS_CLICKS clicks over 90 days;
+#  4. cluster mode (bench/cluster.sh): 2 nodes + 1 worker on PostgreSQL and
+#     Redis, redirect req/s and p99, and the worker's throughput.
 # Loopback only; every load is bounded by DURATION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,3 +92,6 @@ echo
 target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
 echo
 target/release/examples/bench_stats "$STATS_DB" "$STATS_CLICKS"
+
+echo
+bench/cluster.sh

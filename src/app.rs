@@ -252,7 +252,27 @@ pub async fn run_worker(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    crate::metrics::install();
+    let prometheus = crate::metrics::install();
+    if let Some(addr) = config.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let app = axum::Router::new()
+            .route(
+                "/healthz",
+                axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            )
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let p = prometheus.clone();
+                    async move { p.render() }
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
     let store = StoreConfig::parse(&config.database.database_url)
         .map_err(anyhow::Error::msg)?
         .open(!config.no_migrate)

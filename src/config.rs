@@ -154,6 +154,9 @@ pub struct WorkerConfig {
     /// Name of this worker in the consumer group (default: host-pid).
     #[arg(long, env = "HOP_WORKER_NAME")]
     pub worker_name: Option<String>,
+    /// Address for the worker's /healthz and /metrics (none by default).
+    #[arg(long, env = "HOP_WORKER_LISTEN")]
+    pub listen: Option<SocketAddr>,
 }
 
 impl ServeConfig {

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Cluster-mode benchmark: a private PostgreSQL and Redis, 2 hop nodes and 1
+# hop worker on this machine. Nodes are pinned to CPU 0 (as the embedded and
+# bare servers are in bench/run.sh); wrk (two instances, one per node) to
+# CPU 1; PostgreSQL, Redis and the worker float. Prints redirect req/s and
+# p99 summed over both nodes (median of RUNS), then the worker's throughput
+# draining the backlog, and checks the final count is exact.
+# Loopback only; every load is bounded by DURATION.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-32}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --bin hop
+HOP=target/release/hop
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+work=$(mktemp -d)
+chmod 755 "$work"
+pids=()
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  as_pg "$PGBIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+pg_port=$(free_port)
+mkdir "$work/pg" && [ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+as_pg "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
+  -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" \
+  --appendonly yes --appendfsync everysec >/dev/null & pids+=($!)
+sleep 0.3
+
+export HOP_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/" HOP_LOG=warn
+$HOP migrate >/dev/null
+KEY=$($HOP keys create --name bench --admin 2>/dev/null)
+ports=()
+for _ in 1 2; do
+  p=$(free_port); ports+=("$p")
+  taskset -c 0 $HOP serve --listen "127.0.0.1:$p" --public-url http://hop.bench --no-migrate & pids+=($!)
+done
+$HOP worker --no-migrate --worker-name bench & pids+=($!)
+for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/healthz"; done
+curl -sf -o /dev/null "http://127.0.0.1:${ports[0]}/api/v1/links" -H "authorization: Bearer $KEY" \
+  -H 'content-type: application/json' -d '{"url":"https://example.com/","slug":"bench"}'
+for p in "${ports[@]}"; do curl -s -o /dev/null "http://127.0.0.1:$p/bench"; done
+
+to_us() { python3 -c 'import sys,re
+v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1))
+print(round(n*{"us":1,"ms":1e3,"s":1e6}[m.group(2)],1))' "$1"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+total() {
+  curl -sf "http://127.0.0.1:${ports[1]}/api/v1/links/bench/stats?include_bots=true" -H "authorization: Bearer $KEY" \
+    | python3 -c 'import sys,json; print(json.load(sys.stdin)["total_clicks"])'
+}
+
+answered=${#ports[@]}
+for run in $(seq "$RUNS"); do
+  for i in 0 1; do
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${ports[$i]}/bench" >"$work/wrk$i" &
+  done
+  wait %%1 2>/dev/null || true; wait
+  rps=0; p99=0
+  for i in 0 1; do
+    r=$(awk '/Requests\/sec/ {print $2}' "$work/wrk$i")
+    n=$(awk '/requests in/ {print $1}' "$work/wrk$i")
+    q=$(to_us "$(awk '$1=="99%" {print $2}' "$work/wrk$i")")
+    rps=$(python3 -c "print($rps + $r)"); p99=$(python3 -c "print(max($p99, $q))")
+    answered=$((answered + n))
+  done
+  echo "$rps" >>"$work/rps"; echo "$p99" >>"$work/p99"
+  echo "run $run cluster (2 nodes): $rps req/s, p99 ${p99} us" >&2
+done
+echo
+echo "cluster redirect (2 nodes on CPU 0, median of $RUNS): $(median <"$work/rps") req/s, p99 $(median <"$work/p99") us"
+
+# The worker drains the backlog: clicks stored per second until exact.
+start_count=$(total); start=$(date +%s.%N)
+while :; do
+  n=$(total)
+  [ "$n" -ge "$answered" ] && break
+  sleep 0.5
+done
+end=$(date +%s.%N)
+python3 -c "print('worker: %d clicks stored after the load ended in %.1f s (%.0f clicks/s); total %d of %d answered' % ($n-$start_count, $end-$start, ($n-$start_count)/max($end-$start,1e-9), $n, $answered))"
