@@ -66,10 +66,12 @@ total() {
 
 answered=${#ports[@]}
 for run in $(seq "$RUNS"); do
+  wrks=()
   for i in 0 1; do
     taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${ports[$i]}/bench" >"$work/wrk$i" &
+    wrks+=($!)
   done
-  wait %%1 2>/dev/null || true; wait
+  wait "${wrks[@]}"
   rps=0; p99=0
   for i in 0 1; do
     r=$(awk '/Requests\/sec/ {print $2}' "$work/wrk$i")
