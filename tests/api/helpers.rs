@@ -63,15 +63,19 @@ impl DataDir {
 }
 
 pub struct TestApp {
+    /// The first node.
     pub base: String,
+    /// Every node (one in embedded mode, three in cluster mode).
+    pub bases: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
     pub client: reqwest::Client,
     /// An admin key, created before the server started.
     pub admin_key: String,
     pub dir: DataDir,
     /// The app's store, for what tests set up behind the API (keys).
     pub store: std::sync::Arc<dyn hop::store::Store>,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    stops: Vec<oneshot::Sender<()>>,
+    handles: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
 pub fn config(dir: &std::path::Path) -> ServeConfig {
@@ -91,35 +95,54 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
-    pub async fn spawn_with(f: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    pub async fn spawn_with(f: impl Fn(&mut ServeConfig)) -> TestApp {
         let dir = tokio::task::spawn_blocking(DataDir::new).await.unwrap();
         Self::spawn_in(dir, f).await
     }
 
-    /// Starts a server on the data in `dir` (reused across restarts).
-    pub async fn spawn_in(dir: DataDir, f: impl FnOnce(&mut ServeConfig)) -> TestApp {
-        let mut c = config(dir.path());
-        if let Some((db, redis)) = &dir.cluster {
-            c.database.database_url = db.clone();
-            c.cluster.redis_url = Some(redis.url());
-            c.with_worker = true;
-        }
-        f(&mut c);
-        let app = Application::build(c).await.expect("app builds");
+    /// Starts a server on the data in `dir` (reused across restarts). In
+    /// cluster mode: three nodes on the same PostgreSQL and Redis, two of
+    /// them running a worker; API calls and clicks go round-robin over the
+    /// nodes (pages, `url()`, stay on the first, whose address `f` may set).
+    pub async fn spawn_in(dir: DataDir, f: impl Fn(&mut ServeConfig)) -> TestApp {
+        let nodes = if dir.cluster.is_some() { 3 } else { 1 };
         let token = Token::generate(KEY_PREFIX);
-        app.state()
-            .store
-            .insert_key("test-admin", token.hash(), true)
-            .await
-            .unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let store = app.state().store.clone();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(app.run_until(async {
-            let _ = rx.await;
-        }));
+        let mut bases = Vec::new();
+        let mut stops = Vec::new();
+        let mut handles = Vec::new();
+        let mut store = None;
+        for i in 0..nodes {
+            let mut c = config(dir.path());
+            if let Some((db, redis)) = &dir.cluster {
+                c.database.database_url = db.clone();
+                c.cluster.redis_url = Some(redis.url());
+                c.with_worker = i < 2;
+                c.cluster.claim_idle_ms = 2_000;
+            }
+            f(&mut c);
+            if i > 0 {
+                c.listen = ([127, 0, 0, 1], 0).into();
+            }
+            let app = Application::build(c).await.expect("app builds");
+            if i == 0 {
+                app.state()
+                    .store
+                    .insert_key("test-admin", token.hash(), true)
+                    .await
+                    .unwrap();
+                store = Some(app.state().store.clone());
+            }
+            bases.push(format!("http://127.0.0.1:{}", app.port()));
+            let (tx, rx) = oneshot::channel::<()>();
+            handles.push(tokio::spawn(app.run_until(async {
+                let _ = rx.await;
+            })));
+            stops.push(tx);
+        }
         TestApp {
-            base,
+            base: bases[0].clone(),
+            bases,
+            next: std::sync::atomic::AtomicUsize::new(0),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_max_idle_per_host(256)
@@ -127,16 +150,20 @@ impl TestApp {
                 .unwrap(),
             admin_key: token.expose().to_owned(),
             dir,
-            store,
-            stop: Some(tx),
-            handle: Some(handle),
+            store: store.expect("one node"),
+            stops,
+            handles,
         }
     }
 
     /// Graceful shutdown (drains clicks); returns the data for a restart.
     pub async fn stop(mut self) -> DataDir {
-        self.stop.take().unwrap().send(()).ok();
-        self.handle.take().unwrap().await.unwrap().unwrap();
+        for tx in self.stops.drain(..) {
+            tx.send(()).ok();
+        }
+        for handle in self.handles.drain(..) {
+            handle.await.unwrap().unwrap();
+        }
         let empty = DataDir {
             dir: tempfile::tempdir().unwrap(),
             cluster: None,
@@ -144,8 +171,15 @@ impl TestApp {
         std::mem::replace(&mut self.dir, empty)
     }
 
+    /// A URL on the first node (pages, and anything a test pins to a node).
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// A URL on the next node, round-robin (one node in embedded mode).
+    pub fn any_url(&self, path: &str) -> String {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}{}", self.bases[i % self.bases.len()], path)
     }
 
     pub async fn api(
@@ -155,7 +189,7 @@ impl TestApp {
         key: Option<&str>,
         body: Option<Value>,
     ) -> Response {
-        let mut req = self.client.request(method, self.url(path));
+        let mut req = self.client.request(method, self.any_url(path));
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
@@ -187,7 +221,7 @@ impl TestApp {
     /// loopback proxy).
     pub async fn click_as(&self, path: &str, ua: &str, ip: &str) -> Response {
         self.client
-            .get(self.url(path))
+            .get(self.any_url(path))
             .header("user-agent", ua)
             .header("x-forwarded-for", ip)
             .send()
