@@ -65,6 +65,7 @@ total() {
 }
 
 answered=${#ports[@]}
+load_start=$(date +%s.%N)
 for run in $(seq "$RUNS"); do
   wrks=()
   for i in 0 1; do
@@ -86,12 +87,15 @@ done
 echo
 echo "cluster redirect (2 nodes on CPU 0, median of $RUNS): $(median <"$work/rps") req/s, p99 $(median <"$work/p99") us"
 
-# The worker drains the backlog: clicks stored per second until exact.
+# The worker: what it had stored when the load ended (sustained rate), then
+# how long the rest of the backlog took, and the exact final count.
+load_end=$(date +%s.%N)
 start_count=$(total); start=$(date +%s.%N)
+python3 -c "print('worker during the load: %d of %d answered clicks stored by its end (%.0f clicks/s sustained over %.1f s)' % ($start_count, $answered, $start_count/($load_end-$load_start), $load_end-$load_start))"
 while :; do
   n=$(total)
   [ "$n" -ge "$answered" ] && break
   sleep 0.5
 done
 end=$(date +%s.%N)
-python3 -c "print('worker: %d clicks stored after the load ended in %.1f s (%.0f clicks/s); total %d of %d answered' % ($n-$start_count, $end-$start, ($n-$start_count)/max($end-$start,1e-9), $n, $answered))"
+python3 -c "print('worker after the load: the remaining %d clicks in %.1f s; total %d for %d answered (wrk does not count requests in flight when it stops)' % ($n-$start_count, $end-$start, $n, $answered))"
