@@ -362,7 +362,27 @@ async fn exact_counts_through_a_killed_worker_and_a_redis_restart() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     c.redis.stop();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let down = Instant::now();
+    // Nodes keep answering and say Redis is down.
+    loop {
+        let ready = c
+            .client
+            .get(format!("{}/readyz", c.node(0)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::OK, "still ready without Redis");
+        let ready: Value = ready.json().await.unwrap();
+        if ready["redis"] == "down" {
+            break;
+        }
+        assert!(
+            down.elapsed() < Duration::from_secs(5),
+            "readyz never reported redis down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     c.redis.start_again();
 
     for task in load {
