@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(managed)
         .route("/{slug}", get(redirect::follow_link))
         .fallback(pages::fallback)
+        .layer(middleware::from_fn(ops::security_headers))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

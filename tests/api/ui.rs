@@ -508,6 +508,17 @@ async fn assets_are_embedded_and_cacheable_and_errors_look_like_the_site() {
         html.contains("/static/app.css?v="),
         "404 page in the site's look"
     );
+    // Security headers on every page, error pages included.
+    for path in ["/", "/no-such-slug", "/login"] {
+        let res = b.get(app.url(path)).send().await.unwrap();
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+    }
     let (status, html) = page(&b, &app.url("/no-such-slug")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("Link not found"));
