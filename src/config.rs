@@ -39,6 +39,64 @@ pub enum Command {
     Worker(WorkerConfig),
 }
 
+/// The content of the file named by `{var}_FILE`, if that is set (the
+/// Docker/Kubernetes secrets convention); a trailing newline is dropped.
+fn secret_file(var: &str) -> anyhow::Result<Option<String>> {
+    let Some(path) = std::env::var_os(format!("{var}_FILE")) else {
+        return Ok(None);
+    };
+    let value = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{var}_FILE: cannot read {}: {e}",
+            std::path::Path::new(&path).display()
+        )
+    })?;
+    Ok(Some(value.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
+impl Cli {
+    /// Applies `HOP_DATABASE_URL_FILE`, `HOP_REDIS_URL_FILE` and
+    /// `HOP_API_KEY_FILE`: when set, the file's content is used (and wins
+    /// over the plain variable), so secrets need not sit in the environment.
+    pub fn resolve_secret_files(&mut self) -> anyhow::Result<()> {
+        let db = secret_file("HOP_DATABASE_URL")?;
+        let redis = secret_file("HOP_REDIS_URL")?;
+        let key = secret_file("HOP_API_KEY")?;
+        let set_db = |d: &mut DatabaseArgs| {
+            if let Some(v) = &db {
+                d.database_url = v.clone();
+            }
+        };
+        let set_redis = |c: &mut ClusterArgs| {
+            if let Some(v) = &redis {
+                c.redis_url = Some(v.clone());
+            }
+        };
+        let set_key = |c: &mut ClientArgs| {
+            if let Some(v) = &key {
+                c.api_key = Some(Token::new(v.clone()));
+            }
+        };
+        match &mut self.command {
+            Command::Serve(c) => {
+                set_db(&mut c.database);
+                set_redis(&mut c.cluster);
+            }
+            Command::Worker(c) => {
+                set_db(&mut c.database);
+                set_redis(&mut c.cluster);
+            }
+            Command::Migrate(d) => set_db(d),
+            Command::Keys(KeysCommand::Create { database, .. })
+            | Command::Keys(KeysCommand::List { database })
+            | Command::Keys(KeysCommand::Revoke { database, .. }) => set_db(database),
+            Command::Shorten(a) => set_key(&mut a.client),
+            Command::Stats(a) => set_key(&mut a.client),
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,

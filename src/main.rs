@@ -19,8 +19,9 @@ fn init_tracing(log: &LogArgs) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_tracing(&cli.log);
+    cli.resolve_secret_files()?;
     match cli.command {
         Command::Serve(config) => {
             let app = hop::app::Application::build(config).await?;

@@ -252,3 +252,35 @@ async fn ops_endpoints() {
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
 }
+
+#[tokio::test]
+async fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("from-file.db");
+    let secret = dir.path().join("database_url");
+    std::fs::write(&secret, format!("sqlite://{}\n", db.display())).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hop"))
+        .args(["keys", "create", "--name", "filed"])
+        .env("HOP_DATABASE_URL", "sqlite:///nonexistent/dir/never.db")
+        .env("HOP_DATABASE_URL_FILE", &secret)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.exists(), "the URL from the file was used");
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert!(key.trim().starts_with("hop_"));
+    // An unreadable secret file is an error that names the variable.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hop"))
+        .args(["migrate"])
+        .env("HOP_DATABASE_URL_FILE", dir.path().join("missing"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOP_DATABASE_URL_FILE"));
+}
