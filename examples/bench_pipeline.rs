@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             },
             region: "local".into(),
+            withheld: false,
         })
         .collect();
     let stop = CancellationToken::new();

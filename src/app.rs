@@ -26,6 +26,8 @@ use crate::store::redact_url;
 
 pub struct Application {
     listener: TcpListener,
+    /// Raw clicks older than this are deleted hourly (zero: kept).
+    raw_retention: Duration,
     state: AppState,
     /// Click writer (embedded) or stream appender, subscription listener
     /// and worker (cluster): stopped and awaited after the HTTP server.
@@ -47,7 +49,12 @@ impl Application {
                     crate::store::redact_url(&config.database.database_url)
                 )
             })?;
-        let geo = open_geo(&config.geoip_db)?;
+        let geo = if config.no_track_geo {
+            tracing::info!("--no-track-geo: countries and cities are not recorded");
+            None
+        } else {
+            open_geo(&config.geoip_db)?
+        };
         let live = Arc::new(LiveFeed::new(4096));
         let cache: Arc<dyn LinkCache> = Arc::new(LocalCache::new(
             config.cache_capacity,
@@ -140,6 +147,11 @@ impl Application {
             public_base,
             own_hosts,
             trusted_proxies: config.trusted_proxies.clone(),
+            tracking: crate::state::Tracking {
+                no_referrer: config.no_track_referrer,
+                no_user_agent: config.no_track_ua,
+                honor_dnt: config.honor_dnt,
+            },
             anonymous_links: config.anonymous_links,
             region: config.region.clone(),
             prometheus,
@@ -149,6 +161,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Application {
+            raw_retention: config.raw_retention,
             listener,
             state,
             background,
@@ -177,6 +190,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Application {
+            raw_retention: retention,
             listener,
             state,
             background,
@@ -188,11 +202,21 @@ impl Application {
             for n in 0u64.. {
                 tick.tick().await;
                 upkeep_state.prometheus.run_upkeep();
-                // Hourly: forget expired sessions.
+                // Hourly: forget expired sessions, delete old raw clicks.
                 if n % 720 == 0 {
                     let now = chrono::Utc::now().timestamp_millis();
                     if let Err(e) = upkeep_state.store.purge_sessions(now).await {
                         tracing::warn!(error = %e, "purging expired sessions failed");
+                    }
+                    if !retention.is_zero() {
+                        let cutoff = now - retention.as_millis() as i64;
+                        match upkeep_state.store.delete_raw_clicks_before(cutoff).await {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                tracing::info!(clicks = n, "retention: old raw clicks deleted")
+                            }
+                            Err(e) => tracing::warn!(error = %e, "retention run failed"),
+                        }
                     }
                 }
             }

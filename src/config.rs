@@ -39,6 +39,20 @@ pub enum Command {
     Worker(WorkerConfig),
 }
 
+fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?}: give days (90d) or hours (36h), or 0");
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    match unit {
+        "d" => Ok(std::time::Duration::from_secs(n * 86_400)),
+        "h" => Ok(std::time::Duration::from_secs(n * 3_600)),
+        _ => Err(bad()),
+    }
+}
+
 /// The content of the file named by `{var}_FILE`, if that is set (the
 /// Docker/Kubernetes secrets convention); a trailing newline is dropped.
 fn secret_file(var: &str) -> anyhow::Result<Option<String>> {
@@ -171,6 +185,24 @@ pub struct ServeConfig {
     /// Hours a web UI session lasts without use.
     #[arg(long, env = "HOP_SESSION_IDLE_HOURS", default_value_t = 12)]
     pub session_idle_hours: u64,
+    /// Raw clicks older than this are deleted (hourly); rollups are kept.
+    /// Days (`90d`) or hours (`36h`); `0` keeps raw clicks for ever.
+    #[arg(long, env = "HOP_RAW_RETENTION", default_value = "90d", value_parser = parse_retention)]
+    pub raw_retention: std::time::Duration,
+    /// Do not record referrers.
+    #[arg(long, env = "HOP_NO_TRACK_REFERRER")]
+    pub no_track_referrer: bool,
+    /// Do not record user agents (no browser, OS, device, and no bot
+    /// detection: every click counts as a human one).
+    #[arg(long, env = "HOP_NO_TRACK_UA")]
+    pub no_track_ua: bool,
+    /// Do not look up countries and cities (even with --geoip-db).
+    #[arg(long, env = "HOP_NO_TRACK_GEO")]
+    pub no_track_geo: bool,
+    /// Honour `DNT: 1` and `Sec-GPC: 1`: such clicks are counted, with no
+    /// referrer, user agent, location or visitor identity.
+    #[arg(long, env = "HOP_HONOR_DNT")]
+    pub honor_dnt: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Also run a click worker in this process (cluster mode).
@@ -333,6 +365,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn retention_values() {
+        assert_eq!(parse_retention("90d").unwrap().as_secs(), 90 * 86_400);
+        assert_eq!(parse_retention("36h").unwrap().as_secs(), 36 * 3_600);
+        assert!(parse_retention("0").unwrap().is_zero());
+        assert!(parse_retention("90").is_err());
+        assert!(parse_retention("d").is_err());
+        assert!(parse_retention("-1d").is_err());
     }
 
     #[test]

@@ -48,12 +48,23 @@ pub struct StateInner {
     pub trusted_proxies: Vec<IpNet>,
     /// Whether links may be created without an API key.
     pub anonymous_links: bool,
+    /// What the redirect records of a click.
+    pub tracking: Tracking,
     /// Region stamped on every click this node serves.
     pub region: String,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
     /// Hot-path metric handles, resolved once.
     pub redirect_metrics: RedirectMetrics,
+}
+
+/// Privacy switches: what the redirect keeps of a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tracking {
+    pub no_referrer: bool,
+    pub no_user_agent: bool,
+    /// `DNT: 1` / `Sec-GPC: 1` clicks are counted anonymously.
+    pub honor_dnt: bool,
 }
 
 pub struct RedirectMetrics {

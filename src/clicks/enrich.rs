@@ -92,7 +92,16 @@ impl Enricher {
     }
 
     pub fn enrich(&self, ev: &ClickEvent) -> EnrichedClick {
-        let ua = self.user_agents.parse(ev.user_agent.as_deref());
+        let ua = if ev.withheld {
+            std::sync::Arc::new(super::user_agent::UserAgentInfo {
+                browser: "unknown".into(),
+                os: "unknown".into(),
+                device: crate::domain::DeviceType::Other,
+                bot: false,
+            })
+        } else {
+            self.user_agents.parse(ev.user_agent.as_deref())
+        };
         let location = self
             .geo
             .as_ref()

@@ -58,6 +58,10 @@ pub struct ClickEvent {
     pub utm: Utm,
     /// Region of the node that served the click.
     pub region: String,
+    /// The user agent was withheld on purpose (`--no-track-ua`, or
+    /// Do-Not-Track): count the click as a human one, with no browser.
+    #[serde(default)]
+    pub withheld: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -42,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/links/{slug}/stats", get(stats::link_stats_handler))
         .route("/links/{slug}/clicks.csv", get(stats::export_clicks))
+        .route(
+            "/links/{slug}/clicks",
+            axum::routing::delete(stats::purge_clicks),
+        )
         .route("/links/{slug}/live", get(live::live_clicks))
         .route("/links/{slug}/qr.svg", get(qr::link_qr_svg))
         .route("/links/{slug}/qr.png", get(qr::link_qr_png))

@@ -14,7 +14,7 @@ use super::stats::{self, Bucket, Entry, StatsBody};
     info(title = "hop", description = "URL shortener with exact, real-time click analytics."),
     paths(
         links::create_link, links::list_links, links::get_link, links::update_link,
-        links::delete_link, stats::link_stats_handler, stats::export_clicks,
+        links::delete_link, stats::link_stats_handler, stats::export_clicks, stats::purge_clicks,
         live::live_clicks, qr::link_qr_svg, qr::link_qr_png,
     ),
     components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ErrorBody, ErrorDetail)),

@@ -75,15 +75,33 @@ async fn answer(
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .map(|s| s.chars().take(MAX_ATTR_LEN * 2).collect::<String>())
     };
+    let tracking = state.tracking;
+    // A browser asking not to be tracked is counted, and nothing else.
+    let anonymous = tracking.honor_dnt
+        && ["dnt", "sec-gpc"].iter().any(|h| {
+            headers
+                .get(*h)
+                .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+        });
+    let ip = if anonymous {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        client_ip(peer, headers, &state.trusted_proxies)
+    };
     state.clicks.submit(ClickEvent {
         event_id: uuid::Uuid::now_v7(),
         link_id: link.id,
         at: now.timestamp_millis(),
-        ip: client_ip(peer, headers, &state.trusted_proxies),
-        user_agent: header(USER_AGENT),
-        referrer: header(REFERER),
+        ip,
+        user_agent: (!anonymous && !tracking.no_user_agent)
+            .then(|| header(USER_AGENT))
+            .flatten(),
+        referrer: (!anonymous && !tracking.no_referrer)
+            .then(|| header(REFERER))
+            .flatten(),
         utm: query.map(Utm::from_query).unwrap_or_default(),
         region: state.region.clone(),
+        withheld: anonymous || tracking.no_user_agent,
     });
     redirect_to(&link)
 }

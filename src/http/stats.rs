@@ -334,3 +334,22 @@ pub async fn export_clicks(
     )
         .into_response())
 }
+
+#[utoipa::path(delete, path = "/api/v1/links/{slug}/clicks", tag = "stats",
+    params(("slug" = String, Path, description = "The link's slug")),
+    responses(
+        (status = 204, description = "Every click of the link deleted, raw and rolled up; the link stays"),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn purge_clicks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let link = access::link(&state, &caller, &slug).await?;
+    let n = state.store.purge_clicks(link.id).await?;
+    tracing::info!(link.slug = %link.slug, clicks = n, "clicks purged");
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

@@ -25,7 +25,8 @@ macro_rules! store_conformance {
             list_newest_first_with_filters, list_text_filter_is_literal, update_link,
             delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
             clicks_of_unknown_links_are_skipped, rollups_agree_with_raw, bots_are_separable,
-            export_pages_in_order, sessions_expire_and_are_replaced);
+            export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
+            purge_removes_a_links_clicks);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -638,4 +639,91 @@ pub async fn sessions_expire_and_are_replaced(store: &dyn Store) {
     store.remove_session(&a).await.unwrap();
     assert!(store.load_session(&a, 0).await.unwrap().is_none());
     store.remove_session(&a).await.unwrap();
+}
+
+pub async fn retention_keeps_rollups(store: &dyn Store) {
+    let l = link("kept", None);
+    insert(store, &l).await;
+    let mut rng = StdRng::seed_from_u64(7);
+    let day = 86_400_000;
+    // 10 clicks on day 0, 5 on day 2.
+    let mut clicks: Vec<_> = (0..10)
+        .map(|i| click(l.id, base_ms() + i * 1000, &mut rng))
+        .collect();
+    clicks.extend((0..5).map(|i| click(l.id, base_ms() + 2 * day + i * 1000, &mut rng)));
+    assert_eq!(store.record_clicks(&clicks).await.unwrap(), 15);
+    let all = TimeRange {
+        from: base_ms(),
+        to: base_ms() + 3 * day,
+    };
+    let before = store
+        .export_clicks(l.id, all, true, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 15);
+    assert_eq!(
+        store
+            .delete_raw_clicks_before(base_ms() + day)
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        store
+            .delete_raw_clicks_before(base_ms() + day)
+            .await
+            .unwrap(),
+        0
+    );
+    let after = store
+        .export_clicks(l.id, all, true, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 5, "raw clicks before the cutoff are gone");
+    if store.keeps_rollups() {
+        let totals = store.click_totals(&[l.id], true).await.unwrap();
+        assert_eq!(totals[&l.id], 15, "rollups keep counting them");
+        let daily = store
+            .series(l.id, Resolution::QuarterHour, all, true)
+            .await
+            .unwrap();
+        assert_eq!(daily.iter().map(|(_, n)| n).sum::<u64>(), 15);
+    }
+}
+
+pub async fn purge_removes_a_links_clicks(store: &dyn Store) {
+    let (a, b) = (link("purged", None), link("untouched", None));
+    insert(store, &a).await;
+    insert(store, &b).await;
+    let mut rng = StdRng::seed_from_u64(8);
+    let clicks: Vec<_> = (0..6)
+        .map(|i| {
+            click(
+                if i % 2 == 0 { a.id } else { b.id },
+                base_ms() + i,
+                &mut rng,
+            )
+        })
+        .collect();
+    assert_eq!(store.record_clicks(&clicks).await.unwrap(), 6);
+    assert_eq!(store.purge_clicks(a.id).await.unwrap(), 3);
+    let totals = store.click_totals(&[a.id, b.id], true).await.unwrap();
+    assert_eq!(totals.get(&a.id).copied().unwrap_or(0), 0);
+    assert_eq!(totals[&b.id], 3);
+    let range = TimeRange {
+        from: base_ms(),
+        to: base_ms() + 1000,
+    };
+    assert_eq!(
+        store
+            .visitors(a.id, Resolution::Raw, range, true)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store.link_by_slug(&a.slug).await.unwrap().is_some(),
+        "the link stays"
+    );
+    assert_eq!(store.purge_clicks(a.id).await.unwrap(), 0);
 }

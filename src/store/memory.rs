@@ -252,6 +252,26 @@ impl SessionRecords for MemoryStore {
 
 #[async_trait]
 impl ClickStore for MemoryStore {
+    async fn delete_raw_clicks_before(&self, before: i64) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        let mut n = 0;
+        for clicks in inner.clicks.values_mut() {
+            let len = clicks.len();
+            clicks.retain(|c| c.at >= before);
+            n += (len - clicks.len()) as u64;
+        }
+        Ok(n)
+    }
+
+    async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(inner.clicks.remove(&link).map_or(0, |c| c.len() as u64))
+    }
+
+    fn keeps_rollups(&self) -> bool {
+        false
+    }
+
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
         let mut inner = self.inner.lock();
         let mut new = 0;

@@ -199,6 +199,20 @@ pub trait ClickStore: Send + Sync {
         include_bots: bool,
     ) -> Result<HashMap<LinkId, u64>, StoreError>;
 
+    /// Retention: deletes raw clicks older than `before` (ms), keeping the
+    /// rollups built from them; returns how many raw clicks went.
+    async fn delete_raw_clicks_before(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Deletes every click of a link, raw and rolled up, and its visitors;
+    /// the link itself stays. Returns how many raw clicks went.
+    async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError>;
+
+    /// Whether rollups outlive the raw clicks (retention). False for the
+    /// in-memory reference store, which answers everything from raw clicks.
+    fn keeps_rollups(&self) -> bool {
+        true
+    }
+
     /// Raw clicks in time order, for export, resuming after `after`.
     async fn export_clicks(
         &self,

@@ -838,6 +838,45 @@ impl ClickStore for PgStore {
         Ok(out)
     }
 
+    async fn delete_raw_clicks_before(&self, before: i64) -> Result<u64, StoreError> {
+        // Links in chunks, so each delete is ranges of the clicks' key.
+        let links: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut n = 0;
+        for chunk in links.chunks(1000) {
+            n += sqlx::query("DELETE FROM clicks WHERE link_id = ANY($1) AND at < $2")
+                .bind(chunk)
+                .bind(before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM clicks WHERE link_id = $1")
+            .bind(link.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for statement in [
+            "DELETE FROM rollup_series WHERE link_id = $1",
+            "DELETE FROM rollup_dims WHERE link_id = $1",
+            "DELETE FROM visitors WHERE link_id = $1",
+            "DELETE FROM rollup_visitors WHERE link_id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(link.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn export_clicks(
         &self,
         link: LinkId,

@@ -820,6 +820,45 @@ impl ClickStore for SqliteStore {
         Ok(out)
     }
 
+    async fn delete_raw_clicks_before(&self, before: i64) -> Result<u64, StoreError> {
+        // Link by link, so each delete is a range of the clustered key.
+        let links: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
+            .fetch_all(&self.readers)
+            .await?;
+        let mut n = 0;
+        for link in links {
+            n += sqlx::query("DELETE FROM clicks WHERE link_id = ? AND at < ?")
+                .bind(link)
+                .bind(before)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let n = sqlx::query("DELETE FROM clicks WHERE link_id = ?")
+            .bind(link.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for statement in [
+            "DELETE FROM rollup_series WHERE link_id = ?",
+            "DELETE FROM rollup_dims WHERE link_id = ?",
+            "DELETE FROM visitors WHERE link_id = ?",
+            "DELETE FROM rollup_visitors WHERE link_id = ?",
+        ] {
+            sqlx::query(statement)
+                .bind(link.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn export_clicks(
         &self,
         link: LinkId,

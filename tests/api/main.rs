@@ -6,6 +6,7 @@ mod helpers;
 mod links;
 mod live;
 mod pipeline;
+mod privacy;
 mod redirect;
 mod stats;
 mod ui;
