@@ -127,6 +127,15 @@ impl Application {
             .host_str()
             .map(|h| vec![h.to_owned()])
             .unwrap_or_default();
+        let limits = crate::ratelimit::Limits {
+            create: config.rate_create,
+            auth_failures: config.rate_auth_failures,
+            api: config.rate_api,
+        };
+        let limiter: Arc<dyn crate::ratelimit::Limiter> = match &shared {
+            Some(redis) => Arc::new(crate::ratelimit::SharedLimiter::new(limits, redis.clone())),
+            None => Arc::new(crate::ratelimit::LocalLimiter::new(limits)),
+        };
         let sessions = Arc::new(StoredSessions::new(
             store.clone(),
             Duration::from_secs(config.session_idle_hours.max(1) * 3600),
@@ -147,6 +156,7 @@ impl Application {
             public_base,
             own_hosts,
             trusted_proxies: config.trusted_proxies.clone(),
+            limiter,
             tracking: crate::state::Tracking {
                 no_referrer: config.no_track_referrer,
                 no_user_agent: config.no_track_ua,

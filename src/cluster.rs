@@ -163,6 +163,29 @@ impl Redis {
         }
     }
 
+    // ---------------------------------------------------------- counters
+
+    /// Increments a counter that expires after `ttl`; `None` if Redis does
+    /// not answer (rate limits then let requests through).
+    pub async fn incr_with_expiry(&self, key: &str, ttl: Duration) -> Option<u64> {
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.incr(key, 1).expire(key, ttl.as_secs() as i64).ignore();
+        let r = pipe.query_async::<(u64,)>(&mut conn);
+        match tokio::time::timeout(CACHE_WAIT, r).await {
+            Ok(r) => self.mark(r).ok().map(|(n,)| n),
+            Err(_) => None,
+        }
+    }
+
+    pub async fn counter(&self, key: &str) -> Option<u64> {
+        let mut conn = self.conn();
+        match tokio::time::timeout(CACHE_WAIT, conn.get::<_, Option<u64>>(key)).await {
+            Ok(r) => self.mark(r).ok().map(|n| n.unwrap_or(0)),
+            Err(_) => None,
+        }
+    }
+
     // ---------------------------------------------------------- salts
 
     /// Loads the cluster's salt for each UTC day these clicks fall on.

@@ -203,6 +203,16 @@ pub struct ServeConfig {
     /// referrer, user agent, location or visitor identity.
     #[arg(long, env = "HOP_HONOR_DNT")]
     pub honor_dnt: bool,
+    /// Links created without an API key, per client IP (`30/min`, `5/s`,
+    /// `1000/h`; `0`: no limit).
+    #[arg(long, env = "HOP_RATE_CREATE", default_value = "30/min")]
+    pub rate_create: crate::ratelimit::Rate,
+    /// Failed authentications per client IP before it is refused for a while.
+    #[arg(long, env = "HOP_RATE_AUTH_FAILURES", default_value = "10/min")]
+    pub rate_auth_failures: crate::ratelimit::Rate,
+    /// API calls per API key.
+    #[arg(long, env = "HOP_RATE_API", default_value = "1200/min")]
+    pub rate_api: crate::ratelimit::Rate,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Also run a click worker in this process (cluster mode).

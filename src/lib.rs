@@ -27,6 +27,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod ratelimit;
 pub mod session;
 pub mod state;
 pub mod stats;

@@ -50,6 +50,8 @@ pub struct StateInner {
     pub anonymous_links: bool,
     /// What the redirect records of a click.
     pub tracking: Tracking,
+    /// Rate limits (in process, or shared through Redis in cluster mode).
+    pub limiter: Arc<dyn crate::ratelimit::Limiter>,
     /// Region stamped on every click this node serves.
     pub region: String,
     /// Renders `/metrics`.

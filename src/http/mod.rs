@@ -5,6 +5,7 @@ pub mod access;
 pub mod assets;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod links;
 pub mod live;
 pub mod openapi;
@@ -59,6 +60,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_api,
+        ))
         .layer(CatchPanicLayer::custom(|e| pages::panic_response(true, e)));
 
     let web = Router::new()

@@ -34,9 +34,11 @@ use subtle::ConstantTimeEq;
 
 use super::access::{self, Caller, SESSION_COOKIE};
 use super::error::ApiError;
+use super::extract::{PeerAddr, client_ip};
 use super::links::{self, CreateLink, LinkBody, ListParams, UpdateLink};
 use crate::auth::{LINK_SECRET_PREFIX, Token};
 use crate::domain::{FieldError, Link, Slug, UrlError};
+use crate::ratelimit::Bucket;
 use crate::session::{Session, SessionId};
 use crate::state::AppState;
 
@@ -369,6 +371,7 @@ pub async fn home(State(state): State<AppState>, jar: CookieJar) -> Response {
 
 pub async fn shorten(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     jar: CookieJar,
     headers: HeaderMap,
     form: Result<Form<ShortenForm>, FormRejection>,
@@ -385,6 +388,13 @@ pub async fn shorten(
         Err(r) => return r,
     };
     let caller = frame.caller();
+    if !frame.signed_in() {
+        let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
+        let d = state.limiter.take(Bucket::Create, &ip).await;
+        if !d.allowed {
+            return super::pages::too_many_requests(d.reset_secs);
+        }
+    }
     let result = async {
         let owner = access::creator(&state, &caller).await?;
         let req = CreateLink {
@@ -486,6 +496,7 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     jar: CookieJar,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -502,12 +513,17 @@ pub async fn login(
         Err(r) => return r,
     };
     let next = safe_next(form.next.as_deref());
+    let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
+    if let Some(d) = state.limiter.refused(Bucket::AuthFailure, &ip).await {
+        return super::pages::too_many_requests(d.reset_secs);
+    }
     let token = Token::new(form.key.unwrap_or_default().trim());
     let key = match access::api_key(&state, &Caller::Token(token.clone())).await {
         Ok(key) => key,
         Err(e) if e.status.is_server_error() => return api_error_page(e),
         Err(_) => {
             tracing::info!("web sign-in refused");
+            state.limiter.take(Bucket::AuthFailure, &ip).await;
             return frame.page(
                 StatusCode::UNAUTHORIZED,
                 "login.html",

@@ -98,13 +98,24 @@ impl Browser {
     }
 
     async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+        // The live page re-renders parts of itself: an element found a
+        // moment ago may be gone (stale) by the time its text is read.
+        let mut attempt = 0;
+        loop {
+            let el = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("{css}: {e}"));
+            match el.text().await {
+                Ok(t) => return t,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    let _ = e;
+                }
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
     }
 
     async fn fill(&self, css: &str, value: &str) {

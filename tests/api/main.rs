@@ -3,6 +3,7 @@
 mod access;
 mod browser;
 mod helpers;
+mod limits;
 mod links;
 mod live;
 mod pipeline;

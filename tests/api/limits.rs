@@ -1,0 +1,148 @@
+//! Rate limits: anonymous creation per IP, failed authentication per IP,
+//! calls per API key; 429 with Retry-After and RateLimit headers. In cluster
+//! mode the suite's requests go round-robin over three nodes, so these pass
+//! only if the nodes share their counters.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{TestApp, error_code};
+
+fn limited(c: &mut hop::config::ServeConfig) {
+    c.rate_create = "3/min".parse().unwrap();
+    c.rate_auth_failures = "4/min".parse().unwrap();
+    c.rate_api = "5/min".parse().unwrap();
+}
+
+#[tokio::test]
+async fn anonymous_creation_is_limited_per_client_ip() {
+    let app = TestApp::spawn_with(limited).await;
+    for left in [2, 1, 0] {
+        let res = app
+            .client
+            .post(app.any_url("/api/v1/links"))
+            .header("x-forwarded-for", "198.51.100.1")
+            .json(&json!({"url": "https://example.com/"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(res.headers()["ratelimit-limit"], "3");
+        assert_eq!(
+            res.headers()["ratelimit-remaining"],
+            left.to_string().as_str()
+        );
+    }
+    let res = app
+        .client
+        .post(app.any_url("/api/v1/links"))
+        .header("x-forwarded-for", "198.51.100.1")
+        .json(&json!({"url": "https://example.com/"}))
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into())
+    );
+    // Another address is not affected.
+    let res = app
+        .client
+        .post(app.any_url("/api/v1/links"))
+        .header("x-forwarded-for", "198.51.100.2")
+        .json(&json!({"url": "https://example.com/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // The web form counts against the same allowance.
+    let page = app
+        .client
+        .post(app.url("/"))
+        .header("x-forwarded-for", "198.51.100.1")
+        .header(
+            "cookie",
+            "hop_csrf=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        )
+        .form(&[
+            ("csrf", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ("url", "https://example.com/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.headers().contains_key("retry-after"));
+    assert!(page.text().await.unwrap().contains("Slow down"));
+}
+
+#[tokio::test]
+async fn failed_authentication_locks_the_address_out() {
+    let app = TestApp::spawn_with(limited).await;
+    let bad = |n: usize| format!("hop_wrong{n}");
+    for n in 0..4 {
+        let res = app
+            .client
+            .get(app.any_url("/api/v1/links"))
+            .header("x-forwarded-for", "203.0.113.50")
+            .bearer_auth(bad(n))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    // After 4 failures even a good key is refused from that address, so
+    // guessing cannot go on; other addresses are unaffected.
+    let res = app
+        .client
+        .get(app.any_url("/api/v1/links"))
+        .header("x-forwarded-for", "203.0.113.50")
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into())
+    );
+    let res = app
+        .client
+        .get(app.any_url("/api/v1/links"))
+        .header("x-forwarded-for", "203.0.113.51")
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn api_calls_are_limited_per_key() {
+    let app = TestApp::spawn_with(limited).await;
+    let key = app.create_key("busy", false).await;
+    for _ in 0..5 {
+        let res = app
+            .api(Method::GET, "/api/v1/links", Some(&key), None)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let res = app
+        .api(Method::GET, "/api/v1/links", Some(&key), None)
+        .await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into())
+    );
+    // Another key has its own allowance.
+    let res = app
+        .api(Method::GET, "/api/v1/links", Some(&app.admin_key), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
