@@ -28,6 +28,8 @@ pub struct Application {
     listener: TcpListener,
     /// Raw clicks older than this are deleted hourly (zero: kept).
     raw_retention: Duration,
+    /// A client must send a request's headers within this (slowloris).
+    header_timeout: Duration,
     state: AppState,
     /// Click writer (embedded) or stream appender, subscription listener
     /// and worker (cluster): stopped and awaited after the HTTP server.
@@ -157,6 +159,7 @@ impl Application {
             own_hosts,
             trusted_proxies: config.trusted_proxies.clone(),
             limiter,
+            request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
             tracking: crate::state::Tracking {
                 no_referrer: config.no_track_referrer,
                 no_user_agent: config.no_track_ua,
@@ -172,6 +175,7 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Application {
             raw_retention: config.raw_retention,
+            header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
             listener,
             state,
             background,
@@ -201,6 +205,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             raw_retention: retention,
+            header_timeout,
             listener,
             state,
             background,
@@ -234,16 +239,12 @@ impl Application {
         let stop_streams = state.shutdown.clone();
         let app = crate::http::router(state);
         tracing::info!(addr = %listener.local_addr()?, "hop listening");
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        serve(listener, app, header_timeout, async move {
             shutdown.await;
             // Live streams never end by themselves.
             stop_streams.cancel();
         })
-        .await?;
+        .await;
         upkeep.abort();
         tracing::info!("http server stopped; draining clicks");
         stop_writer.cancel();
@@ -252,6 +253,60 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Largest request head (request line and headers) accepted; a bigger one
+/// is answered 431 by hyper.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// The HTTP/1.1 server: like `axum::serve`, plus a deadline for request
+/// headers (slow clients cannot hold connections open) and a bound on their
+/// size. Stops accepting when `shutdown` resolves, then lets open
+/// connections finish their requests.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off a bit.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEAD)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 fn open_geo(paths: &[std::path::PathBuf]) -> anyhow::Result<Option<GeoDb>> {

@@ -203,6 +203,13 @@ pub struct ServeConfig {
     /// referrer, user agent, location or visitor identity.
     #[arg(long, env = "HOP_HONOR_DNT")]
     pub honor_dnt: bool,
+    /// Seconds a client has to send a request's headers (slow clients are
+    /// disconnected).
+    #[arg(long, env = "HOP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take to be answered (streams excepted).
+    #[arg(long, env = "HOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
     /// Links created without an API key, per client IP (`30/min`, `5/s`,
     /// `1000/h`; `0`: no limit).
     #[arg(long, env = "HOP_RATE_CREATE", default_value = "30/min")]

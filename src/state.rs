@@ -48,6 +48,8 @@ pub struct StateInner {
     pub trusted_proxies: Vec<IpNet>,
     /// Whether links may be created without an API key.
     pub anonymous_links: bool,
+    /// Longest time to produce a response (see `ops::request_timeout`).
+    pub request_timeout: std::time::Duration,
     /// What the redirect records of a click.
     pub tracking: Tracking,
     /// Rate limits (in process, or shared through Redis in cluster mode).

@@ -88,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(web)
         .layer(middleware::from_fn(ops::track))
+        // Not on redirects: they answer from cache or fail fast on the store.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ops::request_timeout,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req
                 .headers()

@@ -121,3 +121,24 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     }
     res
 }
+
+/// Answers 408 when a request is not answered within the configured time
+/// (a client trickling its body, or work stuck somewhere). Applies until the
+/// response starts: streamed bodies (CSV, live) are not cut.
+pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) if api => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        )
+        .into_response(),
+        Err(_) => super::ui::message(
+            StatusCode::REQUEST_TIMEOUT,
+            "That took too long",
+            "The request was not completed in time. Please try again.",
+        ),
+    }
+}

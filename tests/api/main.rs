@@ -3,6 +3,7 @@
 mod access;
 mod browser;
 mod helpers;
+mod hostile;
 mod limits;
 mod links;
 mod live;
