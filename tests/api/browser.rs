@@ -102,9 +102,12 @@ impl Browser {
         // moment ago may be gone (stale) by the time its text is read.
         let mut attempt = 0;
         loop {
+            // After a click that navigates, the element may not exist yet.
             let el = self
                 .client
-                .find(Locator::Css(css))
+                .wait()
+                .at_most(Duration::from_secs(5))
+                .for_element(Locator::Css(css))
                 .await
                 .unwrap_or_else(|e| panic!("{css}: {e}"));
             match el.text().await {
@@ -275,15 +278,26 @@ async fn shorten_watch_live_and_edit_in_a_real_browser() {
 
     // Phone width: nothing overflows sideways.
     b.client.set_window_size(390, 844).await.unwrap();
-    let overflow = b
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth + 1",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(overflow, json!(true), "no horizontal scroll on a phone");
+    // The chart follows the resize event; give the page a moment.
+    let started = Instant::now();
+    loop {
+        let fits = b
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if fits == json!(true) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "horizontal scroll on a phone"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     b.screenshot("dashboard-phone.png").await;
     b.client.set_window_size(1280, 1000).await.unwrap();
 
