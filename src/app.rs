@@ -138,6 +138,9 @@ impl Application {
             Some(redis) => Arc::new(crate::ratelimit::SharedLimiter::new(limits, redis.clone())),
             None => Arc::new(crate::ratelimit::LocalLimiter::new(limits)),
         };
+        let blocklist = Arc::new(crate::blocklist::Blocklist::load(
+            config.blocklist.as_deref(),
+        )?);
         let sessions = Arc::new(StoredSessions::new(
             store.clone(),
             Duration::from_secs(config.session_idle_hours.max(1) * 3600),
@@ -159,6 +162,7 @@ impl Application {
             own_hosts,
             trusted_proxies: config.trusted_proxies.clone(),
             limiter,
+            blocklist,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
             tracking: crate::state::Tracking {
                 no_referrer: config.no_track_referrer,
@@ -217,6 +221,7 @@ impl Application {
             for n in 0u64.. {
                 tick.tick().await;
                 upkeep_state.prometheus.run_upkeep();
+                upkeep_state.blocklist.reload_if_changed();
                 // Hourly: forget expired sessions, delete old raw clicks.
                 if n % 720 == 0 {
                     let now = chrono::Utc::now().timestamp_millis();
@@ -237,6 +242,20 @@ impl Application {
             }
         });
         let stop_streams = state.shutdown.clone();
+        #[cfg(unix)]
+        let sighup = {
+            let blocklist = state.blocklist.clone();
+            tokio::spawn(async move {
+                let Ok(mut hup) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    blocklist.reload();
+                }
+            })
+        };
         let app = crate::http::router(state);
         tracing::info!(addr = %listener.local_addr()?, "hop listening");
         serve(listener, app, header_timeout, async move {
@@ -246,6 +265,8 @@ impl Application {
         })
         .await;
         upkeep.abort();
+        #[cfg(unix)]
+        sighup.abort();
         tracing::info!("http server stopped; draining clicks");
         stop_writer.cancel();
         for task in background {

@@ -203,6 +203,10 @@ pub struct ServeConfig {
     /// referrer, user agent, location or visitor identity.
     #[arg(long, env = "HOP_HONOR_DNT")]
     pub honor_dnt: bool,
+    /// File of blocked domains (one per line, subdomains included): refused
+    /// as targets, and links to them answer 410. Re-read on change and SIGHUP.
+    #[arg(long, env = "HOP_BLOCKLIST")]
+    pub blocklist: Option<PathBuf>,
     /// Seconds a client has to send a request's headers (slow clients are
     /// disconnected).
     #[arg(long, env = "HOP_HEADER_TIMEOUT_SECS", default_value_t = 10)]

@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod blocklist;
 pub mod cache;
 pub mod cli;
 pub mod clicks;

@@ -50,6 +50,8 @@ pub struct StateInner {
     pub anonymous_links: bool,
     /// Longest time to produce a response (see `ops::request_timeout`).
     pub request_timeout: std::time::Duration,
+    /// Blocked target domains.
+    pub blocklist: Arc<crate::blocklist::Blocklist>,
     /// What the redirect records of a click.
     pub tracking: Tracking,
     /// Rate limits (in process, or shared through Redis in cluster mode).

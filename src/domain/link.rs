@@ -162,6 +162,8 @@ pub enum Gone {
     Expired,
     Disabled,
     Exhausted,
+    /// The target's domain is on the blocklist.
+    Blocked,
 }
 
 impl Link {

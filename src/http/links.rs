@@ -127,6 +127,17 @@ pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
     }
 }
 
+fn refuse_blocked(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> {
+    if state.blocklist.blocks(target.host()) {
+        tracing::info!(target.host = target.host(), "blocked target refused");
+        return Err(ApiError::bad_request(
+            "blocked_domain",
+            "links to this domain are not allowed on this service",
+        ));
+    }
+    Ok(())
+}
+
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -188,6 +199,7 @@ pub async fn create(
 ) -> Result<(Link, Option<Token>), ApiError> {
     let now = Utc::now();
     let target = TargetUrl::parse(&req.url, &state.own_hosts)?;
+    refuse_blocked(state, &target)?;
     let custom = req.slug.as_deref().map(Slug::parse).transpose()?;
     let expires_at = req.expires_at.as_deref().map(parse_time).transpose()?;
     let secret = owner.is_none().then(|| Token::generate(LINK_SECRET_PREFIX));
@@ -342,6 +354,7 @@ pub async fn update(state: &AppState, mut link: Link, req: UpdateLink) -> Result
     let now = Utc::now();
     if let Some(url) = &req.url {
         link.target = TargetUrl::parse(url, &state.own_hosts)?;
+        refuse_blocked(state, &link.target)?;
     }
     if let Some(title) = req.title {
         link.title = parse_title(title)?;

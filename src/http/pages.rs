@@ -25,6 +25,10 @@ pub fn gone(why: Gone) -> Response {
         Gone::Expired => "This link has expired.",
         Gone::Disabled => "This link has been disabled.",
         Gone::Exhausted => "This link has reached its click limit.",
+        Gone::Blocked => {
+            "This link has been disabled: its destination is on this service's blocklist \
+             (phishing, malware or abuse)."
+        }
     };
     message(StatusCode::GONE, "Link no longer available", text)
 }

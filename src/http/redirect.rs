@@ -55,6 +55,9 @@ async fn answer(
     if let Err(gone) = link.check_live(now) {
         return pages::gone(gone);
     }
+    if !state.blocklist.is_empty() && state.blocklist.blocks(link.target.host()) {
+        return pages::gone(Gone::Blocked);
+    }
     // HEAD answers like GET but is not a click.
     if method == Method::HEAD {
         return redirect_to(&link);

@@ -1,5 +1,6 @@
 //! Integration tests: a real server on port 0, spoken to over HTTP.
 
+mod abuse;
 mod access;
 mod browser;
 mod helpers;
