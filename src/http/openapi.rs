@@ -26,8 +26,48 @@ pub struct ApiDoc;
 
 struct Security;
 
+/// Answers every operation may give, whatever it does: rate limited, too
+/// slow, unavailable store.
+fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |what: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.delete,
+            &mut item.put,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let r = &mut op.responses.responses;
+            r.entry("408".into())
+                .or_insert_with(|| error("Request not completed in time"));
+            r.entry("429".into())
+                .or_insert_with(|| error("Rate limited (see Retry-After)"));
+            r.entry("503".into())
+                .or_insert_with(|| error("Store unavailable"));
+        }
+    }
+}
+
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        common_responses(openapi);
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, what) in [
             ("api_key", "API key (hop_…)"),

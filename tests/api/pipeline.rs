@@ -238,8 +238,17 @@ async fn ops_endpoints() {
         "/api/v1/links/{slug}",
         "/api/v1/links/{slug}/stats",
         "/api/v1/links/{slug}/clicks.csv",
+        "/api/v1/links/{slug}/clicks",
+        "/api/v1/links/{slug}/live",
+        "/api/v1/links/{slug}/qr.svg",
+        "/api/v1/links/{slug}/qr.png",
     ] {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
+    }
+    // Rate limits and timeouts are part of every operation's contract.
+    let create = &doc["paths"]["/api/v1/links"]["post"]["responses"];
+    for code in ["201", "400", "408", "409", "429", "503"] {
+        assert!(create[code].is_object(), "POST /links lacks {code}");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     // A request id sent by a proxy is kept.
