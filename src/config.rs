@@ -207,6 +207,10 @@ pub struct ServeConfig {
     /// as targets, and links to them answer 410. Re-read on change and SIGHUP.
     #[arg(long, env = "HOP_BLOCKLIST")]
     pub blocklist: Option<PathBuf>,
+    /// Refuse targets whose host is, or resolves to, a private, loopback or
+    /// link-local address (checked at creation and edit).
+    #[arg(long, env = "HOP_REFUSE_PRIVATE_TARGETS")]
+    pub refuse_private_targets: bool,
     /// Seconds a client has to send a request's headers (slow clients are
     /// disconnected).
     #[arg(long, env = "HOP_HEADER_TIMEOUT_SECS", default_value_t = 10)]

@@ -50,6 +50,9 @@ pub struct StateInner {
     pub anonymous_links: bool,
     /// Longest time to produce a response (see `ops::request_timeout`).
     pub request_timeout: std::time::Duration,
+    /// Refuse targets on private networks (SSRF-style abuse of scanners
+    /// and previewers that follow links).
+    pub refuse_private_targets: bool,
     /// Blocked target domains.
     pub blocklist: Arc<crate::blocklist::Blocklist>,
     /// What the redirect records of a click.

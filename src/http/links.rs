@@ -138,6 +138,66 @@ fn refuse_blocked(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// Whether an address is not on the public internet.
+pub fn is_private(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                // 100.64.0.0/10 (carrier-grade NAT)
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_private(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00 // unique local
+                    || (first & 0xffc0) == 0xfe80 // link local
+            }
+        },
+    }
+}
+
+async fn refuse_private(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> {
+    if !state.refuse_private_targets {
+        return Ok(());
+    }
+    let refused = || {
+        ApiError::bad_request(
+            "private_target",
+            "links to private, loopback or link-local addresses are not allowed",
+        )
+    };
+    let host = target.host().trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return if is_private(ip) {
+            Err(refused())
+        } else {
+            Ok(())
+        };
+    }
+    // A name: every address it resolves to must be public. One that does
+    // not resolve (yet) is allowed; the check is about where it points now.
+    let lookup = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::lookup_host((host.to_owned(), 80)),
+    )
+    .await;
+    if let Ok(Ok(addrs)) = lookup
+        && addrs.into_iter().any(|a| is_private(a.ip()))
+    {
+        return Err(refused());
+    }
+    Ok(())
+}
+
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -200,6 +260,7 @@ pub async fn create(
     let now = Utc::now();
     let target = TargetUrl::parse(&req.url, &state.own_hosts)?;
     refuse_blocked(state, &target)?;
+    refuse_private(state, &target).await?;
     let custom = req.slug.as_deref().map(Slug::parse).transpose()?;
     let expires_at = req.expires_at.as_deref().map(parse_time).transpose()?;
     let secret = owner.is_none().then(|| Token::generate(LINK_SECRET_PREFIX));
@@ -355,6 +416,7 @@ pub async fn update(state: &AppState, mut link: Link, req: UpdateLink) -> Result
     if let Some(url) = &req.url {
         link.target = TargetUrl::parse(url, &state.own_hosts)?;
         refuse_blocked(state, &link.target)?;
+        refuse_private(state, &link.target).await?;
     }
     if let Some(title) = req.title {
         link.title = parse_title(title)?;

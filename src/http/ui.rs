@@ -258,7 +258,7 @@ fn field_of(code: &str) -> &'static str {
         "unsupported_scheme",
     ];
     match code {
-        c if url_codes.contains(&c) || c == "blocked_domain" => "url",
+        c if url_codes.contains(&c) || c == "blocked_domain" || c == "private_target" => "url",
         "invalid_slug" | "reserved_slug" | "slug_taken" => "slug",
         c if c == FieldError::Expiry.code() => "expires_at",
         c if c == FieldError::Title.code() => "title",

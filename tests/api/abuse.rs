@@ -83,3 +83,40 @@ async fn blocked_domains_are_refused_and_their_links_stop() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.text().await.unwrap().contains("id=\"url-error\""));
 }
+
+#[tokio::test]
+async fn private_targets_are_refused_when_asked() {
+    let app = TestApp::spawn_with(|c| c.refuse_private_targets = true).await;
+    // Literals and names from /etc/hosts only: no DNS traffic leaves.
+    for url in [
+        "http://127.0.0.1:8080/admin",
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://[fd00::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://100.64.0.1/",
+        "http://localhost:9000/",
+    ] {
+        let res = app
+            .api(
+                Method::POST,
+                "/api/v1/links",
+                Some(&app.admin_key),
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::BAD_REQUEST, "private_target".into()),
+            "{url}"
+        );
+    }
+    app.create(json!({ "url": "http://93.184.216.34/" })).await;
+    app.create(json!({ "url": "http://[2606:2800:220:1::1]/" }))
+        .await;
+    // Off by default.
+    let app = TestApp::spawn().await;
+    app.create(json!({ "url": "http://127.0.0.1:8080/" })).await;
+}
