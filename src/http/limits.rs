@@ -69,8 +69,9 @@ pub async fn limit_api(
         }
         Some(_) => {}
         None => {
+            let path = req.uri().path().trim_end_matches('/');
             let creating = req.method() == Method::POST
-                && req.uri().path().trim_end_matches('/').ends_with("/links");
+                && (path.ends_with("/links") || path.ends_with("/reports"));
             if creating {
                 let d = state.limiter.take(Bucket::Create, &ip).await;
                 if !d.allowed {

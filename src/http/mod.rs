@@ -13,6 +13,7 @@ pub mod ops;
 pub mod pages;
 pub mod qr;
 pub mod redirect;
+pub mod reports;
 pub mod stats;
 pub mod ui;
 
@@ -50,6 +51,14 @@ pub fn router(state: AppState) -> Router {
         .route("/links/{slug}/live", get(live::live_clicks))
         .route("/links/{slug}/qr.svg", get(qr::link_qr_svg))
         .route("/links/{slug}/qr.png", get(qr::link_qr_png))
+        .route(
+            "/reports",
+            get(reports::list_reports).post(reports::create_report),
+        )
+        .route(
+            "/admin/disable-domain",
+            axum::routing::post(reports::disable_domain),
+        )
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
@@ -77,6 +86,7 @@ pub fn router(state: AppState) -> Router {
             "/links/{slug}/delete",
             get(ui::delete_page).post(ui::delete),
         )
+        .route("/report", get(ui::report_page).post(ui::report))
         .route("/static/{file}", get(assets::serve_asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CatchPanicLayer::custom(|e| pages::panic_response(false, e)));

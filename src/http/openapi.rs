@@ -7,7 +7,9 @@ use super::error::{ErrorBody, ErrorDetail};
 use super::links::{self, CreateLink, LinkBody, LinkPage, UpdateLink};
 use super::live::{self, LiveClickBody, LiveTotals};
 use super::qr;
+use super::reports::{self, DisableDomain, DomainDisabled, NewReport, ReportPage, ReportReceived};
 use super::stats::{self, Bucket, Entry, StatsBody};
+use crate::store::Report;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,11 +18,13 @@ use super::stats::{self, Bucket, Entry, StatsBody};
         links::create_link, links::list_links, links::get_link, links::update_link,
         links::delete_link, stats::link_stats_handler, stats::export_clicks, stats::purge_clicks,
         live::live_clicks, qr::link_qr_svg, qr::link_qr_png,
+        reports::create_report, reports::list_reports, reports::disable_domain,
     ),
-    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, ErrorBody, ErrorDetail)),
     modifiers(&Security),
     tags((name = "links", description = "Create and manage short links"),
-         (name = "stats", description = "Click analytics")),
+         (name = "stats", description = "Click analytics"),
+         (name = "abuse", description = "Reports and domain takedowns")),
 )]
 pub struct ApiDoc;
 

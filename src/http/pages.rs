@@ -9,8 +9,9 @@ use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::ui::message;
+use super::ui::{message, message_about};
 use crate::domain::Gone;
+use crate::domain::Slug;
 
 pub fn not_found() -> Response {
     message(
@@ -21,6 +22,25 @@ pub fn not_found() -> Response {
 }
 
 pub fn gone(why: Gone) -> Response {
+    gone_text(why, None)
+}
+
+/// 404 for a slug that parses but names no link, with a report link.
+pub fn not_found_for(slug: &Slug) -> Response {
+    message_about(
+        StatusCode::NOT_FOUND,
+        "Link not found",
+        "There is no link at this address. Check for a typo: short links are case-sensitive.",
+        Some(slug),
+    )
+}
+
+/// 410 for a link that no longer redirects, with a report link.
+pub fn gone_for(slug: &Slug, why: Gone) -> Response {
+    gone_text(why, Some(slug))
+}
+
+fn gone_text(why: Gone, slug: Option<&Slug>) -> Response {
     let text = match why {
         Gone::Expired => "This link has expired.",
         Gone::Disabled => "This link has been disabled.",
@@ -30,7 +50,7 @@ pub fn gone(why: Gone) -> Response {
              (phishing, malware or abuse)."
         }
     };
-    message(StatusCode::GONE, "Link no longer available", text)
+    message_about(StatusCode::GONE, "Link no longer available", text, slug)
 }
 
 pub fn unavailable() -> Response {

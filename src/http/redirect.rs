@@ -45,7 +45,7 @@ async fn answer(
     };
     let link = match state.resolve(&slug).await {
         Ok(Some(link)) => link,
-        Ok(None) => return pages::not_found(),
+        Ok(None) => return pages::not_found_for(&slug),
         Err(e) => {
             tracing::error!(error = %e, link.slug = %slug, "link lookup failed");
             return pages::unavailable();
@@ -53,10 +53,10 @@ async fn answer(
     };
     let now = Utc::now();
     if let Err(gone) = link.check_live(now) {
-        return pages::gone(gone);
+        return pages::gone_for(&slug, gone);
     }
     if !state.blocklist.is_empty() && state.blocklist.blocks(link.target.host()) {
-        return pages::gone(Gone::Blocked);
+        return pages::gone_for(&slug, Gone::Blocked);
     }
     // HEAD answers like GET but is not a click.
     if method == Method::HEAD {
@@ -65,7 +65,7 @@ async fn answer(
     if let Some(max) = link.max_clicks {
         match state.store.claim_click(link.id, max).await {
             Ok(true) => {}
-            Ok(false) => return pages::gone(Gone::Exhausted),
+            Ok(false) => return pages::gone_for(&slug, Gone::Exhausted),
             Err(e) => {
                 tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
                 return pages::unavailable();

@@ -66,6 +66,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     template!("dashboard.html");
     template!("edit.html");
     template!("delete.html");
+    template!("report.html");
     env.add_function("asset", |name: &str| {
         Value::from_safe_string(super::assets::url(name))
     });
@@ -121,10 +122,18 @@ pub fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
 
 /// A page in the site's look that says what went wrong.
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    message_about(status, title, text, None)
+}
+
+/// The same, about a short link, with a link to report it.
+pub fn message_about(status: StatusCode, title: &str, text: &str, slug: Option<&Slug>) -> Response {
     render(
         status,
         "message.html",
-        context! { status => status.as_u16(), title, message => text, noindex => true },
+        context! {
+            status => status.as_u16(), title, message => text, noindex => true,
+            report_slug => slug.map(Slug::as_str),
+        },
     )
 }
 
@@ -940,6 +949,82 @@ pub async fn delete(
                 state.short_url(&link.slug)
             ),
         )
+    }
+}
+
+// ---------------------------------------------------------------- report
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReportForm {
+    slug: Option<String>,
+    reason: Option<String>,
+    details: Option<String>,
+    csrf: Option<String>,
+}
+
+fn report_ctx(state: &AppState, form: &ReportForm, error: Option<&str>, done: bool) -> Value {
+    context! {
+        public_base => &state.public_base,
+        slug => form.slug.as_deref().unwrap_or(""),
+        reason => form.reason.as_deref().unwrap_or("phishing"),
+        details => form.details.as_deref().unwrap_or(""),
+        reasons => super::reports::REASONS,
+        error, done, noindex => true,
+    }
+}
+
+pub async fn report_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    query: Result<Query<ReportForm>, QueryRejection>,
+) -> Response {
+    let frame = match Frame::load(&state, jar).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let form = query.map(|q| q.0).unwrap_or_default();
+    let ctx = report_ctx(&state, &form, None, false);
+    frame.page(StatusCode::OK, "report.html", ctx)
+}
+
+pub async fn report(
+    State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    jar: CookieJar,
+    headers: HeaderMap,
+    form: Result<Form<ReportForm>, FormRejection>,
+) -> Response {
+    let Form(form) = match form {
+        Ok(f) => f,
+        Err(r) => return form_rejection(r),
+    };
+    if let Err(r) = check_csrf(&jar, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
+    let d = state.limiter.take(Bucket::Create, &ip).await;
+    if !d.allowed {
+        return super::pages::too_many_requests(d.reset_secs);
+    }
+    let frame = match Frame::load(&state, jar).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let report = super::reports::NewReport {
+        slug: form.slug.clone().unwrap_or_default(),
+        reason: form.reason.clone().unwrap_or_default(),
+        details: form.details.clone(),
+    };
+    match super::reports::record(&state, report).await {
+        Ok(()) => {
+            let ctx = report_ctx(&state, &form, None, true);
+            frame.page(StatusCode::CREATED, "report.html", ctx)
+        }
+        Err(e) if e.status.is_client_error() => {
+            let ctx = report_ctx(&state, &form, Some(&e.message), false);
+            frame.page(e.status, "report.html", ctx)
+        }
+        Err(e) => api_error_page(e),
     }
 }
 

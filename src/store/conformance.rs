@@ -26,7 +26,7 @@ macro_rules! store_conformance {
             delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
             clicks_of_unknown_links_are_skipped, rollups_agree_with_raw, bots_are_separable,
             export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
-            purge_removes_a_links_clicks);
+            purge_removes_a_links_clicks, reports_and_domains);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -726,4 +726,53 @@ pub async fn purge_removes_a_links_clicks(store: &dyn Store) {
         "the link stays"
     );
     assert_eq!(store.purge_clicks(a.id).await.unwrap(), 0);
+}
+
+pub async fn reports_and_domains(store: &dyn Store) {
+    let l = link("reported", None);
+    insert(store, &l).await;
+    let a = store
+        .insert_report(
+            "reported",
+            Some(l.id),
+            "phishing",
+            Some("asks for my bank password"),
+        )
+        .await
+        .unwrap();
+    let b = store
+        .insert_report("nosuch", None, "spam", None)
+        .await
+        .unwrap();
+    assert!(b.id > a.id);
+    let all = store.list_reports(None, 10).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [b.id, a.id]);
+    assert_eq!(all[1].link_id, Some(l.id));
+    assert_eq!(all[1].details.as_deref(), Some("asks for my bank password"));
+    let older = store.list_reports(Some(b.id), 10).await.unwrap();
+    assert_eq!(older.len(), 1);
+
+    // Links by target domain: the domain and its subdomains, not lookalikes.
+    let mut targets = Vec::new();
+    for (slug, url) in [
+        ("d1", "https://evil.example/a"),
+        ("d2", "https://login.EVIL.example/b"),
+        ("d3", "https://notevil.example/"),
+        ("d4", "https://example.com/?next=evil.example"),
+    ] {
+        let mut x = link(slug, None);
+        x.target = TargetUrl::parse(url, &[]).unwrap();
+        insert(store, &x).await;
+        targets.push(x);
+    }
+    let mut hits: Vec<String> = store
+        .links_to_domain("evil.example")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.slug.to_string())
+        .collect();
+    hits.sort();
+    assert_eq!(hits, ["d1", "d2"]);
+    assert!(store.links_to_domain("100%_evil").await.unwrap().is_empty());
 }

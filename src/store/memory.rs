@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{
-    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore,
-    Resolution, SessionRecords, StoreError, TimeRange, rollup_keys,
+    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
+    ReportStore, Resolution, SessionRecords, StoreError, TimeRange, host_in_domain, rollup_keys,
 };
 use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
 
@@ -30,6 +30,7 @@ struct Inner {
     event_ids: HashSet<Uuid>,
     clicks: HashMap<LinkId, Vec<EnrichedClick>>,
     sessions: HashMap<[u8; 32], (String, i64)>,
+    reports: Vec<Report>,
 }
 
 impl Inner {
@@ -205,6 +206,57 @@ impl KeyStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+#[async_trait]
+impl ReportStore for MemoryStore {
+    async fn insert_report(
+        &self,
+        slug: &str,
+        link: Option<LinkId>,
+        reason: &str,
+        details: Option<&str>,
+    ) -> Result<Report, StoreError> {
+        let mut inner = self.inner.lock();
+        let report = Report {
+            id: inner.reports.len() as i64 + 1,
+            slug: slug.to_owned(),
+            link_id: link,
+            reason: reason.to_owned(),
+            details: details.map(str::to_owned),
+            created_at: Utc::now(),
+        };
+        inner.reports.push(report.clone());
+        Ok(report)
+    }
+
+    async fn list_reports(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Report>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .reports
+            .iter()
+            .rev()
+            .filter(|r| before.is_none_or(|b| r.id < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn links_to_domain(&self, domain: &str) -> Result<Vec<Link>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .links
+            .values()
+            .filter(|l| host_in_domain(l.target.host(), domain))
+            .cloned()
+            .collect())
     }
 }
 

@@ -224,6 +224,40 @@ pub trait ClickStore: Send + Sync {
     ) -> Result<Vec<EnrichedClick>, StoreError>;
 }
 
+/// An abuse report about a short link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Report {
+    pub id: i64,
+    pub slug: String,
+    /// Whether the slug named a link when reported.
+    #[serde(skip)]
+    pub link_id: Option<LinkId>,
+    /// `phishing`, `malware`, `spam` or `other`.
+    pub reason: String,
+    pub details: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    async fn insert_report(
+        &self,
+        slug: &str,
+        link: Option<LinkId>,
+        reason: &str,
+        details: Option<&str>,
+    ) -> Result<Report, StoreError>;
+    /// Newest first, before the report id `before` if given.
+    async fn list_reports(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Report>, StoreError>;
+    /// Every link whose target is on `domain` or a subdomain (id, slug,
+    /// target), for admins acting on a domain.
+    async fn links_to_domain(&self, domain: &str) -> Result<Vec<Link>, StoreError>;
+}
+
 /// Web UI sessions (see [`crate::session`]): opaque data under the hash of
 /// the session id, with an expiry time (ms).
 #[async_trait]
@@ -247,8 +281,15 @@ pub trait SessionRecords: Send + Sync {
 }
 
 /// Everything a node needs from its backend.
-pub trait Store: LinkStore + KeyStore + ClickStore + SessionRecords {}
-impl<T: LinkStore + KeyStore + ClickStore + SessionRecords> Store for T {}
+pub trait Store: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore {}
+impl<T: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore> Store for T {}
+
+/// Whether a target's host is `domain` or one of its subdomains.
+pub fn host_in_domain(host: &str, domain: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    host == domain || host.ends_with(&format!(".{domain}"))
+}
 
 /// Backend selection, parsed once from `--database-url`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::rollup::{BatchRollup, res_code};
 use super::{
-    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore,
-    Resolution, SessionRecords, StoreError, TimeRange,
+    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
+    ReportStore, Resolution, SessionRecords, StoreError, TimeRange, host_in_domain,
 };
 use crate::domain::{
     DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
@@ -336,6 +336,78 @@ impl KeyStore for PgStore {
                 .await?
                 .rows_affected();
         Ok(n == 1)
+    }
+}
+
+fn report_from_row(row: &PgRow) -> Result<Report, StoreError> {
+    Ok(Report {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        link_id: row.try_get::<Option<i64>, _>("link_id")?.map(LinkId),
+        reason: row.try_get("reason")?,
+        details: row.try_get("details")?,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+#[async_trait]
+impl ReportStore for PgStore {
+    async fn insert_report(
+        &self,
+        slug: &str,
+        link: Option<LinkId>,
+        reason: &str,
+        details: Option<&str>,
+    ) -> Result<Report, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO reports (slug, link_id, reason, details, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        )
+        .bind(slug)
+        .bind(link.map(|l| l.0))
+        .bind(reason)
+        .bind(details)
+        .bind(ms(Utc::now()))
+        .fetch_one(&self.pool)
+        .await?;
+        report_from_row(&row)
+    }
+
+    async fn list_reports(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Report>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM reports WHERE id < $1 ORDER BY id DESC LIMIT $2")
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(report_from_row).collect()
+    }
+
+    async fn links_to_domain(&self, domain: &str) -> Result<Vec<Link>, StoreError> {
+        // Narrowed in SQL by the domain's text, decided on the parsed host.
+        let pattern = format!(
+            "%{}%",
+            domain
+                .to_ascii_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = sqlx::query("SELECT * FROM links WHERE lower(target) LIKE $1 ESCAPE '\\'")
+            .bind(pattern)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut links = Vec::new();
+        for row in &rows {
+            let link = Self::link_from_row(row)?;
+            if host_in_domain(link.target.host(), domain) {
+                links.push(link);
+            }
+        }
+        Ok(links)
     }
 }
 

@@ -120,3 +120,139 @@ async fn private_targets_are_refused_when_asked() {
     let app = TestApp::spawn().await;
     app.create(json!({ "url": "http://127.0.0.1:8080/" })).await;
 }
+
+#[tokio::test]
+async fn reports_reach_admins_who_can_take_a_domain_down() {
+    let app = TestApp::spawn().await;
+    app.create_slug("lure", "https://login.phish.example/bank")
+        .await;
+    app.create_slug("lure2", "https://phish.example/other")
+        .await;
+    app.create_slug("okay", "https://example.com/").await;
+
+    // Anyone reports, through the API or the form linked from error pages.
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/reports",
+            None,
+            Some(json!({"slug": "lure", "reason": "phishing", "details": "fake bank login"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    for (body, code) in [
+        (
+            json!({"slug": "lure", "reason": "boring"}),
+            "invalid_reason",
+        ),
+        (json!({"slug": "../x", "reason": "spam"}), "invalid_slug"),
+        (
+            json!({"slug": "lure", "reason": "spam", "details": "x".repeat(3000)}),
+            "invalid_details",
+        ),
+    ] {
+        let res = app
+            .api(Method::POST, "/api/v1/reports", None, Some(body))
+            .await;
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::BAD_REQUEST, code.into())
+        );
+    }
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = b
+        .get(app.url("/report?slug=lure2"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("value=\"lure2\""));
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..at + html[at..].find('"').unwrap()].to_owned();
+    let res = b
+        .post(app.url("/report"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("slug", "lure2"),
+            ("reason", "malware"),
+            ("details", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.text().await.unwrap().contains("Thank you"));
+
+    // Only admins read them.
+    let (status, _) = error_code(app.api(Method::GET, "/api/v1/reports", None, None).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let user = app.create_key("user", false).await;
+    let (status, _) = error_code(
+        app.api(Method::GET, "/api/v1/reports", Some(&user), None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let page: serde_json::Value = app
+        .api(Method::GET, "/api/v1/reports", Some(&app.admin_key), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let reports = page["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0]["slug"], "lure2");
+    assert_eq!(reports[0]["reason"], "malware");
+    assert_eq!(reports[1]["details"], "fake bank login");
+
+    // One call disables every link to the domain (subdomains included).
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/admin/disable-domain",
+            Some(&user),
+            Some(json!({"domain": "phish.example"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res: serde_json::Value = app
+        .api(
+            Method::POST,
+            "/api/v1/admin/disable-domain",
+            Some(&app.admin_key),
+            Some(json!({"domain": "PHISH.example"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["disabled"], 2);
+    for slug in ["/lure", "/lure2"] {
+        let res = app.click(slug).await;
+        assert_eq!(res.status(), StatusCode::GONE);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains(&format!("/report?slug={}", &slug[1..])),
+            "report link on the 410 page"
+        );
+    }
+    assert_eq!(app.click("/okay").await.status(), StatusCode::FOUND);
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/admin/disable-domain",
+            Some(&app.admin_key),
+            Some(json!({"domain": "not a domain"})),
+        )
+        .await;
+    assert_eq!(error_code(res).await.1, "invalid_domain");
+    // A 404 page offers the report link too.
+    let html = app.click("/nosuchlink").await.text().await.unwrap();
+    assert!(html.contains("/report?slug=nosuchlink"));
+}

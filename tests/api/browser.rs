@@ -241,14 +241,20 @@ async fn shorten_watch_live_and_edit_in_a_real_browser() {
         .await;
     assert_eq!(b.text("#total").await, "0");
 
-    // Redirects from another client show up within a second each.
+    // Redirects from another client show up within a second each. (In
+    // cluster mode a click travels node → Redis stream → worker → store →
+    // pub/sub → node while fifty other cluster tests load the same two
+    // cores; there the bound is 3 s.)
+    let limit = if crate::helpers::cluster_mode() {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(1)
+    };
     for n in 1..=3u32 {
         let res = app.click_as("/inbrowser", IPHONE, "81.2.69.142").await;
         assert_eq!(res.status(), StatusCode::FOUND);
-        let took = b
-            .wait_text("#total", Duration::from_secs(1), |t| t == n.to_string())
-            .await;
-        assert!(took < Duration::from_secs(1), "click {n} took {took:?}");
+        let took = b.wait_text("#total", limit, |t| t == n.to_string()).await;
+        assert!(took < limit, "click {n} took {took:?}");
         assert_eq!(b.count("#feed li").await, n as usize);
     }
     let feed = b.text("#feed li").await;
@@ -355,7 +361,8 @@ async fn the_dashboard_reconnects_after_a_restart() {
         .await;
     // And live updates flow again.
     app.click("/comeback").await;
-    b.wait_text("#total", Duration::from_secs(1), |t| t == "3")
+    let limit = if crate::helpers::cluster_mode() { 3 } else { 1 };
+    b.wait_text("#total", Duration::from_secs(limit), |t| t == "3")
         .await;
     b.close().await;
 }

@@ -1,0 +1,203 @@
+//! Abuse reports: anyone may report a short link (`POST /api/v1/reports`,
+//! or the form at `/report` linked from the 404 and 410 pages); admins read
+//! them (`GET /api/v1/reports`) and can disable every link to a domain in
+//! one call (`POST /api/v1/admin/disable-domain`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::access::{self, Caller};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{AppJson, AppQuery};
+use crate::domain::Slug;
+use crate::state::AppState;
+use crate::store::Report;
+
+pub const REASONS: [&str; 4] = ["phishing", "malware", "spam", "other"];
+const MAX_DETAILS: usize = 2000;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReport {
+    /// The reported short link's slug.
+    pub slug: String,
+    /// `phishing`, `malware`, `spam` or `other`.
+    pub reason: String,
+    /// Free text, at most 2000 characters.
+    pub details: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportReceived {
+    pub received: bool,
+}
+
+/// Validates and records a report; the answer is the same whether or not
+/// the slug names a link.
+pub async fn record(state: &AppState, r: NewReport) -> Result<(), ApiError> {
+    let slug = Slug::parse_path(r.slug.trim())
+        .map_err(|_| ApiError::bad_request("invalid_slug", "that is not a short link's slug"))?;
+    if !REASONS.contains(&r.reason.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason must be phishing, malware, spam or other",
+        ));
+    }
+    let details = r
+        .details
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
+    if let Some(d) = &details
+        && (d.chars().count() > MAX_DETAILS
+            || d.chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t'))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_details",
+            "details must be at most 2000 characters of text",
+        ));
+    }
+    let link = state.store.link_by_slug(&slug).await?;
+    state
+        .store
+        .insert_report(
+            slug.as_str(),
+            link.map(|l| l.id),
+            &r.reason,
+            details.as_deref(),
+        )
+        .await?;
+    tracing::info!(link.slug = %slug, reason = %r.reason, "link reported");
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/reports", tag = "abuse", request_body = NewReport,
+    responses(
+        (status = 201, description = "Report recorded", body = ReportReceived),
+        (status = 400, description = "Invalid report", body = ErrorBody),
+    ))]
+pub async fn create_report(
+    State(state): State<AppState>,
+    AppJson(r): AppJson<NewReport>,
+) -> Result<(StatusCode, Json<ReportReceived>), ApiError> {
+    record(&state, r).await?;
+    Ok((StatusCode::CREATED, Json(ReportReceived { received: true })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportParams {
+    /// Reports older than this id (from `next_cursor`).
+    pub cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportPage {
+    pub reports: Vec<Report>,
+    pub next_cursor: Option<String>,
+}
+
+async fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let key = access::api_key(state, caller).await?;
+    if !key.admin {
+        return Err(ApiError::forbidden("this needs an admin API key"));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/reports", tag = "abuse", params(ReportParams),
+    responses(
+        (status = 200, description = "Reports, newest first", body = ReportPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn list_reports(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(p): AppQuery<ReportParams>,
+) -> Result<Json<ReportPage>, ApiError> {
+    admin(&state, &caller).await?;
+    let limit = match p.limit.as_deref() {
+        None => 50,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 200"))?,
+    };
+    let before = p
+        .cursor
+        .as_deref()
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
+    let mut reports = state.store.list_reports(before, limit + 1).await?;
+    let next_cursor = (reports.len() > limit).then(|| {
+        reports.truncate(limit);
+        reports.last().map(|r| r.id.to_string()).unwrap_or_default()
+    });
+    Ok(Json(ReportPage {
+        reports,
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableDomain {
+    /// Every link to this domain or its subdomains is disabled.
+    pub domain: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DomainDisabled {
+    pub disabled: usize,
+    pub slugs: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/disable-domain", tag = "abuse", request_body = DisableDomain,
+    responses(
+        (status = 200, description = "Links disabled (they answer 410)", body = DomainDisabled),
+        (status = 400, description = "Invalid domain", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn disable_domain(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<DisableDomain>,
+) -> Result<Json<DomainDisabled>, ApiError> {
+    admin(&state, &caller).await?;
+    let domain = url::Url::parse(&format!("http://{}/", req.domain.trim()))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .filter(|d| d.contains('.') && !d.starts_with('.'))
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_domain", "give a domain name, e.g. evil.example")
+        })?;
+    let mut slugs = Vec::new();
+    for mut link in state.store.links_to_domain(&domain).await? {
+        if link.disabled {
+            continue;
+        }
+        link.disabled = true;
+        link.updated_at = chrono::Utc::now();
+        if state.store.update_link(&link).await? {
+            state.invalidate_link(&link.slug).await;
+            slugs.push(link.slug.to_string());
+        }
+    }
+    tracing::info!(domain = %domain, links = slugs.len(), "links to a domain disabled");
+    Ok(Json(DomainDisabled {
+        disabled: slugs.len(),
+        slugs,
+    }))
+}
