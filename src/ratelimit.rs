@@ -194,7 +194,7 @@ impl Limiter for LocalLimiter {
         // with the shared counters.
         let wait = if !d.allowed {
             Some(d.reset_secs)
-        } else if bucket == Bucket::AuthFailure && d.remaining == 0 {
+        } else if bucket == Bucket::AuthFailure && d.limit > 0 && d.remaining == 0 {
             Some((60 / u64::from(d.limit.max(1))).max(1))
         } else {
             None
@@ -324,6 +324,18 @@ mod tests {
         assert!(d.reset_secs >= 1 && d.reset_secs <= 20, "{d:?}");
         assert!(l.take(Bucket::Create, "5.6.7.8").await.allowed, "per key");
         assert!(l.take(Bucket::Api, "k").await.allowed, "0 is unlimited");
+        let open = LocalLimiter::new(Limits {
+            create: "0".parse().unwrap(),
+            auth_failures: "0".parse().unwrap(),
+            api: "0".parse().unwrap(),
+        });
+        for _ in 0..100 {
+            assert!(open.take(Bucket::AuthFailure, "1.1.1.1").await.allowed);
+        }
+        assert!(
+            open.refused(Bucket::AuthFailure, "1.1.1.1").await.is_none(),
+            "0 never locks out"
+        );
         // Failures: refused once a take went past the allowance; looking
         // takes nothing.
         for _ in 0..5 {
