@@ -101,7 +101,10 @@ pub struct LinkPage {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
     pub cursor: Option<String>,
     /// Only links with this tag.
     pub tag: Option<String>,

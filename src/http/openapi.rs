@@ -20,7 +20,7 @@ use crate::store::Report;
         live::live_clicks, qr::link_qr_svg, qr::link_qr_png,
         reports::create_report, reports::list_reports, reports::disable_domain,
     ),
-    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, stats::IntervalParam, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, ErrorBody, ErrorDetail)),
     modifiers(&Security),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),
@@ -58,7 +58,16 @@ fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         .into_iter()
         .flatten()
         {
+            let json_body = op.request_body.is_some();
             let r = &mut op.responses.responses;
+            r.entry("400".into())
+                .or_insert_with(|| error("Invalid request (query, body or path)"));
+            if json_body {
+                r.entry("413".into())
+                    .or_insert_with(|| error("Body larger than 64 KiB"));
+                r.entry("415".into())
+                    .or_insert_with(|| error("Body is not application/json"));
+            }
             r.entry("408".into())
                 .or_insert_with(|| error("Request not completed in time"));
             r.entry("429".into())

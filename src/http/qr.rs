@@ -20,8 +20,10 @@ const QUIET_ZONE: usize = 4;
 #[into_params(parameter_in = Query)]
 pub struct QrParams {
     /// PNG width and height in pixels, 64–2048 (default 512).
+    #[param(value_type = Option<i64>, minimum = 64, maximum = 2048)]
     pub size: Option<String>,
     /// `1` to answer as a download (Content-Disposition: attachment).
+    #[param(value_type = Option<bool>)]
     pub download: Option<String>,
 }
 

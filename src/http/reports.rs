@@ -91,8 +91,10 @@ pub async fn create_report(
 #[into_params(parameter_in = Query)]
 pub struct ReportParams {
     /// Reports older than this id (from `next_cursor`).
+    #[param(value_type = Option<i64>)]
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
 }
 

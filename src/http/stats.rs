@@ -25,17 +25,32 @@ use crate::store::{ExportCursor, TimeRange};
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// Start, RFC 3339 (default: the link's creation).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
     /// End, RFC 3339, exclusive (default: now).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
     /// `minute`, `hour` or `day` (default: chosen from the range).
+    #[param(value_type = Option<IntervalParam>)]
     pub interval: Option<String>,
     /// IANA time zone of the buckets (default UTC), e.g. `Europe/Paris`.
     pub tz: Option<String>,
     /// Count bots too (default false).
+    #[param(value_type = Option<bool>)]
     pub include_bots: Option<String>,
     /// Entries per breakdown, 1–100 (default 10).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub top: Option<String>,
+}
+
+/// Bucket size of a time series.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the accepted values
+pub enum IntervalParam {
+    Minute,
+    Hour,
+    Day,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
