@@ -16,7 +16,7 @@ use crate::cache::LinkCache;
 use crate::cache::LocalCache;
 use crate::clicks::geo::GeoDb;
 use crate::clicks::{BatchWriter, ClickQueue, ClickSink, Enricher, LiveFeed};
-use crate::cluster::{self, Redis, StreamSink};
+use crate::cluster::{self, Redis};
 use crate::config::ServeConfig;
 use crate::config::WorkerConfig;
 use crate::session::StoredSessions;
@@ -86,7 +86,7 @@ impl Application {
                     let redis = Redis::connect(url)
                         .await
                         .with_context(|| format!("connecting to {}", redact_url(url)))?;
-                    let (sink, rx) = StreamSink::new(config.click_queue_capacity);
+                    let (sink, rx) = ClickQueue::new(config.click_queue_capacity);
                     background.push(tokio::spawn(cluster::run_appender(
                         redis.clone(),
                         rx,

@@ -8,7 +8,8 @@
 //!   its whole in-process cache when it resubscribes (it may have missed
 //!   messages).
 //! - **Click stream.** Nodes append click events to the `hop:clicks` stream
-//!   (pipelined `XADD`, `MAXLEN ~` bound) from a bounded in-process buffer:
+//!   (pipelined `XADD`, `MAXLEN ~` bound) from the same bounded in-process
+//!   queue as embedded mode ([`crate::clicks::ClickQueue`]):
 //!   while Redis is down, clicks wait there and are flushed when it returns;
 //!   a full buffer drops (and counts) clicks rather than slowing redirects.
 //! - **Workers** read the stream in the `hop-workers` consumer group, enrich,
@@ -33,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CachedLink, LinkCache};
-use crate::clicks::{BatchWriter, ClickSink, LiveFeed};
+use crate::clicks::{BatchWriter, LiveFeed};
 use crate::domain::{ClickEvent, EnrichedClick, Link};
 use crate::metrics::names;
 use crate::store::Resolution;
@@ -288,33 +289,6 @@ pub async fn listen(
 }
 
 // -------------------------------------------------------------- stream sink
-
-/// The redirect's hand-off in cluster mode: a bounded buffer drained into
-/// the Redis stream by [`run_appender`].
-pub struct StreamSink {
-    tx: mpsc::Sender<ClickEvent>,
-    dropped: metrics::Counter,
-}
-
-impl StreamSink {
-    pub fn new(capacity: usize) -> (StreamSink, mpsc::Receiver<ClickEvent>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let dropped = metrics::counter!(names::CLICKS_DROPPED);
-        (StreamSink { tx, dropped }, rx)
-    }
-}
-
-impl ClickSink for StreamSink {
-    fn submit(&self, click: ClickEvent) -> bool {
-        match self.tx.try_send(click) {
-            Ok(()) => true,
-            Err(_) => {
-                self.dropped.increment(1);
-                false
-            }
-        }
-    }
-}
 
 /// Appends buffered clicks to the stream in pipelined batches, retrying
 /// while Redis is away. On shutdown, closes the buffer and flushes it.

@@ -47,9 +47,4 @@ impl LiveFeed {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveClick>> {
         self.tx.subscribe()
     }
-
-    /// Sequence number of the last click published (0 before any).
-    pub fn last_seq(&self) -> u64 {
-        *self.seq.lock()
-    }
 }

@@ -1,5 +1,6 @@
-//! `ClickSink`: how the redirect hands a click over without waiting. The
-//! embedded sink is a bounded in-process queue; a full queue drops the click
+//! `ClickSink`: how the redirect hands a click over without waiting: a
+//! bounded in-process queue, drained by the batch writer (embedded) or the
+//! Redis stream appender (cluster); a full queue drops the click
 //! and counts it rather than slowing the redirect.
 
 use tokio::sync::mpsc;

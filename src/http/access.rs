@@ -51,13 +51,6 @@ impl Caller {
             Caller::Nobody => false,
         }
     }
-
-    pub fn session(&self) -> Option<&(SessionId, Session)> {
-        match self {
-            Caller::Session(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 /// The session a request's cookie names, if it is a live one.
