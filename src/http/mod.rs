@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(web)
         .layer(middleware::from_fn(ops::track))
+        .layer(middleware::from_fn(ops::nosniff))
         // Not on redirects: they answer from cache or fail fast on the store.
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -116,7 +117,6 @@ pub fn router(state: AppState) -> Router {
         .merge(managed)
         .route("/{slug}", get(redirect::follow_link))
         .fallback(pages::fallback)
-        .layer(middleware::from_fn(ops::security_headers))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -93,32 +93,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Security headers: `nosniff` on everything; on HTML, the CSP above, a
-/// referrer policy and a framing ban.
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    use axum::http::HeaderValue;
+/// `nosniff` on every API, UI and asset answer (HTML pages get the rest of
+/// their headers where they are rendered, `ui::render`). Not on redirects:
+/// a 302 has no body to sniff, and the hot path stays lean.
+pub async fn nosniff(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
-    let html = res
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    let h = res.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
+    res.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
     );
-    if html {
-        h.insert(
-            "content-security-policy",
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        );
-        h.insert(
-            "referrer-policy",
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        );
-        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    }
     res
 }
 

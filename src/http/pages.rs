@@ -21,10 +21,6 @@ pub fn not_found() -> Response {
     )
 }
 
-pub fn gone(why: Gone) -> Response {
-    gone_text(why, None)
-}
-
 /// 404 for a slug that parses but names no link, with a report link.
 pub fn not_found_for(slug: &Slug) -> Response {
     message_about(
@@ -37,10 +33,6 @@ pub fn not_found_for(slug: &Slug) -> Response {
 
 /// 410 for a link that no longer redirects, with a report link.
 pub fn gone_for(slug: &Slug, why: Gone) -> Response {
-    gone_text(why, Some(slug))
-}
-
-fn gone_text(why: Gone, slug: Option<&Slug>) -> Response {
     let text = match why {
         Gone::Expired => "This link has expired.",
         Gone::Disabled => "This link has been disabled.",
@@ -50,7 +42,12 @@ fn gone_text(why: Gone, slug: Option<&Slug>) -> Response {
              (phishing, malware or abuse)."
         }
     };
-    message_about(StatusCode::GONE, "Link no longer available", text, slug)
+    message_about(
+        StatusCode::GONE,
+        "Link no longer available",
+        text,
+        Some(slug),
+    )
 }
 
 pub fn unavailable() -> Response {
@@ -122,10 +119,11 @@ mod tests {
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(res.headers()[RETRY_AFTER], "1");
         assert!(body(res).await.contains("Slow down"));
-        let res = gone(Gone::Exhausted);
+        let res = gone_for(&Slug::parse("spent").unwrap(), Gone::Exhausted);
         assert_eq!(res.status(), StatusCode::GONE);
         let html = body(res).await;
         assert!(html.contains("click limit") && html.contains("/static/app.css?v="));
+        assert!(html.contains("/report?slug=spent"));
     }
 
     #[tokio::test]

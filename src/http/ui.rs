@@ -101,7 +101,9 @@ fn html_formatter(
     minijinja::escape_formatter(out, state, value)
 }
 
-/// Renders a template; a rendering failure is logged and answered 500.
+/// Renders a template, with the headers every HTML page carries (the
+/// policy of [`super::ops::CONTENT_SECURITY_POLICY`], no sniffing, no
+/// framing); a rendering failure is logged and answered 500.
 pub fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
     match TEMPLATES.get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (
@@ -109,6 +111,16 @@ pub fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
             [
                 (CONTENT_TYPE, "text/html; charset=utf-8"),
                 (CACHE_CONTROL, "no-store"),
+                (
+                    axum::http::header::CONTENT_SECURITY_POLICY,
+                    super::ops::CONTENT_SECURITY_POLICY,
+                ),
+                (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (
+                    axum::http::header::REFERRER_POLICY,
+                    "strict-origin-when-cross-origin",
+                ),
+                (axum::http::header::X_FRAME_OPTIONS, "DENY"),
             ],
             html,
         )
