@@ -240,6 +240,36 @@ fn check_csrf(jar: &CookieJar, headers: &HeaderMap, sent: Option<&str>) -> Resul
     Ok(())
 }
 
+/// A posted form: one that carries a CSRF token field.
+trait Posted {
+    fn csrf(&self) -> Option<&str>;
+}
+
+macro_rules! posted {
+    ($($form:ty),*) => {
+        $(impl Posted for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })*
+    };
+}
+posted!(ShortenForm, LoginForm, CsrfOnly, EditForm, ReportForm);
+
+/// Accepts a posted form: readable, from this site (CSRF token and Origin),
+/// with the frame of the page that answers it; or the page that refuses it.
+async fn accept<T: Posted>(
+    state: &AppState,
+    jar: CookieJar,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+) -> Result<(T, Frame), Response> {
+    let Form(form) = form.map_err(form_rejection)?;
+    check_csrf(&jar, headers, form.csrf())?;
+    let frame = Frame::load(state, jar).await?;
+    Ok((form, frame))
+}
+
 fn api_error_page(e: ApiError) -> Response {
     match e.status {
         StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -397,15 +427,8 @@ pub async fn shorten(
     headers: HeaderMap,
     form: Result<Form<ShortenForm>, FormRejection>,
 ) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return form_rejection(r),
-    };
-    if let Err(r) = check_csrf(&jar, &headers, form.csrf.as_deref()) {
-        return r;
-    }
-    let frame = match Frame::load(&state, jar).await {
-        Ok(f) => f,
+    let (form, frame) = match accept(&state, jar, &headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let caller = frame.caller();
@@ -522,15 +545,8 @@ pub async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return form_rejection(r),
-    };
-    if let Err(r) = check_csrf(&jar, &headers, form.csrf.as_deref()) {
-        return r;
-    }
-    let frame = match Frame::load(&state, jar).await {
-        Ok(f) => f,
+    let (form, frame) = match accept(&state, jar, &headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let next = safe_next(form.next.as_deref());
@@ -574,20 +590,14 @@ pub async fn logout(
     headers: HeaderMap,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return form_rejection(r),
+    let (_, frame) = match accept(&state, jar, &headers, form).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&jar, &headers, form.csrf.as_deref()) {
-        return r;
+    if let Some((id, _)) = &frame.session {
+        let _ = state.sessions.remove(id).await;
     }
-    if let Some(id) = jar
-        .get(SESSION_COOKIE)
-        .and_then(|c| SessionId::parse(c.value()))
-    {
-        let _ = state.sessions.remove(&id).await;
-    }
-    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
+    let jar = frame.jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     (jar, Redirect::to("/")).into_response()
 }
 
@@ -858,15 +868,8 @@ pub async fn edit(
     Path(slug): Path<String>,
     form: Result<Form<EditForm>, FormRejection>,
 ) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return form_rejection(r),
-    };
-    if let Err(r) = check_csrf(&jar, &headers, form.csrf.as_deref()) {
-        return r;
-    }
-    let frame = match Frame::load(&state, jar).await {
-        Ok(f) => f,
+    let (form, frame) = match accept(&state, jar, &headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let link = match managed_link(&state, &frame, &slug, &format!("/links/{slug}/edit")).await {
@@ -932,15 +935,8 @@ pub async fn delete(
     Path(slug): Path<String>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return form_rejection(r),
-    };
-    if let Err(r) = check_csrf(&jar, &headers, form.csrf.as_deref()) {
-        return r;
-    }
-    let frame = match Frame::load(&state, jar).await {
-        Ok(f) => f,
+    let (_, frame) = match accept(&state, jar, &headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let link = match managed_link(&state, &frame, &slug, &format!("/links/{slug}/delete")).await {
@@ -1006,22 +1002,15 @@ pub async fn report(
     headers: HeaderMap,
     form: Result<Form<ReportForm>, FormRejection>,
 ) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return form_rejection(r),
+    let (form, frame) = match accept(&state, jar, &headers, form).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&jar, &headers, form.csrf.as_deref()) {
-        return r;
-    }
     let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
     let d = state.limiter.take(Bucket::Create, &ip).await;
     if !d.allowed {
         return super::pages::too_many_requests(d.reset_secs);
     }
-    let frame = match Frame::load(&state, jar).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let report = super::reports::NewReport {
         slug: form.slug.clone().unwrap_or_default(),
         reason: form.reason.clone().unwrap_or_default(),
