@@ -69,6 +69,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
     }
 }
 
+/// A whole-number query parameter within `range` (`default` when absent);
+/// anything else is a 400 `invalid_query` naming the parameter and range.
+pub fn bounded_param(
+    name: &str,
+    value: Option<&str>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} must be {} to {}", range.start(), range.end()),
+                )
+            }),
+    }
+}
+
 /// The socket peer's address; unspecified when served without connect info
 /// (router tests).
 pub struct PeerAddr(pub IpAddr);

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::access;
 use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppJson, AppQuery};
+use super::extract::{AppJson, AppQuery, bounded_param};
 use crate::auth::{LINK_SECRET_PREFIX, Token};
 use crate::domain::{
     Link, LinkId, RedirectStatus, Slug, TargetUrl, parse_expiry, parse_max_clicks, parse_tags,
@@ -335,14 +335,7 @@ pub async fn list(
     key: &ApiKey,
     params: ListParams,
 ) -> Result<LinkPage, ApiError> {
-    let limit = match params.limit.as_deref() {
-        None => 50,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 200"))?,
-    };
+    let limit = bounded_param("limit", params.limit.as_deref(), 50, 1..=200)?;
     let before = params
         .cursor
         .as_deref()

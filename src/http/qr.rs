@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
-use super::extract::AppQuery;
+use super::extract::{AppQuery, bounded_param};
 use crate::state::AppState;
 
 /// Modules of light border around the code, as the QR standard asks.
@@ -83,14 +83,7 @@ pub fn png(text: &str, size: u32) -> Result<Vec<u8>, ApiError> {
 }
 
 fn parse_size(s: Option<&str>) -> Result<u32, ApiError> {
-    match s {
-        None => Ok(512),
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (64..=2048).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "size must be 64 to 2048")),
-    }
+    Ok(bounded_param("size", s, 512, 64..=2048)? as u32)
 }
 
 fn image(body: Vec<u8>, content_type: &'static str, name: String, download: bool) -> Response {

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppJson, AppQuery};
+use super::extract::{AppJson, AppQuery, bounded_param};
 use crate::domain::Slug;
 use crate::state::AppState;
 use crate::store::Report;
@@ -126,14 +126,7 @@ pub async fn list_reports(
     AppQuery(p): AppQuery<ReportParams>,
 ) -> Result<Json<ReportPage>, ApiError> {
     admin(&state, &caller).await?;
-    let limit = match p.limit.as_deref() {
-        None => 50,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 200"))?,
-    };
+    let limit = bounded_param("limit", p.limit.as_deref(), 50, 1..=200)?;
     let before = p
         .cursor
         .as_deref()

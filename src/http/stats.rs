@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::access;
 use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::AppQuery;
+use super::extract::{AppQuery, bounded_param};
 use crate::domain::{Dimension, EnrichedClick, Link};
 use crate::state::AppState;
 use crate::stats::{Bucketer, Interval, MAX_BUCKETS, StatsQuery, link_stats};
@@ -147,14 +147,7 @@ fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
             "tz must be an IANA time zone, e.g. Europe/Paris",
         )
     })?;
-    let top = match p.top.as_deref() {
-        None => 10,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "top must be 1 to 100"))?,
-    };
+    let top = bounded_param("top", p.top.as_deref(), 10, 1..=100)?;
     let q = StatsQuery {
         range,
         interval,
