@@ -530,6 +530,43 @@ async fn stored_event_ids(
         .collect()
 }
 
+const ADD_SERIES: &str = "INSERT INTO rollup_series (link_id, res, bucket, bot, clicks)
+     SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::bool[], $5::bigint[])
+     ON CONFLICT (link_id, res, bucket, bot)
+     DO UPDATE SET clicks = rollup_series.clicks + excluded.clicks";
+
+const ADD_VISITORS: &str = "INSERT INTO rollup_visitors (link_id, res, bucket, bot, visitors)
+     SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::bool[], $5::bigint[])
+     ON CONFLICT (link_id, res, bucket, bot)
+     DO UPDATE SET visitors = rollup_visitors.visitors + excluded.visitors";
+
+/// Adds counts to a (link, res, bucket, bot)-keyed rollup table in one
+/// statement, in key order (so concurrent workers lock rows alike).
+/// `upsert` is [`ADD_SERIES`] or [`ADD_VISITORS`].
+async fn add_counts(
+    conn: &mut sqlx::PgConnection,
+    upsert: &'static str,
+    mut rows: Vec<((i64, i64, i64, bool), i64)>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_unstable_by_key(|(k, _)| *k);
+    sqlx::query(upsert)
+        .bind(rows.iter().map(|((l, ..), _)| *l).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|((_, r, ..), _)| *r as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|((_, _, b, _), _)| *b).collect::<Vec<_>>())
+        .bind(rows.iter().map(|((.., bot), _)| *bot).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Key of the advisory lock that serialises visitor bookkeeping of one
 /// (link, UTC day) between workers.
 fn visitor_lock(link: i64, day: i64) -> i64 {
@@ -619,23 +656,8 @@ impl ClickStore for PgStore {
         }
 
         // Series and breakdowns: one upsert each, keys sorted (lock order).
-        let mut series: Vec<_> = rollup.series.into_iter().collect();
-        series.sort_unstable_by_key(|(k, _)| *k);
-        if !series.is_empty() {
-            sqlx::query(
-                "INSERT INTO rollup_series (link_id, res, bucket, bot, clicks)
-                 SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::bool[], $5::bigint[])
-                 ON CONFLICT (link_id, res, bucket, bot)
-                 DO UPDATE SET clicks = rollup_series.clicks + excluded.clicks",
-            )
-            .bind(series.iter().map(|((l, ..), _)| *l).collect::<Vec<_>>())
-            .bind(series.iter().map(|((_, r, ..), _)| *r as i32).collect::<Vec<_>>())
-            .bind(series.iter().map(|((_, _, b, _), _)| *b).collect::<Vec<_>>())
-            .bind(series.iter().map(|((.., bot), _)| *bot).collect::<Vec<_>>())
-            .bind(series.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let series: Vec<_> = rollup.series.into_iter().collect();
+        add_counts(&mut tx, ADD_SERIES, series).await?;
         let mut dims: Vec<_> = rollup.dims.into_iter().collect();
         dims.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         if !dims.is_empty() {
@@ -751,23 +773,8 @@ impl ClickStore for PgStore {
                 .await?;
             }
         }
-        let mut new_visitors: Vec<_> = new_visitors.into_iter().filter(|(_, n)| *n != 0).collect();
-        new_visitors.sort_unstable_by_key(|(k, _)| *k);
-        if !new_visitors.is_empty() {
-            sqlx::query(
-                "INSERT INTO rollup_visitors (link_id, res, bucket, bot, visitors)
-                 SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::bool[], $5::bigint[])
-                 ON CONFLICT (link_id, res, bucket, bot)
-                 DO UPDATE SET visitors = rollup_visitors.visitors + excluded.visitors",
-            )
-            .bind(new_visitors.iter().map(|((l, ..), _)| *l).collect::<Vec<_>>())
-            .bind(new_visitors.iter().map(|((_, r, ..), _)| *r as i32).collect::<Vec<_>>())
-            .bind(new_visitors.iter().map(|((_, _, b, _), _)| *b).collect::<Vec<_>>())
-            .bind(new_visitors.iter().map(|((.., bot), _)| *bot).collect::<Vec<_>>())
-            .bind(new_visitors.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let new_visitors: Vec<_> = new_visitors.into_iter().filter(|(_, n)| *n != 0).collect();
+        add_counts(&mut tx, ADD_VISITORS, new_visitors).await?;
         tx.commit().await?;
         Ok(new)
     }
