@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need that a fresh Debian
-# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test.
+# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +27,8 @@ fi
 cargo test "$@"
 # The API suite again, in cluster mode: PostgreSQL, Redis stream, worker.
 HOP_TEST_CLUSTER=1 cargo test --test api "$@"
+# The API contract: schemathesis against the OpenAPI document a live server
+# serves (skipped when only some tests were asked for).
+if [ $# -eq 0 ]; then
+  ./scripts/api-contract.sh target/debug/hop
+fi

@@ -189,6 +189,32 @@ impl Redis {
 
     // ---------------------------------------------------------- salts
 
+    /// The cluster's secret for pseudonymous keys (`hop:secret`, made once
+    /// with `NX` by whichever node asks first, never expiring).
+    pub async fn shared_secret(&self) -> redis::RedisResult<[u8; 32]> {
+        let mut fresh = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
+        let mut conn = self.conn();
+        let (secret,): (String,) = self.mark(
+            redis::pipe()
+                .cmd("SET")
+                .arg("hop:secret")
+                .arg(hex::encode(fresh))
+                .arg("NX")
+                .ignore()
+                .get("hop:secret")
+                .query_async::<(String,)>(&mut conn)
+                .await,
+        )?;
+        let bytes = hex::decode(secret).unwrap_or_default();
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "hop:secret is not 32 hex bytes",
+            ))
+        })
+    }
+
     /// Loads the cluster's salt for each UTC day these clicks fall on.
     pub async fn share_salts(
         &self,

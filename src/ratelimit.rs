@@ -233,11 +233,33 @@ impl Limiter for LocalLimiter {
 pub struct SharedLimiter {
     limits: Limits,
     redis: Arc<Redis>,
+    secret: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl SharedLimiter {
     pub fn new(limits: Limits, redis: Arc<Redis>) -> SharedLimiter {
-        SharedLimiter { limits, redis }
+        SharedLimiter {
+            limits,
+            redis,
+            secret: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The counter's name for a client: a keyed hash of its IP address (or
+    /// key id) under the cluster's secret, so Redis never holds a raw IP.
+    /// None while Redis cannot be reached (the limit is not applied then).
+    async fn opaque(&self, key: &str) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let secret = self
+            .secret
+            .get_or_try_init(|| self.redis.shared_secret())
+            .await
+            .ok()?;
+        let digest = Sha256::new()
+            .chain_update(secret)
+            .chain_update(key.as_bytes())
+            .finalize();
+        Some(hex::encode(&digest[..16]))
     }
 
     fn window() -> (u64, u64) {
@@ -263,6 +285,9 @@ impl Limiter for SharedLimiter {
             return Decision::unlimited();
         }
         let (window, reset) = Self::window();
+        let Some(key) = self.opaque(key).await else {
+            return Decision::unlimited();
+        };
         let rkey = format!("hop:rl:{}:{key}:{window}", bucket.name());
         match self
             .redis
@@ -280,6 +305,7 @@ impl Limiter for SharedLimiter {
             return None;
         }
         let (window, reset) = Self::window();
+        let key = self.opaque(key).await?;
         let rkey = format!("hop:rl:{}:{key}:{window}", bucket.name());
         let count = self.redis.counter(&rkey).await?;
         let d = Self::decision(limit, count, reset);

@@ -51,6 +51,9 @@ impl RedirectStatus {
 pub const MAX_TITLE_LEN: usize = 500;
 pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG_LEN: usize = 64;
+/// Largest click limit (a quadrillion: no limit anyone needs, and exact in
+/// a double for clients that send numbers as floats).
+pub const MAX_CLICK_LIMIT: i64 = 1_000_000_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
@@ -60,7 +63,7 @@ pub enum FieldError {
         "tags: at most {MAX_TAGS}, each 1 to {MAX_TAG_LEN} characters, no control characters or commas"
     )]
     Tags,
-    #[error("max_clicks must be at least 1")]
+    #[error("max_clicks must be 1 to {MAX_CLICK_LIMIT}")]
     MaxClicks,
     #[error("redirect_status must be 301, 302, 307 or 308")]
     RedirectStatus,
@@ -84,35 +87,32 @@ pub fn parse_title(title: Option<String>) -> Result<Option<String>, FieldError> 
     match title {
         None => Ok(None),
         Some(t) => {
-            let t = t.trim().to_owned();
             if t.chars().count() > MAX_TITLE_LEN || t.chars().any(char::is_control) {
-                Err(FieldError::Title)
-            } else if t.is_empty() {
-                Ok(None)
-            } else {
-                Ok(Some(t))
+                return Err(FieldError::Title);
             }
+            let t = t.trim();
+            Ok((!t.is_empty()).then(|| t.to_owned()))
         }
     }
 }
 
 /// Tags are trimmed, de-duplicated and kept in the order given.
 pub fn parse_tags(tags: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if tags.len() > MAX_TAGS {
+        return Err(FieldError::Tags);
+    }
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
+        if tag.chars().count() > MAX_TAG_LEN {
+            return Err(FieldError::Tags);
+        }
         let tag = tag.trim();
-        if tag.is_empty()
-            || tag.chars().count() > MAX_TAG_LEN
-            || tag.chars().any(|c| c.is_control() || c == ',')
-        {
+        if tag.is_empty() || tag.chars().any(|c| c.is_control() || c == ',') {
             return Err(FieldError::Tags);
         }
         if !out.iter().any(|t| t == tag) {
             out.push(tag.to_owned());
         }
-    }
-    if out.len() > MAX_TAGS {
-        return Err(FieldError::Tags);
     }
     Ok(out)
 }
@@ -120,7 +120,7 @@ pub fn parse_tags(tags: Vec<String>) -> Result<Vec<String>, FieldError> {
 pub fn parse_max_clicks(n: Option<i64>) -> Result<Option<u64>, FieldError> {
     match n {
         None => Ok(None),
-        Some(n) if n >= 1 => Ok(Some(n as u64)),
+        Some(n) if (1..=MAX_CLICK_LIMIT).contains(&n) => Ok(Some(n as u64)),
         Some(_) => Err(FieldError::MaxClicks),
     }
 }
@@ -200,6 +200,10 @@ mod tests {
         assert_eq!(parse_title(Some("  ".into())), Ok(None));
         assert_eq!(parse_title(Some("a\u{7}".into())), Err(FieldError::Title));
         assert_eq!(parse_max_clicks(Some(0)), Err(FieldError::MaxClicks));
+        assert_eq!(
+            parse_max_clicks(Some(MAX_CLICK_LIMIT + 1)),
+            Err(FieldError::MaxClicks)
+        );
         assert_eq!(parse_max_clicks(Some(3)), Ok(Some(3)));
         let now = Utc::now();
         assert_eq!(parse_expiry(Some(now), now), Err(FieldError::Expiry));

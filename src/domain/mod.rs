@@ -8,11 +8,11 @@ mod target_url;
 
 pub use click::{ClickEvent, DeviceType, Dimension, EnrichedClick, MAX_ATTR_LEN, Utm};
 pub use link::{
-    FieldError, Gone, KeyId, Link, LinkId, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, RedirectStatus,
-    parse_expiry, parse_max_clicks, parse_tags, parse_title,
+    FieldError, Gone, KeyId, Link, LinkId, MAX_CLICK_LIMIT, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN,
+    RedirectStatus, parse_expiry, parse_max_clicks, parse_tags, parse_title,
 };
 pub use slug::{Slug, SlugError};
-pub use target_url::{TargetUrl, UrlError};
+pub use target_url::{MAX_LEN as MAX_URL_LEN, TargetUrl, UrlError, is_host_name};
 
 pub mod slug_rules {
     pub use super::slug::{ALPHABET, MAX_LEN, RANDOM_LEN, RESERVED};

@@ -24,6 +24,8 @@ pub enum UrlError {
     UnsupportedScheme(String),
     #[error("url must have a host")]
     MissingHost,
+    #[error("url host is not a valid host name")]
+    InvalidHost,
     #[error("url must not contain a user name or password")]
     UserInfo,
     #[error("url points back at this shortener")]
@@ -38,6 +40,7 @@ impl UrlError {
             UrlError::Loop => "redirect_loop",
             UrlError::UserInfo => "userinfo_not_allowed",
             UrlError::MissingHost => "missing_host",
+            UrlError::InvalidHost => "invalid_host",
             UrlError::ForbiddenCharacter | UrlError::EncodedControl | UrlError::Invalid(_) => {
                 "invalid_url"
             }
@@ -73,9 +76,9 @@ impl TargetUrl {
             other => return Err(UrlError::UnsupportedScheme(other.to_owned())),
         }
         let host = match url.host() {
-            Some(Host::Domain("")) => return Err(UrlError::MissingHost),
+            Some(Host::Domain("")) | None => return Err(UrlError::MissingHost),
+            Some(Host::Domain(d)) if !is_host_name(d) => return Err(UrlError::InvalidHost),
             Some(h) => h.to_string(),
-            None => return Err(UrlError::MissingHost),
         };
         if !url.username().is_empty() || url.password().is_some() {
             return Err(UrlError::UserInfo);
@@ -103,6 +106,24 @@ impl TargetUrl {
     pub fn host(&self) -> &str {
         self.0.host_str().unwrap_or_default()
     }
+}
+
+/// A DNS host name as the url crate leaves it (IDNs already in punycode):
+/// labels of 1–63 letters, digits, `-` or `_` (real subdomains do end in
+/// `-`), the last one starting with a letter, at most one trailing dot. The
+/// URL standard lets through more (`*`, `!`, `$`, …), which no DNS name has.
+pub fn is_host_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    name.split('.').all(label_ok)
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 impl serde::Serialize for TargetUrl {
@@ -154,6 +175,12 @@ mod tests {
             ),
             ("https://[2001:db8::1]/x", "https://[2001:db8::1]/x"),
             ("https://93.184.216.34/", "https://93.184.216.34/"),
+            (
+                "https://my_site.example.com./",
+                "https://my_site.example.com./",
+            ),
+            ("https://foo-.blogspot.com/", "https://foo-.blogspot.com/"),
+            ("https://shop.example/50%off", "https://shop.example/50%off"),
             ("https://example.com/a%20b", "https://example.com/a%20b"),
             ("https://example.com/?q='or 1=1", ""),
         ];
@@ -183,6 +210,11 @@ mod tests {
             ("https://example.com/\t", "invalid_url"),
             ("https://good.com@evil.com/", "userinfo_not_allowed"),
             ("https://user:pw@evil.com/", "userinfo_not_allowed"),
+            ("http://0.a*/", "invalid_host"),
+            ("http://a..b/", "invalid_host"),
+            ("http://a.-example/", "invalid_host"),
+            ("http://a$b.example/", "invalid_host"),
+            ("http://example.123x/", "invalid_host"),
             ("https://hop.example/abc", "redirect_loop"),
             ("http://HOP.example:9999/abc", "redirect_loop"),
             ("http://localhost:8080/x", "redirect_loop"),

@@ -92,6 +92,19 @@ pub fn bounded_param(
     }
 }
 
+/// A boolean query parameter: `true`/`1`, `false`/`0` or absent (false);
+/// anything else, a bare `?flag` included, is a 400.
+pub fn parse_bool(name: &str, s: Option<&str>) -> Result<bool, ApiError> {
+    match s {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{name} must be true or false"),
+        )),
+    }
+}
+
 /// The socket peer's address; unspecified when served without connect info
 /// (router tests).
 pub struct PeerAddr(pub IpAddr);

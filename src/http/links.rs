@@ -30,19 +30,87 @@ const RANDOM_SLUG_ATTEMPTS: usize = 8;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
-    /// The long URL (http or https).
+    #[schema(schema_with = url_schema)]
     pub url: String,
-    /// Custom slug: 1–64 of `[A-Za-z0-9_-]`, case-sensitive. Random if absent.
+    /// Custom slug: 1–64 of `[A-Za-z0-9_-]`, case-sensitive, not a reserved
+    /// word (`api`, `static`, …). Random if absent.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub slug: Option<String>,
+    #[schema(schema_with = title_schema)]
     pub title: Option<String>,
+    #[schema(schema_with = tags_schema)]
     pub tags: Option<Vec<String>>,
-    /// RFC 3339 time after which the link answers 410.
+    /// RFC 3339 time, in the future, after which the link answers 410.
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Redirects allowed before the link answers 410.
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub max_clicks: Option<i64>,
-    /// 301, 302 (default), 307 or 308.
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(schema_with = redirect_status_schema)]
     pub redirect_status: Option<u16>,
+}
+
+/// The usual shape of an accepted target URL, for the OpenAPI document.
+const URL_PATTERN: &str = concat!(
+    r"^[Hh][Tt][Tt][Pp][Ss]?://",
+    // host name: labels of letters, digits, `-`, `_`; the last starts with a letter
+    r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z][A-Za-z0-9_-]{0,62}\.?",
+    // port, 0–65535
+    r"(?::(?:[0-9]{0,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    // path, query, fragment: printable ASCII, no encoded CR, LF or NUL
+    r"(?:[/?#\\](?:[!-$&-~]|%(?:[!-/1-~]|0[!-/1-@B-CE-`b-ce-~]))*(?:%0?)?)?$",
+);
+/// No control characters (Unicode category Cc).
+const NO_CONTROLS: &str = r"[^\u0000-\u001f\u007f-\u009f]";
+const NO_CONTROLS_OR_COMMA: &str = r"[^,\u0000-\u001f\u007f-\u009f]";
+
+/// String or null: a body field that may be left out (absent and `null`
+/// mean the same for these).
+fn nullable(kind: utoipa::openapi::Type) -> utoipa::openapi::schema::SchemaType {
+    utoipa::openapi::schema::SchemaType::from_iter([kind, utoipa::openapi::Type::Null])
+}
+
+fn url_schema() -> utoipa::openapi::Object {
+    url_schema_of(utoipa::openapi::Type::String.into())
+}
+
+fn optional_url_schema() -> utoipa::openapi::Object {
+    url_schema_of(nullable(utoipa::openapi::Type::String))
+}
+
+fn url_schema_of(kind: utoipa::openapi::schema::SchemaType) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(kind)
+        .pattern(Some(URL_PATTERN))
+        .max_length(Some(crate::domain::MAX_URL_LEN))
+        .description(Some(
+            "The long URL: http or https, with a host, without user name or password, \
+             spaces, control characters or encoded line breaks, at most 8 KiB, and not a \
+             link to this shortener. IDN hosts and IP literals are accepted too; the \
+             pattern shows the common form.",
+        ))
+        .build()
+}
+
+fn title_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(nullable(utoipa::openapi::Type::String))
+        .max_length(Some(crate::domain::MAX_TITLE_LEN))
+        .pattern(Some(format!("^{NO_CONTROLS}*$")))
+        .description(Some(
+            "At most 500 characters, no control characters; blank means none.",
+        ))
+        .build()
+}
+
+fn redirect_status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(nullable(utoipa::openapi::Type::Integer))
+        .enum_values(Some([Some(301), Some(302), Some(307), Some(308), None]))
+        .description(Some("301, 302 (default), 307 or 308."))
+        .build()
 }
 
 fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
@@ -51,21 +119,87 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Fields to change; absent fields stay, `null` clears an optional field.
+/// A JSON integer, also when written with a zero fraction (`5.0`), which
+/// JSON Schema counts as an integer too (as do many JSON encoders).
+struct Whole(i64);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Whole;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Whole, E> {
+                Ok(Whole(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Whole, E> {
+                i64::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Whole, E> {
+                // Both bounds are powers of two, so the comparison is exact.
+                if v.fract() == 0.0
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v)
+                {
+                    Ok(Whole(v as i64))
+                } else {
+                    Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+fn whole<'de, T: TryFrom<i64>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<Whole>::deserialize(d)?
+        .map(|w| T::try_from(w.0).map_err(|_| serde::de::Error::custom("integer out of range")))
+        .transpose()
+}
+
+fn double_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Ok(Some(Option::<Whole>::deserialize(d)?.map(|w| w.0)))
+}
+
+fn tags_schema() -> utoipa::openapi::Array {
+    let c = NO_CONTROLS_OR_COMMA;
+    let tag = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::domain::MAX_TAG_LEN))
+        .pattern(Some(format!(r"^{c}*[^\s,\u0000-\u001f\u007f-\u009f]{c}*$")));
+    utoipa::openapi::ArrayBuilder::new()
+        .schema_type(nullable(utoipa::openapi::Type::Array))
+        .items(tag)
+        .max_items(Some(crate::domain::MAX_TAGS))
+        .description(Some(
+            "At most 20 tags of 1–64 characters, not blank, no commas or control \
+             characters; duplicates are dropped.",
+        ))
+        .build()
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLink {
+    #[schema(schema_with = optional_url_schema)]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = title_schema)]
     pub title: Option<Option<String>>,
+    #[schema(schema_with = tags_schema)]
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "double_whole")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub max_clicks: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(schema_with = redirect_status_schema)]
     pub redirect_status: Option<u16>,
     pub disabled: Option<bool>,
 }

@@ -78,9 +78,53 @@ fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Describes each event of the live stream (`event`, JSON `data`, `id`,
+/// `retry`), which is what SSE-aware tools check, instead of one string.
+fn live_events(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ObjectBuilder, RefOr, Type};
+    let Some(op) = openapi
+        .paths
+        .paths
+        .get_mut("/api/v1/links/{slug}/live")
+        .and_then(|item| item.get.as_mut())
+    else {
+        return;
+    };
+    let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") else {
+        return;
+    };
+    let Some(content) = ok.content.get_mut("text/event-stream") else {
+        return;
+    };
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let event = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "event",
+            string().enum_values(Some(["totals", "click", "resync"])),
+        )
+        .property(
+            "data",
+            string()
+                .content_media_type("application/json")
+                .description(Some(
+                    "`totals`: LiveTotals; `click`: LiveClickBody; `resync`: `{}`",
+                )),
+        )
+        .property(
+            "id",
+            string().description(Some("Per-node sequence of a `click`")),
+        )
+        .property("retry", ObjectBuilder::new().schema_type(Type::Integer))
+        .required("event")
+        .required("data");
+    content.schema = Some(event.into());
+}
+
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         common_responses(openapi);
+        live_events(openapi);
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, what) in [
             ("api_key", "API key (hop_…)"),

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppQuery, bounded_param};
+use super::extract::{AppQuery, bounded_param, parse_bool};
 use crate::state::AppState;
 
 /// Modules of light border around the code, as the QR standard asks.
@@ -18,11 +18,20 @@ const QUIET_ZONE: usize = 4;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct QrParams {
-    /// PNG width and height in pixels, 64–2048 (default 512).
+pub struct QrPngParams {
+    /// Width and height in pixels, 64–2048 (default 512).
     #[param(value_type = Option<i64>, minimum = 64, maximum = 2048)]
     pub size: Option<String>,
-    /// `1` to answer as a download (Content-Disposition: attachment).
+    /// `true` (or `1`) to answer as a download (Content-Disposition: attachment).
+    #[param(value_type = Option<bool>)]
+    pub download: Option<String>,
+}
+
+/// The SVG scales to its viewer, so it has no size.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QrSvgParams {
+    /// `true` (or `1`) to answer as a download (Content-Disposition: attachment).
     #[param(value_type = Option<bool>)]
     pub download: Option<String>,
 }
@@ -103,14 +112,11 @@ fn image(body: Vec<u8>, content_type: &'static str, name: String, download: bool
         .into_response()
 }
 
-fn wants_download(p: &QrParams) -> bool {
-    matches!(p.download.as_deref(), Some("1" | "true" | ""))
-}
-
 #[utoipa::path(get, path = "/api/v1/links/{slug}/qr.svg", tag = "links",
-    params(("slug" = String, Path, description = "The link's slug"), QrParams),
+    params(("slug" = String, Path, description = "The link's slug"), QrSvgParams),
     responses(
         (status = 200, description = "QR code of the short URL", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
     ),
@@ -119,23 +125,24 @@ pub async fn link_qr_svg(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
-    AppQuery(params): AppQuery<QrParams>,
+    AppQuery(params): AppQuery<QrSvgParams>,
 ) -> Result<Response, ApiError> {
+    let download = parse_bool("download", params.download.as_deref())?;
     let link = access::link(&state, &caller, &slug).await?;
     let body = svg(&state.short_url(&link.slug))?;
     Ok(image(
         body.into_bytes(),
         "image/svg+xml",
         format!("{}.svg", link.slug),
-        wants_download(&params),
+        download,
     ))
 }
 
 #[utoipa::path(get, path = "/api/v1/links/{slug}/qr.png", tag = "links",
-    params(("slug" = String, Path, description = "The link's slug"), QrParams),
+    params(("slug" = String, Path, description = "The link's slug"), QrPngParams),
     responses(
         (status = 200, description = "QR code of the short URL", content_type = "image/png", body = Vec<u8>),
-        (status = 400, description = "Invalid size", body = ErrorBody),
+        (status = 400, description = "Invalid size or download flag", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
     ),
@@ -144,16 +151,17 @@ pub async fn link_qr_png(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
-    AppQuery(params): AppQuery<QrParams>,
+    AppQuery(params): AppQuery<QrPngParams>,
 ) -> Result<Response, ApiError> {
     let size = parse_size(params.size.as_deref())?;
+    let download = parse_bool("download", params.download.as_deref())?;
     let link = access::link(&state, &caller, &slug).await?;
     let body = png(&state.short_url(&link.slug), size)?;
     Ok(image(
         body,
         "image/png",
         format!("{}.png", link.slug),
-        wants_download(&params),
+        download,
     ))
 }
 

@@ -23,11 +23,24 @@ const MAX_DETAILS: usize = 2000;
 #[serde(deny_unknown_fields)]
 pub struct NewReport {
     /// The reported short link's slug.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub slug: String,
-    /// `phishing`, `malware`, `spam` or `other`.
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
-    /// Free text, at most 2000 characters.
+    /// Free text, at most 2000 characters (line breaks and tabs allowed).
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub details: Option<String>,
+}
+
+fn reason_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(REASONS))
+        .description(Some("`phishing`, `malware`, `spam` or `other`."))
+        .build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,7 +51,7 @@ pub struct ReportReceived {
 /// Validates and records a report; the answer is the same whether or not
 /// the slug names a link.
 pub async fn record(state: &AppState, r: NewReport) -> Result<(), ApiError> {
-    let slug = Slug::parse_path(r.slug.trim())
+    let slug = Slug::parse_path(&r.slug)
         .map_err(|_| ApiError::bad_request("invalid_slug", "that is not a short link's slug"))?;
     if !REASONS.contains(&r.reason.as_str()) {
         return Err(ApiError::bad_request(
@@ -46,11 +59,7 @@ pub async fn record(state: &AppState, r: NewReport) -> Result<(), ApiError> {
             "reason must be phishing, malware, spam or other",
         ));
     }
-    let details = r
-        .details
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty());
-    if let Some(d) = &details
+    if let Some(d) = &r.details
         && (d.chars().count() > MAX_DETAILS
             || d.chars()
                 .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t'))
@@ -60,6 +69,10 @@ pub async fn record(state: &AppState, r: NewReport) -> Result<(), ApiError> {
             "details must be at most 2000 characters of text",
         ));
     }
+    let details = r
+        .details
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
     let link = state.store.link_by_slug(&slug).await?;
     state
         .store
@@ -147,7 +160,12 @@ pub async fn list_reports(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableDomain {
-    /// Every link to this domain or its subdomains is disabled.
+    /// Every link to this domain or its subdomains is disabled. A host name
+    /// of at least two labels; an IDN may be given in Unicode or punycode.
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}$",
+        max_length = 253
+    )]
     pub domain: String,
 }
 
@@ -171,13 +189,9 @@ pub async fn disable_domain(
     AppJson(req): AppJson<DisableDomain>,
 ) -> Result<Json<DomainDisabled>, ApiError> {
     admin(&state, &caller).await?;
-    let domain = url::Url::parse(&format!("http://{}/", req.domain.trim()))
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .filter(|d| d.contains('.') && !d.starts_with('.'))
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_domain", "give a domain name, e.g. evil.example")
-        })?;
+    let domain = parse_domain(&req.domain).ok_or_else(|| {
+        ApiError::bad_request("invalid_domain", "give a domain name, e.g. evil.example")
+    })?;
     let mut slugs = Vec::new();
     for mut link in state.store.links_to_domain(&domain).await? {
         if link.disabled {
@@ -195,4 +209,66 @@ pub async fn disable_domain(
         disabled: slugs.len(),
         slugs,
     }))
+}
+
+/// A host name of two or more labels (as in a target URL, see
+/// [`crate::domain::is_host_name`]), lower-cased; a Unicode name is turned
+/// into punycode first. Anything else (a URL, a path, an IP address) is None.
+pub fn parse_domain(input: &str) -> Option<String> {
+    let ascii = if input.is_ascii() {
+        input.to_ascii_lowercase()
+    } else {
+        if input.contains(|c: char| "/:?#@[]\\%".contains(c) || c.is_whitespace()) {
+            return None;
+        }
+        url::Url::parse(&format!("http://{input}/"))
+            .ok()?
+            .host_str()?
+            .to_owned()
+    };
+    (ascii.len() <= 253
+        && ascii.contains('.')
+        && !ascii.ends_with('.')
+        && crate::domain::is_host_name(&ascii))
+    .then_some(ascii)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_domain;
+
+    #[test]
+    fn domains_are_host_names_only() {
+        assert_eq!(
+            parse_domain("Evil.Example").as_deref(),
+            Some("evil.example")
+        );
+        assert_eq!(
+            parse_domain("a-b.c.example").as_deref(),
+            Some("a-b.c.example")
+        );
+        assert_eq!(
+            parse_domain("bücher.example").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        for bad in [
+            "",
+            "example",
+            ".example",
+            "example.",
+            "a..example",
+            "a.-example",
+            "a*.example",
+            "evil.example/path",
+            "http://evil.example",
+            "user@evil.example",
+            "evil.example:80",
+            " evil.example",
+            "10.0.0.1",
+            "a.123",
+            "bü cher.example",
+        ] {
+            assert_eq!(parse_domain(bad), None, "{bad:?}");
+        }
+    }
 }

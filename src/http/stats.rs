@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::access;
 use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppQuery, bounded_param};
+use super::extract::{AppQuery, bounded_param, parse_bool};
 use crate::domain::{Dimension, EnrichedClick, Link};
 use crate::state::AppState;
 use crate::stats::{Bucketer, Interval, MAX_BUCKETS, StatsQuery, link_stats};
@@ -34,6 +34,7 @@ pub struct StatsParams {
     #[param(value_type = Option<IntervalParam>)]
     pub interval: Option<String>,
     /// IANA time zone of the buckets (default UTC), e.g. `Europe/Paris`.
+    #[param(schema_with = tz_schema)]
     pub tz: Option<String>,
     /// Count bots too (default false).
     #[param(value_type = Option<bool>)]
@@ -41,6 +42,28 @@ pub struct StatsParams {
     /// Entries per breakdown, 1–100 (default 10).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub top: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// Start, RFC 3339 (default: the link's creation).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    pub from: Option<String>,
+    /// End, RFC 3339, exclusive (default: now).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    pub to: Option<String>,
+    /// Include bots' clicks (default false).
+    #[param(value_type = Option<bool>)]
+    pub include_bots: Option<String>,
+}
+
+/// Every IANA zone name the server knows (case-sensitive).
+fn tz_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .build()
 }
 
 /// Bucket size of a time series.
@@ -104,37 +127,27 @@ fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
         })
 }
 
-fn parse_bool(name: &str, s: Option<&str>) -> Result<bool, ApiError> {
-    match s {
-        None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("{name} must be true or false"),
-        )),
-    }
-}
-
-fn parse_range(link: &Link, p: &StatsParams) -> Result<TimeRange, ApiError> {
-    let to = match p.to.as_deref() {
+/// `[from, to)`; `from == to` is a valid, empty range.
+fn parse_range(link: &Link, from: Option<&str>, to: Option<&str>) -> Result<TimeRange, ApiError> {
+    let to = match to {
         Some(s) => parse_instant("to", s)?,
         None => Utc::now().timestamp_millis() + 1,
     };
-    let from = match p.from.as_deref() {
+    let from = match from {
         Some(s) => parse_instant("from", s)?,
         None => link.created_at.timestamp_millis().min(to - 1),
     };
-    if from >= to {
+    if from > to {
         return Err(ApiError::bad_request(
             "invalid_range",
-            "from must be before to",
+            "from must not be after to",
         ));
     }
     Ok(TimeRange { from, to })
 }
 
 fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
-    let range = parse_range(link, p)?;
+    let range = parse_range(link, p.from.as_deref(), p.to.as_deref())?;
     let interval = match p.interval.as_deref() {
         None => Interval::auto(range),
         Some(s) => Interval::parse(s).ok_or_else(|| {
@@ -271,7 +284,7 @@ fn csv_rows(clicks: &[EnrichedClick], header: bool) -> Vec<u8> {
 }
 
 #[utoipa::path(get, path = "/api/v1/links/{slug}/clicks.csv", tag = "stats",
-    params(("slug" = String, Path, description = "The link's slug"), StatsParams),
+    params(("slug" = String, Path, description = "The link's slug"), ExportParams),
     responses(
         (status = 200, description = "Raw clicks as CSV, oldest first", content_type = "text/csv", body = String),
         (status = 400, description = "Invalid query", body = ErrorBody),
@@ -283,10 +296,10 @@ pub async fn export_clicks(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
-    AppQuery(params): AppQuery<StatsParams>,
+    AppQuery(params): AppQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
-    let range = parse_range(&link, &params)?;
+    let range = parse_range(&link, params.from.as_deref(), params.to.as_deref())?;
     let bots = parse_bool("include_bots", params.include_bots.as_deref())?;
     // The first page is read before answering, so a store failure is a
     // proper error rather than a truncated file.

@@ -1012,7 +1012,7 @@ pub async fn report(
         return super::pages::too_many_requests(d.reset_secs);
     }
     let report = super::reports::NewReport {
-        slug: form.slug.clone().unwrap_or_default(),
+        slug: form.slug.as_deref().unwrap_or_default().trim().to_owned(),
         reason: form.reason.clone().unwrap_or_default(),
         details: form.details.clone(),
     };

@@ -60,6 +60,11 @@ impl DataDir {
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
     }
+
+    /// The cluster's Redis URL (None in embedded mode).
+    pub fn redis_url(&self) -> Option<String> {
+        self.cluster.as_ref().map(|(_, r)| r.url())
+    }
 }
 
 pub struct TestApp {

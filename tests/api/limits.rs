@@ -80,6 +80,24 @@ async fn anonymous_creation_is_limited_per_client_ip() {
     assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(page.headers().contains_key("retry-after"));
     assert!(page.text().await.unwrap().contains("Slow down"));
+    // In cluster mode the counters live in Redis, named by a keyed hash of
+    // the address: no raw IP is stored there.
+    if let Some(url) = app.dir.redis_url() {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("hop:rl:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            !keys.is_empty(),
+            "the shared limiter keeps its counters in Redis"
+        );
+        for key in keys {
+            assert!(!key.contains("198.51.100"), "raw IP in a Redis key: {key}");
+        }
+    }
 }
 
 #[tokio::test]
