@@ -21,8 +21,14 @@ const UAS: [&str; 3] = [
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().nth(1).map_or(Ok(300_000), |s| s.parse())?;
     let dir = tempfile::tempdir()?;
-    let store =
-        Arc::new(hop::store::sqlite::SqliteStore::open(&dir.path().join("hop.db"), true).await?);
+    let store = Arc::new(
+        hop::store::sqlite::SqliteStore::open(
+            &dir.path().join("hop.db"),
+            hop::store::DEFAULT_SQLITE_CACHE_MIB,
+            true,
+        )
+        .await?,
+    );
     let l = link("bench", None);
     store.insert_link(&l).await?.expect("fresh store");
     let geo = std::env::var("HOP_GEOIP_DB").ok().map(|p| {

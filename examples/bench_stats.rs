@@ -60,7 +60,12 @@ async fn main() -> anyhow::Result<()> {
     let n: u64 = std::env::args()
         .nth(2)
         .map_or(Ok(10_000_000), |s| s.parse())?;
-    let store = hop::store::sqlite::SqliteStore::open(std::path::Path::new(&path), true).await?;
+    let store = hop::store::sqlite::SqliteStore::open(
+        std::path::Path::new(&path),
+        hop::store::DEFAULT_SQLITE_CACHE_MIB,
+        true,
+    )
+    .await?;
     let slug = Slug::parse("big")?;
     let end = chrono::Utc::now().timestamp_millis();
     let start = end - 90 * DAY;

@@ -20,9 +20,13 @@ mod sqlite {
 
     async fn make() -> (Arc<dyn Store>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = hop::store::sqlite::SqliteStore::open(&dir.path().join("hop.db"), true)
-            .await
-            .unwrap();
+        let store = hop::store::sqlite::SqliteStore::open(
+            &dir.path().join("hop.db"),
+            hop::store::DEFAULT_SQLITE_CACHE_MIB,
+            true,
+        )
+        .await
+        .unwrap();
         (Arc::new(store), dir)
     }
 

@@ -291,11 +291,21 @@ pub fn host_in_domain(host: &str, domain: &str) -> bool {
     host == domain || host.ends_with(&format!(".{domain}"))
 }
 
+/// SQLite page cache per connection, in MiB, unless the URL says otherwise.
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 64;
+
 /// Backend selection, parsed once from `--database-url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    Sqlite { path: std::path::PathBuf },
-    Postgres { url: String },
+    /// `cache_mib`: SQLite page cache per connection (`?cache_mib=` in the
+    /// URL, default 64; five connections, so at most five times that).
+    Sqlite {
+        path: std::path::PathBuf,
+        cache_mib: u32,
+    },
+    Postgres {
+        url: String,
+    },
     Memory,
 }
 
@@ -305,11 +315,24 @@ impl StoreConfig {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
-            let path = rest.split('?').next().unwrap_or_default();
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
             if path.is_empty() {
                 return Err("sqlite URL needs a file path, e.g. sqlite://data/hop.db".into());
             }
-            return Ok(StoreConfig::Sqlite { path: path.into() });
+            let mut cache_mib = DEFAULT_SQLITE_CACHE_MIB;
+            for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                if k == "cache_mib" {
+                    cache_mib = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=4096).contains(n))
+                        .ok_or_else(|| format!("cache_mib={v:?}: give 1 to 4096 (MiB)"))?;
+                }
+            }
+            return Ok(StoreConfig::Sqlite {
+                path: path.into(),
+                cache_mib,
+            });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(StoreConfig::Postgres {
@@ -327,8 +350,8 @@ impl StoreConfig {
     /// Opens the store, applying migrations when `migrate` is set.
     pub async fn open(&self, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
-            StoreConfig::Sqlite { path } => {
-                Arc::new(sqlite::SqliteStore::open(path, migrate).await?)
+            StoreConfig::Sqlite { path, cache_mib } => {
+                Arc::new(sqlite::SqliteStore::open(path, *cache_mib, migrate).await?)
             }
             StoreConfig::Postgres { url } => Arc::new(postgres::PgStore::open(url, migrate).await?),
             StoreConfig::Memory => Arc::new(memory::MemoryStore::default()),
@@ -364,13 +387,23 @@ mod tests {
         assert_eq!(
             StoreConfig::parse("sqlite://data/hop.db").unwrap(),
             StoreConfig::Sqlite {
-                path: "data/hop.db".into()
+                path: "data/hop.db".into(),
+                cache_mib: DEFAULT_SQLITE_CACHE_MIB,
             }
         );
         assert_eq!(
+            StoreConfig::parse("sqlite://data/hop.db?cache_mib=8").unwrap(),
+            StoreConfig::Sqlite {
+                path: "data/hop.db".into(),
+                cache_mib: 8,
+            }
+        );
+        assert!(StoreConfig::parse("sqlite://data/hop.db?cache_mib=0").is_err());
+        assert_eq!(
             StoreConfig::parse("sqlite:///tmp/x.db?mode=rwc").unwrap(),
             StoreConfig::Sqlite {
-                path: "/tmp/x.db".into()
+                path: "/tmp/x.db".into(),
+                cache_mib: DEFAULT_SQLITE_CACHE_MIB,
             }
         );
         assert_eq!(

@@ -56,7 +56,12 @@ fn max_bot(include_bots: bool) -> i64 {
 }
 
 impl SqliteStore {
-    pub async fn open(path: &Path, migrate: bool) -> Result<SqliteStore, StoreError> {
+    /// `cache_mib`: page cache per connection (one writer, four readers).
+    pub async fn open(
+        path: &Path,
+        cache_mib: u32,
+        migrate: bool,
+    ) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -68,7 +73,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", format!("-{}", cache_mib * 1024))
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

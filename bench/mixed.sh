@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Mixed-traffic soak: 60 s (DURATION) of 95% redirects, 4% stats reads and
+# 1% link creations (examples/load_mixed.rs) against
+#   1. embedded mode: one node on SQLite;
+#   2. cluster mode: 2 nodes + 1 worker on a private PostgreSQL and Redis.
+# Servers pinned to CPU 0, the load generator to CPU 1 (PostgreSQL, Redis and
+# the worker float). Rate limits are off: one client and one key make all
+# the traffic. Prints one JSON report per mode (statuses, p50/p99/p99.9 per
+# kind, resident memory over time) and fails on any 5xx or transport error.
+# Loopback only; bounded by DURATION.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-60}
+CONNS=${CONNS:-32}
+LINKS=${LINKS:-1000}
+MODES=${MODES:-embedded cluster}
+# RATE: total requests per second (open loop); unset: as fast as answered.
+RATE=${RATE:-}
+# SQLITE_CACHE_MIB: SQLite page cache per connection (default 64; 5 connections).
+SQLITE_CACHE_MIB=${SQLITE_CACHE_MIB:-}
+
+cargo build --release --bin hop --example load_mixed
+HOP=target/release/hop
+LOAD=target/release/examples/load_mixed
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+work=$(mktemp -d)
+chmod 755 "$work"
+pids=()
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  as_pg "$PGBIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+limits=(--rate-create 0 --rate-api 0 --rate-auth-failures 0)
+status=0
+
+for mode in $MODES; do
+  case $mode in
+    embedded)
+      db="sqlite://$work/hop.db${SQLITE_CACHE_MIB:+?cache_mib=$SQLITE_CACHE_MIB}"
+      key=$($HOP keys create --name mixed --admin --database-url "$db" 2>/dev/null)
+      port=$(free_port)
+      HOP_LOG=warn taskset -c 0 $HOP serve --listen "127.0.0.1:$port" --database-url "$db" \
+        --public-url http://hop.bench "${limits[@]}" & node=$!
+      pids+=("$node")
+      wait_http "http://127.0.0.1:$port/healthz"
+      bases="http://127.0.0.1:$port"
+      watch="$node"
+      ;;
+    cluster)
+      pg_port=$(free_port)
+      mkdir "$work/pg" && { [ "$(id -u)" != 0 ] || chown postgres "$work/pg"; }
+      as_pg "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
+      as_pg "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
+        -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
+      redis_port=$(free_port)
+      redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" \
+        --appendonly yes --appendfsync everysec >/dev/null & pids+=($!)
+      sleep 0.3
+      export HOP_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+      export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/" HOP_LOG=warn
+      $HOP migrate >/dev/null
+      key=$($HOP keys create --name mixed --admin 2>/dev/null)
+      bases=""; watch=""
+      for _ in 1 2; do
+        p=$(free_port)
+        taskset -c 0 $HOP serve --listen "127.0.0.1:$p" --public-url http://hop.bench \
+          --no-migrate "${limits[@]}" & pids+=($!)
+        watch+="${watch:+,}$!"
+        bases+="${bases:+,}http://127.0.0.1:$p"
+        wait_http "http://127.0.0.1:$p/healthz"
+      done
+      $HOP worker --no-migrate --worker-name mixed & pids+=($!)
+      watch+=",$!"
+      ;;
+  esac
+  echo "== $mode: ${DURATION}s, $CONNS connections, $LINKS links${RATE:+, $RATE req/s}"
+  taskset -c 1 $LOAD --base "$bases" --key "$key" --pid "$watch" \
+    --duration "$DURATION" --connections "$CONNS" --links "$LINKS" ${RATE:+--rate "$RATE"} | tee "target/mixed-$mode.json" || status=1
+done
+exit $status
