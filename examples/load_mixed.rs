@@ -354,6 +354,7 @@ async fn main() {
             "at_30s": at(30.0),
             "end": end,
             "peak": peak,
+            "every_30s": samples.iter().step_by(30).map(|s| s.1).collect::<Vec<_>>(),
             "growth_after_10s_pct": if at(10.0) > 0 { ((end as f64 / at(10.0) as f64 - 1.0) * 1000.0).round() / 10.0 } else { 0.0 },
         }),
     );

@@ -17,6 +17,8 @@ async fn redirect_answers_with_the_stored_target() {
         "https://example.com/path?q=1#frag"
     );
     assert_eq!(res.headers()["cache-control"], "private, max-age=0");
+    // Search engines must not index the short link in the target's place.
+    assert_eq!(res.headers()["x-robots-tag"], "noindex");
     for code in [301u16, 302, 307, 308] {
         let slug = format!("s{code}");
         app.create(json!({"url": "https://example.com/", "slug": slug, "redirect_status": code}))
