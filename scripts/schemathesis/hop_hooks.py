@@ -71,10 +71,12 @@ def _valid_range(query):
     if interval is not None and (not isinstance(interval, str) or interval not in INTERVALS):
         return  # a negative case
     if start is None:
-        # From the link's creation, a moment ago: few buckets.
-        if "to" in query:
-            query["to"] = _rfc3339(end)
-        return
+        # The default start is the link's creation, a moment ago.
+        if end <= datetime.now(timezone.utc) + timedelta(minutes=1):
+            if "to" in query:
+                query["to"] = _rfc3339(end)
+            return
+        start = datetime.now(timezone.utc) - timedelta(minutes=1)
     step = timedelta(seconds=INTERVALS[interval or _auto_interval(end - start)])
     if (end - start) / step + 2 > MAX_BUCKETS:
         start = end - step * (MAX_BUCKETS - 100)

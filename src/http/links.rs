@@ -473,7 +473,6 @@ pub async fn list(
     let before = params
         .cursor
         .as_deref()
-        .filter(|c| !c.is_empty())
         .map(|c| c.parse::<i64>().map(LinkId))
         .transpose()
         .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;

@@ -645,7 +645,8 @@ pub async fn list_page(
     let tag = query.tag.clone().unwrap_or_default();
     let params = ListParams {
         limit: Some("25".into()),
-        cursor: query.cursor.clone(),
+        // A form may send an empty cursor; the API would refuse it.
+        cursor: query.cursor.clone().filter(|c| !c.is_empty()),
         tag: Some(tag.clone()),
         q: Some(q.clone()),
     };

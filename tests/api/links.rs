@@ -344,7 +344,7 @@ async fn list_is_paginated_newest_first_and_filtered() {
     assert_eq!(text["links"][0]["slug"], "n3");
     assert_eq!(text["links"].as_array().unwrap().len(), 1);
 
-    for bad in ["limit=0", "limit=201", "limit=x", "cursor=abc"] {
+    for bad in ["limit=0", "limit=201", "limit=x", "cursor=abc", "cursor="] {
         let res = app
             .api(
                 Method::GET,
