@@ -87,6 +87,19 @@ fn metric(page: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// `name` summed over every node's `/metrics` page.
+async fn scrape(client: &reqwest::Client, bases: &[String], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for base in bases {
+        if let Ok(res) = client.get(format!("{base}/metrics")).send().await
+            && let Ok(page) = res.text().await
+        {
+            sum += metric(&page, name);
+        }
+    }
+    sum
+}
+
 /// Resident set size of a process, in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -153,14 +166,7 @@ async fn main() {
             let mut samples: Vec<(f64, u64, f64)> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let total: u64 = pids.iter().filter_map(|p| rss_kib(*p)).sum();
-                let mut depth = 0.0;
-                for base in &bases {
-                    if let Ok(res) = client.get(format!("{base}/metrics")).send().await
-                        && let Ok(page) = res.text().await
-                    {
-                        depth += metric(&page, "hop_click_queue_depth");
-                    }
-                }
+                let depth = scrape(&client, &bases, "hop_click_queue_depth").await;
                 samples.push((started.elapsed().as_secs_f64(), total, depth));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -264,15 +270,7 @@ async fn main() {
         "hop_clicks_stored_total",
         "hop_clicks_dropped_total",
     ] {
-        let mut sum = 0.0;
-        for base in &a.bases {
-            if let Ok(res) = client.get(format!("{base}/metrics")).send().await
-                && let Ok(page) = res.text().await
-            {
-                sum += metric(&page, name);
-            }
-        }
-        metrics.insert(name.into(), json!(sum));
+        metrics.insert(name.into(), json!(scrape(&client, &a.bases, name).await));
     }
 
     let mut report = serde_json::Map::new();

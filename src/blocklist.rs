@@ -93,8 +93,16 @@ impl Blocklist {
         if domains.is_empty() {
             return false;
         }
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let mut rest = host.as_str();
+        // Targets' hosts are already lower case (normalised when parsed):
+        // no copy on the redirect's path then.
+        let host = host.trim_end_matches('.');
+        let lower;
+        let mut rest = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
         loop {
             if domains.contains(rest) {
                 return true;

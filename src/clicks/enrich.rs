@@ -74,6 +74,10 @@ pub fn referrer_host(referrer: &str) -> Option<String> {
 
 pub struct Enricher {
     user_agents: UserAgentParser,
+    /// What a click whose user agent was withheld (DNT/GPC, `--no-track-ua`)
+    /// counts as: unknown, and a human (a missing user agent otherwise
+    /// marks a bot).
+    withheld_ua: std::sync::Arc<super::user_agent::UserAgentInfo>,
     geo: Option<GeoDb>,
     salts: DailySalts,
 }
@@ -82,6 +86,12 @@ impl Enricher {
     pub fn new(geo: Option<GeoDb>) -> Enricher {
         Enricher {
             user_agents: UserAgentParser::default(),
+            withheld_ua: std::sync::Arc::new(super::user_agent::UserAgentInfo {
+                browser: "unknown".into(),
+                os: "unknown".into(),
+                device: crate::domain::DeviceType::Other,
+                bot: false,
+            }),
             geo,
             salts: DailySalts::default(),
         }
@@ -93,12 +103,7 @@ impl Enricher {
 
     pub fn enrich(&self, ev: &ClickEvent) -> EnrichedClick {
         let ua = if ev.withheld {
-            std::sync::Arc::new(super::user_agent::UserAgentInfo {
-                browser: "unknown".into(),
-                os: "unknown".into(),
-                device: crate::domain::DeviceType::Other,
-                bot: false,
-            })
+            self.withheld_ua.clone()
         } else {
             self.user_agents.parse(ev.user_agent.as_deref())
         };

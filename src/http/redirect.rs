@@ -55,7 +55,7 @@ async fn answer(
     if let Err(gone) = link.check_live(now) {
         return pages::gone_for(&slug, gone);
     }
-    if !state.blocklist.is_empty() && state.blocklist.blocks(link.target.host()) {
+    if state.blocklist.blocks(link.target.host()) {
         return pages::gone_for(&slug, Gone::Blocked);
     }
     // HEAD answers like GET but is not a click.

@@ -284,6 +284,15 @@ pub trait SessionRecords: Send + Sync {
 pub trait Store: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore {}
 impl<T: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore> Store for T {}
 
+/// A `LIKE … ESCAPE '\'` pattern matching any text that contains `text`.
+pub fn like_containing(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// Whether a target's host is `domain` or one of its subdomains.
 pub fn host_in_domain(host: &str, domain: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();

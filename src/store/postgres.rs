@@ -21,6 +21,7 @@ use super::rollup::{BatchRollup, res_code};
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
     ReportStore, Resolution, SessionRecords, StoreError, TimeRange, host_in_domain,
+    like_containing,
 };
 use crate::domain::{
     DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
@@ -187,13 +188,7 @@ impl LinkStore for PgStore {
     }
 
     async fn list_links(&self, q: &LinkQuery) -> Result<Vec<Link>, StoreError> {
-        let pattern = q.text.as_ref().map(|t| {
-            let escaped = t
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        let pattern = q.text.as_deref().map(like_containing);
         let rows = sqlx::query(
             "SELECT * FROM links
              WHERE ($1::bigint IS NULL OR owner_key = $1)
@@ -388,14 +383,7 @@ impl ReportStore for PgStore {
 
     async fn links_to_domain(&self, domain: &str) -> Result<Vec<Link>, StoreError> {
         // Narrowed in SQL by the domain's text, decided on the parsed host.
-        let pattern = format!(
-            "%{}%",
-            domain
-                .to_ascii_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = like_containing(&domain.to_ascii_lowercase());
         let rows = sqlx::query("SELECT * FROM links WHERE lower(target) LIKE $1 ESCAPE '\\'")
             .bind(pattern)
             .fetch_all(&self.pool)

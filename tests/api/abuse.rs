@@ -17,16 +17,8 @@ async fn blocked_domains_are_refused_and_their_links_stop() {
     let app = TestApp::spawn_with(move |c| c.blocklist = Some(path.clone())).await;
 
     for url in ["https://evil.example/login", "https://www.EVIL.example./x"] {
-        let res = app
-            .api(
-                Method::POST,
-                "/api/v1/links",
-                Some(&app.admin_key),
-                Some(json!({ "url": url })),
-            )
-            .await;
         assert_eq!(
-            error_code(res).await,
+            app.create_refused(json!({ "url": url })).await,
             (StatusCode::BAD_REQUEST, "blocked_domain".into()),
             "{url}"
         );
@@ -99,16 +91,8 @@ async fn private_targets_are_refused_when_asked() {
         "http://100.64.0.1/",
         "http://localhost:9000/",
     ] {
-        let res = app
-            .api(
-                Method::POST,
-                "/api/v1/links",
-                Some(&app.admin_key),
-                Some(json!({ "url": url })),
-            )
-            .await;
         assert_eq!(
-            error_code(res).await,
+            app.create_refused(json!({ "url": url })).await,
             (StatusCode::BAD_REQUEST, "private_target".into()),
             "{url}"
         );

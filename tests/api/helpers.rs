@@ -222,6 +222,19 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Tries to create a link as admin; the refusal's status and code.
+    pub async fn create_refused(&self, body: Value) -> (StatusCode, String) {
+        let res = self
+            .api(
+                Method::POST,
+                "/api/v1/links",
+                Some(&self.admin_key),
+                Some(body),
+            )
+            .await;
+        error_code(res).await
+    }
+
     pub async fn create_slug(&self, slug: &str, url: &str) -> Value {
         self.create(json!({ "url": url, "slug": slug })).await
     }

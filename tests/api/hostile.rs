@@ -71,15 +71,7 @@ async fn hostile_targets_are_refused_and_nothing_is_stored() {
         ("HTTP://HOP.TEST/loop", "redirect_loop"),
     ];
     for (url, code) in cases {
-        let res = app
-            .api(
-                Method::POST,
-                "/api/v1/links",
-                Some(&app.admin_key),
-                Some(json!({ "url": url })),
-            )
-            .await;
-        let (status, got) = error_code(res).await;
+        let (status, got) = app.create_refused(json!({ "url": url })).await;
         assert_eq!(
             (status, got.as_str()),
             (StatusCode::BAD_REQUEST, code),
@@ -117,15 +109,9 @@ async fn hostile_slugs_paths_and_sql_metacharacters() {
         "<script>",
         "a;DROP TABLE links",
     ] {
-        let res = app
-            .api(
-                Method::POST,
-                "/api/v1/links",
-                Some(&app.admin_key),
-                Some(json!({ "url": "https://example.com/", "slug": slug })),
-            )
+        let (status, code) = app
+            .create_refused(json!({ "url": "https://example.com/", "slug": slug }))
             .await;
-        let (status, code) = error_code(res).await;
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::BAD_REQUEST, "invalid_slug"),

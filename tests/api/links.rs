@@ -62,16 +62,9 @@ async fn custom_slugs_are_case_sensitive_and_conflict() {
     let app = TestApp::spawn().await;
     app.create_slug("Promo", "https://example.com/1").await;
     app.create_slug("promo", "https://example.com/2").await;
-    let res = app
-        .api(
-            Method::POST,
-            "/api/v1/links",
-            Some(&app.admin_key),
-            Some(json!({"url": "https://example.com/3", "slug": "Promo"})),
-        )
-        .await;
     assert_eq!(
-        error_code(res).await,
+        app.create_refused(json!({"url": "https://example.com/3", "slug": "Promo"}))
+            .await,
         (StatusCode::CONFLICT, "slug_taken".into())
     );
     // The first owner of the slug still redirects where it did.
@@ -217,16 +210,8 @@ async fn every_bad_input_gets_its_own_code_and_stores_nothing() {
         (json!([1, 2]), StatusCode::BAD_REQUEST, "invalid_body"),
     ];
     for (body, status, code) in cases {
-        let res = app
-            .api(
-                Method::POST,
-                "/api/v1/links",
-                Some(&app.admin_key),
-                Some(body.clone()),
-            )
-            .await;
         assert_eq!(
-            error_code(res).await,
+            app.create_refused(body.clone()).await,
             (status, code.to_owned()),
             "body {body}"
         );
