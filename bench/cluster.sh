@@ -15,33 +15,10 @@ CONNS=${CONNS:-32}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --bin hop
 HOP=target/release/hop
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+source bench/lib.sh
 
-work=$(mktemp -d)
-chmod 755 "$work"
-pids=()
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  as_pg "$PGBIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
-
-pg_port=$(free_port)
-mkdir "$work/pg" && [ "$(id -u)" = 0 ] && chown postgres "$work/pg"
-as_pg "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-  -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" \
-  --appendonly yes --appendfsync everysec >/dev/null & pids+=($!)
-sleep 0.3
-
-export HOP_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/" HOP_LOG=warn
+start_pg_redis
+export HOP_LOG=warn
 $HOP migrate >/dev/null
 KEY=$($HOP keys create --name bench --admin 2>/dev/null)
 ports=()
@@ -55,10 +32,6 @@ curl -sf -o /dev/null "http://127.0.0.1:${ports[0]}/api/v1/links" -H "authorizat
   -H 'content-type: application/json' -d '{"url":"https://example.com/","slug":"bench"}'
 for p in "${ports[@]}"; do curl -s -o /dev/null "http://127.0.0.1:$p/bench"; done
 
-to_us() { python3 -c 'import sys,re
-v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1))
-print(round(n*{"us":1,"ms":1e3,"s":1e6}[m.group(2)],1))' "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 total() {
   curl -sf "http://127.0.0.1:${ports[1]}/api/v1/links/bench/stats?include_bots=true" -H "authorization: Bearer $KEY" \
     | python3 -c 'import sys,json; print(json.load(sys.stdin)["total_clicks"])'

@@ -22,20 +22,7 @@ SQLITE_CACHE_MIB=${SQLITE_CACHE_MIB:-}
 cargo build --release --bin hop --example load_mixed
 HOP=target/release/hop
 LOAD=target/release/examples/load_mixed
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-
-work=$(mktemp -d)
-chmod 755 "$work"
-pids=()
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  as_pg "$PGBIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+source bench/lib.sh
 limits=(--rate-create 0 --rate-api 0 --rate-auth-failures 0)
 status=0
 
@@ -53,17 +40,8 @@ for mode in $MODES; do
       watch="$node"
       ;;
     cluster)
-      pg_port=$(free_port)
-      mkdir "$work/pg" && { [ "$(id -u)" != 0 ] || chown postgres "$work/pg"; }
-      as_pg "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
-      as_pg "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-        -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
-      redis_port=$(free_port)
-      redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" \
-        --appendonly yes --appendfsync everysec >/dev/null & pids+=($!)
-      sleep 0.3
-      export HOP_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-      export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/" HOP_LOG=warn
+      start_pg_redis
+      export HOP_LOG=warn
       $HOP migrate >/dev/null
       key=$($HOP keys create --name mixed --admin 2>/dev/null)
       bases=""; watch=""

@@ -23,12 +23,7 @@ STATS_DB=${STATS_DB:-target/bench-stats.db}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --bin hop --example bare_redirect --example bench_pipeline --example bench_stats
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+source bench/lib.sh
 
 bare_port=$(free_port)
 taskset -c 0 target/release/examples/bare_redirect "127.0.0.1:$bare_port" & pids+=($!)
@@ -42,11 +37,6 @@ curl -sf -o /dev/null "http://127.0.0.1:$hop_port/api/v1/links" -H "authorizatio
   -H 'content-type: application/json' -d '{"url":"https://example.com/","slug":"bench"}'
 curl -s -o /dev/null "http://127.0.0.1:$hop_port/bench"   # warm the cache (1 click)
 
-# wrk prints latency with units; normalise to microseconds.
-to_us() { python3 -c 'import sys,re
-v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1))
-print(round(n*{"us":1,"ms":1e3,"s":1e6}[m.group(2)],1))' "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo 'wrk.method = "HEAD"' >"$work/head.lua"
 requests_to_hop=1
