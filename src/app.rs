@@ -26,6 +26,8 @@ use crate::store::redact_url;
 
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics` on an address of its own (`--metrics-listen`).
+    metrics_listener: Option<TcpListener>,
     /// Raw clicks older than this are deleted hourly (zero: kept).
     raw_retention: Duration,
     /// A client must send a request's headers within this (slowloris).
@@ -173,12 +175,22 @@ impl Application {
             anonymous_links: config.anonymous_links,
             region: config.region.clone(),
             prometheus,
+            metrics_on_main: config.metrics_listen.is_none(),
             redirect_metrics: RedirectMetrics::new(),
         });
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} (metrics)"))?,
+            ),
+            None => None,
+        };
         Ok(Application {
+            metrics_listener,
             raw_retention: config.raw_retention,
             header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
             listener,
@@ -198,6 +210,13 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// Where `/metrics` is served when it has its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -212,6 +231,7 @@ impl Application {
             raw_retention: retention,
             header_timeout,
             listener,
+            metrics_listener,
             state,
             background,
             stop_writer,
@@ -257,6 +277,15 @@ impl Application {
                 }
             })
         };
+        let metrics_server = metrics_listener.map(|l| {
+            let app = crate::http::metrics_router(state.clone());
+            let stop = state.shutdown.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(l, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            })
+        });
         let app = crate::http::router(state);
         tracing::info!(addr = %listener.local_addr()?, "hop listening");
         serve(listener, app, header_timeout, async move {
@@ -266,6 +295,9 @@ impl Application {
         })
         .await;
         upkeep.abort();
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         #[cfg(unix)]
         sighup.abort();
         tracing::info!("http server stopped; draining clicks");

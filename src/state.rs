@@ -63,6 +63,9 @@ pub struct StateInner {
     pub region: String,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
+    /// Whether `/metrics` is answered on the main listener (not when it has
+    /// an address of its own, `--metrics-listen`).
+    pub metrics_on_main: bool,
     /// Hot-path metric handles, resolved once.
     pub redirect_metrics: RedirectMetrics,
 }

@@ -32,6 +32,13 @@ use error::ApiError;
 /// Largest accepted API request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// `/metrics` alone, for `--metrics-listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
@@ -91,11 +98,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CatchPanicLayer::custom(|e| pages::panic_response(false, e)));
 
-    let managed = Router::new()
+    let mut managed = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/readyz", get(ops::readyz));
+    if state.metrics_on_main {
+        managed = managed.route("/metrics", get(ops::metrics));
+    }
+    let managed = managed
         .merge(web)
         .layer(middleware::from_fn(ops::track))
         .layer(middleware::from_fn(ops::nosniff))

@@ -76,15 +76,45 @@ pub async fn track(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let started = Instant::now();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
+    let status = status_label(res.status());
     metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!(names::HTTP_DURATION, "route" => route)
         .record(started.elapsed().as_secs_f64());
     res
+}
+
+/// The method as a metric label: the standard ones by name, anything else
+/// (clients may send any token as a method) as `OTHER`, so a client cannot
+/// mint new time series.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// The status as a metric label. hop answers only statuses it chose, but
+/// the label stays bounded whatever a layer below produces.
+fn status_label(status: StatusCode) -> String {
+    let code = status.as_u16();
+    if (100..600).contains(&code) {
+        code.to_string()
+    } else {
+        "other".to_owned()
+    }
 }
 
 /// Policy for every HTML page: only this origin's scripts, styles, images
