@@ -506,10 +506,24 @@ pub struct NextParam {
     next: Option<String>,
 }
 
-/// Only local paths are followed after sign-in (no open redirect).
+/// Only a path on this origin is followed after sign-in (no open
+/// redirect): it starts with one `/`, has no backslash, control or space
+/// character (browsers drop tabs and newlines, so `/\t/evil.example` would
+/// become `//evil.example`), and resolves to this origin.
 fn safe_next(next: Option<&str>) -> String {
+    let same_origin = |n: &str| {
+        let base = url::Url::parse("http://hop.invalid/").expect("static base parses");
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n
+                .chars()
+                .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+            && base
+                .join(n)
+                .is_ok_and(|u| u.origin() == base.origin() && u.username().is_empty())
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n) if same_origin(n) => n.to_owned(),
         _ => "/links".to_owned(),
     }
 }
@@ -1079,6 +1093,20 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.com")), "/links");
         assert_eq!(safe_next(Some("/\\evil.com")), "/links");
         assert_eq!(safe_next(None), "/links");
+        for hostile in [
+            "/\t/evil.example/phish",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/ /evil.example",
+            "/\u{3000}/evil.example",
+            "/\u{0}/evil.example",
+            "\\/evil.example",
+            " //evil.example",
+            "///evil.example",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/links", "{hostile:?}");
+        }
+        assert_eq!(safe_next(Some("/links?q=a%20b")), "/links?q=a%20b");
     }
 
     #[test]

@@ -283,6 +283,44 @@ async fn forms_need_the_csrf_token_and_the_same_origin() {
     assert_eq!(link_count(&app).await, 0);
 }
 
+/// Sign-in only ever sends the browser to a path of this origin, whatever
+/// `next` carries (browsers drop tabs and newlines from `Location`, so
+/// `/\t/evil.example` would become `//evil.example`).
+#[tokio::test]
+async fn sign_in_never_redirects_off_site() {
+    let app = TestApp::spawn().await;
+    let key = app.create_key("alice", false).await;
+    for next in [
+        "/\t/evil.example/phish",
+        "/\n/evil.example/phish",
+        "/\r\n/evil.example",
+        "/ /evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https://evil.example/",
+        "/\u{3000}/evil.example",
+    ] {
+        let b = browser();
+        let query: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let (status, html) = page(&b, &app.url(&format!("/login?next={query}"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("name=\"next\" value=\"/links\""),
+            "{next:?} kept in the form"
+        );
+        let csrf = csrf_of(&html);
+        let res = post(
+            &b,
+            &app.url("/login"),
+            &[("csrf", &csrf), ("key", &key), ("next", next)],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(res.headers()["location"], "/links", "{next:?}");
+    }
+}
+
 #[tokio::test]
 async fn signed_in_users_list_search_edit_and_delete_their_links() {
     let app = TestApp::spawn().await;
