@@ -83,7 +83,11 @@ impl TargetUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(UrlError::UserInfo);
         }
-        if own_hosts.iter().any(|own| own.eq_ignore_ascii_case(&host)) {
+        // The url crate has already lower-cased the name, decoded percent
+        // escapes (`hop.test%2e`) and turned IDNs into punycode; what is
+        // left to compare away is case in `own_hosts` and a trailing dot
+        // (`hop.test.` is the same host in DNS).
+        if own_hosts.iter().any(|own| same_host(own, &host)) {
             return Err(UrlError::Loop);
         }
         if url.as_str().len() > MAX_LEN {
@@ -105,6 +109,25 @@ impl TargetUrl {
 
     pub fn host(&self) -> &str {
         self.0.host_str().unwrap_or_default()
+    }
+}
+
+/// Whether two hosts name the same machine: case-insensitive, a trailing
+/// dot ignored, and IDN and percent-encoded forms compared as the url crate
+/// normalises them (`Hop.Test`, `hop.test.`, `HOP.TEST%2e`, `hóp.test` and
+/// `xn--hp-5ja.test` as expected).
+pub fn same_host(a: &str, b: &str) -> bool {
+    fn key(h: &str) -> Option<String> {
+        let h = h.trim();
+        let url = Url::parse(&format!("http://{h}/")).ok()?;
+        let host = url.host_str()?;
+        Some(host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase())
+    }
+    match (key(a), key(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(b.trim_end_matches('.')),
     }
 }
 
@@ -218,6 +241,11 @@ mod tests {
             ("https://hop.example/abc", "redirect_loop"),
             ("http://HOP.example:9999/abc", "redirect_loop"),
             ("http://localhost:8080/x", "redirect_loop"),
+            ("https://hop.example./x", "redirect_loop"),
+            ("https://HOP.EXAMPLE./x", "redirect_loop"),
+            ("https://hop.example%2e/x", "redirect_loop"),
+            ("https://hop%2eexample/x", "redirect_loop"),
+            ("https://localhost./x", "redirect_loop"),
         ];
         for (input, code) in bad {
             let err = TargetUrl::parse(input, &own()).unwrap_err();
@@ -227,6 +255,28 @@ mod tests {
         assert_eq!(
             TargetUrl::parse(&long, &own()).unwrap_err().code(),
             "url_too_long"
+        );
+    }
+
+    #[test]
+    fn same_host_ignores_case_trailing_dot_idn_and_escapes() {
+        for (a, b) in [
+            ("Hop.Test", "hop.test."),
+            ("hop.test", "HOP.TEST%2e"),
+            ("hóp.test", "xn--hp-5ja.test"),
+            ("HÓP.TEST.", "xn--hp-5ja.test"),
+            ("[::1]", "[0:0::1]"),
+        ] {
+            assert!(same_host(a, b), "{a} ~ {b}");
+        }
+        assert!(!same_host("hop.test", "hop.test.evil.example"));
+        assert!(!same_host("hop.test", "xhop.test"));
+        let own = vec!["Hóp.Test".to_owned()];
+        assert_eq!(
+            TargetUrl::parse("https://XN--HP-5JA.TEST./x", &own)
+                .unwrap_err()
+                .code(),
+            "redirect_loop"
         );
     }
 

@@ -69,6 +69,9 @@ async fn hostile_targets_are_refused_and_nothing_is_stored() {
         ("https://user:pass@evil.example/", "userinfo_not_allowed"),
         ("http://hop.test/loop", "redirect_loop"),
         ("HTTP://HOP.TEST/loop", "redirect_loop"),
+        ("https://hop.test./x", "redirect_loop"),
+        ("https://hop.test%2e/x", "redirect_loop"),
+        ("https://Hop.Test.:8443/x", "redirect_loop"),
     ];
     for (url, code) in cases {
         let (status, got) = app.create_refused(json!({ "url": url })).await;
