@@ -1,5 +1,6 @@
 //! `/api/v1/links/{slug}/stats` and `/clicks.csv`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -254,6 +255,17 @@ const CSV_HEADER: [&str; 14] = [
 ];
 const EXPORT_PAGE: usize = 5000;
 
+/// A cell that a spreadsheet will not run as a formula (CSV injection, as
+/// OWASP describes it): text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return gets a leading `'`, which spreadsheets show as text.
+/// Values come from visitors (UTM parameters, referrers, user agents).
+pub fn spreadsheet_safe(value: &str) -> Cow<'_, str> {
+    match value.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{value}")),
+        _ => Cow::Borrowed(value),
+    }
+}
+
 fn csv_rows(clicks: &[EnrichedClick], header: bool) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     if header {
@@ -263,22 +275,26 @@ fn csv_rows(clicks: &[EnrichedClick], header: bool) -> Vec<u8> {
         let time = DateTime::from_timestamp_millis(c.at)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let _ = w.write_record([
-            c.event_id.to_string().as_str(),
-            &time,
-            c.country.as_deref().unwrap_or(""),
-            c.city.as_deref().unwrap_or(""),
-            &c.browser,
-            &c.os,
-            c.device.as_str(),
-            if c.bot { "true" } else { "false" },
-            c.referrer_host.as_deref().unwrap_or(""),
-            c.utm.source.as_deref().unwrap_or(""),
-            c.utm.medium.as_deref().unwrap_or(""),
-            c.utm.campaign.as_deref().unwrap_or(""),
-            &format!("{:016x}", c.visitor),
-            &c.region,
-        ]);
+        fn text(v: Option<&str>) -> Cow<'_, str> {
+            spreadsheet_safe(v.unwrap_or(""))
+        }
+        let row = [
+            Cow::Owned(c.event_id.to_string()),
+            Cow::Owned(time),
+            text(c.country.as_deref()),
+            text(c.city.as_deref()),
+            text(Some(&c.browser)),
+            text(Some(&c.os)),
+            Cow::Borrowed(c.device.as_str()),
+            Cow::Borrowed(if c.bot { "true" } else { "false" }),
+            text(c.referrer_host.as_deref()),
+            text(c.utm.source.as_deref()),
+            text(c.utm.medium.as_deref()),
+            text(c.utm.campaign.as_deref()),
+            Cow::Owned(format!("{:016x}", c.visitor)),
+            text(Some(&c.region)),
+        ];
+        let _ = w.write_record(row.iter().map(|cell| cell.as_bytes()));
     }
     w.into_inner().unwrap_or_default()
 }

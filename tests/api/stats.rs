@@ -195,6 +195,66 @@ async fn csv_export_has_every_click() {
     );
 }
 
+/// Cells a visitor controls (UTM parameters, referrer) never reach a
+/// spreadsheet as formulas: OWASP's CSV-injection prefixes get a `'`.
+#[tokio::test]
+async fn csv_export_neutralises_formulas() {
+    let app = TestApp::spawn().await;
+    app.create_slug("csv-formula", "https://example.com/").await;
+    let hostile = [
+        "=HYPERLINK(\"https://evil.example\",\"x\")",
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)*cmd",
+        "\tx=1",
+        "\rx=1",
+    ];
+    for (i, value) in hostile.iter().enumerate() {
+        let q: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        let path = format!("/csv-formula?utm_source={q}&utm_medium={q}&utm_campaign=c{i}");
+        app.click_as(&path, FIREFOX, "81.2.69.142").await;
+    }
+    app.wait_for_clicks("csv-formula", "", hostile.len() as u64)
+        .await;
+    let text = app
+        .api(
+            Method::GET,
+            "/api/v1/links/csv-formula/clicks.csv",
+            Some(&app.admin_key),
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), hostile.len());
+    let mut seen = 0;
+    for row in &rows {
+        for cell in row.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "formula cell {cell:?} in {row:?}"
+            );
+        }
+        // Leading tabs and CRs may be trimmed on the way in; whatever
+        // arrived starting with a formula character is prefixed.
+        let source = &row[col("utm_source")];
+        if let Some(sent) = source.strip_prefix('\'') {
+            assert!(
+                hostile.contains(&sent),
+                "the value is kept after the prefix: {source:?}"
+            );
+            seen += 1;
+        }
+    }
+    // At least the four printable prefixes arrive as sent.
+    assert!(seen >= 4, "{text}");
+}
+
 #[tokio::test]
 async fn cli_talks_to_the_server() {
     let app = TestApp::spawn().await;
