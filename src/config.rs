@@ -127,7 +127,8 @@ pub struct LogArgs {
     pub log_level: String,
 }
 
-#[derive(Debug, Clone, Args)]
+/// `Debug` shows no password (see [`crate::store::redact_url`]).
+#[derive(Clone, Args)]
 pub struct DatabaseArgs {
     /// Storage backend: sqlite://PATH (embedded, default), postgres://USER:PASS@HOST/DB (cluster) or memory://.
     #[arg(
@@ -144,6 +145,10 @@ pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "HOP_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Separate address for `/metrics` (e.g. `127.0.0.1:9090`, or an
+    /// internal interface): the main listener then answers `/metrics` 404.
+    #[arg(long, env = "HOP_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Public base URL of short links; its host is refused as a target.
     #[arg(long, env = "HOP_PUBLIC_URL", default_value = "http://localhost:8080")]
     pub public_url: url::Url,
@@ -235,8 +240,9 @@ pub struct ServeConfig {
     pub with_worker: bool,
 }
 
-/// Cluster mode (Redis) settings shared by `serve` and `worker`.
-#[derive(Debug, Clone, Args)]
+/// Cluster mode (Redis) settings shared by `serve` and `worker`. `Debug`
+/// shows no password.
+#[derive(Clone, Args)]
 pub struct ClusterArgs {
     /// Redis URL; turns on cluster mode (shared cache, click stream, live relay).
     #[arg(long, env = "HOP_REDIS_URL", hide_env_values = true)]
@@ -367,10 +373,52 @@ pub enum KeysCommand {
     },
 }
 
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ClusterArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterArgs")
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(crate::store::redact_url),
+            )
+            .field("stream_maxlen", &self.stream_maxlen)
+            .field("claim_idle_ms", &self.claim_idle_ms)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn debug_output_shows_no_password() {
+        let cli = Cli::parse_from([
+            "hop",
+            "serve",
+            "--database-url",
+            "postgres://hop:S3cretPW@db/hop",
+            "--redis-url",
+            "rediss://default:R3disPW@cache:6380/0",
+        ]);
+        let shown = format!("{cli:?}");
+        assert!(
+            !shown.contains("S3cretPW") && !shown.contains("R3disPW"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://hop:***@db/hop"), "{shown}");
+    }
 
     #[test]
     fn every_serve_flag_has_an_env_var() {

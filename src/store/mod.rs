@@ -303,8 +303,9 @@ pub fn host_in_domain(host: &str, domain: &str) -> bool {
 /// SQLite page cache per connection, in MiB, unless the URL says otherwise.
 pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 64;
 
-/// Backend selection, parsed once from `--database-url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Backend selection, parsed once from `--database-url`. Its `Debug` shows
+/// no password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// `cache_mib`: SQLite page cache per connection (`?cache_mib=` in the
     /// URL, default 64; five connections, so at most five times that).
@@ -316,6 +317,23 @@ pub enum StoreConfig {
         url: String,
     },
     Memory,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Sqlite { path, cache_mib } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("cache_mib", cache_mib)
+                .finish(),
+            StoreConfig::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_url(url))
+                .finish(),
+            StoreConfig::Memory => f.write_str("Memory"),
+        }
+    }
 }
 
 impl StoreConfig {
@@ -352,7 +370,8 @@ impl StoreConfig {
             return Ok(StoreConfig::Memory);
         }
         Err(format!(
-            "unsupported database URL {url:?}: use sqlite://PATH, postgres://… or memory://"
+            "unsupported database URL {:?}: use sqlite://PATH, postgres://… or memory://",
+            redact_url(url)
         ))
     }
 
@@ -368,14 +387,42 @@ impl StoreConfig {
     }
 }
 
-/// A database URL fit for logs and errors: any password replaced by `***`.
+/// A database or Redis URL fit for logs and errors: the password, and any
+/// query parameter that names a secret (`password`, `sslpassword`, `token`,
+/// …), replaced by `***`. A string that does not parse as a URL keeps only
+/// what cannot be a credential: whatever sits between `://` and `@` goes.
 pub fn redact_url(url: &str) -> String {
+    const SECRET_PARAMS: [&str; 4] = ["pass", "secret", "token", "key"];
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) if u.has_host() || u.password().is_some() || u.query().is_some() => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query().is_some() {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let secret = SECRET_PARAMS
+                            .iter()
+                            .any(|s| k.to_ascii_lowercase().contains(s));
+                        (
+                            k.into_owned(),
+                            if secret { "***".into() } else { v.into_owned() },
+                        )
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        _ => url.to_owned(),
+        _ => match url.split_once("://") {
+            Some((scheme, rest)) => match rest.rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            },
+            None if url.contains('@') => "***".to_owned(),
+            None => url.to_owned(),
+        },
     }
 }
 
@@ -431,6 +478,29 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://data/hop.db"), "sqlite://data/hop.db");
         assert!(StoreConfig::parse("mysql://x").is_err());
+        let err = StoreConfig::parse("pgsql://hop:S3cretPW@db/hop").unwrap_err();
+        assert!(!err.contains("S3cretPW"), "{err}");
+        assert!(err.contains("pgsql://hop:***@db/hop"), "{err}");
+        let pg = StoreConfig::parse("postgres://hop:S3cretPW@db/hop").unwrap();
+        assert!(!format!("{pg:?}").contains("S3cretPW"));
+        for (raw, shown) in [
+            (
+                "redis://:S3cretPW@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            (
+                "rediss://hop:S3cretPW@cache:6380",
+                "rediss://hop:***@cache:6380",
+            ),
+            (
+                "postgres://db/hop?user=hop&password=S3cretPW&sslmode=require",
+                "postgres://db/hop?user=hop&password=***&sslmode=require",
+            ),
+            ("pg sql://hop:S3cretPW@db/hop", "pg sql://***@db/hop"),
+            ("hop:S3cretPW@db", "***"),
+        ] {
+            assert_eq!(redact_url(raw), shown);
+        }
         assert!(StoreConfig::parse("sqlite://").is_err());
     }
 

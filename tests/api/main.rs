@@ -8,9 +8,11 @@ mod hostile;
 mod limits;
 mod links;
 mod live;
+mod ops;
 mod pipeline;
 mod privacy;
 mod redirect;
+mod secrets;
 mod stats;
 mod ui;
 
