@@ -164,7 +164,12 @@ impl Application {
             own_hosts,
             trusted_proxies: config.trusted_proxies.clone(),
             limiter,
-            refuse_private_targets: config.refuse_private_targets,
+            target_guard: config.refuse_private_targets.then(|| {
+                Arc::new(crate::public_host::TargetGuard::new(
+                    16,
+                    Duration::from_secs(2),
+                ))
+            }),
             blocklist,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
             tracking: crate::state::Tracking {

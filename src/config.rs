@@ -212,8 +212,11 @@ pub struct ServeConfig {
     /// as targets, and links to them answer 410. Re-read on change and SIGHUP.
     #[arg(long, env = "HOP_BLOCKLIST")]
     pub blocklist: Option<PathBuf>,
-    /// Refuse targets whose host is, or resolves to, a private, loopback or
-    /// link-local address (checked at creation and edit).
+    /// Refuse targets whose host is, or resolves to, an address that is not
+    /// on the public internet (IANA special-purpose registries: private,
+    /// loopback, link-local, NAT64/6to4 forms of those, multicast, …) or is a
+    /// special-use name (`localhost`, `.internal`, `.local`, …). Checked at
+    /// creation, edit and redirect; a name that does not resolve is refused.
     #[arg(long, env = "HOP_REFUSE_PRIVATE_TARGETS")]
     pub refuse_private_targets: bool,
     /// Seconds a client has to send a request's headers (slow clients are

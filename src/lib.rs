@@ -14,6 +14,9 @@
 //! - [`auth`]: API keys and per-link secrets; [`session`]: web UI sessions.
 //! - [`http`]: the axum router: redirect, `/api/v1`, live streams, the web
 //!   UI (templates and embedded assets), ops endpoints.
+//! - [`public_host`]: whether a target host is on the public internet
+//!   (`--refuse-private-targets`): the special-purpose address registries,
+//!   special-use names, bounded fail-closed lookups.
 //! - [`app`]: wiring: `Application::build(config)` and graceful shutdown.
 //! - [`config`] and [`cli`]: flags, env vars and the client subcommands.
 
@@ -28,6 +31,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod public_host;
 pub mod ratelimit;
 pub mod session;
 pub mod state;

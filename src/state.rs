@@ -50,9 +50,10 @@ pub struct StateInner {
     pub anonymous_links: bool,
     /// Longest time to produce a response (see `ops::request_timeout`).
     pub request_timeout: std::time::Duration,
-    /// Refuse targets on private networks (SSRF-style abuse of scanners
-    /// and previewers that follow links).
-    pub refuse_private_targets: bool,
+    /// `--refuse-private-targets`: targets must be on the public internet
+    /// (SSRF-style abuse of scanners and previewers that follow links),
+    /// checked at creation, edit and redirect.
+    pub target_guard: Option<Arc<crate::public_host::TargetGuard>>,
     /// Blocked target domains.
     pub blocklist: Arc<crate::blocklist::Blocklist>,
     /// What the redirect records of a click.

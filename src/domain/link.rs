@@ -164,6 +164,9 @@ pub enum Gone {
     Exhausted,
     /// The target's domain is on the blocklist.
     Blocked,
+    /// `--refuse-private-targets`: the target is not (or no longer) on the
+    /// public internet, or cannot be checked to be.
+    PrivateTarget,
 }
 
 impl Link {

@@ -20,6 +20,7 @@ use crate::domain::{
     Link, LinkId, RedirectStatus, Slug, TargetUrl, parse_expiry, parse_max_clicks, parse_tags,
     parse_title,
 };
+use crate::public_host::Refusal;
 use crate::state::AppState;
 use crate::store::{ApiKey, Conflict, LinkQuery};
 
@@ -275,64 +276,34 @@ fn refuse_blocked(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Whether an address is not on the public internet.
-pub fn is_private(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                // 100.64.0.0/10 (carrier-grade NAT)
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_private(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (first & 0xfe00) == 0xfc00 // unique local
-                    || (first & 0xffc0) == 0xfe80 // link local
-            }
-        },
-    }
+async fn refuse_private(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> {
+    let Some(guard) = &state.target_guard else {
+        return Ok(());
+    };
+    guard
+        .check(target.host())
+        .await
+        .map_err(private_target_error)
 }
 
-async fn refuse_private(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> {
-    if !state.refuse_private_targets {
-        return Ok(());
-    }
-    let refused = || {
-        ApiError::bad_request(
+/// The API's answer to a target refused by `--refuse-private-targets`. The
+/// check fails closed: a name that does not resolve is refused too.
+pub fn private_target_error(why: Refusal) -> ApiError {
+    match why {
+        Refusal::Private | Refusal::SpecialName => ApiError::bad_request(
             "private_target",
-            "links to private, loopback or link-local addresses are not allowed",
-        )
-    };
-    let host = target.host().trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return if is_private(ip) {
-            Err(refused())
-        } else {
-            Ok(())
-        };
+            "links to private, loopback, link-local or special-use addresses are not allowed",
+        ),
+        Refusal::Unresolvable | Refusal::Timeout => ApiError::bad_request(
+            "unresolvable_target",
+            "the target's host name does not resolve, so it cannot be checked to be public",
+        ),
+        Refusal::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lookups_busy",
+            "too many target checks are in progress; try again in a moment",
+        ),
     }
-    // A name: every address it resolves to must be public. One that does
-    // not resolve (yet) is allowed; the check is about where it points now.
-    let lookup = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        tokio::net::lookup_host((host.to_owned(), 80)),
-    )
-    .await;
-    if let Ok(Ok(addrs)) = lookup
-        && addrs.into_iter().any(|a| is_private(a.ip()))
-    {
-        return Err(refused());
-    }
-    Ok(())
 }
 
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {

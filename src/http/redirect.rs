@@ -58,6 +58,14 @@ async fn answer(
     if state.blocklist.blocks(link.target.host()) {
         return pages::gone_for(&slug, Gone::Blocked);
     }
+    // `--refuse-private-targets`, again at redirect time: a name may have
+    // started resolving to a private address since the link was made.
+    if let Some(guard) = &state.target_guard
+        && let Err(why) = guard.check_cached(link.target.host()).await
+    {
+        tracing::info!(link.slug = %slug, reason = %why, "target refused at redirect");
+        return pages::gone_for(&slug, Gone::PrivateTarget);
+    }
     // HEAD answers like GET but is not a click.
     if method == Method::HEAD {
         return redirect_to(&link);

@@ -90,6 +90,21 @@ async fn private_targets_are_refused_when_asked() {
         "http://[::ffff:127.0.0.1]/",
         "http://100.64.0.1/",
         "http://localhost:9000/",
+        // Found by review: address forms and names the first filter let by.
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[::7f00:1]/",
+        "http://[fec0::1]/",
+        "http://224.0.0.1/",
+        "http://198.18.0.1/",
+        "http://198.19.255.254/",
+        "http://localhost./",
+        "http://admin.localhost/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://printer.local/",
+        "http://nowhere.invalid/",
+        "http://[ff02::1]/",
+        "http://0.0.0.0/",
     ] {
         assert_eq!(
             app.create_refused(json!({ "url": url })).await,
@@ -100,9 +115,43 @@ async fn private_targets_are_refused_when_asked() {
     app.create(json!({ "url": "http://93.184.216.34/" })).await;
     app.create(json!({ "url": "http://[2606:2800:220:1::1]/" }))
         .await;
+    app.create(json!({ "url": "http://[64:ff9b::808:808]/" }))
+        .await;
     // Off by default.
     let app = TestApp::spawn().await;
     app.create(json!({ "url": "http://127.0.0.1:8080/" })).await;
+}
+
+/// The check runs again when a link is followed: a link whose target is
+/// (or has come to be) private stops redirecting once the option is on.
+#[tokio::test]
+async fn private_targets_are_refused_at_redirect_too() {
+    let app = TestApp::spawn().await;
+    app.create_slug("inside", "http://localhost:9000/admin")
+        .await;
+    app.create_slug("meta", "http://[64:ff9b::a9fe:a9fe]/latest")
+        .await;
+    app.create_slug("outside", "http://93.184.216.34/").await;
+    assert_eq!(app.click("/inside").await.status(), StatusCode::FOUND);
+    let dir = app.stop().await;
+    let app = TestApp::spawn_in(dir, |c| c.refuse_private_targets = true).await;
+    for slug in ["inside", "meta"] {
+        for _ in 0..2 {
+            let res = app.click(&format!("/{slug}")).await;
+            assert_eq!(res.status(), StatusCode::GONE, "{slug}");
+            assert!(res.headers().get("location").is_none());
+            assert!(
+                res.text()
+                    .await
+                    .unwrap()
+                    .contains("not on the public internet"),
+                "{slug}"
+            );
+        }
+    }
+    let res = app.click("/outside").await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(res.headers()["location"], "http://93.184.216.34/");
 }
 
 #[tokio::test]
