@@ -89,28 +89,33 @@ impl Blocklist {
 
     /// Whether `host` or a domain it belongs to is listed.
     pub fn blocks(&self, host: &str) -> bool {
-        let domains = self.domains.read().clone();
-        if domains.is_empty() {
-            return false;
+        covers(&self.domains.read().clone(), host)
+    }
+}
+
+/// Whether `host` or a domain it belongs to is in `domains` (lower case,
+/// punycode, no trailing dot).
+pub fn covers(domains: &HashSet<String>, host: &str) -> bool {
+    if domains.is_empty() {
+        return false;
+    }
+    // Targets' hosts are already lower case (normalised when parsed): no
+    // copy on the redirect's path then.
+    let host = host.trim_end_matches('.');
+    let lower;
+    let mut rest = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = host.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        host
+    };
+    loop {
+        if domains.contains(rest) {
+            return true;
         }
-        // Targets' hosts are already lower case (normalised when parsed):
-        // no copy on the redirect's path then.
-        let host = host.trim_end_matches('.');
-        let lower;
-        let mut rest = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            lower = host.to_ascii_lowercase();
-            lower.as_str()
-        } else {
-            host
-        };
-        loop {
-            if domains.contains(rest) {
-                return true;
-            }
-            match rest.split_once('.') {
-                Some((_, parent)) => rest = parent,
-                None => return false,
-            }
+        match rest.split_once('.') {
+            Some((_, parent)) => rest = parent,
+            None => return false,
         }
     }
 }
