@@ -59,6 +59,11 @@ impl Application {
         } else {
             open_geo(&config.geoip_db)?
         };
+        let takedowns = Arc::new(
+            crate::takedown::Takedowns::load(store.clone())
+                .await
+                .context("reading domain takedowns")?,
+        );
         let live = Arc::new(LiveFeed::new(4096));
         let cache: Arc<dyn LinkCache> = Arc::new(LocalCache::new(
             config.cache_capacity,
@@ -99,6 +104,7 @@ impl Application {
                         redis.clone(),
                         cache.clone(),
                         live.clone(),
+                        takedowns.clone(),
                         stop_writer.clone(),
                     )));
                     if config.with_worker {
@@ -171,6 +177,7 @@ impl Application {
                 ))
             }),
             blocklist,
+            takedowns,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
             tracking: crate::state::Tracking {
                 no_referrer: config.no_track_referrer,
@@ -248,6 +255,11 @@ impl Application {
                 tick.tick().await;
                 upkeep_state.prometheus.run_upkeep();
                 upkeep_state.blocklist.reload_if_changed();
+                // Normally reloaded on change (and in cluster mode on every
+                // node by pub/sub); this catches a missed message.
+                if let Err(e) = upkeep_state.takedowns.reload().await {
+                    tracing::warn!(error = %e, "reloading takedowns failed");
+                }
                 // Hourly: forget expired sessions, delete old raw clicks.
                 if n % 720 == 0 {
                     let now = chrono::Utc::now().timestamp_millis();

@@ -19,6 +19,9 @@
 //!   at-least-once delivery, exactly-once counting.
 //! - **Shared visitor salts** (`hop:salt:{day}`, set once with `NX`, expiring
 //!   after three days), so every worker hashes a visitor alike.
+//! - **Takedowns.** A node that records a domain takedown (or lifts one)
+//!   publishes on `hop:takedowns`; every node re-reads the set from the
+//!   store (and does on resubscribing, and every few seconds anyway).
 //! - **Live feed.** Workers publish stored clicks on `hop:live`; every node
 //!   relays them to its dashboards' SSE streams.
 
@@ -38,11 +41,13 @@ use crate::clicks::{BatchWriter, LiveFeed};
 use crate::domain::{ClickEvent, EnrichedClick, Link};
 use crate::metrics::names;
 use crate::store::Resolution;
+use crate::takedown::Takedowns;
 
 pub const STREAM: &str = "hop:clicks";
 pub const GROUP: &str = "hop-workers";
 pub const INVALIDATE: &str = "hop:invalidate";
 pub const LIVE: &str = "hop:live";
+pub const TAKEDOWNS: &str = "hop:takedowns";
 const LINK_PREFIX: &str = "hop:link:";
 const MISSING: &str = "-";
 /// Marks a slug just invalidated, so a load that raced the edit does not
@@ -164,6 +169,16 @@ impl Redis {
         }
     }
 
+    /// Tells every node to re-read the domain takedowns.
+    pub async fn announce_takedowns(&self) {
+        let mut conn = self.conn();
+        let r = conn.publish::<_, _, ()>(TAKEDOWNS, "changed").await;
+        if let Err(e) = self.mark(r) {
+            // Every node re-reads the set every few seconds anyway.
+            tracing::warn!(error = %e, "takedown change not published");
+        }
+    }
+
     // ---------------------------------------------------------- counters
 
     /// Increments a counter that expires after `ttl`; `None` if Redis does
@@ -262,6 +277,7 @@ pub async fn listen(
     redis: Arc<Redis>,
     cache: Arc<dyn LinkCache>,
     live: Arc<LiveFeed>,
+    takedowns: Arc<Takedowns>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -270,6 +286,7 @@ pub async fn listen(
             let mut pubsub = redis.client.get_async_pubsub().await?;
             pubsub.subscribe(INVALIDATE).await?;
             pubsub.subscribe(LIVE).await?;
+            pubsub.subscribe(TAKEDOWNS).await?;
             redis::RedisResult::Ok(pubsub)
         };
         let mut pubsub = tokio::select! {
@@ -287,8 +304,10 @@ pub async fn listen(
                 }
             },
         };
-        // Invalidations may have been missed while unsubscribed.
+        // Invalidations and takedowns may have been missed while
+        // unsubscribed.
         cache.clear();
+        reload_takedowns(&takedowns);
         backoff = Duration::from_millis(100);
         tracing::info!("subscribed to cache invalidations and live clicks");
         let mut messages = pubsub.on_message();
@@ -300,6 +319,7 @@ pub async fn listen(
                     let Ok(payload) = msg.get_payload::<String>() else { continue };
                     match msg.get_channel_name() {
                         INVALIDATE => cache.invalidate(&payload),
+                        TAKEDOWNS => reload_takedowns(&takedowns),
                         LIVE => {
                             if let Ok(clicks) = serde_json::from_str::<Vec<EnrichedClick>>(&payload) {
                                 live.publish(clicks);
@@ -312,6 +332,16 @@ pub async fn listen(
         }
         tracing::warn!("lost the redis subscription; resubscribing");
     }
+}
+
+/// Re-reads the takedowns off the listener's path.
+fn reload_takedowns(takedowns: &Arc<Takedowns>) {
+    let takedowns = takedowns.clone();
+    tokio::spawn(async move {
+        if let Err(e) = takedowns.reload().await {
+            tracing::warn!(error = %e, "reloading takedowns failed");
+        }
+    });
 }
 
 // -------------------------------------------------------------- stream sink

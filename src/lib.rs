@@ -37,3 +37,4 @@ pub mod session;
 pub mod state;
 pub mod stats;
 pub mod store;
+pub mod takedown;

@@ -56,6 +56,8 @@ pub struct StateInner {
     pub target_guard: Option<Arc<crate::public_host::TargetGuard>>,
     /// Blocked target domains.
     pub blocklist: Arc<crate::blocklist::Blocklist>,
+    /// Domains admins took down (kept in the store, mirrored here).
+    pub takedowns: Arc<crate::takedown::Takedowns>,
     /// What the redirect records of a click.
     pub tracking: Tracking,
     /// Rate limits (in process, or shared through Redis in cluster mode).
@@ -165,6 +167,17 @@ impl AppState {
         self.cache.invalidate(slug.as_str());
         if let Some(shared) = &self.shared {
             shared.invalidate(slug.as_str()).await;
+        }
+    }
+
+    /// After a takedown is added or lifted: this node's set at once, and in
+    /// cluster mode every other node's.
+    pub async fn takedowns_changed(&self) {
+        if let Err(e) = self.takedowns.reload().await {
+            tracing::warn!(error = %e, "reloading takedowns failed");
+        }
+        if let Some(shared) = &self.shared {
+            shared.announce_takedowns().await;
         }
     }
 

@@ -164,6 +164,8 @@ pub enum Gone {
     Exhausted,
     /// The target's domain is on the blocklist.
     Blocked,
+    /// An admin took the target's domain down.
+    TakenDown,
     /// `--refuse-private-targets`: the target is not (or no longer) on the
     /// public internet, or cannot be checked to be.
     PrivateTarget,

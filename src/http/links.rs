@@ -218,6 +218,10 @@ pub struct LinkBody {
     pub max_clicks: Option<u64>,
     pub redirect_status: u16,
     pub disabled: bool,
+    /// An admin has taken the target's domain down: the link answers 410
+    /// whatever `disabled` says, until an admin lifts the takedown.
+    #[serde(default)]
+    pub taken_down: bool,
     /// All-time human clicks.
     pub clicks: u64,
     /// Per-link secret of an anonymous link: returned once, at creation.
@@ -260,12 +264,23 @@ pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
         max_clicks: link.max_clicks,
         redirect_status: link.redirect_status.code(),
         disabled: link.disabled,
+        taken_down: state.takedowns.covers(link.target.host()),
         clicks,
         secret: None,
     }
 }
 
 fn refuse_blocked(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> {
+    if state.takedowns.covers(target.host()) {
+        tracing::info!(
+            target.host = target.host(),
+            "target on a domain taken down refused"
+        );
+        return Err(ApiError::bad_request(
+            "taken_down_domain",
+            "links to this domain have been taken down by this service's administrators",
+        ));
+    }
     if state.blocklist.blocks(target.host()) {
         tracing::info!(target.host = target.host(), "blocked target refused");
         return Err(ApiError::bad_request(

@@ -66,6 +66,14 @@ pub fn router(state: AppState) -> Router {
             "/admin/disable-domain",
             axum::routing::post(reports::disable_domain),
         )
+        .route(
+            "/admin/takedowns",
+            get(reports::list_takedowns).post(reports::create_takedown),
+        )
+        .route(
+            "/admin/takedowns/{domain}",
+            axum::routing::delete(reports::lift_takedown),
+        )
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {

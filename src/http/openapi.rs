@@ -7,7 +7,10 @@ use super::error::{ErrorBody, ErrorDetail};
 use super::links::{self, CreateLink, LinkBody, LinkPage, UpdateLink};
 use super::live::{self, LiveClickBody, LiveTotals};
 use super::qr;
-use super::reports::{self, DisableDomain, DomainDisabled, NewReport, ReportPage, ReportReceived};
+use super::reports::{
+    self, DisableDomain, DomainDisabled, NewReport, NewTakedown, ReportPage, ReportReceived,
+    TakedownBody, TakedownList,
+};
 use super::stats::{self, Bucket, Entry, StatsBody};
 use crate::store::Report;
 
@@ -19,8 +22,9 @@ use crate::store::Report;
         links::delete_link, stats::link_stats_handler, stats::export_clicks, stats::purge_clicks,
         live::live_clicks, qr::link_qr_svg, qr::link_qr_png,
         reports::create_report, reports::list_reports, reports::disable_domain,
+        reports::create_takedown, reports::list_takedowns, reports::lift_takedown,
     ),
-    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, stats::IntervalParam, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, stats::IntervalParam, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
     modifiers(&Security),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),

@@ -41,6 +41,10 @@ pub fn gone_for(slug: &Slug, why: Gone) -> Response {
             "This link has been disabled: its destination is on this service's blocklist \
              (phishing, malware or abuse)."
         }
+        Gone::TakenDown => {
+            "This link has been disabled by this service's administrators: its destination \
+             was reported for phishing, malware or abuse."
+        }
         Gone::PrivateTarget => {
             "This link has been disabled: its destination is not on the public internet, \
              or could not be checked to be."

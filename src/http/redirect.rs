@@ -58,6 +58,9 @@ async fn answer(
     if state.blocklist.blocks(link.target.host()) {
         return pages::gone_for(&slug, Gone::Blocked);
     }
+    if state.takedowns.covers(link.target.host()) {
+        return pages::gone_for(&slug, Gone::TakenDown);
+    }
     // `--refuse-private-targets`, again at redirect time: a name may have
     // started resolving to a private address since the link was made.
     if let Some(guard) = &state.target_guard

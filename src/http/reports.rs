@@ -1,10 +1,12 @@
 //! Abuse reports: anyone may report a short link (`POST /api/v1/reports`,
 //! or the form at `/report` linked from the 404 and 410 pages); admins read
-//! them (`GET /api/v1/reports`) and can disable every link to a domain in
-//! one call (`POST /api/v1/admin/disable-domain`).
+//! them (`GET /api/v1/reports`) and take a domain down
+//! (`/api/v1/admin/takedowns`, see [`crate::takedown`]): every link to it
+//! answers 410 and none can be made, until an admin lifts it.
+//! `POST /api/v1/admin/disable-domain` is the older name of a takedown.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppQuery, bounded_param};
 use crate::domain::Slug;
 use crate::state::AppState;
-use crate::store::Report;
+use crate::store::{Report, Takedown};
 
 pub const REASONS: [&str; 4] = ["phishing", "malware", "spam", "other"];
 const MAX_DETAILS: usize = 2000;
@@ -160,8 +162,9 @@ pub async fn list_reports(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableDomain {
-    /// Every link to this domain or its subdomains is disabled. A host name
-    /// of at least two labels; an IDN may be given in Unicode or punycode.
+    /// Every link to this domain or its subdomains is taken down. A host
+    /// name of at least two labels; an IDN may be given in Unicode or
+    /// punycode.
     #[schema(
         pattern = r"^(?:[A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}$",
         max_length = 253
@@ -171,13 +174,84 @@ pub struct DisableDomain {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DomainDisabled {
+    /// Links to the domain, which now answer 410.
     pub disabled: usize,
     pub slugs: Vec<String>,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTakedown {
+    /// The domain taken down, with its subdomains. A host name of at least
+    /// two labels; an IDN may be given in Unicode or punycode.
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}$",
+        max_length = 253
+    )]
+    pub domain: String,
+    /// Why, for other admins (at most 500 characters).
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    pub reason: Option<String>,
+}
+
+/// A domain taken down.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TakedownBody {
+    pub domain: String,
+    pub reason: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Links to the domain now (they answer 410). Only in the answer to a
+    /// takedown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slugs: Option<Vec<String>>,
+}
+
+impl From<Takedown> for TakedownBody {
+    fn from(t: Takedown) -> Self {
+        TakedownBody {
+            domain: t.domain,
+            reason: t.reason,
+            created_at: t.created_at,
+            slugs: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TakedownList {
+    /// By domain name.
+    pub takedowns: Vec<TakedownBody>,
+}
+
+fn domain_of(input: &str) -> Result<String, ApiError> {
+    parse_domain(input).ok_or_else(|| {
+        ApiError::bad_request("invalid_domain", "give a domain name, e.g. evil.example")
+    })
+}
+
+/// Records a takedown (kept if there already is one) and tells every node;
+/// returns whether it is new and the slugs of the links it covers.
+async fn take_down(
+    state: &AppState,
+    domain: &str,
+    reason: &str,
+) -> Result<(bool, Vec<String>), ApiError> {
+    let new = state.store.add_takedown(domain, reason).await?;
+    state.takedowns_changed().await;
+    let slugs: Vec<String> = state
+        .store
+        .links_to_domain(domain)
+        .await?
+        .into_iter()
+        .map(|l| l.slug.to_string())
+        .collect();
+    tracing::info!(domain = %domain, links = slugs.len(), new, "domain taken down");
+    Ok((new, slugs))
+}
+
 #[utoipa::path(post, path = "/api/v1/admin/disable-domain", tag = "abuse", request_body = DisableDomain,
     responses(
-        (status = 200, description = "Links disabled (they answer 410)", body = DomainDisabled),
+        (status = 200, description = "The domain is taken down: its links answer 410 (the older name of POST /api/v1/admin/takedowns)", body = DomainDisabled),
         (status = 400, description = "Invalid domain", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
@@ -189,26 +263,104 @@ pub async fn disable_domain(
     AppJson(req): AppJson<DisableDomain>,
 ) -> Result<Json<DomainDisabled>, ApiError> {
     admin(&state, &caller).await?;
-    let domain = parse_domain(&req.domain).ok_or_else(|| {
-        ApiError::bad_request("invalid_domain", "give a domain name, e.g. evil.example")
-    })?;
-    let mut slugs = Vec::new();
-    for mut link in state.store.links_to_domain(&domain).await? {
-        if link.disabled {
-            continue;
-        }
-        link.disabled = true;
-        link.updated_at = chrono::Utc::now();
-        if state.store.update_link(&link).await? {
-            state.invalidate_link(&link.slug).await;
-            slugs.push(link.slug.to_string());
-        }
-    }
-    tracing::info!(domain = %domain, links = slugs.len(), "links to a domain disabled");
+    let domain = domain_of(&req.domain)?;
+    let (_, slugs) = take_down(&state, &domain, "disabled by an admin").await?;
     Ok(Json(DomainDisabled {
         disabled: slugs.len(),
         slugs,
     }))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/takedowns", tag = "abuse", request_body = NewTakedown,
+    responses(
+        (status = 201, description = "Taken down: links to the domain and its subdomains answer 410 on every node, and no link may point there", body = TakedownBody),
+        (status = 200, description = "Already taken down (the first reason is kept)", body = TakedownBody),
+        (status = 400, description = "Invalid domain or reason", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn create_takedown(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<NewTakedown>,
+) -> Result<(StatusCode, Json<TakedownBody>), ApiError> {
+    admin(&state, &caller).await?;
+    let domain = domain_of(&req.domain)?;
+    let reason = req.reason.unwrap_or_default();
+    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "the reason is at most 500 characters, without control characters",
+        ));
+    }
+    let (new, slugs) = take_down(&state, &domain, reason.trim()).await?;
+    let stored = state
+        .store
+        .list_takedowns()
+        .await?
+        .into_iter()
+        .find(|t| t.domain == domain);
+    let mut body = match stored {
+        Some(t) => TakedownBody::from(t),
+        // Lifted by another admin in between: answer with what was asked.
+        None => TakedownBody {
+            domain,
+            reason: reason.trim().to_owned(),
+            created_at: chrono::Utc::now(),
+            slugs: None,
+        },
+    };
+    body.slugs = Some(slugs);
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body)))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/takedowns", tag = "abuse",
+    responses(
+        (status = 200, description = "Every domain taken down", body = TakedownList),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn list_takedowns(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<TakedownList>, ApiError> {
+    admin(&state, &caller).await?;
+    let takedowns = state.store.list_takedowns().await?;
+    Ok(Json(TakedownList {
+        takedowns: takedowns.into_iter().map(TakedownBody::from).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/admin/takedowns/{domain}", tag = "abuse",
+    params(("domain" = String, Path, description = "The domain taken down", max_length = 253)),
+    responses(
+        (status = 204, description = "Lifted: links to the domain redirect again (unless disabled otherwise)"),
+        (status = 400, description = "Invalid domain", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "The domain is not taken down", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn lift_takedown(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    admin(&state, &caller).await?;
+    let domain = domain_of(&domain)?;
+    if !state.store.remove_takedown(&domain).await? {
+        return Err(ApiError::not_found());
+    }
+    state.takedowns_changed().await;
+    tracing::info!(domain = %domain, "takedown lifted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A host name of two or more labels (as in a target URL, see

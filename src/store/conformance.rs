@@ -26,7 +26,7 @@ macro_rules! store_conformance {
             delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
             clicks_of_unknown_links_are_skipped, rollups_agree_with_raw, bots_are_separable,
             export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
-            purge_removes_a_links_clicks, reports_and_domains);
+            purge_removes_a_links_clicks, reports_and_domains, takedowns_add_list_and_lift);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -775,4 +775,37 @@ pub async fn reports_and_domains(store: &dyn Store) {
     hits.sort();
     assert_eq!(hits, ["d1", "d2"]);
     assert!(store.links_to_domain("100%_evil").await.unwrap().is_empty());
+}
+
+pub async fn takedowns_add_list_and_lift(store: &dyn Store) {
+    assert!(store.list_takedowns().await.unwrap().is_empty());
+    assert!(
+        store
+            .add_takedown("evil.example", "phishing")
+            .await
+            .unwrap()
+    );
+    assert!(store.add_takedown("bad.test", "malware").await.unwrap());
+    // Taking down twice keeps the first reason.
+    assert!(!store.add_takedown("evil.example", "spam").await.unwrap());
+    let all = store.list_takedowns().await.unwrap();
+    let names: Vec<(&str, &str)> = all
+        .iter()
+        .map(|t| (t.domain.as_str(), t.reason.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("bad.test", "malware"), ("evil.example", "phishing")]
+    );
+    assert!((Utc::now() - all[0].created_at).num_seconds().abs() < 60);
+    assert!(store.remove_takedown("evil.example").await.unwrap());
+    assert!(!store.remove_takedown("evil.example").await.unwrap());
+    let left: Vec<String> = store
+        .list_takedowns()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.domain)
+        .collect();
+    assert_eq!(left, ["bad.test"]);
 }

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
-    ReportStore, Resolution, SessionRecords, StoreError, TimeRange, host_in_domain, rollup_keys,
+    ReportStore, Resolution, SessionRecords, StoreError, Takedown, TimeRange, host_in_domain,
+    rollup_keys,
 };
 use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
 
@@ -31,6 +32,7 @@ struct Inner {
     clicks: HashMap<LinkId, Vec<EnrichedClick>>,
     sessions: HashMap<[u8; 32], (String, i64)>,
     reports: Vec<Report>,
+    takedowns: BTreeMap<String, Takedown>,
 }
 
 impl Inner {
@@ -257,6 +259,30 @@ impl ReportStore for MemoryStore {
             .filter(|l| host_in_domain(l.target.host(), domain))
             .cloned()
             .collect())
+    }
+
+    async fn add_takedown(&self, domain: &str, reason: &str) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        if inner.takedowns.contains_key(domain) {
+            return Ok(false);
+        }
+        inner.takedowns.insert(
+            domain.to_owned(),
+            Takedown {
+                domain: domain.to_owned(),
+                reason: reason.to_owned(),
+                created_at: Utc::now(),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn remove_takedown(&self, domain: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.lock().takedowns.remove(domain).is_some())
+    }
+
+    async fn list_takedowns(&self) -> Result<Vec<Takedown>, StoreError> {
+        Ok(self.inner.lock().takedowns.values().cloned().collect())
     }
 }
 

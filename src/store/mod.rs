@@ -256,6 +256,21 @@ pub trait ReportStore: Send + Sync {
     /// Every link whose target is on `domain` or a subdomain (id, slug,
     /// target), for admins acting on a domain.
     async fn links_to_domain(&self, domain: &str) -> Result<Vec<Link>, StoreError>;
+    /// Takes `domain` (and its subdomains) down; false if it already was
+    /// (the first reason is kept).
+    async fn add_takedown(&self, domain: &str, reason: &str) -> Result<bool, StoreError>;
+    /// Lifts a takedown; false if there was none.
+    async fn remove_takedown(&self, domain: &str) -> Result<bool, StoreError>;
+    /// Every domain taken down, by name.
+    async fn list_takedowns(&self) -> Result<Vec<Takedown>, StoreError>;
+}
+
+/// A domain an admin has taken down (see [`crate::takedown`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Takedown {
+    pub domain: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Web UI sessions (see [`crate::session`]): opaque data under the hash of

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::rollup::{BatchRollup, res_code};
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
-    ReportStore, Resolution, SessionRecords, StoreError, TimeRange, host_in_domain,
+    ReportStore, Resolution, SessionRecords, StoreError, Takedown, TimeRange, host_in_domain,
     like_containing,
 };
 use crate::domain::{
@@ -396,6 +396,43 @@ impl ReportStore for PgStore {
             }
         }
         Ok(links)
+    }
+
+    async fn add_takedown(&self, domain: &str, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO takedowns (domain, reason, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (domain) DO NOTHING",
+        )
+        .bind(domain)
+        .bind(reason)
+        .bind(ms(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn remove_takedown(&self, domain: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM takedowns WHERE domain = $1")
+            .bind(domain)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_takedowns(&self) -> Result<Vec<Takedown>, StoreError> {
+        let rows = sqlx::query("SELECT domain, reason, created_at FROM takedowns ORDER BY domain")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Takedown {
+                    domain: row.try_get("domain")?,
+                    reason: row.try_get("reason")?,
+                    created_at: DateTime::from_timestamp_millis(row.try_get("created_at")?)
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -289,3 +289,225 @@ async fn reports_reach_admins_who_can_take_a_domain_down() {
     let html = app.click("/nosuchlink").await.text().await.unwrap();
     assert!(html.contains("/report?slug=nosuchlink"));
 }
+
+/// Follows `path` on node `base` (no redirects followed).
+async fn status_on(app: &TestApp, base: &str, path: &str) -> StatusCode {
+    app.client
+        .get(format!("{base}{path}"))
+        .header("user-agent", crate::helpers::FIREFOX)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Waits (at most 2 s) until `path` answers `want` on every node, then
+/// checks that it keeps answering it.
+async fn settle_on_every_node(app: &TestApp, path: &str, want: StatusCode) {
+    for base in &app.bases {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let got = status_on(app, base, path).await;
+            if got == want {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base}{path}: {got}, not {want}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        for _ in 0..3 {
+            assert_eq!(status_on(app, base, path).await, want, "{base}{path}");
+        }
+    }
+}
+
+/// A takedown is an admin-only state: the link's holder cannot lift it, no
+/// new link may point at the domain (or a subdomain), it reaches every
+/// node (links already clicked, so cached, included), and only an admin
+/// lifts it.
+#[tokio::test]
+async fn takedowns_stick_until_an_admin_lifts_them() {
+    let app = TestApp::spawn().await;
+    let anon: serde_json::Value = app
+        .api(
+            Method::POST,
+            "/api/v1/links",
+            None,
+            Some(json!({"url": "https://login.phish.example/bank", "slug": "td-anon"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = anon["secret"].as_str().unwrap().to_owned();
+    let user = app.create_key("owner", false).await;
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/links",
+            Some(&user),
+            Some(json!({"url": "https://phish.example/", "slug": "td-user"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.create_slug("td-fine", "https://notphish.example/")
+        .await;
+    // Clicked on every node: cached everywhere.
+    for path in ["/td-anon", "/td-user", "/td-fine"] {
+        settle_on_every_node(&app, path, StatusCode::FOUND).await;
+    }
+
+    // Only admins take down.
+    for key in [Some(user.as_str()), Some(secret.as_str()), None] {
+        let res = app
+            .api(
+                Method::POST,
+                "/api/v1/admin/takedowns",
+                key,
+                Some(json!({"domain": "phish.example", "reason": "phishing"})),
+            )
+            .await;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&res.status()),
+            "{key:?}: {}",
+            res.status()
+        );
+    }
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/admin/takedowns",
+            Some(&app.admin_key),
+            Some(json!({"domain": "Phish.Example", "reason": "phishing"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["domain"], "phish.example");
+    let mut slugs: Vec<&str> = body["slugs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    slugs.sort();
+    assert_eq!(slugs, ["td-anon", "td-user"]);
+    // Again: kept, 200.
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/admin/takedowns",
+            Some(&app.admin_key),
+            Some(json!({"domain": "phish.example", "reason": "again"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["reason"],
+        "phishing"
+    );
+
+    settle_on_every_node(&app, "/td-anon", StatusCode::GONE).await;
+    settle_on_every_node(&app, "/td-user", StatusCode::GONE).await;
+    settle_on_every_node(&app, "/td-fine", StatusCode::FOUND).await;
+
+    // The holders cannot lift it: re-enabling changes nothing, and the
+    // target cannot move to the domain's other hosts.
+    for (key, slug) in [(&secret, "td-anon"), (&user, "td-user")] {
+        let res = app
+            .api(
+                Method::PATCH,
+                &format!("/api/v1/links/{slug}"),
+                Some(key),
+                Some(json!({"disabled": false})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let link: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(link["taken_down"], true, "{slug}");
+        settle_on_every_node(&app, &format!("/{slug}"), StatusCode::GONE).await;
+        let res = app
+            .api(
+                Method::PATCH,
+                &format!("/api/v1/links/{slug}"),
+                Some(key),
+                Some(json!({"url": "https://www.phish.example/again"})),
+            )
+            .await;
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::BAD_REQUEST, "taken_down_domain".into())
+        );
+        // Nor can they lift the takedown itself.
+        let res = app
+            .api(
+                Method::DELETE,
+                "/api/v1/admin/takedowns/phish.example",
+                Some(key),
+                None,
+            )
+            .await;
+        assert!(res.status() == StatusCode::FORBIDDEN || res.status() == StatusCode::UNAUTHORIZED);
+    }
+    // No new link to the domain or a subdomain, with or without a key.
+    for url in ["https://phish.example/new", "https://a.b.PHISH.example./x"] {
+        assert_eq!(
+            app.create_refused(json!({ "url": url })).await,
+            (StatusCode::BAD_REQUEST, "taken_down_domain".into()),
+            "{url}"
+        );
+        let res = app
+            .api(
+                Method::POST,
+                "/api/v1/links",
+                None,
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::BAD_REQUEST, "taken_down_domain".into())
+        );
+    }
+    app.create(json!({"url": "https://phish.example.org/"}))
+        .await;
+    let list: serde_json::Value = app
+        .api(
+            Method::GET,
+            "/api/v1/admin/takedowns",
+            Some(&app.admin_key),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["takedowns"][0]["domain"], "phish.example");
+    assert_eq!(list["takedowns"].as_array().unwrap().len(), 1);
+
+    // An admin lifts it: every node redirects again, links can be made.
+    let res = app
+        .api(
+            Method::DELETE,
+            "/api/v1/admin/takedowns/phish.example",
+            Some(&app.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app
+        .api(
+            Method::DELETE,
+            "/api/v1/admin/takedowns/phish.example",
+            Some(&app.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(res).await.0, StatusCode::NOT_FOUND);
+    settle_on_every_node(&app, "/td-anon", StatusCode::FOUND).await;
+    settle_on_every_node(&app, "/td-user", StatusCode::FOUND).await;
+    app.create(json!({"url": "https://phish.example/new"}))
+        .await;
+}
