@@ -152,6 +152,7 @@ impl Application {
         let sessions = Arc::new(StoredSessions::new(
             store.clone(),
             Duration::from_secs(config.session_idle_hours.max(1) * 3600),
+            Duration::from_secs(config.session_max_hours.max(1) * 3600),
         ));
         let state = AppState::new(StateInner {
             store,

@@ -190,6 +190,10 @@ pub struct ServeConfig {
     /// Hours a web UI session lasts without use.
     #[arg(long, env = "HOP_SESSION_IDLE_HOURS", default_value_t = 12)]
     pub session_idle_hours: u64,
+    /// Hours a web UI session lasts at most, however active (then sign in
+    /// again).
+    #[arg(long, env = "HOP_SESSION_MAX_HOURS", default_value_t = 168)]
+    pub session_max_hours: u64,
     /// Raw clicks older than this are deleted (hourly); rollups are kept.
     /// Days (`90d`) or hours (`36h`); `0` keeps raw clicks for ever.
     #[arg(long, env = "HOP_RAW_RETENTION", default_value = "90d", value_parser = parse_retention)]

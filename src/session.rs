@@ -65,6 +65,11 @@ pub struct Session {
     pub key_hash: Option<[u8; 32]>,
     /// SHA-256 of link secrets this browser has presented.
     pub link_secrets: Vec<[u8; 32]>,
+    /// When the session began (ms; 0 before it is first saved, and for
+    /// sessions written before this field existed, which count as expired).
+    /// However active it is, a session ends `max_age` after this.
+    #[serde(default)]
+    pub created_at: i64,
 }
 
 impl Session {
@@ -85,17 +90,23 @@ pub trait SessionStore: Send + Sync {
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
 }
 
-/// Sessions in the link store, expiring after `idle` without use. The expiry
-/// is pushed back when a session is used and half its idle time has passed,
-/// so reading a session rarely writes.
+/// Sessions in the link store, expiring after `idle` without use, and
+/// `max_age` after they began however active they are. The idle expiry is
+/// pushed back when a session is used and half its idle time has passed, so
+/// reading a session rarely writes.
 pub struct StoredSessions {
     store: Arc<dyn Store>,
     idle: Duration,
+    max_age: Duration,
 }
 
 impl StoredSessions {
-    pub fn new(store: Arc<dyn Store>, idle: Duration) -> StoredSessions {
-        StoredSessions { store, idle }
+    pub fn new(store: Arc<dyn Store>, idle: Duration, max_age: Duration) -> StoredSessions {
+        StoredSessions {
+            store,
+            idle,
+            max_age,
+        }
     }
 
     fn expiry(&self, now: i64) -> i64 {
@@ -114,6 +125,10 @@ impl SessionStore for StoredSessions {
             // Written by an incompatible version: treat as signed out.
             return Ok(None);
         };
+        if now - session.created_at > self.max_age.as_millis() as i64 {
+            self.store.remove_session(&id.hash()).await?;
+            return Ok(None);
+        }
         if expires_at - now < self.idle.as_millis() as i64 / 2 {
             self.store
                 .save_session(&id.hash(), &data, self.expiry(now))
@@ -123,9 +138,13 @@ impl SessionStore for StoredSessions {
     }
 
     async fn save(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
-        let data =
-            serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = Utc::now().timestamp_millis();
+        let mut session = session.clone();
+        if session.created_at == 0 {
+            session.created_at = now;
+        }
+        let data =
+            serde_json::to_string(&session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.store
             .save_session(&id.hash(), &data, self.expiry(now))
             .await
@@ -145,6 +164,7 @@ mod tests {
         let store = StoredSessions::new(
             Arc::new(crate::store::memory::MemoryStore::default()),
             Duration::from_secs(60),
+            Duration::from_secs(3600),
         );
         let id = SessionId::generate();
         assert_eq!(SessionId::parse(id.expose()), Some(id.clone()));
@@ -156,10 +176,49 @@ mod tests {
         s.add_link_secret([1; 32]);
         assert_eq!(s.link_secrets.len(), 1);
         store.save(&id, &s).await.unwrap();
-        assert_eq!(store.load(&id).await.unwrap(), Some(s));
+        let loaded = store.load(&id).await.unwrap().unwrap();
+        assert_eq!(loaded.link_secrets, s.link_secrets);
+        assert!((Utc::now().timestamp_millis() - loaded.created_at).abs() < 60_000);
         store.remove(&id).await.unwrap();
         assert!(store.load(&id).await.unwrap().is_none());
         assert_eq!(format!("{id:?}"), "SessionId(<redacted>)");
+    }
+
+    #[tokio::test]
+    async fn sessions_end_after_their_absolute_lifetime_however_active() {
+        let store = StoredSessions::new(
+            Arc::new(crate::store::memory::MemoryStore::default()),
+            Duration::from_secs(3600),
+            Duration::from_secs(2 * 3600),
+        );
+        let now = Utc::now().timestamp_millis();
+        let id = SessionId::generate();
+        let mut s = Session {
+            created_at: now - 3600 * 1000,
+            ..Session::default()
+        };
+        store.save(&id, &s).await.unwrap();
+        assert!(store.load(&id).await.unwrap().is_some(), "an hour old");
+        // Used a moment ago (so not idle), but begun more than 2 h ago.
+        s.created_at = now - 2 * 3600 * 1000 - 1000;
+        store.save(&id, &s).await.unwrap();
+        assert!(
+            store.load(&id).await.unwrap().is_none(),
+            "past its lifetime"
+        );
+        assert!(store.load(&id).await.unwrap().is_none(), "and removed");
+        // Written before sessions had a beginning: expired.
+        let old = SessionId::generate();
+        store
+            .store
+            .save_session(
+                &old.hash(),
+                r#"{"key_hash":null,"link_secrets":[]}"#,
+                now + 60_000,
+            )
+            .await
+            .unwrap();
+        assert!(store.load(&old).await.unwrap().is_none());
     }
 
     #[test]

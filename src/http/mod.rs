@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", axum::routing::post(ui::logout))
         .route("/links", get(ui::list_page))
         .route("/links/{slug}", get(ui::dashboard))
+        .route("/links/{slug}/unlock", axum::routing::post(ui::unlock))
         .route("/links/{slug}/edit", get(ui::edit_page).post(ui::edit))
         .route(
             "/links/{slug}/delete",

@@ -67,6 +67,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     template!("edit.html");
     template!("delete.html");
     template!("report.html");
+    template!("unlock.html");
     env.add_function("asset", |name: &str| {
         Value::from_safe_string(super::assets::url(name))
     });
@@ -254,7 +255,14 @@ macro_rules! posted {
         })*
     };
 }
-posted!(ShortenForm, LoginForm, CsrfOnly, EditForm, ReportForm);
+posted!(
+    ShortenForm,
+    LoginForm,
+    CsrfOnly,
+    EditForm,
+    ReportForm,
+    UnlockForm
+);
 
 /// Accepts a posted form: readable, from this site (CSRF token and Origin),
 /// with the frame of the page that answers it; or the page that refuses it.
@@ -480,7 +488,9 @@ pub async fn shorten(
         let (old, mut session) = frame.session.clone().unzip();
         let mut s = session.take().unwrap_or_default();
         s.add_link_secret(secret.hash());
-        jar = match save_session(&state, jar, old.as_ref(), &s, false).await {
+        // More rights, new id: a session id planted before cannot ride on
+        // them (session fixation).
+        jar = match save_session(&state, jar, old.as_ref(), &s, true).await {
             Ok(j) => j,
             Err(r) => return r,
         };
@@ -585,6 +595,8 @@ pub async fn login(
     let (old, session) = frame.session.clone().unzip();
     let mut session = session.unwrap_or_default();
     session.key_hash = Some(token.hash());
+    // A sign-in begins the session's lifetime anew.
+    session.created_at = 0;
     let jar = match save_session(&state, frame.jar, old.as_ref(), &session, true).await {
         Ok(j) => j,
         Err(r) => return r,
@@ -726,28 +738,28 @@ pub async fn dashboard(
         Err(r) => return r,
     };
     let here = format!("/links/{slug}");
-    // A secret dashboard URL: remember the secret in this browser's session
-    // and continue at the clean URL, so the secret leaves the address bar.
+    // A secret dashboard URL: a page whose button (a POST) keeps the secret
+    // in this browser's session. A GET changes nothing: link previewers and
+    // prefetchers open such URLs too.
     if let Ok(Query(DashboardQuery {
         secret: Some(secret),
     })) = &query
     {
-        let token = Token::new(secret.trim());
-        if !token.expose().starts_with(LINK_SECRET_PREFIX) {
-            return super::pages::not_found();
-        }
-        let link = match access::link(&state, &Caller::Token(token.clone()), &slug).await {
+        let link = match link_of_secret(&state, &slug, secret).await {
             Ok(l) => l,
-            Err(e) => return api_error_page(e),
-        };
-        let (old, session) = frame.session.clone().unzip();
-        let mut session = session.unwrap_or_default();
-        session.add_link_secret(token.hash());
-        let jar = match save_session(&state, frame.jar, old.as_ref(), &session, false).await {
-            Ok(j) => j,
             Err(r) => return r,
         };
-        return (jar, Redirect::to(&format!("/links/{}", link.slug))).into_response();
+        let mut res = frame.page(
+            StatusCode::OK,
+            "unlock.html",
+            context! { slug => link.slug.to_string(), secret => secret.trim(), noindex => true },
+        );
+        // The address holds the secret: never send it on as a referrer.
+        res.headers_mut().insert(
+            axum::http::header::REFERRER_POLICY,
+            axum::http::HeaderValue::from_static("no-referrer"),
+        );
+        return res;
     }
     let link = match managed_link(&state, &frame, &slug, &here).await {
         Ok(l) => l,
@@ -763,6 +775,51 @@ pub async fn dashboard(
         "dashboard.html",
         context! { link => body, total_clicks, breakdowns => BREAKDOWNS, noindex => true },
     )
+}
+
+/// The link a secret opens (a wrong one is a 404 page, like no link).
+async fn link_of_secret(state: &AppState, slug: &str, secret: &str) -> Result<Link, Response> {
+    let token = Token::new(secret.trim());
+    if !token.expose().starts_with(LINK_SECRET_PREFIX) {
+        return Err(super::pages::not_found());
+    }
+    access::link(state, &Caller::Token(token), slug)
+        .await
+        .map_err(api_error_page)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UnlockForm {
+    secret: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /links/{slug}/unlock`: keeps a link secret in this browser's
+/// session, under a new session id, and continues at the clean URL.
+pub async fn unlock(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    form: Result<Form<UnlockForm>, FormRejection>,
+) -> Response {
+    let (form, frame) = match accept(&state, jar, &headers, form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let secret = form.secret.unwrap_or_default();
+    let link = match link_of_secret(&state, &slug, &secret).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let (old, session) = frame.session.clone().unzip();
+    let mut session = session.unwrap_or_default();
+    session.add_link_secret(Token::new(secret.trim()).hash());
+    let jar = match save_session(&state, frame.jar, old.as_ref(), &session, true).await {
+        Ok(j) => j,
+        Err(r) => return r,
+    };
+    (jar, Redirect::to(&format!("/links/{}", link.slug))).into_response()
 }
 
 // ---------------------------------------------------------------- edit

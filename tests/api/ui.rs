@@ -128,7 +128,16 @@ async fn shortening_without_javascript_shows_the_link_qr_and_secret_once() {
     let local = secret_url
         .replace("http://hop.test", &app.base)
         .replace("&amp;", "&");
-    let res = other.get(&local).send().await.unwrap();
+    let (status, html) = page(&other, &local).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("action=\"/links/guide/unlock\""), "{html}");
+    let secret = &local[local.find("secret=").unwrap() + 7..];
+    let res = post(
+        &other,
+        &app.url("/links/guide/unlock"),
+        &[("csrf", &csrf_of(&html)), ("secret", secret)],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()["location"], "/links/guide");
     let (status, _) = page(&other, &app.url("/links/guide")).await;
@@ -149,6 +158,131 @@ async fn shortening_without_javascript_shows_the_link_qr_and_secret_once() {
     let res = stranger.get(app.url("/links/guide")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()["location"], "/login?next=%2Flinks%2Fguide");
+}
+
+/// The session cookie's value in a response, if it sets one.
+fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("hop_session="))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+/// A secret URL opened by a previewer or prefetcher (a GET) changes no
+/// state; unlocking is a POST that moves the session to a new id, as does
+/// making an anonymous link; the old id then opens nothing.
+#[tokio::test]
+async fn secrets_unlock_by_post_under_a_new_session_id() {
+    let app = TestApp::spawn().await;
+    let mut secrets = Vec::new();
+    for slug in ["sess-a", "sess-b"] {
+        let res = app
+            .api(
+                Method::POST,
+                "/api/v1/links",
+                None,
+                Some(serde_json::json!({"url": "https://example.com/", "slug": slug})),
+            )
+            .await;
+        let body: Value = res.json().await.unwrap();
+        secrets.push(body["secret"].as_str().unwrap().to_owned());
+    }
+    let b = browser();
+    // A GET of the secret URL: a page with a button, no session.
+    let res = b
+        .get(app.url(&format!("/links/sess-a?secret={}", secrets[0])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(session_cookie(&res), None, "a GET made a session");
+    let html = res.text().await.unwrap();
+    let res = b.get(app.url("/links/sess-a")).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "the GET unlocked the link"
+    );
+    // The POST without a CSRF token, or with a wrong secret, unlocks nothing.
+    let res = post(
+        &b,
+        &app.url("/links/sess-a/unlock"),
+        &[("secret", &secrets[0])],
+    )
+    .await;
+    assert!(res.status().is_client_error());
+    let res = post(
+        &b,
+        &app.url("/links/sess-a/unlock"),
+        &[("csrf", &csrf_of(&html)), ("secret", &secrets[1])],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(session_cookie(&res), None);
+    // The POST unlocks, under a new id.
+    let res = post(
+        &b,
+        &app.url("/links/sess-a/unlock"),
+        &[("csrf", &csrf_of(&html)), ("secret", &secrets[0])],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let first = session_cookie(&res).expect("a session");
+    // A second secret: another new id, and the first one is gone.
+    let (_, html) = page(
+        &b,
+        &app.url(&format!("/links/sess-b?secret={}", secrets[1])),
+    )
+    .await;
+    let res = post(
+        &b,
+        &app.url("/links/sess-b/unlock"),
+        &[("csrf", &csrf_of(&html)), ("secret", &secrets[1])],
+    )
+    .await;
+    let second = session_cookie(&res).expect("a new session");
+    assert_ne!(first, second, "the session id was kept");
+    let with_first = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = with_first
+        .get(app.url("/links/sess-a"))
+        .header("cookie", format!("hop_session={first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "the old id still opens the link"
+    );
+    for slug in ["sess-a", "sess-b"] {
+        let (status, _) = page(&b, &app.url(&format!("/links/{slug}"))).await;
+        assert_eq!(status, StatusCode::OK, "{slug}");
+    }
+    // Making an anonymous link in the UI moves the session again.
+    let (_, html) = page(&b, &app.url("/")).await;
+    let res = post(
+        &b,
+        &app.url("/"),
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("url", "https://example.com/x"),
+            ("slug", "sess-c"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let third = session_cookie(&res).expect("a new session");
+    assert_ne!(second, third);
+    for slug in ["sess-a", "sess-b", "sess-c"] {
+        let (status, _) = page(&b, &app.url(&format!("/links/{slug}"))).await;
+        assert_eq!(status, StatusCode::OK, "{slug}");
+    }
 }
 
 #[tokio::test]
