@@ -339,7 +339,8 @@ pub async fn list_takedowns(
 }
 
 #[utoipa::path(delete, path = "/api/v1/admin/takedowns/{domain}", tag = "abuse",
-    params(("domain" = String, Path, description = "The domain taken down", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain taken down", max_length = 253,
+        pattern = r"^(?:[A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}$")),
     responses(
         (status = 204, description = "Lifted: links to the domain redirect again (unless disabled otherwise)"),
         (status = 400, description = "Invalid domain", body = ErrorBody),
