@@ -328,8 +328,14 @@ impl Application {
 }
 
 /// Largest request head (request line and headers) accepted; a bigger one
-/// is answered 431 by hyper.
+/// is answered 431 (`http::ops::head_bound`).
 pub const MAX_HEAD: usize = 64 * 1024;
+
+/// What hyper buffers of a request head at most (it closes the connection
+/// with a 431 beyond). Its bound is not exact, so it is set above
+/// [`MAX_HEAD`], and heads between the two get a clean 431 from
+/// `head_bound` after being read whole.
+pub const MAX_HEAD_BUFFER: usize = 4 * MAX_HEAD;
 
 /// The HTTP/1.1 server: like `axum::serve`, plus a deadline for request
 /// headers (slow clients cannot hold connections open) and a bound on their
@@ -370,7 +376,7 @@ async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .max_buf_size(MAX_HEAD)
+            .max_buf_size(MAX_HEAD_BUFFER)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .merge(managed)
         .route("/{slug}", get(redirect::follow_link))
         .fallback(pages::fallback)
+        .layer(middleware::from_fn(ops::head_bound))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -135,6 +135,50 @@ pub async fn nosniff(req: Request, next: Next) -> Response {
     res
 }
 
+/// Size of a request head as sent: request line, each header as
+/// `Name: value` with its line break, and the blank line. (A client that
+/// wrote `Name:value` sent a byte less per header than counted.)
+pub fn head_size(req: &Request) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + req.uri().authority().map_or(0, |a| a.as_str().len() + 3)
+        + req.uri().scheme_str().map_or(0, str::len);
+    let line = req.method().as_str().len() + 1 + target + 1 + 8 + 2;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
+}
+
+/// Refuses request heads larger than [`crate::app::MAX_HEAD`] with 431.
+/// hyper bounds what it buffers (a few times that, see `app::serve`), but
+/// not exactly: this makes the documented bound the real one.
+pub async fn head_bound(req: Request, next: Next) -> Response {
+    if head_size(&req) <= crate::app::MAX_HEAD {
+        return next.run(req).await;
+    }
+    let mut res = if req.uri().path().starts_with("/api/") {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "head_too_large",
+            "the request's headers are larger than 64 KiB",
+        )
+        .into_response()
+    } else {
+        super::ui::message(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request too large",
+            "The request's headers are larger than this service accepts.",
+        )
+    };
+    res.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    res
+}
+
 /// Answers 408 when a request is not answered within the configured time
 /// (a client trickling its body, or work stuck somewhere). Applies until the
 /// response starts: streamed bodies (CSV, live) are not cut.
