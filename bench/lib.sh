@@ -35,4 +35,6 @@ start_pg_redis() {
   sleep 0.3
   export HOP_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
   export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/"
+  HOP_CLUSTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  export HOP_CLUSTER_KEY
 }

@@ -90,7 +90,9 @@ impl Application {
                 }
                 Some(url) => {
                     // Cluster: buffer → Redis stream → workers → store.
-                    let redis = Redis::connect(url)
+                    let seal = config.cluster.sealer()?;
+                    let ca = config.cluster.redis_ca_file.as_deref();
+                    let redis = Redis::connect(url, seal.clone(), ca)
                         .await
                         .with_context(|| format!("connecting to {}", redact_url(url)))?;
                     let (sink, rx) = ClickQueue::new(config.click_queue_capacity);
@@ -110,7 +112,9 @@ impl Application {
                     if config.with_worker {
                         // Its own connection: a blocking stream read would
                         // hold up this node's appends and cache lookups.
-                        let worker_redis = Redis::connect(url).await?;
+                        let worker_redis = Redis::connect(url, seal, ca)
+                            .await
+                            .with_context(|| format!("connecting to {}", redact_url(url)))?;
                         let worker = cluster::Worker {
                             redis: worker_redis,
                             writer: BatchWriter {
@@ -448,9 +452,13 @@ pub async fn run_worker(
     let Some(url) = &config.cluster.redis_url else {
         anyhow::bail!("hop worker needs --redis-url (HOP_REDIS_URL)");
     };
-    let redis = Redis::connect(url)
-        .await
-        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+    let redis = Redis::connect(
+        url,
+        config.cluster.sealer()?,
+        config.cluster.redis_ca_file.as_deref(),
+    )
+    .await
+    .with_context(|| format!("connecting to {}", redact_url(url)))?;
     let worker = cluster::Worker {
         redis,
         writer: BatchWriter {

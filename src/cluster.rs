@@ -38,8 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CachedLink, LinkCache};
 use crate::clicks::{BatchWriter, LiveFeed};
-use crate::domain::{ClickEvent, EnrichedClick, Link};
+use crate::domain::{ClickEvent, EnrichedClick, Link, TargetUrl};
 use crate::metrics::names;
+use crate::seal::Sealer;
 use crate::store::Resolution;
 use crate::takedown::Takedowns;
 
@@ -62,11 +63,39 @@ pub struct Redis {
     client: redis::Client,
     conn: ConnectionManager,
     up: AtomicBool,
+    /// Signs and checks everything hop writes to Redis and reads back
+    /// (see [`crate::seal`]).
+    seal: Sealer,
 }
 
 impl Redis {
-    pub async fn connect(url: &str) -> anyhow::Result<Arc<Redis>> {
-        let client = redis::Client::open(url)?;
+    /// Connects to `url` (`redis://` or `rediss://`; user and password
+    /// for Redis AUTH/ACL in the URL), trusting `ca_file` for TLS if given.
+    pub async fn connect(
+        url: &str,
+        seal: Sealer,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Arc<Redis>> {
+        let client = match ca_file {
+            Some(path) => {
+                crate::tls::install_crypto();
+                let root_cert = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )?
+            }
+            None => {
+                if url.starts_with("rediss://") {
+                    crate::tls::install_crypto();
+                }
+                redis::Client::open(url)?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -76,6 +105,7 @@ impl Redis {
             client,
             conn,
             up: AtomicBool::new(true),
+            seal,
         }))
     }
 
@@ -109,17 +139,40 @@ impl Redis {
     pub async fn cached_link(&self, slug: &str) -> Option<CachedLink> {
         let mut conn = self.conn();
         let key = format!("{LINK_PREFIX}{slug}");
-        let got = tokio::time::timeout(CACHE_WAIT, conn.get::<_, Option<String>>(key)).await;
+        let got = tokio::time::timeout(CACHE_WAIT, conn.get::<_, Option<String>>(&key)).await;
         let value = match got {
             Ok(r) => self.mark(r).ok().flatten()?,
             Err(_) => return None,
         };
-        if value == MISSING {
+        let entry = self.open_link_entry(&key, slug, &value);
+        if entry.is_none() {
+            // Not written by a node of this cluster: a forgery, a value moved
+            // from another key, or a stale one. The store decides instead.
+            tracing::warn!(
+                link.slug = slug,
+                "refused a shared cache entry that does not verify"
+            );
+        }
+        entry
+    }
+
+    /// A shared cache entry: sealed for its key, not past the expiry it was
+    /// sealed with (so an old entry cannot be replayed for longer than its
+    /// TTL), for this slug, with a target that passes the same checks as a
+    /// new one.
+    fn open_link_entry(&self, key: &str, slug: &str, value: &str) -> Option<CachedLink> {
+        let payload = self.seal.open(key, value)?;
+        let (expires, body) = payload.split_once(':')?;
+        if expires.parse::<i64>().ok()? < chrono::Utc::now().timestamp_millis() {
+            return None;
+        }
+        if body == MISSING {
             return Some(CachedLink::Missing);
         }
-        serde_json::from_str::<Link>(&value)
-            .ok()
-            .map(|l| CachedLink::Found(Arc::new(l)))
+        let link = serde_json::from_str::<Link>(body).ok()?;
+        let target = TargetUrl::parse(link.target.as_str(), &[]).ok()?;
+        (link.slug.as_str() == slug && target == link.target)
+            .then(|| CachedLink::Found(Arc::new(link)))
     }
 
     pub async fn cache_link(&self, slug: &str, entry: &CachedLink, ttl: Duration) {
@@ -130,6 +183,9 @@ impl Redis {
             },
             CachedLink::Missing => MISSING.to_owned(),
         };
+        let key = format!("{LINK_PREFIX}{slug}");
+        let expires = chrono::Utc::now().timestamp_millis() + ttl.as_millis() as i64;
+        let value = self.seal.seal(&key, &format!("{expires}:{value}"));
         // Not while a recent invalidation's tombstone stands: this value may
         // have been read from the store just before that edit.
         static SET_UNLESS_INVALIDATED: std::sync::LazyLock<redis::Script> =
@@ -142,7 +198,7 @@ impl Redis {
             });
         let mut conn = self.conn();
         let r = SET_UNLESS_INVALIDATED
-            .key(format!("{LINK_PREFIX}{slug}"))
+            .key(key)
             .key(format!("{TOMBSTONE_PREFIX}{slug}"))
             .arg(value)
             .arg(ttl.as_secs().max(1))
@@ -159,7 +215,7 @@ impl Redis {
             .ignore()
             .set_ex(format!("{TOMBSTONE_PREFIX}{slug}"), 1, TOMBSTONE_SECS)
             .ignore()
-            .publish(INVALIDATE, slug)
+            .publish(INVALIDATE, self.seal.seal(INVALIDATE, slug))
             .ignore()
             .query_async::<()>(&mut conn)
             .await;
@@ -172,7 +228,9 @@ impl Redis {
     /// Tells every node to re-read the domain takedowns.
     pub async fn announce_takedowns(&self) {
         let mut conn = self.conn();
-        let r = conn.publish::<_, _, ()>(TAKEDOWNS, "changed").await;
+        let r = conn
+            .publish::<_, _, ()>(TAKEDOWNS, self.seal.seal(TAKEDOWNS, "changed"))
+            .await;
         if let Err(e) = self.mark(r) {
             // Every node re-reads the set every few seconds anyway.
             tracing::warn!(error = %e, "takedown change not published");
@@ -222,12 +280,15 @@ impl Redis {
                 .await,
         )?;
         let bytes = hex::decode(secret).unwrap_or_default();
-        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-            redis::RedisError::from((
+        if bytes.len() != 32 {
+            return Err(redis::RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,
                 "hop:secret is not 32 hex bytes",
-            ))
-        })
+            )));
+        }
+        // What Redis holds is not the secret: it is keyed with the cluster
+        // key, so reading Redis does not give it away.
+        Ok(self.seal.derive("hop:secret", &bytes))
     }
 
     /// Loads the cluster's salt for each UTC day these clicks fall on.
@@ -261,8 +322,10 @@ impl Redis {
                     .await,
             )?;
             let bytes = hex::decode(salt).unwrap_or_default();
-            if let Ok(salt) = <[u8; 32]>::try_from(bytes.as_slice()) {
-                salts.set(day, salt);
+            if bytes.len() == 32 {
+                // Keyed with the cluster key: Redis alone does not give
+                // away the salt (nor, so, let visitor hashes be reversed).
+                salts.set(day, self.seal.derive(&key, &bytes));
             }
         }
         Ok(())
@@ -316,12 +379,17 @@ pub async fn listen(
                 _ = shutdown.cancelled() => return,
                 msg = messages.next() => {
                     let Some(msg) = msg else { break };
-                    let Ok(payload) = msg.get_payload::<String>() else { continue };
-                    match msg.get_channel_name() {
-                        INVALIDATE => cache.invalidate(&payload),
+                    let Ok(sealed) = msg.get_payload::<String>() else { continue };
+                    let channel = msg.get_channel_name();
+                    let Some(payload) = redis.seal.open(channel, &sealed) else {
+                        tracing::warn!(channel, "refused a message that does not verify");
+                        continue;
+                    };
+                    match channel {
+                        INVALIDATE => cache.invalidate(payload),
                         TAKEDOWNS => reload_takedowns(&takedowns),
                         LIVE => {
-                            if let Ok(clicks) = serde_json::from_str::<Vec<EnrichedClick>>(&payload) {
+                            if let Ok(clicks) = serde_json::from_str::<Vec<EnrichedClick>>(payload) {
                                 live.publish(clicks);
                             }
                         }
@@ -372,7 +440,9 @@ pub async fn run_appender(
         loop {
             let mut pipe = redis::pipe();
             for ev in &batch {
-                let json = serde_json::to_string(ev).unwrap_or_default();
+                let json = redis
+                    .seal
+                    .seal(STREAM, &serde_json::to_string(ev).unwrap_or_default());
                 pipe.cmd("XADD")
                     .arg(STREAM)
                     .arg("MAXLEN")
@@ -417,17 +487,22 @@ pub struct Worker {
     pub batch_size: usize,
 }
 
-fn parse_entries(ids: &[StreamId]) -> (Vec<ClickEvent>, Vec<String>) {
+/// The click events of stream entries (entries not sealed by a node of
+/// this cluster are dropped: forged clicks), and every entry's id.
+fn parse_entries(seal: &Sealer, ids: &[StreamId]) -> (Vec<ClickEvent>, Vec<String>) {
     let mut events = Vec::with_capacity(ids.len());
     let mut all = Vec::with_capacity(ids.len());
     for entry in ids {
         all.push(entry.id.clone());
-        match entry
-            .get::<String>("e")
-            .and_then(|json| serde_json::from_str::<ClickEvent>(&json).ok())
-        {
+        match entry.get::<String>("e").and_then(|sealed| {
+            let json = seal.open(STREAM, &sealed)?;
+            serde_json::from_str::<ClickEvent>(json).ok()
+        }) {
             Some(ev) => events.push(ev),
-            None => tracing::error!(stream.id = %entry.id, "unreadable click entry; dropping it"),
+            None => tracing::error!(
+                stream.id = %entry.id,
+                "unreadable or unsigned click entry; dropping it"
+            ),
         }
     }
     (events, all)
@@ -457,7 +532,7 @@ impl Worker {
         if ids.is_empty() {
             return true;
         }
-        let (events, all) = parse_entries(ids);
+        let (events, all) = parse_entries(&self.redis.seal, ids);
         if let Err(e) = self
             .redis
             .share_salts(self.writer.enricher.salts(), &events)
@@ -481,7 +556,10 @@ impl Worker {
             }
         };
         let mut conn = self.redis.conn();
-        let live = serde_json::to_string(&stored).unwrap_or_default();
+        let live = self
+            .redis
+            .seal
+            .seal(LIVE, &serde_json::to_string(&stored).unwrap_or_default());
         let r = redis::pipe()
             .cmd("XACK")
             .arg(STREAM)

@@ -69,12 +69,13 @@ fn secret_file(var: &str) -> anyhow::Result<Option<String>> {
 }
 
 impl Cli {
-    /// Applies `HOP_DATABASE_URL_FILE`, `HOP_REDIS_URL_FILE` and
-    /// `HOP_API_KEY_FILE`: when set, the file's content is used (and wins
+    /// Applies `HOP_DATABASE_URL_FILE`, `HOP_REDIS_URL_FILE`,
+    /// `HOP_CLUSTER_KEY_FILE` and `HOP_API_KEY_FILE`: when set, the file's content is used (and wins
     /// over the plain variable), so secrets need not sit in the environment.
     pub fn resolve_secret_files(&mut self) -> anyhow::Result<()> {
         let db = secret_file("HOP_DATABASE_URL")?;
         let redis = secret_file("HOP_REDIS_URL")?;
+        let cluster_key = secret_file("HOP_CLUSTER_KEY")?;
         let key = secret_file("HOP_API_KEY")?;
         let set_db = |d: &mut DatabaseArgs| {
             if let Some(v) = &db {
@@ -84,6 +85,9 @@ impl Cli {
         let set_redis = |c: &mut ClusterArgs| {
             if let Some(v) = &redis {
                 c.redis_url = Some(v.clone());
+            }
+            if let Some(v) = &cluster_key {
+                c.cluster_key = Some(v.clone());
             }
         };
         let set_key = |c: &mut ClientArgs| {
@@ -262,6 +266,29 @@ pub struct ClusterArgs {
     /// another worker claims it (a dead worker's clicks).
     #[arg(long, env = "HOP_CLAIM_IDLE_MS", default_value_t = 15_000)]
     pub claim_idle_ms: u64,
+    /// Secret shared by every node and worker of a cluster (at least 32
+    /// bytes, e.g. `openssl rand -hex 32`), never stored in Redis: signs
+    /// what hop puts there and keys its salts. Required with --redis-url.
+    #[arg(long, env = "HOP_CLUSTER_KEY", hide_env_values = true)]
+    pub cluster_key: Option<String>,
+    /// PEM file of the CA that signed Redis's certificate (`rediss://`
+    /// URLs); without it, the system's roots are trusted.
+    #[arg(long, env = "HOP_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// The sealer made of `--cluster-key`.
+    pub fn sealer(&self) -> anyhow::Result<crate::seal::Sealer> {
+        let key = self.cluster_key.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "cluster mode needs --cluster-key (HOP_CLUSTER_KEY or HOP_CLUSTER_KEY_FILE): \
+                 a secret of at least 32 bytes shared by every node and worker, \
+                 e.g. `openssl rand -hex 32`"
+            )
+        })?;
+        crate::seal::Sealer::new(key.as_bytes()).map_err(anyhow::Error::msg)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -400,6 +427,11 @@ impl std::fmt::Debug for ClusterArgs {
             )
             .field("stream_maxlen", &self.stream_maxlen)
             .field("claim_idle_ms", &self.claim_idle_ms)
+            .field(
+                "cluster_key",
+                &self.cluster_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redis_ca_file", &self.redis_ca_file)
             .finish()
     }
 }

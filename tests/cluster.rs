@@ -32,6 +32,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The secret every process of a test cluster shares.
+const CLUSTER_KEY: &str = "test-cluster-key-0123456789abcdef0123456789abcdef";
+
 /// A hop process (node or worker), killed on drop.
 struct Hop {
     child: tokio::process::Child,
@@ -39,10 +42,15 @@ struct Hop {
 }
 
 impl Hop {
-    fn command(db: &str, redis: &str) -> tokio::process::Command {
+    fn command(db: &str, redis: &Redis) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hop"));
+        if let Some(ca) = &redis.ca_file {
+            cmd.env("HOP_REDIS_CA_FILE", ca);
+        }
+        let redis = &redis.url;
         cmd.env("HOP_DATABASE_URL", db)
             .env("HOP_REDIS_URL", redis)
+            .env("HOP_CLUSTER_KEY", CLUSTER_KEY)
             .env("HOP_LOG", "error")
             .env("HOP_CLAIM_IDLE_MS", "2000")
             .stdin(Stdio::null())
@@ -52,7 +60,7 @@ impl Hop {
         cmd
     }
 
-    async fn node(db: &str, redis: &str) -> Hop {
+    async fn node(db: &str, redis: &Redis) -> Hop {
         let port = free_port();
         let child = Self::command(db, redis)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -72,7 +80,7 @@ impl Hop {
         Hop { child, base }
     }
 
-    fn worker(db: &str, redis: &str, name: &str) -> Hop {
+    fn worker(db: &str, redis: &Redis, name: &str) -> Hop {
         let child = Self::command(db, redis)
             .args(["worker", "--no-migrate", "--worker-name", name])
             .spawn()
@@ -88,9 +96,18 @@ impl Hop {
     }
 }
 
+/// How the processes reach Redis.
+#[derive(Clone)]
+struct Redis {
+    url: String,
+    /// CA of a TLS Redis (`rediss://`).
+    ca_file: Option<std::path::PathBuf>,
+}
+
 struct Cluster {
     pg: PgServer,
     redis: RedisServer,
+    reach: Redis,
     db_url: String,
     key: String,
     nodes: Vec<Hop>,
@@ -100,8 +117,18 @@ struct Cluster {
 
 impl Cluster {
     async fn start(nodes: usize, workers: usize) -> Cluster {
-        let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
         let redis = RedisServer::start();
+        let reach = Redis {
+            url: redis.url(),
+            ca_file: None,
+        };
+        Self::start_on(redis, reach, nodes, workers).await
+    }
+
+    /// A cluster on a Redis server started by the caller, reached as
+    /// `reach` says (a password, TLS).
+    async fn start_on(redis: RedisServer, reach: Redis, nodes: usize, workers: usize) -> Cluster {
+        let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
         let db = pg.create_db();
         let db_url = pg.url(&db);
         // Migrate once, and make an admin key, before the processes start.
@@ -122,13 +149,14 @@ impl Cluster {
                 .build()
                 .unwrap(),
             redis,
+            reach,
         };
         for _ in 0..nodes {
-            let node = Hop::node(&cluster.db_url, &cluster.redis.url()).await;
+            let node = Hop::node(&cluster.db_url, &cluster.reach).await;
             cluster.nodes.push(node);
         }
         for i in 0..workers {
-            let w = Hop::worker(&cluster.db_url, &cluster.redis.url(), &format!("w{i}"));
+            let w = Hop::worker(&cluster.db_url, &cluster.reach, &format!("w{i}"));
             cluster.workers.push(w);
         }
         cluster
@@ -360,7 +388,7 @@ async fn exact_counts_through_a_killed_worker_and_a_redis_restart() {
     }
     c.workers[0].kill9().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let w = Hop::worker(&c.db_url, &c.redis.url(), "w0-restarted");
+    let w = Hop::worker(&c.db_url, &c.reach, "w0-restarted");
     c.workers.push(w);
     while sent.load(Ordering::Relaxed) < TOTAL / 2 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -463,4 +491,250 @@ async fn a_postgres_outage_keeps_cached_links_and_fails_creates_fast() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+/// A client of the test Redis (for what an attacker with write access
+/// does).
+async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Whoever can write to Redis cannot point a slug elsewhere, move a cached
+/// entry to another slug, replay an expired one, or add clicks: nodes and
+/// workers refuse what was not signed with the cluster key, which Redis
+/// never holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_writers_cannot_forge_links_or_clicks() {
+    use hop::store::LinkStore;
+    let c = Cluster::start(2, 1).await;
+    let slugs = [
+        "real",
+        "f-unsigned",
+        "f-otherkey",
+        "f-moved",
+        "f-expired",
+        "f-script",
+        "ctl",
+    ];
+    for slug in slugs {
+        let res = c
+            .create(
+                0,
+                json!({"url": format!("https://example.com/{slug}"), "slug": slug}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let store = hop::store::postgres::PgStore::open(&c.db_url, false)
+        .await
+        .unwrap();
+    let entry = |slug: &'static str| {
+        let store = &store;
+        async move {
+            let link = store
+                .link_by_slug(&hop::domain::Slug::parse(slug).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            serde_json::to_string(&link).unwrap().replace(
+                &format!("https://example.com/{slug}"),
+                "https://evil.example/",
+            )
+        }
+    };
+    let ours = hop::seal::Sealer::new(CLUSTER_KEY.as_bytes()).unwrap();
+    let theirs = hop::seal::Sealer::new(&[0x42; 32]).unwrap();
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 600_000;
+    let key = |slug: &str| format!("hop:link:{slug}");
+    let forged = [
+        (
+            "f-unsigned",
+            format!("{later}:{}", entry("f-unsigned").await),
+        ),
+        (
+            "f-otherkey",
+            theirs.seal(
+                &key("f-otherkey"),
+                &format!("{later}:{}", entry("f-otherkey").await),
+            ),
+        ),
+        (
+            // Sealed for another slug's key, then moved here.
+            "f-moved",
+            ours.seal(&key("real"), &format!("{later}:{}", entry("f-moved").await)),
+        ),
+        (
+            "f-expired",
+            ours.seal(
+                &key("f-expired"),
+                &format!("1000:{}", entry("f-expired").await),
+            ),
+        ),
+        (
+            "f-script",
+            ours.seal(
+                &key("f-script"),
+                &format!("{later}:{}", entry("f-script").await)
+                    .replace("https://evil.example/", "javascript:alert(1)"),
+            ),
+        ),
+        // The control: sealed right, so the node follows it.
+        (
+            "ctl",
+            ours.seal(&key("ctl"), &format!("{later}:{}", entry("ctl").await)),
+        ),
+    ];
+    let mut r = redis_conn(&c.redis.url()).await;
+    for (slug, value) in &forged {
+        let _: () = redis::AsyncCommands::set(&mut r, key(slug), value)
+            .await
+            .unwrap();
+    }
+    // Node 2 has none of them in its own cache: it reads Redis.
+    for (slug, _) in &forged {
+        let res = c.redirect(1, slug).await;
+        let want = if *slug == "ctl" {
+            "https://evil.example/".to_owned()
+        } else {
+            format!("https://example.com/{slug}")
+        };
+        assert_eq!(res.headers()["location"], want.as_str(), "{slug}");
+    }
+    assert_eq!(c.redirect(1, "real").await.status(), StatusCode::FOUND);
+
+    // Clicks appended straight to the stream are dropped by the worker.
+    let pool = sqlx::PgPool::connect(&c.db_url).await.unwrap();
+    let (link_id,): (i64,) = sqlx::query_as("SELECT id FROM links WHERE slug = 'real'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let event = json!({
+        "event_id": "0190a0a0-0000-7000-8000-000000000001",
+        "link_id": link_id, "at": now, "ip": "203.0.113.9",
+        "user_agent": FIREFOX, "referrer": null, "utm": {},
+        "region": "local", "withheld": false
+    });
+    for _ in 0..5 {
+        let _: String = redis::cmd("XADD")
+            .arg("hop:clicks")
+            .arg("*")
+            .arg("e")
+            .arg(event.to_string())
+            .query_async(&mut r)
+            .await
+            .unwrap();
+    }
+    // Served: every forged slug once, `real` twice.
+    assert_eq!(c.redirect(0, "real").await.status(), StatusCode::FOUND);
+    c.wait_total("real", 2, Duration::from_secs(20)).await;
+    // Nothing else is ever counted, and the forged entries are gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (raw, _) = c.raw_clicks().await;
+        assert!(raw <= 8, "{raw} clicks stored, 8 served");
+        if raw == 8 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{raw} of 8 clicks stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.total(0, "real").await, 2);
+    assert_eq!(c.raw_clicks().await.0, 8);
+    let left: u64 = redis::cmd("XLEN")
+        .arg("hop:clicks")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "forged entries left in the stream");
+}
+
+/// Redis with a password (the default user) or an ACL user of its own, and
+/// Redis over TLS with a private CA: the cluster works through each, and a
+/// node with the wrong password or without the CA does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_auth_acl_users_and_tls() {
+    let password = RedisServer::start_with(&["--requirepass", "S3cretPW"]);
+    let acl = RedisServer::start_with(&[
+        "--user",
+        "hop",
+        "on",
+        ">Hop-ACL-pw",
+        "~hop:*",
+        "&hop:*",
+        "+@all",
+    ]);
+    let (tls, ca) = RedisServer::start_tls();
+    let cases = [
+        (
+            format!("redis://:S3cretPW@127.0.0.1:{}/", password.port),
+            None,
+            password,
+        ),
+        (
+            format!("redis://hop:Hop-ACL-pw@127.0.0.1:{}/", acl.port),
+            None,
+            acl,
+        ),
+        (tls.url(), Some(ca.clone()), tls),
+    ];
+    for (url, ca_file, server) in cases {
+        let reach = Redis {
+            url: url.clone(),
+            ca_file: ca_file.clone(),
+        };
+        let c = Cluster::start_on(server, reach.clone(), 2, 1).await;
+        let res = c
+            .create(0, json!({"url": "https://example.com/", "slug": "through"}))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        for n in [0, 1, 0] {
+            assert_eq!(c.redirect(n, "through").await.status(), StatusCode::FOUND);
+        }
+        c.wait_total("through", 3, Duration::from_secs(20)).await;
+        // A wrong password, or TLS without the CA: the node refuses to start.
+        let wrong = match &ca_file {
+            Some(_) => Redis {
+                url: url.clone(),
+                ca_file: None,
+            },
+            None => Redis {
+                url: url
+                    .replace(":S3cretPW@", ":nope@")
+                    .replace(":Hop-ACL-pw@", ":nope@"),
+                ca_file: None,
+            },
+        };
+        let out = Hop::command(&c.db_url, &wrong)
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-migrate"])
+            .stderr(Stdio::piped())
+            .output();
+        assert_ne!(
+            wrong.url == url,
+            wrong.ca_file == ca_file,
+            "{url}: nothing wrong"
+        );
+        let out = tokio::time::timeout(Duration::from_secs(20), out)
+            .await
+            .unwrap_or_else(|_| panic!("{url}: a node that cannot reach Redis gives up"))
+            .unwrap();
+        assert!(!out.status.success(), "{url}: started anyway");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !said.contains("S3cretPW") && !said.contains("Hop-ACL-pw"),
+            "{said}"
+        );
+    }
 }

@@ -20,6 +20,9 @@ pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)
 pub const GOOGLEBOT: &str =
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
+/// The secret the nodes of a cluster-mode test app share.
+pub const CLUSTER_KEY: &str = "test-cluster-key-0123456789abcdef0123456789abcdef";
+
 /// Real GeoIP databases fetched by scripts/test-data.sh.
 pub fn testdata(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -125,6 +128,7 @@ impl TestApp {
             if let Some((db, redis)) = &dir.cluster {
                 c.database.database_url = db.clone();
                 c.cluster.redis_url = Some(redis.url());
+                c.cluster.cluster_key = Some(CLUSTER_KEY.to_owned());
                 c.with_worker = i < 2;
                 c.cluster.claim_idle_ms = 2_000;
             }
