@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve redirects, the API and the UI.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Shorten a URL through a running server's API.
@@ -219,7 +219,7 @@ pub struct ServeConfig {
     #[arg(long, env = "HOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
     /// Links created without an API key, per client IP (`30/min`, `5/s`,
-    /// `1000/h`; `0`: no limit).
+    /// `1000/h`: a count per second, minute or hour; `0`: no limit).
     #[arg(long, env = "HOP_RATE_CREATE", default_value = "30/min")]
     pub rate_create: crate::ratelimit::Rate,
     /// Failed authentications per client IP before it is refused for a while.
@@ -286,7 +286,7 @@ impl ServeConfig {
             database_url,
         ]);
         match cli.command {
-            Command::Serve(c) => c,
+            Command::Serve(c) => *c,
             _ => unreachable!("parsed a serve command"),
         }
     }

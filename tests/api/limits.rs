@@ -164,3 +164,103 @@ async fn api_calls_are_limited_per_key() {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// POSTs `body` to `path` as a client at `ip` (through the trusted loopback
+/// proxy), with `bearer` if given.
+async fn post_from(
+    app: &TestApp,
+    path: &str,
+    ip: &str,
+    bearer: Option<&str>,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.any_url(path))
+        .header("x-forwarded-for", ip)
+        .json(&body);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.unwrap()
+}
+
+async fn create_from(app: &TestApp, ip: &str) -> reqwest::Response {
+    post_from(
+        app,
+        "/api/v1/links",
+        ip,
+        None,
+        json!({"url": "https://example.com/"}),
+    )
+    .await
+}
+
+/// Asserts a 429 `rate_limited` with a `Retry-After`; returns it in seconds.
+async fn assert_limited(res: reqwest::Response) -> u64 {
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into())
+    );
+    retry.expect("a 429 carries Retry-After")
+}
+
+#[tokio::test]
+async fn hourly_rates_are_per_hour() {
+    let app = TestApp::spawn_with(|c| {
+        limited(c);
+        c.rate_create = "3/h".parse().unwrap();
+        c.rate_auth_failures = "2/h".parse().unwrap();
+    })
+    .await;
+    let cluster = app.dir.redis_url().is_some();
+    for (n, left) in [2, 1, 0].into_iter().enumerate() {
+        let res = create_from(&app, "198.51.100.40").await;
+        assert_eq!(res.status(), StatusCode::CREATED, "creation {n}");
+        let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("ratelimit-limit"), "3");
+        assert_eq!(header("ratelimit-remaining"), left.to_string());
+        let reset: u64 = header("ratelimit-reset").parse().unwrap();
+        if cluster {
+            // Fixed one-hour windows: whole again when this one ends.
+            assert!((1..=3600).contains(&reset), "{reset}");
+        } else {
+            // One comes back every 20 minutes.
+            assert_eq!(reset, 1200 * (3 - left), "creation {n}");
+        }
+    }
+    let retry = assert_limited(create_from(&app, "198.51.100.40").await).await;
+    if cluster {
+        assert!((1..=3600).contains(&retry), "{retry}");
+    } else {
+        assert!((1100..=1200).contains(&retry), "{retry}");
+    }
+    // Two failed authentications an hour, then locked out for long.
+    for n in 0..2 {
+        let res = app
+            .client
+            .get(app.any_url("/api/v1/links"))
+            .header("x-forwarded-for", "198.51.100.41")
+            .bearer_auth(format!("hop_wrong{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let res = app
+        .client
+        .get(app.any_url("/api/v1/links"))
+        .header("x-forwarded-for", "198.51.100.41")
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let retry = assert_limited(res).await;
+    if !cluster {
+        assert!((1700..=1800).contains(&retry), "{retry}");
+    }
+}
