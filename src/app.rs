@@ -162,6 +162,7 @@ impl Application {
             own_hosts,
             trusted_proxies: config.trusted_proxies.clone(),
             limiter,
+            ipv6_prefix: config.rate_ipv6_prefix,
             refuse_private_targets: config.refuse_private_targets,
             blocklist,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),

@@ -218,16 +218,22 @@ pub struct ServeConfig {
     /// Seconds a request may take to be answered (streams excepted).
     #[arg(long, env = "HOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Links created without an API key, per client IP (`30/min`, `5/s`,
+    /// Links created without an API key, per client (`30/min`, `5/s`,
     /// `1000/h`: a count per second, minute or hour; `0`: no limit).
     #[arg(long, env = "HOP_RATE_CREATE", default_value = "30/min")]
     pub rate_create: crate::ratelimit::Rate,
-    /// Failed authentications per client IP before it is refused for a while.
+    /// Failed authentications per client before it is refused for a while.
     #[arg(long, env = "HOP_RATE_AUTH_FAILURES", default_value = "10/min")]
     pub rate_auth_failures: crate::ratelimit::Rate,
     /// API calls per API key.
     #[arg(long, env = "HOP_RATE_API", default_value = "1200/min")]
     pub rate_api: crate::ratelimit::Rate,
+    /// Bits of an IPv6 address that name one client for limits and caps
+    /// (a subscriber usually holds a whole /64); IPv4 clients are their
+    /// address.
+    #[arg(long, env = "HOP_RATE_IPV6_PREFIX", default_value_t = 64,
+        value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub rate_ipv6_prefix: u8,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Also run a click worker in this process (cluster mode).
@@ -419,5 +425,25 @@ mod tests {
         };
         assert_eq!(c.trusted_proxies.len(), 2);
         assert!(!c.anonymous_links);
+    }
+
+    #[test]
+    fn limit_flags_parse_and_are_bounded() {
+        let c = ServeConfig::for_tests("memory://");
+        assert_eq!(c.rate_ipv6_prefix, 64);
+        let serve = |extra: &[&str]| {
+            let mut args = vec!["hop", "serve"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Serve(c) => *c,
+                _ => unreachable!("parsed a serve command"),
+            })
+        };
+        let c = serve(&["--rate-ipv6-prefix", "48", "--rate-auth-failures", "10/h"]).unwrap();
+        assert_eq!(c.rate_ipv6_prefix, 48);
+        assert_eq!(c.rate_auth_failures.count, 10);
+        assert_eq!(c.rate_auth_failures.period.as_secs(), 3600);
+        assert!(serve(&["--rate-ipv6-prefix", "0"]).is_err());
+        assert!(serve(&["--rate-ipv6-prefix", "129"]).is_err());
     }
 }

@@ -1,12 +1,15 @@
-//! Rate limits: link creation and failed authentication per client IP,
-//! API calls per API key. A rate is a count per period (`10/h` is ten an
-//! hour). In process the limits are GCRA limiters (governor: one comes back
-//! every period/count, up to count at once); in cluster mode they are
-//! counters in Redis shared by every node (fixed windows one period long),
-//! so a client cannot multiply its allowance by spreading requests over
-//! nodes. If Redis does not answer, requests are let through (fail open)
-//! rather than refused.
+//! Rate limits: link creation and failed authentication per client,
+//! API calls per API key. A client is its IPv4
+//! address, or its IPv6 address's network prefix (a /64 by default: one
+//! subscriber usually holds a whole one), see [`ip_key`]. A rate is a count
+//! per period (`10/h` is ten an hour). In process the limits are GCRA
+//! limiters (governor: one comes back every period/count, up to count at
+//! once); in cluster mode they are counters in Redis shared by every node
+//! (fixed windows one period long), so a client cannot multiply its
+//! allowance by spreading requests over nodes. If Redis does not answer,
+//! requests are let through (fail open) rather than refused.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,11 +72,24 @@ impl std::str::FromStr for Rate {
     }
 }
 
+/// The key a client address is limited by: an IPv4 address whole (an
+/// IPv4-mapped IPv6 address is that IPv4 address), an IPv6 address by its
+/// first `v6_prefix` bits, since one subscriber is usually given a whole
+/// /64 (or /56, /48) and could otherwise take a fresh address per request.
+pub fn ip_key(ip: IpAddr, v6_prefix: u8) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, v6_prefix.min(128))
+            .map(|net| net.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
-    /// Links created without an API key, per client IP.
+    /// Links created without an API key, per client.
     Create,
-    /// Failed authentications, per client IP.
+    /// Failed authentications, per client.
     AuthFailure,
     /// API calls, per API key.
     Api,
@@ -455,5 +471,20 @@ mod tests {
         let d = SharedLimiter::decision(10, 10, 5);
         assert!(d.allowed && d.remaining == 0);
         assert!(!SharedLimiter::decision(10, 11, 5).allowed);
+    }
+
+    #[test]
+    fn clients_are_ipv4_addresses_and_ipv6_prefixes() {
+        let key = |ip: &str, prefix| ip_key(ip.parse().unwrap(), prefix);
+        assert_eq!(key("198.51.100.7", 64), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7", 64), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7", 48), "198.51.100.7");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1", 64), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1", 64), key("2001:db8:1:2::1", 64));
+        assert_eq!(key("2001:db8:1:2:3::", 48), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_ne!(key("2001:db8::1", 128), key("2001:db8::2", 128));
+        assert_eq!(key("::1", 64), "::/64");
     }
 }

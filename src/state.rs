@@ -59,6 +59,9 @@ pub struct StateInner {
     pub tracking: Tracking,
     /// Rate limits (in process, or shared through Redis in cluster mode).
     pub limiter: Arc<dyn crate::ratelimit::Limiter>,
+    /// Bits of an IPv6 address that name one client for limits and caps:
+    /// one subscriber usually holds a whole /64.
+    pub ipv6_prefix: u8,
     /// Region stamped on every click this node serves.
     pub region: String,
     /// Renders `/metrics`.

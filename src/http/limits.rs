@@ -1,7 +1,10 @@
-//! Rate limits on the API: failed authentications per client IP, calls per
-//! API key, anonymous link creation per client IP. Limited answers are 429
+//! Rate limits on the API: failed authentications per client, calls per
+//! API key, anonymous link creation per client. A client is its IPv4
+//! address or its IPv6 prefix (see [`client_key`]). Limited answers are 429
 //! with `Retry-After`; answers under a limit carry `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset`.
+
+use std::net::IpAddr;
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
@@ -10,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::extract::{PeerAddr, client_ip};
+use super::extract::{PeerAddr, client_addr};
 use crate::auth::Token;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::AppState;
@@ -45,13 +48,20 @@ fn key_id(token: &Token) -> String {
     hex::encode(&token.hash()[..16])
 }
 
+/// The key a client's limits and caps are counted under: its address as
+/// the trusted proxies tell it, IPv6 addresses grouped by
+/// `--rate-ipv6-prefix`.
+pub fn client_key(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String {
+    client_addr(peer, headers, &state.trusted_proxies).limit_key(state.ipv6_prefix)
+}
+
 pub async fn limit_api(
     State(state): State<AppState>,
     PeerAddr(peer): PeerAddr,
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = client_ip(peer, req.headers(), &state.trusted_proxies).to_string();
+    let ip = client_key(&state, peer, req.headers());
     if let Some(d) = state.limiter.refused(Bucket::AuthFailure, &ip).await {
         return too_many(
             &d,

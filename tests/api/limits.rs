@@ -264,3 +264,94 @@ async fn hourly_rates_are_per_hour() {
         assert!((1700..=1800).contains(&retry), "{retry}");
     }
 }
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_per_64_and_mapped_ipv4_as_ipv4() {
+    let app = TestApp::spawn_with(limited).await;
+    // Three addresses of one /64: one client.
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:aaaa::3"] {
+        assert_eq!(create_from(&app, ip).await.status(), StatusCode::CREATED);
+    }
+    assert_limited(create_from(&app, "2001:db8:1:2:ffff:ffff:ffff:ffff").await).await;
+    // The next /64 is someone else.
+    assert_eq!(
+        create_from(&app, "2001:db8:1:3::1").await.status(),
+        StatusCode::CREATED
+    );
+    // An IPv4-mapped IPv6 address is that IPv4 client.
+    for _ in 0..3 {
+        let res = create_from(&app, "198.51.100.30").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    assert_limited(create_from(&app, "::ffff:198.51.100.30").await).await;
+    // IPv4 addresses are never grouped.
+    assert_eq!(
+        create_from(&app, "198.51.100.31").await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn failed_authentication_is_counted_per_ipv6_64() {
+    let app = TestApp::spawn_with(limited).await;
+    for n in 0..4 {
+        let res = app
+            .client
+            .get(app.any_url("/api/v1/links"))
+            .header("x-forwarded-for", format!("2001:db8:7:7::{n:x}"))
+            .bearer_auth(format!("hop_wrong{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    // Another address of the same /64 is locked out, even with a good key.
+    let res = app
+        .client
+        .get(app.any_url("/api/v1/links"))
+        .header("x-forwarded-for", "2001:db8:7:7:1:2:3:4")
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_limited(res).await;
+}
+
+#[tokio::test]
+async fn forwarded_for_entries_with_ports_brackets_or_garbage_name_the_client() {
+    let app = TestApp::spawn_with(limited).await;
+    // One IPv4 client, written three ways (garbage it prepended is not
+    // read: the proxy's entry to the right of it names the client).
+    for ip in [
+        "garbage, 198.51.100.50:4711",
+        "198.51.100.50:1234",
+        "198.51.100.50",
+    ] {
+        assert_eq!(create_from(&app, ip).await.status(), StatusCode::CREATED);
+    }
+    assert_limited(create_from(&app, "198.51.100.50").await).await;
+    // One IPv6 client (one /64), bracketed with and without a port.
+    for ip in ["[2001:db8:9::1]:443", "[2001:db8:9::2]", "2001:db8:9::3"] {
+        assert_eq!(create_from(&app, ip).await.status(), StatusCode::CREATED);
+    }
+    assert_limited(create_from(&app, "[2001:db8:9::4]:80").await).await;
+    // The proxy's own allowance used up (no header: the proxy is the client)…
+    for _ in 0..3 {
+        let res = app
+            .client
+            .post(app.any_url("/api/v1/links"))
+            .json(&json!({"url": "https://example.com/"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    // …a client the proxy could only name by garbage is a client of its
+    // own, not the proxy: it has its own allowance.
+    for _ in 0..3 {
+        let res = create_from(&app, "unknown").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    assert_limited(create_from(&app, "unknown").await).await;
+    assert_limited(create_from(&app, "127.0.0.1").await).await;
+}
