@@ -133,6 +133,7 @@ impl Application {
             create: config.rate_create,
             auth_failures: config.rate_auth_failures,
             api: config.rate_api,
+            link_secret: config.rate_link_secret,
         };
         let limiter: Arc<dyn crate::ratelimit::Limiter> = match &shared {
             Some(redis) => Arc::new(crate::ratelimit::SharedLimiter::new(limits, redis.clone())),

@@ -218,8 +218,9 @@ pub struct ServeConfig {
     /// Seconds a request may take to be answered (streams excepted).
     #[arg(long, env = "HOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Links created without an API key, per client (`30/min`, `5/s`,
-    /// `1000/h`: a count per second, minute or hour; `0`: no limit).
+    /// Links created and reports made without an API key, per client
+    /// (`30/min`, `5/s`, `1000/h`: a count per second, minute or hour;
+    /// `0`: no limit).
     #[arg(long, env = "HOP_RATE_CREATE", default_value = "30/min")]
     pub rate_create: crate::ratelimit::Rate,
     /// Failed authentications per client before it is refused for a while.
@@ -228,6 +229,9 @@ pub struct ServeConfig {
     /// API calls per API key.
     #[arg(long, env = "HOP_RATE_API", default_value = "1200/min")]
     pub rate_api: crate::ratelimit::Rate,
+    /// API calls per link secret (the holder of an anonymous link).
+    #[arg(long, env = "HOP_RATE_LINK_SECRET", default_value = "300/min")]
+    pub rate_link_secret: crate::ratelimit::Rate,
     /// Bits of an IPv6 address that name one client for limits and caps
     /// (a subscriber usually holds a whole /64); IPv4 clients are their
     /// address.
@@ -431,6 +435,7 @@ mod tests {
     fn limit_flags_parse_and_are_bounded() {
         let c = ServeConfig::for_tests("memory://");
         assert_eq!(c.rate_ipv6_prefix, 64);
+        assert_eq!(c.rate_link_secret.count, 300);
         let serve = |extra: &[&str]| {
             let mut args = vec!["hop", "serve"];
             args.extend_from_slice(extra);

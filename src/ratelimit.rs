@@ -1,5 +1,5 @@
 //! Rate limits: link creation and failed authentication per client,
-//! API calls per API key. A client is its IPv4
+//! API calls per API key and per link secret. A client is its IPv4
 //! address, or its IPv6 address's network prefix (a /64 by default: one
 //! subscriber usually holds a whole one), see [`ip_key`]. A rate is a count
 //! per period (`10/h` is ten an hour). In process the limits are GCRA
@@ -87,12 +87,14 @@ pub fn ip_key(ip: IpAddr, v6_prefix: u8) -> String {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
-    /// Links created without an API key, per client.
+    /// Links created (and reports made) without an API key, per client.
     Create,
     /// Failed authentications, per client.
     AuthFailure,
     /// API calls, per API key.
     Api,
+    /// API calls, per link secret (anonymous links' holders).
+    LinkSecret,
 }
 
 impl Bucket {
@@ -101,6 +103,7 @@ impl Bucket {
             Bucket::Create => "create",
             Bucket::AuthFailure => "authfail",
             Bucket::Api => "api",
+            Bucket::LinkSecret => "secret",
         }
     }
 }
@@ -110,6 +113,7 @@ pub struct Limits {
     pub create: Rate,
     pub auth_failures: Rate,
     pub api: Rate,
+    pub link_secret: Rate,
 }
 
 impl Limits {
@@ -118,6 +122,7 @@ impl Limits {
             Bucket::Create => self.create,
             Bucket::AuthFailure => self.auth_failures,
             Bucket::Api => self.api,
+            Bucket::LinkSecret => self.link_secret,
         }
     }
 }
@@ -162,6 +167,7 @@ pub struct LocalLimiter {
     create: Option<Keyed>,
     auth_failures: Option<Keyed>,
     api: Option<Keyed>,
+    link_secret: Option<Keyed>,
     clock: DefaultClock,
     /// Keys refused until a moment: governor cannot look without taking, so
     /// a refusal is remembered for [`Limiter::refused`].
@@ -183,6 +189,7 @@ impl LocalLimiter {
             create: keyed(limits.create),
             auth_failures: keyed(limits.auth_failures),
             api: keyed(limits.api),
+            link_secret: keyed(limits.link_secret),
             limits,
             clock: DefaultClock::default(),
             refused_until: moka::sync::Cache::builder()
@@ -197,6 +204,7 @@ impl LocalLimiter {
             Bucket::Create => self.create.as_ref(),
             Bucket::AuthFailure => self.auth_failures.as_ref(),
             Bucket::Api => self.api.as_ref(),
+            Bucket::LinkSecret => self.link_secret.as_ref(),
         }
     }
 
@@ -254,9 +262,14 @@ impl Limiter for LocalLimiter {
         }
         // Idle keys are forgotten now and then.
         if rand::random_ratio(1, 1000) {
-            for l in [&self.create, &self.auth_failures, &self.api]
-                .into_iter()
-                .flatten()
+            for l in [
+                &self.create,
+                &self.auth_failures,
+                &self.api,
+                &self.link_secret,
+            ]
+            .into_iter()
+            .flatten()
             {
                 l.retain_recent();
             }
@@ -400,6 +413,7 @@ mod tests {
             create: create.parse().unwrap(),
             auth_failures: auth_failures.parse().unwrap(),
             api: Rate::UNLIMITED,
+            link_secret: Rate::UNLIMITED,
         }
     }
 

@@ -355,3 +355,114 @@ async fn forwarded_for_entries_with_ports_brackets_or_garbage_name_the_client() 
     assert_limited(create_from(&app, "unknown").await).await;
     assert_limited(create_from(&app, "127.0.0.1").await).await;
 }
+
+#[tokio::test]
+async fn bearer_tokens_that_authenticate_nobody_are_limited_as_anonymous() {
+    let app = TestApp::spawn_with(limited).await;
+    let ip = "198.51.100.20";
+    let report = json!({"slug": "somelink", "reason": "spam"});
+    // A made-up token, a made-up key and a link secret's shape: none of
+    // them is a key that authenticates, so all take from the address's
+    // anonymous allowance (3/min).
+    let tokens = ["x", "hop_madeup", "hls_madeup", "hop_other"];
+    let mut created = 0;
+    for n in 0..8 {
+        let res = post_from(
+            &app,
+            "/api/v1/reports",
+            ip,
+            Some(tokens[n % tokens.len()]),
+            report.clone(),
+        )
+        .await;
+        if res.status() == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_limited(res).await;
+        }
+    }
+    assert_eq!(created, 3, "a bogus bearer token skipped the limit");
+    // Link creation draws on the same allowance, whatever the token.
+    for token in tokens {
+        let res = post_from(
+            &app,
+            "/api/v1/links",
+            ip,
+            Some(token),
+            json!({"url": "https://example.com/"}),
+        )
+        .await;
+        assert_limited(res).await;
+    }
+    // A key that authenticates is limited per key, not by the address.
+    let res = post_from(
+        &app,
+        "/api/v1/reports",
+        ip,
+        Some(&app.admin_key),
+        report.clone(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["ratelimit-limit"], "5");
+}
+
+/// Creates an anonymous link from `ip`; its slug and secret.
+async fn anonymous_link(app: &TestApp, ip: &str) -> (String, String) {
+    let res = create_from(app, ip).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let link: serde_json::Value = res.json().await.unwrap();
+    (
+        link["slug"].as_str().unwrap().to_owned(),
+        link["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn link_secrets_have_an_api_allowance_of_their_own() {
+    let app = TestApp::spawn_with(|c| {
+        limited(c);
+        c.rate_link_secret = "4/min".parse().unwrap();
+    })
+    .await;
+    let (slug, secret) = anonymous_link(&app, "198.51.100.60").await;
+    let (other_slug, other_secret) = anonymous_link(&app, "198.51.100.61").await;
+    let path = format!("/api/v1/links/{slug}");
+    for left in [3, 2, 1, 0] {
+        let res = app.api(Method::GET, &path, Some(&secret), None).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["ratelimit-limit"], "4");
+        assert_eq!(
+            res.headers()["ratelimit-remaining"],
+            left.to_string().as_str()
+        );
+    }
+    // Whatever the endpoint: stats, live stream, edits.
+    for path in [
+        format!("/api/v1/links/{slug}/stats"),
+        format!("/api/v1/links/{slug}/live"),
+    ] {
+        let res = app.api(Method::GET, &path, Some(&secret), None).await;
+        assert_limited(res).await;
+    }
+    let res = app
+        .api(
+            Method::PATCH,
+            &path,
+            Some(&secret),
+            Some(json!({"title": "x"})),
+        )
+        .await;
+    assert_limited(res).await;
+    // Another link's secret has its own allowance.
+    let res = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/links/{other_slug}"),
+            Some(&other_secret),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["ratelimit-remaining"], "3");
+}
