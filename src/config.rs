@@ -238,6 +238,20 @@ pub struct ServeConfig {
     #[arg(long, env = "HOP_RATE_IPV6_PREFIX", default_value_t = 64,
         value_parser = clap::value_parser!(u8).range(1..=128))]
     pub rate_ipv6_prefix: u8,
+    /// Live streams open at once per link, on each node (0: no cap).
+    #[arg(long, env = "HOP_LIVE_STREAMS_PER_LINK", default_value_t = 10)]
+    pub live_streams_per_link: usize,
+    /// Live streams open at once per client, on each node (0: no cap).
+    #[arg(long, env = "HOP_LIVE_STREAMS_PER_CLIENT", default_value_t = 20)]
+    pub live_streams_per_client: usize,
+    /// Live streams open at once on this node (0: no cap).
+    #[arg(long, env = "HOP_LIVE_STREAMS_MAX", default_value_t = 2_000)]
+    pub live_streams_max: usize,
+    /// Connections open at once; at the cap no more are accepted until one
+    /// closes (they wait in the listen backlog). Keep it under the open
+    /// files limit (`ulimit -n`). 0: no cap.
+    #[arg(long, env = "HOP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Also run a click worker in this process (cluster mode).
@@ -436,6 +450,7 @@ mod tests {
         let c = ServeConfig::for_tests("memory://");
         assert_eq!(c.rate_ipv6_prefix, 64);
         assert_eq!(c.rate_link_secret.count, 300);
+        assert_eq!(c.max_connections, 10_000);
         let serve = |extra: &[&str]| {
             let mut args = vec!["hop", "serve"];
             args.extend_from_slice(extra);

@@ -12,6 +12,8 @@
 //! - [`cluster`]: cluster mode over Redis: shared cache and invalidation,
 //!   the click stream and its workers, shared salts, the live relay.
 //! - [`auth`]: API keys and per-link secrets; [`session`]: web UI sessions.
+//! - [`ratelimit`]: rate limits per client, key and link secret;
+//!   [`slots`]: caps on live streams open at once.
 //! - [`http`]: the axum router: redirect, `/api/v1`, live streams, the web
 //!   UI (templates and embedded assets), ops endpoints.
 //! - [`app`]: wiring: `Application::build(config)` and graceful shutdown.
@@ -30,6 +32,7 @@ pub mod http;
 pub mod metrics;
 pub mod ratelimit;
 pub mod session;
+pub mod slots;
 pub mod state;
 pub mod stats;
 pub mod store;

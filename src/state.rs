@@ -62,6 +62,8 @@ pub struct StateInner {
     /// Bits of an IPv6 address that name one client for limits and caps:
     /// one subscriber usually holds a whole /64.
     pub ipv6_prefix: u8,
+    /// Live streams open on this node, capped per link, client and node.
+    pub live_slots: Arc<crate::slots::LiveSlots>,
     /// Region stamped on every click this node serves.
     pub region: String,
     /// Renders `/metrics`.

@@ -9,13 +9,17 @@
 //!   behind: clicks may have been missed, re-read the stats;
 //! - `click` per stored click, with the node's increasing sequence number as
 //!   the event id.
+//!
+//! Streams are capped per link, per client and per node (see
+//! [`crate::slots`]): beyond the first two a 429, beyond the last a 503.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
@@ -26,10 +30,13 @@ use utoipa::ToSchema;
 
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
+use super::extract::PeerAddr;
+use super::limits::client_key;
 use super::stats::dimension_key;
 use crate::clicks::LiveClick;
 use crate::domain::{Dimension, LinkId};
 use crate::metrics::names;
+use crate::slots::{Full, LiveSlot};
 use crate::state::AppState;
 
 /// Shortest gap between two `totals` events of one stream.
@@ -114,21 +121,29 @@ fn totals_event(t: &LiveTotals) -> Event {
         (status = 200, description = "text/event-stream of `totals` (LiveTotals), `click` (LiveClickBody) and `resync` events", content_type = "text/event-stream", body = String),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
+        (status = 429, description = "Too many live streams open for this link or from this client (`too_many_streams`), or rate limited", body = ErrorBody),
+        (status = 503, description = "This node has as many live streams open as it serves (`too_many_streams`)", body = ErrorBody),
     ),
     security(("api_key" = []), ("link_secret" = [])))]
 pub async fn live_clicks(
     State(state): State<AppState>,
     caller: Caller,
+    PeerAddr(peer): PeerAddr,
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
+    let client = client_key(&state, peer, &headers);
+    let slot = match state.live_slots.take(link.id, &client) {
+        Ok(slot) => slot,
+        Err(full) => return Ok(streams_full(full)),
+    };
     // Subscribe before reading the totals, so no click falls in between.
     let rx = state.live.subscribe();
     let first = totals(&state, link.id).await?;
     let resumed = headers.contains_key("last-event-id");
     let (tx, out) = mpsc::channel::<Event>(256);
-    tokio::spawn(feed(state.clone(), link.id, rx, tx, first, resumed));
+    tokio::spawn(feed(state.clone(), link.id, rx, tx, first, resumed, slot));
     let stream = events(out);
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -139,12 +154,36 @@ pub async fn live_clicks(
     Ok(res)
 }
 
+/// The answer when a cap on open streams is reached. Streams end only when
+/// closed, so the client is told to wait a little before it tries again.
+fn streams_full(full: Full) -> Response {
+    let (status, message) = match full {
+        Full::Link => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "this link has as many live streams open as it may; close one first",
+        ),
+        Full::Client => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "your address has as many live streams open as it may; close one first",
+        ),
+        Full::Node => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server has as many live streams open as it serves; try again later",
+        ),
+    };
+    let mut res = ApiError::new(status, "too_many_streams", message).into_response();
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    res
+}
+
 fn events(mut rx: mpsc::Receiver<Event>) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok)))
 }
 
 /// Forwards one link's clicks to one client until it goes away or the
-/// server shuts down.
+/// server shuts down; its place among the open streams (`_slot`) is given
+/// back then.
 async fn feed(
     state: AppState,
     link: LinkId,
@@ -152,6 +191,7 @@ async fn feed(
     tx: mpsc::Sender<Event>,
     first: LiveTotals,
     resumed: bool,
+    _slot: LiveSlot,
 ) {
     let gauge = metrics::gauge!(names::LIVE_STREAMS);
     gauge.increment(1.0);

@@ -466,3 +466,121 @@ async fn link_secrets_have_an_api_allowance_of_their_own() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["ratelimit-remaining"], "3");
 }
+
+/// Opens `/live` for `slug` on the first node as a client at `ip`; the
+/// response is kept open by the caller.
+async fn open_live(app: &TestApp, slug: &str, token: &str, ip: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/api/v1/links/{slug}/live")))
+        .header("x-forwarded-for", ip)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn live_streams_are_capped_per_link_per_client_and_per_node() {
+    let app = TestApp::spawn_with(|c| {
+        c.live_streams_per_link = 2;
+        c.live_streams_per_client = 3;
+        c.live_streams_max = 5;
+    })
+    .await;
+    let (a, secret) = anonymous_link(&app, "198.51.100.70").await;
+    for slug in ["lb", "lc", "ld"] {
+        app.create_slug(slug, "https://example.com/").await;
+    }
+    let key = app.admin_key.clone();
+    let (one, two, three) = ("198.51.100.71", "198.51.100.72", "198.51.100.73");
+    let mut open = Vec::new();
+    // Per link: one anonymous link's secret opens two streams, not more,
+    // whoever asks.
+    for ip in [one, one] {
+        let res = open_live(&app, &a, &secret, ip).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        open.push(res);
+    }
+    let res = open_live(&app, &a, &secret, two).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_streams".into())
+    );
+    // Per client: three, over any links (an IPv6 client by its /64).
+    let res = open_live(&app, "lb", &key, one).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    open.push(res);
+    let res = open_live(&app, "lc", &key, one).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_streams".into())
+    );
+    for ip in ["2001:db8:5:5::1", "2001:db8:5:5::2"] {
+        let res = open_live(&app, "lc", &key, ip).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        open.push(res);
+    }
+    // Per node: five in all.
+    let res = open_live(&app, "ld", &key, three).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams".into())
+    );
+    // A closed stream gives its place back.
+    drop(open.remove(0));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let res = open_live(&app, &a, &secret, two).await;
+        if res.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's place never came back: {}",
+            res.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|c| c.max_connections = 2).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Two connections, each answered once and kept open (keep-alive).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: hop.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(conn);
+    }
+    // A third is not served while they are open…
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = app.url("/healthz");
+    let mut third = tokio::spawn(async move { fresh.get(url).send().await.map(|r| r.status()) });
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(1500), &mut third)
+            .await
+            .is_err(),
+        "a third connection was served past the cap of two"
+    );
+    // …and is as soon as one closes.
+    drop(held.pop());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), third)
+        .await
+        .expect("served once a connection closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
