@@ -171,6 +171,7 @@ impl Application {
                 per_client: config.live_streams_per_client,
                 per_node: config.live_streams_max,
             }),
+            live_totals: crate::clicks::TotalsReads::new(),
             refuse_private_targets: config.refuse_private_targets,
             blocklist,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),

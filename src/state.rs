@@ -64,6 +64,8 @@ pub struct StateInner {
     pub ipv6_prefix: u8,
     /// Live streams open on this node, capped per link, client and node.
     pub live_slots: Arc<crate::slots::LiveSlots>,
+    /// Reads of links' totals, shared by the live streams of each link.
+    pub live_totals: crate::clicks::TotalsReads<crate::clicks::ClickTotals>,
     /// Region stamped on every click this node serves.
     pub region: String,
     /// Renders `/metrics`.
