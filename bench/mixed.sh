@@ -23,7 +23,7 @@ cargo build --release --bin hop --example load_mixed
 HOP=target/release/hop
 LOAD=target/release/examples/load_mixed
 source bench/lib.sh
-limits=(--rate-create 0 --rate-api 0 --rate-auth-failures 0)
+limits=(--rate-create 0 --rate-api 0 --rate-auth-failures 0 --rate-link-secret 0)
 status=0
 
 for mode in $MODES; do

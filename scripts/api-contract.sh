@@ -34,7 +34,7 @@ key=$("$bin" keys create --name contract --admin --database-url "$db" --log-leve
 [ -n "$key" ] || { echo "could not create an API key" >&2; exit 1; }
 
 "$bin" serve --listen "127.0.0.1:$port" --public-url "http://127.0.0.1:$port" \
-  --database-url "$db" --rate-create 0 --rate-auth-failures 0 --rate-api 0 \
+  --database-url "$db" --rate-create 0 --rate-auth-failures 0 --rate-api 0 --rate-link-secret 0 \
   --log-level warn >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do

@@ -32,6 +32,8 @@ pub struct Application {
     raw_retention: Duration,
     /// A client must send a request's headers within this (slowloris).
     header_timeout: Duration,
+    /// Connections served at once (0: no cap).
+    max_connections: usize,
     state: AppState,
     /// Click writer (embedded) or stream appender, subscription listener
     /// and worker (cluster): stopped and awaited after the HTTP server.
@@ -145,6 +147,7 @@ impl Application {
             create: config.rate_create,
             auth_failures: config.rate_auth_failures,
             api: config.rate_api,
+            link_secret: config.rate_link_secret,
         };
         let limiter: Arc<dyn crate::ratelimit::Limiter> = match &shared {
             Some(redis) => Arc::new(crate::ratelimit::SharedLimiter::new(limits, redis.clone())),
@@ -181,6 +184,13 @@ impl Application {
                     Duration::from_secs(2),
                 ))
             }),
+            ipv6_prefix: config.rate_ipv6_prefix,
+            live_slots: crate::slots::LiveSlots::new(crate::slots::LiveCaps {
+                per_link: config.live_streams_per_link,
+                per_client: config.live_streams_per_client,
+                per_node: config.live_streams_max,
+            }),
+            live_totals: crate::clicks::TotalsReads::new(),
             blocklist,
             takedowns,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
@@ -210,6 +220,7 @@ impl Application {
             metrics_listener,
             raw_retention: config.raw_retention,
             header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
+            max_connections: config.max_connections,
             listener,
             state,
             background,
@@ -247,6 +258,7 @@ impl Application {
         let Application {
             raw_retention: retention,
             header_timeout,
+            max_connections,
             listener,
             metrics_listener,
             state,
@@ -310,7 +322,7 @@ impl Application {
         });
         let app = crate::http::router(state);
         tracing::info!(addr = %listener.local_addr()?, "hop listening");
-        serve(listener, app, header_timeout, async move {
+        serve(listener, app, header_timeout, max_connections, async move {
             shutdown.await;
             // Live streams never end by themselves.
             stop_streams.cancel();
@@ -342,20 +354,38 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_HEAD_BUFFER: usize = 4 * MAX_HEAD;
 
 /// The HTTP/1.1 server: like `axum::serve`, plus a deadline for request
-/// headers (slow clients cannot hold connections open) and a bound on their
-/// size. Stops accepting when `shutdown` resolves, then lets open
-/// connections finish their requests.
+/// headers (slow clients cannot hold connections open), a bound on their
+/// size and on open connections. Stops accepting when `shutdown` resolves,
+/// then lets open connections finish their requests.
+///
+/// At `max_connections` it stops accepting until a connection closes, as
+/// mini-redis does: the kernel's listen backlog holds newcomers, who are
+/// served in turn (or time out, or are refused by the kernel once the
+/// backlog is full). Accepting only to close at once would cost a
+/// handshake per attempt, spin the loop under a flood and still tell the
+/// client nothing it can act on.
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
     header_timeout: Duration,
+    max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits =
+        (max_connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max_connections)));
     tokio::pin!(shutdown);
     loop {
+        // Held by the connection's task for as long as it is open.
+        let permit = match &permits {
+            Some(permits) => tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.ok(),
+                _ = &mut shutdown => break,
+            },
+            None => None,
+        };
         let (stream, peer) = tokio::select! {
             conn = listener.accept() => match conn {
                 Ok(c) => c,
@@ -385,6 +415,7 @@ async fn serve(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(permit);
         });
     }
     drop(listener);

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve redirects, the API and the UI.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Shorten a URL through a running server's API.
@@ -234,16 +234,40 @@ pub struct ServeConfig {
     /// Seconds a request may take to be answered (streams excepted).
     #[arg(long, env = "HOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Links created without an API key, per client IP (`30/min`, `5/s`,
-    /// `1000/h`; `0`: no limit).
+    /// Links created and reports made without an API key, per client
+    /// (`30/min`, `5/s`, `1000/h`: a count per second, minute or hour;
+    /// `0`: no limit).
     #[arg(long, env = "HOP_RATE_CREATE", default_value = "30/min")]
     pub rate_create: crate::ratelimit::Rate,
-    /// Failed authentications per client IP before it is refused for a while.
+    /// Failed authentications per client before it is refused for a while.
     #[arg(long, env = "HOP_RATE_AUTH_FAILURES", default_value = "10/min")]
     pub rate_auth_failures: crate::ratelimit::Rate,
     /// API calls per API key.
     #[arg(long, env = "HOP_RATE_API", default_value = "1200/min")]
     pub rate_api: crate::ratelimit::Rate,
+    /// API calls per link secret (the holder of an anonymous link).
+    #[arg(long, env = "HOP_RATE_LINK_SECRET", default_value = "300/min")]
+    pub rate_link_secret: crate::ratelimit::Rate,
+    /// Bits of an IPv6 address that name one client for limits and caps
+    /// (a subscriber usually holds a whole /64); IPv4 clients are their
+    /// address.
+    #[arg(long, env = "HOP_RATE_IPV6_PREFIX", default_value_t = 64,
+        value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub rate_ipv6_prefix: u8,
+    /// Live streams open at once per link, on each node (0: no cap).
+    #[arg(long, env = "HOP_LIVE_STREAMS_PER_LINK", default_value_t = 10)]
+    pub live_streams_per_link: usize,
+    /// Live streams open at once per client, on each node (0: no cap).
+    #[arg(long, env = "HOP_LIVE_STREAMS_PER_CLIENT", default_value_t = 20)]
+    pub live_streams_per_client: usize,
+    /// Live streams open at once on this node (0: no cap).
+    #[arg(long, env = "HOP_LIVE_STREAMS_MAX", default_value_t = 2_000)]
+    pub live_streams_max: usize,
+    /// Connections open at once; at the cap no more are accepted until one
+    /// closes (they wait in the listen backlog). Keep it under the open
+    /// files limit (`ulimit -n`). 0: no cap.
+    #[arg(long, env = "HOP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Also run a click worker in this process (cluster mode).
@@ -326,7 +350,7 @@ impl ServeConfig {
             database_url,
         ]);
         match cli.command {
-            Command::Serve(c) => c,
+            Command::Serve(c) => *c,
             _ => unreachable!("parsed a serve command"),
         }
     }
@@ -506,5 +530,27 @@ mod tests {
         };
         assert_eq!(c.trusted_proxies.len(), 2);
         assert!(!c.anonymous_links);
+    }
+
+    #[test]
+    fn limit_flags_parse_and_are_bounded() {
+        let c = ServeConfig::for_tests("memory://");
+        assert_eq!(c.rate_ipv6_prefix, 64);
+        assert_eq!(c.rate_link_secret.count, 300);
+        assert_eq!(c.max_connections, 10_000);
+        let serve = |extra: &[&str]| {
+            let mut args = vec!["hop", "serve"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Serve(c) => *c,
+                _ => unreachable!("parsed a serve command"),
+            })
+        };
+        let c = serve(&["--rate-ipv6-prefix", "48", "--rate-auth-failures", "10/h"]).unwrap();
+        assert_eq!(c.rate_ipv6_prefix, 48);
+        assert_eq!(c.rate_auth_failures.count, 10);
+        assert_eq!(c.rate_auth_failures.period.as_secs(), 3600);
+        assert!(serve(&["--rate-ipv6-prefix", "0"]).is_err());
+        assert!(serve(&["--rate-ipv6-prefix", "129"]).is_err());
     }
 }

@@ -12,6 +12,8 @@
 //! - [`cluster`]: cluster mode over Redis: shared cache and invalidation,
 //!   the click stream and its workers, shared salts, the live relay.
 //! - [`auth`]: API keys and per-link secrets; [`session`]: web UI sessions.
+//! - [`ratelimit`]: rate limits per client, key and link secret;
+//!   [`slots`]: caps on live streams open at once.
 //! - [`http`]: the axum router: redirect, `/api/v1`, live streams, the web
 //!   UI (templates and embedded assets), ops endpoints.
 //! - [`public_host`]: whether a target host is on the public internet
@@ -35,6 +37,7 @@ pub mod public_host;
 pub mod ratelimit;
 pub mod seal;
 pub mod session;
+pub mod slots;
 pub mod state;
 pub mod stats;
 pub mod store;

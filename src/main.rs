@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     cli.resolve_secret_files()?;
     match cli.command {
         Command::Serve(config) => {
-            let app = hop::app::Application::build(config).await?;
+            let app = hop::app::Application::build(*config).await?;
             app.run_until(hop::app::shutdown_signal()).await
         }
         Command::Migrate(db) => hop::cli::migrate(db).await,

@@ -1,10 +1,15 @@
-//! Rate limits: link creation and failed authentication per client IP, API
-//! calls per API key. In process they are GCRA limiters (governor); in
-//! cluster mode they are counters in Redis shared by every node (fixed
-//! one-minute windows), so a client cannot multiply its allowance by
-//! spreading requests over nodes. If Redis does not answer, requests are let
-//! through (fail open) rather than refused.
+//! Rate limits: link creation and failed authentication per client,
+//! API calls per API key and per link secret. A client is its IPv4
+//! address, or its IPv6 address's network prefix (a /64 by default: one
+//! subscriber usually holds a whole one), see [`ip_key`]. A rate is a count
+//! per period (`10/h` is ten an hour). In process the limits are GCRA
+//! limiters (governor: one comes back every period/count, up to count at
+//! once); in cluster mode they are counters in Redis shared by every node
+//! (fixed windows one period long), so a client cannot multiply its
+//! allowance by spreading requests over nodes. If Redis does not answer,
+//! requests are let through (fail open) rather than refused.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +22,27 @@ use governor::{Quota, RateLimiter};
 
 use crate::cluster::Redis;
 
-/// A rate: so many per minute (0: unlimited).
+/// A rate: `count` per `period` (count 0: unlimited). The period is a
+/// whole number of seconds, so that shared counters can use it as their
+/// window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
-    pub per_minute: u32,
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl Rate {
+    /// No limit.
+    pub const UNLIMITED: Rate = Rate {
+        count: 0,
+        period: Duration::from_secs(60),
+    };
+
+    /// How long one of the allowance takes to come back (GCRA's emission
+    /// interval): the period over the count.
+    fn interval(self) -> Duration {
+        (self.period / self.count.max(1)).max(Duration::from_nanos(1))
+    }
 }
 
 impl std::str::FromStr for Rate {
@@ -29,29 +51,50 @@ impl std::str::FromStr for Rate {
     /// `30/min`, `5/s`, `1000/h`, or `0` for no limit.
     fn from_str(s: &str) -> Result<Rate, String> {
         if s.trim() == "0" {
-            return Ok(Rate { per_minute: 0 });
+            return Ok(Rate::UNLIMITED);
         }
         let bad = || format!("{s:?}: give a rate like 30/min, 5/s or 1000/h (0: no limit)");
         let (n, unit) = s.split_once('/').ok_or_else(bad)?;
-        let n: u32 = n.trim().parse().map_err(|_| bad())?;
-        let per_minute = match unit.trim() {
-            "s" | "sec" | "second" => n.checked_mul(60).ok_or_else(bad)?,
-            "m" | "min" | "minute" => n,
-            "h" | "hour" => n.div_ceil(60).max(u32::from(n > 0)),
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let secs = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3600,
             _ => return Err(bad()),
         };
-        Ok(Rate { per_minute })
+        if count == 0 {
+            return Ok(Rate::UNLIMITED);
+        }
+        Ok(Rate {
+            count,
+            period: Duration::from_secs(secs),
+        })
+    }
+}
+
+/// The key a client address is limited by: an IPv4 address whole (an
+/// IPv4-mapped IPv6 address is that IPv4 address), an IPv6 address by its
+/// first `v6_prefix` bits, since one subscriber is usually given a whole
+/// /64 (or /56, /48) and could otherwise take a fresh address per request.
+pub fn ip_key(ip: IpAddr, v6_prefix: u8) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, v6_prefix.min(128))
+            .map(|net| net.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
-    /// Links created without an API key, per client IP.
+    /// Links created (and reports made) without an API key, per client.
     Create,
-    /// Failed authentications, per client IP.
+    /// Failed authentications, per client.
     AuthFailure,
     /// API calls, per API key.
     Api,
+    /// API calls, per link secret (anonymous links' holders).
+    LinkSecret,
 }
 
 impl Bucket {
@@ -60,6 +103,7 @@ impl Bucket {
             Bucket::Create => "create",
             Bucket::AuthFailure => "authfail",
             Bucket::Api => "api",
+            Bucket::LinkSecret => "secret",
         }
     }
 }
@@ -69,6 +113,7 @@ pub struct Limits {
     pub create: Rate,
     pub auth_failures: Rate,
     pub api: Rate,
+    pub link_secret: Rate,
 }
 
 impl Limits {
@@ -77,6 +122,7 @@ impl Limits {
             Bucket::Create => self.create,
             Bucket::AuthFailure => self.auth_failures,
             Bucket::Api => self.api,
+            Bucket::LinkSecret => self.link_secret,
         }
     }
 }
@@ -121,15 +167,20 @@ pub struct LocalLimiter {
     create: Option<Keyed>,
     auth_failures: Option<Keyed>,
     api: Option<Keyed>,
+    link_secret: Option<Keyed>,
     clock: DefaultClock,
     /// Keys refused until a moment: governor cannot look without taking, so
     /// a refusal is remembered for [`Limiter::refused`].
     refused_until: moka::sync::Cache<(Bucket, String), std::time::Instant>,
 }
 
+/// A GCRA limiter for `rate`: one comes back every period/count, and up
+/// to count may be taken at once (so `10/h` lets ten through, then one
+/// every six minutes).
 fn keyed(rate: Rate) -> Option<Keyed> {
-    let n = NonZeroU32::new(rate.per_minute)?;
-    Some(RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>())
+    let burst = NonZeroU32::new(rate.count)?;
+    let quota = Quota::with_period(rate.interval())?.allow_burst(burst);
+    Some(RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>())
 }
 
 impl LocalLimiter {
@@ -138,6 +189,7 @@ impl LocalLimiter {
             create: keyed(limits.create),
             auth_failures: keyed(limits.auth_failures),
             api: keyed(limits.api),
+            link_secret: keyed(limits.link_secret),
             limits,
             clock: DefaultClock::default(),
             refused_until: moka::sync::Cache::builder()
@@ -152,6 +204,7 @@ impl LocalLimiter {
             Bucket::Create => self.create.as_ref(),
             Bucket::AuthFailure => self.auth_failures.as_ref(),
             Bucket::Api => self.api.as_ref(),
+            Bucket::LinkSecret => self.link_secret.as_ref(),
         }
     }
 
@@ -159,8 +212,9 @@ impl LocalLimiter {
         let Some(limiter) = self.limiter(bucket) else {
             return Decision::unlimited();
         };
-        let limit = self.limits.rate(bucket).per_minute;
-        let period = 60.0 / f64::from(limit.max(1));
+        let rate = self.limits.rate(bucket);
+        let limit = rate.count;
+        let interval = rate.interval().as_secs_f64();
         match limiter.check_key(&key.to_owned()) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
@@ -168,7 +222,7 @@ impl LocalLimiter {
                     allowed: true,
                     limit,
                     remaining,
-                    reset_secs: (f64::from(limit - remaining.min(limit)) * period).ceil() as u64,
+                    reset_secs: (f64::from(limit - remaining.min(limit)) * interval).ceil() as u64,
                 }
             }
             Err(not_until) => Decision {
@@ -191,11 +245,12 @@ impl Limiter for LocalLimiter {
         let d = self.decide(bucket, key);
         // Refused from now: past the allowance, or (failures) at its end, so
         // that N failures are allowed and the next attempt is refused, as
-        // with the shared counters.
+        // with the shared counters, until one of the allowance is back.
         let wait = if !d.allowed {
             Some(d.reset_secs)
         } else if bucket == Bucket::AuthFailure && d.limit > 0 && d.remaining == 0 {
-            Some((60 / u64::from(d.limit.max(1))).max(1))
+            let interval = self.limits.rate(bucket).interval().as_secs_f64();
+            Some(interval.ceil().max(1.0) as u64)
         } else {
             None
         };
@@ -207,9 +262,14 @@ impl Limiter for LocalLimiter {
         }
         // Idle keys are forgotten now and then.
         if rand::random_ratio(1, 1000) {
-            for l in [&self.create, &self.auth_failures, &self.api]
-                .into_iter()
-                .flatten()
+            for l in [
+                &self.create,
+                &self.auth_failures,
+                &self.api,
+                &self.link_secret,
+            ]
+            .into_iter()
+            .flatten()
             {
                 l.retain_recent();
             }
@@ -222,7 +282,7 @@ impl Limiter for LocalLimiter {
         let left = until.checked_duration_since(std::time::Instant::now())?;
         Some(Decision {
             allowed: false,
-            limit: self.limits.rate(bucket).per_minute,
+            limit: self.limits.rate(bucket).count,
             remaining: 0,
             reset_secs: left.as_secs_f64().ceil().max(1.0) as u64,
         })
@@ -262,9 +322,15 @@ impl SharedLimiter {
         Some(hex::encode(&digest[..16]))
     }
 
-    fn window() -> (u64, u64) {
-        let now = chrono::Utc::now().timestamp().max(0) as u64;
-        (now / 60, 60 - now % 60)
+    /// The fixed window `now` (Unix seconds) falls in, for a period of
+    /// `period_secs`: its number, and the seconds until it ends.
+    fn window(now: u64, period_secs: u64) -> (u64, u64) {
+        let p = period_secs.max(1);
+        (now / p, p - now % p)
+    }
+
+    fn now() -> u64 {
+        chrono::Utc::now().timestamp().max(0) as u64
     }
 
     fn decision(limit: u32, count: u64, reset: u64) -> Decision {
@@ -280,36 +346,39 @@ impl SharedLimiter {
 #[async_trait]
 impl Limiter for SharedLimiter {
     async fn take(&self, bucket: Bucket, key: &str) -> Decision {
-        let limit = self.limits.rate(bucket).per_minute;
-        if limit == 0 {
+        let rate = self.limits.rate(bucket);
+        if rate.count == 0 {
             return Decision::unlimited();
         }
-        let (window, reset) = Self::window();
+        let period = rate.period.as_secs().max(1);
+        let (window, reset) = Self::window(Self::now(), period);
         let Some(key) = self.opaque(key).await else {
             return Decision::unlimited();
         };
-        let rkey = format!("hop:rl:{}:{key}:{window}", bucket.name());
+        let rkey = format!("hop:rl:{}:{period}:{key}:{window}", bucket.name());
+        // Kept for a window past its own, then Redis forgets it.
         match self
             .redis
-            .incr_with_expiry(&rkey, Duration::from_secs(120))
+            .incr_with_expiry(&rkey, Duration::from_secs(2 * period))
             .await
         {
-            Some(count) => Self::decision(limit, count, reset),
+            Some(count) => Self::decision(rate.count, count, reset),
             None => Decision::unlimited(),
         }
     }
 
     async fn refused(&self, bucket: Bucket, key: &str) -> Option<Decision> {
-        let limit = self.limits.rate(bucket).per_minute;
-        if limit == 0 {
+        let rate = self.limits.rate(bucket);
+        if rate.count == 0 {
             return None;
         }
-        let (window, reset) = Self::window();
+        let period = rate.period.as_secs().max(1);
+        let (window, reset) = Self::window(Self::now(), period);
         let key = self.opaque(key).await?;
-        let rkey = format!("hop:rl:{}:{key}:{window}", bucket.name());
+        let rkey = format!("hop:rl:{}:{period}:{key}:{window}", bucket.name());
         let count = self.redis.counter(&rkey).await?;
-        let d = Self::decision(limit, count, reset);
-        (count >= u64::from(limit)).then_some(Decision {
+        let d = Self::decision(rate.count, count, reset);
+        (count >= u64::from(rate.count)).then_some(Decision {
             allowed: false,
             ..d
         })
@@ -320,26 +389,37 @@ impl Limiter for SharedLimiter {
 mod tests {
     use super::*;
 
+    fn rate(s: &str) -> (u32, u64) {
+        let r: Rate = s.parse().unwrap();
+        (r.count, r.period.as_secs())
+    }
+
     #[test]
-    fn rates_parse() {
-        assert_eq!("30/min".parse::<Rate>().unwrap().per_minute, 30);
-        assert_eq!("5/s".parse::<Rate>().unwrap().per_minute, 300);
-        assert_eq!("120/h".parse::<Rate>().unwrap().per_minute, 2);
-        assert_eq!("1/h".parse::<Rate>().unwrap().per_minute, 1);
-        assert_eq!("0".parse::<Rate>().unwrap().per_minute, 0);
+    fn rates_parse_as_a_count_per_period() {
+        assert_eq!(rate("30/min"), (30, 60));
+        assert_eq!(rate("5/s"), (5, 1));
+        assert_eq!(rate("120/h"), (120, 3600));
+        assert_eq!(rate("1/h"), (1, 3600));
+        assert_eq!(rate("10/hour"), (10, 3600));
+        assert_eq!(rate("0").0, 0);
+        assert_eq!(rate("0/min").0, 0);
         assert!("30".parse::<Rate>().is_err());
         assert!("x/min".parse::<Rate>().is_err());
         assert!("3/day".parse::<Rate>().is_err());
     }
 
+    fn limits(create: &str, auth_failures: &str) -> Limits {
+        Limits {
+            create: create.parse().unwrap(),
+            auth_failures: auth_failures.parse().unwrap(),
+            api: Rate::UNLIMITED,
+            link_secret: Rate::UNLIMITED,
+        }
+    }
+
     #[tokio::test]
     async fn local_limits_refuse_past_the_allowance_per_key() {
-        let limits = Limits {
-            create: "3/min".parse().unwrap(),
-            auth_failures: "2/min".parse().unwrap(),
-            api: "0".parse().unwrap(),
-        };
-        let l = LocalLimiter::new(limits);
+        let l = LocalLimiter::new(limits("3/min", "2/min"));
         for left in [2, 1, 0] {
             let d = l.take(Bucket::Create, "1.2.3.4").await;
             assert!(d.allowed);
@@ -350,11 +430,7 @@ mod tests {
         assert!(d.reset_secs >= 1 && d.reset_secs <= 20, "{d:?}");
         assert!(l.take(Bucket::Create, "5.6.7.8").await.allowed, "per key");
         assert!(l.take(Bucket::Api, "k").await.allowed, "0 is unlimited");
-        let open = LocalLimiter::new(Limits {
-            create: "0".parse().unwrap(),
-            auth_failures: "0".parse().unwrap(),
-            api: "0".parse().unwrap(),
-        });
+        let open = LocalLimiter::new(limits("0", "0"));
         for _ in 0..100 {
             assert!(open.take(Bucket::AuthFailure, "1.1.1.1").await.allowed);
         }
@@ -372,5 +448,57 @@ mod tests {
         l.take(Bucket::AuthFailure, "9.9.9.9").await;
         let d = l.refused(Bucket::AuthFailure, "9.9.9.9").await.unwrap();
         assert!(d.reset_secs >= 1);
+    }
+
+    #[tokio::test]
+    async fn hourly_rates_allow_their_count_an_hour() {
+        let l = LocalLimiter::new(limits("120/h", "10/h"));
+        // 120 at once (not 2: an hourly rate is not turned into a
+        // per-minute one), then one every 30 s.
+        for n in 0..120u32 {
+            let d = l.take(Bucket::Create, "k").await;
+            assert!(d.allowed, "creation {n}");
+            assert_eq!((d.limit, d.remaining), (120, 119 - n));
+            assert_eq!(d.reset_secs, u64::from(n + 1) * 30);
+        }
+        let d = l.take(Bucket::Create, "k").await;
+        assert!(!d.allowed);
+        assert!((29..=30).contains(&d.reset_secs), "{d:?}");
+        // Ten failures an hour; then locked out until one is back (6 min).
+        for n in 0..10 {
+            assert!(l.refused(Bucket::AuthFailure, "ip").await.is_none(), "{n}");
+            assert!(l.take(Bucket::AuthFailure, "ip").await.allowed);
+        }
+        let d = l.refused(Bucket::AuthFailure, "ip").await.unwrap();
+        assert_eq!(d.limit, 10);
+        assert!((359..=360).contains(&d.reset_secs), "{d:?}");
+    }
+
+    #[test]
+    fn shared_windows_are_one_period_long() {
+        // Hourly: window n covers [3600n, 3600(n+1)).
+        assert_eq!(SharedLimiter::window(7_205, 3_600), (2, 3_595));
+        assert_eq!(SharedLimiter::window(7_199, 3_600), (1, 1));
+        assert_eq!(SharedLimiter::window(59, 60), (0, 1));
+        assert_eq!(SharedLimiter::window(60, 60), (1, 60));
+        assert_eq!(SharedLimiter::window(10, 1), (10, 1));
+        let d = SharedLimiter::decision(10, 10, 5);
+        assert!(d.allowed && d.remaining == 0);
+        assert!(!SharedLimiter::decision(10, 11, 5).allowed);
+    }
+
+    #[test]
+    fn clients_are_ipv4_addresses_and_ipv6_prefixes() {
+        let key = |ip: &str, prefix| ip_key(ip.parse().unwrap(), prefix);
+        assert_eq!(key("198.51.100.7", 64), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7", 64), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7", 48), "198.51.100.7");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1", 64), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1", 64), key("2001:db8:1:2::1", 64));
+        assert_eq!(key("2001:db8:1:2:3::", 48), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_ne!(key("2001:db8::1", 128), key("2001:db8::2", 128));
+        assert_eq!(key("::1", 64), "::/64");
     }
 }

@@ -62,6 +62,13 @@ pub struct StateInner {
     pub tracking: Tracking,
     /// Rate limits (in process, or shared through Redis in cluster mode).
     pub limiter: Arc<dyn crate::ratelimit::Limiter>,
+    /// Bits of an IPv6 address that name one client for limits and caps:
+    /// one subscriber usually holds a whole /64.
+    pub ipv6_prefix: u8,
+    /// Live streams open on this node, capped per link, client and node.
+    pub live_slots: Arc<crate::slots::LiveSlots>,
+    /// Reads of links' totals, shared by the live streams of each link.
+    pub live_totals: crate::clicks::TotalsReads<crate::clicks::ClickTotals>,
     /// Region stamped on every click this node serves.
     pub region: String,
     /// Renders `/metrics`.

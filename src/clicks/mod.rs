@@ -8,6 +8,6 @@ pub mod user_agent;
 pub mod writer;
 
 pub use enrich::Enricher;
-pub use live::{LiveClick, LiveFeed};
+pub use live::{ClickTotals, LiveClick, LiveFeed, TotalsReads};
 pub use sink::{ClickQueue, ClickSink};
 pub use writer::BatchWriter;

@@ -104,6 +104,11 @@ async fn key_for_hash(state: &AppState, hash: &[u8; 32]) -> Result<Option<ApiKey
         .filter(|k| k.revoked_at.is_none()))
 }
 
+/// The live (not revoked) API key `token` is, if any.
+pub async fn key_by_token(state: &AppState, token: &Token) -> Result<Option<ApiKey>, ApiError> {
+    key_for_hash(state, &token.hash()).await
+}
+
 /// A verified API key.
 pub async fn api_key(state: &AppState, caller: &Caller) -> Result<ApiKey, ApiError> {
     match caller {

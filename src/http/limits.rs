@@ -1,7 +1,11 @@
-//! Rate limits on the API: failed authentications per client IP, calls per
-//! API key, anonymous link creation per client IP. Limited answers are 429
-//! with `Retry-After`; answers under a limit carry `RateLimit-Limit`,
-//! `RateLimit-Remaining` and `RateLimit-Reset`.
+//! Rate limits on the API: failed authentications per client, calls per
+//! API key and per link secret, link creation and reports without a key per
+//! client. A client is its IPv4 address or its IPv6 prefix (see
+//! [`client_key`]). Limited answers are 429 with `Retry-After`; answers
+//! under a limit carry `RateLimit-Limit`, `RateLimit-Remaining` and
+//! `RateLimit-Reset`.
+
+use std::net::IpAddr;
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
@@ -9,8 +13,9 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::access;
 use super::error::ApiError;
-use super::extract::{PeerAddr, client_ip};
+use super::extract::{PeerAddr, client_addr};
 use crate::auth::Token;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::AppState;
@@ -40,9 +45,52 @@ fn bearer(headers: &HeaderMap) -> Option<Token> {
         .then(|| Token::new(token.trim()))
 }
 
-/// The key a client is limited by: its API key's hash, never the key.
+/// The key a client is limited by: its API key's or link secret's hash,
+/// never the token.
 fn key_id(token: &Token) -> String {
     hex::encode(&token.hash()[..16])
+}
+
+/// The key a client's limits and caps are counted under: its address as
+/// the trusted proxies tell it, IPv6 addresses grouped by
+/// `--rate-ipv6-prefix`.
+pub fn client_key(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String {
+    client_addr(peer, headers, &state.trusted_proxies).limit_key(state.ipv6_prefix)
+}
+
+/// Whether the request adds something anyone may add: a link (anonymous
+/// when allowed) or an abuse report.
+fn creating(req: &Request) -> bool {
+    let path = req.uri().path().trim_end_matches('/');
+    req.method() == Method::POST && (path.ends_with("/links") || path.ends_with("/reports"))
+}
+
+/// Which allowance a request draws on. A creation is charged to an API
+/// key only if the key authenticates: reports take no credentials, so a
+/// made-up token would otherwise buy a fresh allowance per request; any
+/// other request with a token that does not authenticate is refused (401,
+/// counted as a failed authentication) by its handler.
+async fn allowance(
+    state: &AppState,
+    token: Option<Token>,
+    creating: bool,
+    client: String,
+) -> Option<(Bucket, String)> {
+    let Some(token) = token else {
+        return creating.then_some((Bucket::Create, client));
+    };
+    if !creating {
+        let bucket = if token.is_api_key() {
+            Bucket::Api
+        } else {
+            Bucket::LinkSecret
+        };
+        return Some((bucket, key_id(&token)));
+    }
+    if token.is_api_key() && matches!(access::key_by_token(state, &token).await, Ok(Some(_))) {
+        return Some((Bucket::Api, key_id(&token)));
+    }
+    Some((Bucket::Create, client))
 }
 
 pub async fn limit_api(
@@ -51,39 +99,30 @@ pub async fn limit_api(
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = client_ip(peer, req.headers(), &state.trusted_proxies).to_string();
-    if let Some(d) = state.limiter.refused(Bucket::AuthFailure, &ip).await {
+    let client = client_key(&state, peer, req.headers());
+    if let Some(d) = state.limiter.refused(Bucket::AuthFailure, &client).await {
         return too_many(
             &d,
             "too many failed authentications from your address; try again later",
         );
     }
     let mut shown = None;
-    match bearer(req.headers()) {
-        Some(token) if token.is_api_key() => {
-            let d = state.limiter.take(Bucket::Api, &key_id(&token)).await;
-            if !d.allowed {
-                return too_many(&d, "this API key made too many requests; slow down");
-            }
-            shown = Some(d);
+    let (token, creating) = (bearer(req.headers()), creating(&req));
+    if let Some((bucket, key)) = allowance(&state, token, creating, client.clone()).await {
+        let d = state.limiter.take(bucket, &key).await;
+        if !d.allowed {
+            let why = match bucket {
+                Bucket::Api => "this API key made too many requests; slow down",
+                Bucket::LinkSecret => "this link secret made too many requests; slow down",
+                _ => "too many links or reports from your address; slow down",
+            };
+            return too_many(&d, why);
         }
-        Some(_) => {}
-        None => {
-            let path = req.uri().path().trim_end_matches('/');
-            let creating = req.method() == Method::POST
-                && (path.ends_with("/links") || path.ends_with("/reports"));
-            if creating {
-                let d = state.limiter.take(Bucket::Create, &ip).await;
-                if !d.allowed {
-                    return too_many(&d, "too many links created from your address; slow down");
-                }
-                shown = Some(d);
-            }
-        }
+        shown = Some(d);
     }
     let mut res = next.run(req).await;
     if res.status() == StatusCode::UNAUTHORIZED {
-        state.limiter.take(Bucket::AuthFailure, &ip).await;
+        state.limiter.take(Bucket::AuthFailure, &client).await;
     }
     if let Some(d) = shown {
         add_headers(res.headers_mut(), &d);

@@ -2,35 +2,44 @@
 //! clicks as they are stored, and of its running totals.
 //!
 //! Events, in order:
-//! - `totals` first (and after clicks, at most every 250 ms): all-time
+//! - `totals` first (and after clicks, at most every 250 ms, from a store
+//!   read the link's streams share): all-time
 //!   `clicks` (humans) and `clicks_with_bots`, read from the store, so they
 //!   are exact whatever the client missed;
 //! - `resync` when the client reconnects (it sent `Last-Event-ID`) or fell
 //!   behind: clicks may have been missed, re-read the stats;
 //! - `click` per stored click, with the node's increasing sequence number as
 //!   the event id.
+//!
+//! Streams are capped per link, per client and per node (see
+//! [`crate::slots`]): beyond the first two a 429, beyond the last a 503.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use utoipa::ToSchema;
 
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
+use super::extract::PeerAddr;
+use super::limits::client_key;
 use super::stats::dimension_key;
-use crate::clicks::LiveClick;
+use crate::clicks::{ClickTotals, LiveClick};
 use crate::domain::{Dimension, LinkId};
 use crate::metrics::names;
+use crate::slots::{Full, LiveSlot};
 use crate::state::AppState;
+use crate::store::{Store, StoreError};
 
 /// Shortest gap between two `totals` events of one stream.
 const TOTALS_EVERY: Duration = Duration::from_millis(250);
@@ -91,13 +100,43 @@ impl From<&LiveClick> for LiveClickBody {
     }
 }
 
-async fn totals(state: &AppState, link: LinkId) -> Result<LiveTotals, ApiError> {
-    let humans = state.store.click_totals(&[link], false).await?;
-    let all = state.store.click_totals(&[link], true).await?;
-    Ok(LiveTotals {
-        clicks: humans.get(&link).copied().unwrap_or(0),
-        clicks_with_bots: all.get(&link).copied().unwrap_or(0),
+async fn read_totals(store: &dyn Store, link: LinkId) -> Result<ClickTotals, StoreError> {
+    let humans = store.click_totals(&[link], false).await?;
+    let all = store.click_totals(&[link], true).await?;
+    Ok(ClickTotals {
+        humans: humans.get(&link).copied().unwrap_or(0),
+        with_bots: all.get(&link).copied().unwrap_or(0),
     })
+}
+
+impl From<ClickTotals> for LiveTotals {
+    fn from(t: ClickTotals) -> LiveTotals {
+        LiveTotals {
+            clicks: t.humans,
+            clicks_with_bots: t.with_bots,
+        }
+    }
+}
+
+/// `link`'s totals from a store read started at or after `since` (so that
+/// it counts every click the stream learnt of by then), shared with the
+/// link's other streams; None if the read failed.
+async fn totals_since(state: &AppState, link: LinkId, since: Instant) -> Option<LiveTotals> {
+    let store = state.store.clone();
+    let read = move || {
+        async move {
+            read_totals(store.as_ref(), link)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "reading live totals failed"))
+                .ok()
+        }
+        .boxed()
+    };
+    state
+        .live_totals
+        .read(link, since, read)
+        .await
+        .map(LiveTotals::from)
 }
 
 fn totals_event(t: &LiveTotals) -> Event {
@@ -114,21 +153,29 @@ fn totals_event(t: &LiveTotals) -> Event {
         (status = 200, description = "text/event-stream of `totals` (LiveTotals), `click` (LiveClickBody) and `resync` events", content_type = "text/event-stream", body = String),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
+        (status = 429, description = "Too many live streams open for this link or from this client (`too_many_streams`), or rate limited", body = ErrorBody),
+        (status = 503, description = "This node has as many live streams open as it serves (`too_many_streams`)", body = ErrorBody),
     ),
     security(("api_key" = []), ("link_secret" = [])))]
 pub async fn live_clicks(
     State(state): State<AppState>,
     caller: Caller,
+    PeerAddr(peer): PeerAddr,
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
+    let client = client_key(&state, peer, &headers);
+    let slot = match state.live_slots.take(link.id, &client) {
+        Ok(slot) => slot,
+        Err(full) => return Ok(streams_full(full)),
+    };
     // Subscribe before reading the totals, so no click falls in between.
     let rx = state.live.subscribe();
-    let first = totals(&state, link.id).await?;
+    let first = LiveTotals::from(read_totals(state.store.as_ref(), link.id).await?);
     let resumed = headers.contains_key("last-event-id");
     let (tx, out) = mpsc::channel::<Event>(256);
-    tokio::spawn(feed(state.clone(), link.id, rx, tx, first, resumed));
+    tokio::spawn(feed(state.clone(), link.id, rx, tx, first, resumed, slot));
     let stream = events(out);
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -139,12 +186,36 @@ pub async fn live_clicks(
     Ok(res)
 }
 
+/// The answer when a cap on open streams is reached. Streams end only when
+/// closed, so the client is told to wait a little before it tries again.
+fn streams_full(full: Full) -> Response {
+    let (status, message) = match full {
+        Full::Link => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "this link has as many live streams open as it may; close one first",
+        ),
+        Full::Client => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "your address has as many live streams open as it may; close one first",
+        ),
+        Full::Node => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server has as many live streams open as it serves; try again later",
+        ),
+    };
+    let mut res = ApiError::new(status, "too_many_streams", message).into_response();
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    res
+}
+
 fn events(mut rx: mpsc::Receiver<Event>) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok)))
 }
 
 /// Forwards one link's clicks to one client until it goes away or the
-/// server shuts down.
+/// server shuts down; its place among the open streams (`_slot`) is given
+/// back then.
 async fn feed(
     state: AppState,
     link: LinkId,
@@ -152,6 +223,7 @@ async fn feed(
     tx: mpsc::Sender<Event>,
     first: LiveTotals,
     resumed: bool,
+    _slot: LiveSlot,
 ) {
     let gauge = metrics::gauge!(names::LIVE_STREAMS);
     gauge.increment(1.0);
@@ -163,7 +235,9 @@ async fn feed(
             .await
             .is_ok();
     }
-    let mut dirty = false;
+    // When the stream last learnt of a click (or that it missed some):
+    // the totals it sends next must come from a read started after that.
+    let mut dirty_since: Option<Instant> = None;
     let mut tick = tokio::time::interval(TOTALS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while ok {
@@ -178,20 +252,21 @@ async fn feed(
                         .json_data(LiveClickBody::from(live.as_ref()))
                         .unwrap_or_default();
                     ok = tx.send(event).await.is_ok();
-                    dirty = true;
+                    dirty_since = Some(Instant::now());
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     ok = tx.send(Event::default().event("resync").data("{}")).await.is_ok();
-                    dirty = true;
+                    dirty_since = Some(Instant::now());
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = tick.tick(), if dirty => {
-                dirty = false;
-                match totals(&state, link).await {
-                    Ok(t) => ok = tx.send(totals_event(&t)).await.is_ok(),
-                    Err(_) => dirty = true,
+            _ = tick.tick(), if dirty_since.is_some() => {
+                if let Some(since) = dirty_since.take() {
+                    match totals_since(&state, link, since).await {
+                        Some(t) => ok = tx.send(totals_event(&t)).await.is_ok(),
+                        None => dirty_since = Some(since),
+                    }
                 }
             }
         }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
-use super::extract::{PeerAddr, client_ip};
+use super::extract::{PeerAddr, client_addr};
 use super::pages;
 use crate::domain::{ClickEvent, Gone, Link, MAX_ATTR_LEN, Slug, Utm};
 use crate::state::AppState;
@@ -97,11 +97,11 @@ async fn answer(
                 .get(*h)
                 .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
         });
-    let ip = if anonymous {
-        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-    } else {
-        client_ip(peer, headers, &state.trusted_proxies)
-    };
+    // A client the proxy could not name has no address to locate.
+    let ip = (!anonymous)
+        .then(|| client_addr(peer, headers, &state.trusted_proxies).ip())
+        .flatten()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     state.clicks.submit(ClickEvent {
         event_id: uuid::Uuid::now_v7(),
         link_id: link.id,

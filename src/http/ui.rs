@@ -34,7 +34,8 @@ use subtle::ConstantTimeEq;
 
 use super::access::{self, Caller, SESSION_COOKIE};
 use super::error::ApiError;
-use super::extract::{PeerAddr, client_ip};
+use super::extract::PeerAddr;
+use super::limits::client_key;
 use super::links::{self, CreateLink, LinkBody, ListParams, UpdateLink};
 use crate::auth::{LINK_SECRET_PREFIX, Token};
 use crate::domain::{FieldError, Link, Slug, UrlError};
@@ -441,7 +442,7 @@ pub async fn shorten(
     };
     let caller = frame.caller();
     if !frame.signed_in() {
-        let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
+        let ip = client_key(&state, peer, &headers);
         let d = state.limiter.take(Bucket::Create, &ip).await;
         if !d.allowed {
             return super::pages::too_many_requests(d.reset_secs);
@@ -574,7 +575,7 @@ pub async fn login(
         Err(r) => return r,
     };
     let next = safe_next(form.next.as_deref());
-    let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
+    let ip = client_key(&state, peer, &headers);
     if let Some(d) = state.limiter.refused(Bucket::AuthFailure, &ip).await {
         return super::pages::too_many_requests(d.reset_secs);
     }
@@ -1078,7 +1079,7 @@ pub async fn report(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
+    let ip = client_key(&state, peer, &headers);
     let d = state.limiter.take(Bucket::Create, &ip).await;
     if !d.allowed {
         return super::pages::too_many_requests(d.reset_secs);

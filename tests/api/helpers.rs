@@ -99,6 +99,7 @@ pub fn config(dir: &std::path::Path) -> ServeConfig {
     c.rate_create = "100000/min".parse().unwrap();
     c.rate_auth_failures = "100000/min".parse().unwrap();
     c.rate_api = "100000/min".parse().unwrap();
+    c.rate_link_secret = "100000/min".parse().unwrap();
     c
 }
 

@@ -184,3 +184,30 @@ async fn bots_are_excluded_by_default() {
         .unwrap();
     assert_eq!(bots["clicks"], 2);
 }
+
+#[tokio::test]
+async fn clicks_are_located_when_the_proxy_writes_ports_or_brackets() {
+    let app = TestApp::spawn().await;
+    app.create_slug("hops", "https://example.com/").await;
+    app.click_as("/hops", crate::helpers::FIREFOX, "81.2.69.142:5678")
+        .await;
+    app.click_as(
+        "/hops",
+        crate::helpers::FIREFOX,
+        "[2001:4860:4860::8888]:443",
+    )
+    .await;
+    app.click_as("/hops", crate::helpers::FIREFOX, "unknown")
+        .await;
+    let s = app.wait_for_clicks("hops", "", 3).await;
+    let countries = &s["top"]["countries"];
+    let clicks = |value: &str| {
+        countries
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["value"] == value)
+            .map_or(0, |e| e["clicks"].as_u64().unwrap())
+    };
+    assert_eq!((clicks("GB"), clicks("US"), clicks("unknown")), (1, 1, 1));
+}
