@@ -239,23 +239,47 @@ impl Redis {
 
     // ---------------------------------------------------------- counters
 
-    /// Increments a counter that expires after `ttl`; `None` if Redis does
-    /// not answer (rate limits then let requests through).
-    pub async fn incr_with_expiry(&self, key: &str, ttl: Duration) -> Option<u64> {
+    /// One GCRA step (the algorithm governor runs in process) on the state
+    /// at `key`, in Redis's own clock so every node agrees: `count` per
+    /// `period_ms`, up to `count` at once. With `take`, uses one if it is
+    /// there. Answers (allowed, ms of allowance in use after the step, or
+    /// when refused ms until one is back); `None` if Redis does not answer.
+    pub async fn gcra(
+        &self,
+        key: &str,
+        count: u32,
+        period_ms: u64,
+        take: bool,
+    ) -> Option<(bool, u64)> {
+        static GCRA: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                "local t = redis.call('TIME') \
+                 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+                 local emission = tonumber(ARGV[1]) \
+                 local period = tonumber(ARGV[2]) \
+                 local tat = tonumber(redis.call('GET', KEYS[1]) or now) \
+                 if tat < now then tat = now end \
+                 local after = tat + emission \
+                 if after - now > period then return {0, after - now - period} end \
+                 if ARGV[3] == '1' then \
+                   redis.call('SET', KEYS[1], after, 'PX', after - now + 1000) \
+                   return {1, after - now} \
+                 end \
+                 return {1, tat - now}",
+            )
+        });
+        let emission = (period_ms / u64::from(count.max(1))).max(1);
         let mut conn = self.conn();
-        let mut pipe = redis::pipe();
-        pipe.incr(key, 1).expire(key, ttl.as_secs() as i64).ignore();
-        let r = pipe.query_async::<(u64,)>(&mut conn);
+        let mut call = GCRA.key(key);
+        call.arg(emission)
+            .arg(period_ms)
+            .arg(if take { "1" } else { "0" });
+        let r = call.invoke_async::<(i64, i64)>(&mut conn);
         match tokio::time::timeout(CACHE_WAIT, r).await {
-            Ok(r) => self.mark(r).ok().map(|(n,)| n),
-            Err(_) => None,
-        }
-    }
-
-    pub async fn counter(&self, key: &str) -> Option<u64> {
-        let mut conn = self.conn();
-        match tokio::time::timeout(CACHE_WAIT, conn.get::<_, Option<u64>>(key)).await {
-            Ok(r) => self.mark(r).ok().map(|n| n.unwrap_or(0)),
+            Ok(r) => self
+                .mark(r)
+                .ok()
+                .map(|(allowed, ms)| (allowed == 1, ms.max(0) as u64)),
             Err(_) => None,
         }
     }

@@ -4,9 +4,10 @@
 //! subscriber usually holds a whole one), see [`ip_key`]. A rate is a count
 //! per period (`10/h` is ten an hour). In process the limits are GCRA
 //! limiters (governor: one comes back every period/count, up to count at
-//! once); in cluster mode they are counters in Redis shared by every node
-//! (fixed windows one period long), so a client cannot multiply its
-//! allowance by spreading requests over nodes. If Redis does not answer,
+//! once); in cluster mode the same algorithm runs in Redis (a Lua script on
+//! Redis's clock) with state shared by every node, so a client cannot
+//! multiply its allowance by spreading requests over nodes, nor double it
+//! at a window boundary. If Redis does not answer,
 //! requests are let through (fail open) rather than refused.
 
 use std::net::IpAddr;
@@ -322,23 +323,27 @@ impl SharedLimiter {
         Some(hex::encode(&digest[..16]))
     }
 
-    /// The fixed window `now` (Unix seconds) falls in, for a period of
-    /// `period_secs`: its number, and the seconds until it ends.
-    fn window(now: u64, period_secs: u64) -> (u64, u64) {
-        let p = period_secs.max(1);
-        (now / p, p - now % p)
-    }
-
-    fn now() -> u64 {
-        chrono::Utc::now().timestamp().max(0) as u64
-    }
-
-    fn decision(limit: u32, count: u64, reset: u64) -> Decision {
-        Decision {
-            allowed: count <= u64::from(limit),
-            limit,
-            remaining: u64::from(limit).saturating_sub(count) as u32,
-            reset_secs: reset,
+    /// What the `RateLimit-*` headers say after a GCRA step that left
+    /// `used_ms` of the allowance in use (or, refused, `used_ms` until one is
+    /// back).
+    fn decision(limit: u32, period_ms: u64, allowed: bool, used_ms: u64) -> Decision {
+        let emission = (period_ms / u64::from(limit.max(1))).max(1);
+        let secs = |ms: u64| ms.div_ceil(1000).max(1);
+        if allowed {
+            Decision {
+                allowed,
+                limit,
+                remaining: (period_ms.saturating_sub(used_ms) / emission).min(u64::from(limit))
+                    as u32,
+                reset_secs: secs(used_ms),
+            }
+        } else {
+            Decision {
+                allowed,
+                limit,
+                remaining: 0,
+                reset_secs: secs(used_ms),
+            }
         }
     }
 }
@@ -350,19 +355,13 @@ impl Limiter for SharedLimiter {
         if rate.count == 0 {
             return Decision::unlimited();
         }
-        let period = rate.period.as_secs().max(1);
-        let (window, reset) = Self::window(Self::now(), period);
+        let period_ms = rate.period.as_millis().max(1) as u64;
         let Some(key) = self.opaque(key).await else {
             return Decision::unlimited();
         };
-        let rkey = format!("hop:rl:{}:{period}:{key}:{window}", bucket.name());
-        // Kept for a window past its own, then Redis forgets it.
-        match self
-            .redis
-            .incr_with_expiry(&rkey, Duration::from_secs(2 * period))
-            .await
-        {
-            Some(count) => Self::decision(rate.count, count, reset),
+        let rkey = format!("hop:rl:{}:{}:{period_ms}:{key}", bucket.name(), rate.count);
+        match self.redis.gcra(&rkey, rate.count, period_ms, true).await {
+            Some((allowed, ms)) => Self::decision(rate.count, period_ms, allowed, ms),
             None => Decision::unlimited(),
         }
     }
@@ -372,16 +371,11 @@ impl Limiter for SharedLimiter {
         if rate.count == 0 {
             return None;
         }
-        let period = rate.period.as_secs().max(1);
-        let (window, reset) = Self::window(Self::now(), period);
+        let period_ms = rate.period.as_millis().max(1) as u64;
         let key = self.opaque(key).await?;
-        let rkey = format!("hop:rl:{}:{period}:{key}:{window}", bucket.name());
-        let count = self.redis.counter(&rkey).await?;
-        let d = Self::decision(rate.count, count, reset);
-        (count >= u64::from(rate.count)).then_some(Decision {
-            allowed: false,
-            ..d
-        })
+        let rkey = format!("hop:rl:{}:{}:{period_ms}:{key}", bucket.name(), rate.count);
+        let (allowed, ms) = self.redis.gcra(&rkey, rate.count, period_ms, false).await?;
+        (!allowed).then(|| Self::decision(rate.count, period_ms, false, ms))
     }
 }
 
@@ -475,16 +469,16 @@ mod tests {
     }
 
     #[test]
-    fn shared_windows_are_one_period_long() {
-        // Hourly: window n covers [3600n, 3600(n+1)).
-        assert_eq!(SharedLimiter::window(7_205, 3_600), (2, 3_595));
-        assert_eq!(SharedLimiter::window(7_199, 3_600), (1, 1));
-        assert_eq!(SharedLimiter::window(59, 60), (0, 1));
-        assert_eq!(SharedLimiter::window(60, 60), (1, 60));
-        assert_eq!(SharedLimiter::window(10, 1), (10, 1));
-        let d = SharedLimiter::decision(10, 10, 5);
-        assert!(d.allowed && d.remaining == 0);
-        assert!(!SharedLimiter::decision(10, 11, 5).allowed);
+    fn shared_decisions_report_what_is_left() {
+        // 10 an hour: one back every 6 minutes.
+        let hour = 3_600_000;
+        let d = SharedLimiter::decision(10, hour, true, 360_000);
+        assert_eq!((d.allowed, d.remaining, d.reset_secs), (true, 9, 360));
+        let d = SharedLimiter::decision(10, hour, true, hour);
+        assert_eq!((d.allowed, d.remaining, d.reset_secs), (true, 0, 3_600));
+        let d = SharedLimiter::decision(10, hour, false, 359_001);
+        assert_eq!((d.allowed, d.remaining, d.reset_secs), (false, 0, 360));
+        assert_eq!(SharedLimiter::decision(10, hour, false, 1).reset_secs, 1);
     }
 
     #[test]
