@@ -93,12 +93,20 @@ impl BatchWriter {
                 }
             }
             if !closing {
+                // Fill the batch for a moment, but not past a shutdown: a
+                // stop must not wait out `max_wait`.
                 let deadline = tokio::time::Instant::now() + self.max_wait;
                 while batch.len() < self.batch_size {
                     let room = self.batch_size - batch.len();
-                    match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                        Ok(n) if n > 0 => {}
-                        _ => break,
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.cancelled() => break,
+                        got = tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)) => {
+                            match got {
+                                Ok(n) if n > 0 => {}
+                                _ => break,
+                            }
+                        }
                     }
                 }
             }
