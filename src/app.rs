@@ -272,6 +272,9 @@ impl Application {
                 tick.tick().await;
                 upkeep_state.prometheus.run_upkeep();
                 upkeep_state.blocklist.reload_if_changed();
+                if let Some(shared) = &upkeep_state.shared {
+                    shared.resend_invalidations().await;
+                }
                 // Normally reloaded on change (and in cluster mode on every
                 // node by pub/sub); this catches a missed message.
                 if let Err(e) = upkeep_state.takedowns.reload().await {

@@ -66,6 +66,9 @@ pub struct Redis {
     /// Signs and checks everything hop writes to Redis and reads back
     /// (see [`crate::seal`]).
     seal: Sealer,
+    /// Slugs edited while Redis was away, whose invalidation is still to be
+    /// sent.
+    unsent: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Redis {
@@ -106,6 +109,7 @@ impl Redis {
             conn,
             up: AtomicBool::new(true),
             seal,
+            unsent: Default::default(),
         }))
     }
 
@@ -208,7 +212,17 @@ impl Redis {
     }
 
     /// Drops a slug from the shared cache and tells every node to drop it.
+    /// If Redis does not take it, the slug is kept and sent again when
+    /// Redis is back ([`Redis::resend_invalidations`]): otherwise the shared
+    /// tier would keep serving the old link until its TTL.
     pub async fn invalidate(&self, slug: &str) {
+        if let Err(e) = self.send_invalidation(slug).await {
+            tracing::warn!(error = %e, link.slug = slug, "cache invalidation not published; will resend");
+            self.unsent.lock().insert(slug.to_owned());
+        }
+    }
+
+    async fn send_invalidation(&self, slug: &str) -> redis::RedisResult<()> {
         let mut conn = self.conn();
         let r = redis::pipe()
             .del(format!("{LINK_PREFIX}{slug}"))
@@ -219,9 +233,17 @@ impl Redis {
             .ignore()
             .query_async::<()>(&mut conn)
             .await;
-        if let Err(e) = self.mark(r) {
-            // The TTL bounds how long another node may serve the old link.
-            tracing::warn!(error = %e, link.slug = slug, "cache invalidation not published");
+        self.mark(r)
+    }
+
+    /// Sends the invalidations Redis did not take while it was away; those
+    /// that fail again stay for the next try.
+    pub async fn resend_invalidations(&self) {
+        let slugs: Vec<String> = self.unsent.lock().drain().collect();
+        for slug in slugs {
+            if self.send_invalidation(&slug).await.is_err() {
+                self.unsent.lock().insert(slug);
+            }
         }
     }
 
@@ -392,7 +414,8 @@ pub async fn listen(
             },
         };
         // Invalidations and takedowns may have been missed while
-        // unsubscribed.
+        // unsubscribed, and this node's own may not have been sent.
+        redis.resend_invalidations().await;
         cache.clear();
         reload_takedowns(&takedowns);
         backoff = Duration::from_millis(100);

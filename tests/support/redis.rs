@@ -139,6 +139,15 @@ impl RedisServer {
         }
     }
 
+    /// Kills the server with SIGKILL (a crash: no chance to write anything
+    /// more) and waits for it to exit.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the server the way an orchestrator does (SIGTERM: it finishes
     /// writing its append-only file) and waits for it to exit.
     pub fn stop(&mut self) {
