@@ -256,6 +256,82 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Follows a short link on node `node` (a browser at the usual address).
+    pub async fn click_on(&self, node: usize, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.bases[node % self.bases.len()]))
+            .header("user-agent", FIREFOX)
+            .header("x-forwarded-for", "203.0.113.7")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// An API request to node `node`.
+    pub async fn api_on(
+        &self,
+        node: usize,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let base = &self.bases[node % self.bases.len()];
+        let mut req = self.client.request(method, format!("{base}{path}"));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// After a change made through node `by`: that node follows it at once
+    /// (it drops its own cache before answering), every other node within
+    /// 2 s (the invalidation travels over Redis), and then keeps to it.
+    /// `want` is the status and, for redirects, the `Location`.
+    pub async fn expect_everywhere(&self, by: usize, path: &str, want: (StatusCode, Option<&str>)) {
+        let seen = |res: &Response| {
+            (
+                res.status(),
+                res.headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_owned()),
+            )
+        };
+        let want = (want.0, want.1.map(str::to_owned));
+        let res = self.click_on(by, path).await;
+        assert_eq!(seen(&res), want, "node {by}, which made the change");
+        for node in 0..self.bases.len() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            loop {
+                let res = self.click_on(node, path).await;
+                if seen(&res) == want {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "node {node}: {:?}, not {want:?}",
+                    seen(&res)
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let res = self.click_on(node, path).await;
+            assert_eq!(seen(&res), want, "node {node} went back");
+        }
+    }
+
+    /// Follows `path` once on every node, so each has the link (or its
+    /// absence) in its own cache.
+    pub async fn click_everywhere(&self, path: &str) -> Vec<Response> {
+        let mut all = Vec::new();
+        for node in 0..self.bases.len() {
+            all.push(self.click_on(node, path).await);
+        }
+        all
+    }
+
     pub async fn click(&self, path: &str) -> Response {
         self.click_as(path, FIREFOX, "203.0.113.7").await
     }

@@ -397,9 +397,13 @@ async fn patch_changes_fields_and_null_clears() {
 async fn delete_removes_the_link() {
     let app = TestApp::spawn().await;
     app.create_slug("bye", "https://example.com/").await;
-    assert_eq!(app.click("/bye").await.status(), StatusCode::FOUND);
+    // Cached on every node.
+    for res in app.click_everywhere("/bye").await {
+        assert_eq!(res.status(), StatusCode::FOUND);
+    }
     let res = app
-        .api(
+        .api_on(
+            0,
             Method::DELETE,
             "/api/v1/links/bye",
             Some(&app.admin_key),
@@ -407,11 +411,9 @@ async fn delete_removes_the_link() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.click("/bye").await.status(),
-        StatusCode::NOT_FOUND,
-        "cache invalidated at once"
-    );
+    // Invalidated at once where it was deleted, and on every node.
+    app.expect_everywhere(0, "/bye", (StatusCode::NOT_FOUND, None))
+        .await;
     let res = app
         .api(
             Method::DELETE,

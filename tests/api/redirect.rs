@@ -80,9 +80,12 @@ async fn expired_disabled_and_exhausted_links_are_gone() {
     assert!(res.text().await.unwrap().contains("expired"));
 
     app.create_slug("off", "https://example.com/").await;
-    assert_eq!(app.click("/off").await.status(), StatusCode::FOUND);
+    for res in app.click_everywhere("/off").await {
+        assert_eq!(res.status(), StatusCode::FOUND);
+    }
     let res = app
-        .api(
+        .api_on(
+            1,
             Method::PATCH,
             "/api/v1/links/off",
             Some(&app.admin_key),
@@ -90,19 +93,20 @@ async fn expired_disabled_and_exhausted_links_are_gone() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        app.click("/off").await.status(),
-        StatusCode::GONE,
-        "disable takes effect at once"
-    );
-    app.api(
+    // Disabling takes effect at once on the node that did it, and on every
+    // node that had the link cached.
+    app.expect_everywhere(1, "/off", (StatusCode::GONE, None))
+        .await;
+    app.api_on(
+        0,
         Method::PATCH,
         "/api/v1/links/off",
         Some(&app.admin_key),
         Some(json!({"disabled": false})),
     )
     .await;
-    assert_eq!(app.click("/off").await.status(), StatusCode::FOUND);
+    app.expect_everywhere(0, "/off", (StatusCode::FOUND, Some("https://example.com/")))
+        .await;
 
     app.create(json!({"url": "https://example.com/", "slug": "three", "max_clicks": 3}))
         .await;
@@ -130,31 +134,48 @@ async fn expired_disabled_and_exhausted_links_are_gone() {
 async fn edits_take_effect_on_the_next_redirect() {
     let app = TestApp::spawn().await;
     app.create_slug("moving", "https://example.com/old").await;
-    for _ in 0..3 {
-        assert_eq!(
-            app.click("/moving").await.headers()["location"],
-            "https://example.com/old"
-        );
+    for res in app.click_everywhere("/moving").await {
+        assert_eq!(res.headers()["location"], "https://example.com/old");
     }
-    app.api(
+    app.api_on(
+        0,
         Method::PATCH,
         "/api/v1/links/moving",
         Some(&app.admin_key),
         Some(json!({"url": "https://example.com/new"})),
     )
     .await;
-    assert_eq!(
-        app.click("/moving").await.headers()["location"],
-        "https://example.com/new"
-    );
+    app.expect_everywhere(
+        0,
+        "/moving",
+        (StatusCode::FOUND, Some("https://example.com/new")),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_cached_404_does_not_hide_a_new_link() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.click("/later").await.status(), StatusCode::NOT_FOUND);
-    app.create_slug("later", "https://example.com/").await;
-    assert_eq!(app.click("/later").await.status(), StatusCode::FOUND);
+    // Unknown on every node, and remembered as such.
+    for res in app.click_everywhere("/later").await {
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+    let res = app
+        .api_on(
+            2,
+            Method::POST,
+            "/api/v1/links",
+            Some(&app.admin_key),
+            Some(json!({"url": "https://example.com/", "slug": "later"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.expect_everywhere(
+        2,
+        "/later",
+        (StatusCode::FOUND, Some("https://example.com/")),
+    )
+    .await;
 }
 
 #[tokio::test]
