@@ -8,22 +8,35 @@ which a JSON Schema cannot say:
 - a stats range may hold at most 5000 buckets of its interval (`minute`,
   `hour`, `day`; when absent, chosen from the range's length).
 
-Before each request, a case that breaks only such a rule with schema-valid
-values is moved to the nearest valid value, so that "schema-valid data is
-accepted" stays a strict check for everything else. A field that is not a
-valid date-time at all is left as generated (it is a negative case, and must
-still be refused).
+Before each request, a schema-valid (positive) case that breaks only such
+a rule is moved to the nearest valid value, so that "schema-valid data is
+accepted" stays a strict check for everything else. Negative cases are
+never touched: they must still be refused. A field that is not an RFC 3339
+date-time (checked strictly, not by Python's laxer ISO parser) is left as
+generated.
+
+Positive cases of the stats and CSV operations also get the slug of the
+link scripts/api-contract.sh creates, so that their query validation runs
+against a real link in every phase, not only where the stateful phase
+happens to chain a created link into them.
 """
+import re
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
+from schemathesis.generation.modes import GenerationMode
+
+EXISTING_SLUG = "contract"
+RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
 
 MAX_BUCKETS = 5000
 INTERVALS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
 def _instant(value):
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not RFC3339.match(value):
         return None
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -85,9 +98,18 @@ def _valid_range(query):
         query["to"] = _rfc3339(end)
 
 
+def _positive(case):
+    meta = case.meta
+    return meta is not None and meta.generation.mode == GenerationMode.POSITIVE
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
+    if not _positive(case):
+        return
     if case.method.upper() in ("POST", "PATCH"):
         _future_expiry(case.body)
     if case.method.upper() == "GET" and case.path.endswith(("/stats", "/clicks.csv")):
+        if isinstance(case.path_parameters, dict) and "slug" in case.path_parameters:
+            case.path_parameters["slug"] = EXISTING_SLUG
         _valid_range(case.query)
