@@ -487,9 +487,11 @@ pub async fn run_appender(
         loop {
             let mut pipe = redis::pipe();
             for ev in &batch {
+                // Encrypted: the event holds the client's raw address, which
+                // must not sit in Redis's memory or append-only file.
                 let json = redis
                     .seal
-                    .seal(STREAM, &serde_json::to_string(ev).unwrap_or_default());
+                    .encrypt(STREAM, &serde_json::to_string(ev).unwrap_or_default());
                 pipe.cmd("XADD")
                     .arg(STREAM)
                     .arg("MAXLEN")
@@ -534,7 +536,7 @@ pub struct Worker {
     pub batch_size: usize,
 }
 
-/// The click events of stream entries (entries not sealed by a node of
+/// The click events of stream entries (entries not encrypted by a node of
 /// this cluster are dropped: forged clicks), and every entry's id.
 fn parse_entries(seal: &Sealer, ids: &[StreamId]) -> (Vec<ClickEvent>, Vec<String>) {
     let mut events = Vec::with_capacity(ids.len());
@@ -542,8 +544,8 @@ fn parse_entries(seal: &Sealer, ids: &[StreamId]) -> (Vec<ClickEvent>, Vec<Strin
     for entry in ids {
         all.push(entry.id.clone());
         match entry.get::<String>("e").and_then(|sealed| {
-            let json = seal.open(STREAM, &sealed)?;
-            serde_json::from_str::<ClickEvent>(json).ok()
+            let json = seal.decrypt(STREAM, &sealed)?;
+            serde_json::from_str::<ClickEvent>(&json).ok()
         }) {
             Some(ev) => events.push(ev),
             None => tracing::error!(

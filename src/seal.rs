@@ -7,6 +7,11 @@
 //! A sealed value is `base64url(HMAC-SHA256(key, context ‖ 0 ‖ payload)).payload`.
 //! The context names what the value is and where it lives (the Redis key or
 //! channel), so a value signed for one place is refused in another.
+//!
+//! Values that hold personal data (click events carry the client's raw
+//! address until a worker stores them) are encrypted instead, with
+//! XChaCha20-Poly1305 under a key derived from the cluster key, so neither
+//! Redis's memory nor its append-only file ever holds a raw address.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +27,7 @@ const MAC_LEN: usize = 43;
 #[derive(Clone)]
 pub struct Sealer {
     mac: Hmac<Sha256>,
+    cipher: chacha20poly1305::XChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -38,8 +44,16 @@ impl Sealer {
                 "the cluster key must be at least {MIN_KEY_LEN} bytes (e.g. `openssl rand -hex 32`)"
             ));
         }
+        let mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+        let mut derived = mac.clone();
+        derived.update(b"hop:encrypt\0");
+        let cipher_key = derived.finalize().into_bytes();
         Ok(Sealer {
-            mac: Hmac::new_from_slice(key).expect("HMAC takes keys of any length"),
+            mac,
+            cipher: <chacha20poly1305::XChaCha20Poly1305 as chacha20poly1305::KeyInit>::new(
+                &cipher_key,
+            ),
         })
     }
 
@@ -70,6 +84,49 @@ impl Sealer {
             .verify_slice(&tag)
             .ok()
             .map(|()| payload)
+    }
+
+    /// `plaintext`, encrypted and authenticated for `context` (a random
+    /// nonce each time): `base64url(nonce ‖ ciphertext)`.
+    pub fn encrypt(&self, context: &str, plaintext: &str) -> String {
+        use chacha20poly1305::aead::{Aead, AeadCore, OsRng, Payload};
+        let nonce = chacha20poly1305::XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("encrypting to memory cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The plaintext of a value [`Sealer::encrypt`]ed for `context` with
+    /// this key; `None` for anything else.
+    pub fn decrypt(&self, context: &str, value: &str) -> Option<String> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+        if bytes.len() < 24 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().ok()?;
+        let plain = self
+            .cipher
+            .decrypt(
+                &chacha20poly1305::XNonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: context.as_bytes(),
+                },
+            )
+            .ok()?;
+        String::from_utf8(plain).ok()
     }
 
     /// A secret derived from one stored in Redis: what Redis holds is not
@@ -103,5 +160,16 @@ mod tests {
         assert_ne!(a.derive("salt", b"x"), b.derive("salt", b"x"));
         assert_ne!(a.derive("salt", b"x"), a.derive("secret", b"x"));
         assert_eq!(format!("{a:?}"), "Sealer(<redacted>)");
+        let hidden = a.encrypt("hop:clicks", r#"{"ip":"198.51.100.77"}"#);
+        assert!(!hidden.contains("198.51"));
+        assert_ne!(hidden, a.encrypt("hop:clicks", r#"{"ip":"198.51.100.77"}"#));
+        assert_eq!(
+            a.decrypt("hop:clicks", &hidden).as_deref(),
+            Some(r#"{"ip":"198.51.100.77"}"#)
+        );
+        assert_eq!(a.decrypt("hop:live", &hidden), None, "another context");
+        assert_eq!(b.decrypt("hop:clicks", &hidden), None, "another key");
+        assert_eq!(a.decrypt("hop:clicks", r#"{"ip":"198.51.100.77"}"#), None);
+        assert_eq!(a.decrypt("hop:clicks", ""), None);
     }
 }

@@ -544,9 +544,13 @@ async fn a_postgres_outage_keeps_cached_links_and_fails_creates_fast() {
 /// A client of the test Redis (for what an attacker with write access
 /// does).
 async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    // Patient: it is used while the machine is loaded on purpose.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
     redis::Client::open(url)
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
 }
