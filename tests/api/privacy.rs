@@ -72,15 +72,45 @@ async fn switches_keep_referrer_user_agent_and_location_out() {
     assert!(!top(&stats, "browsers").contains(&"Firefox".to_owned()));
 }
 
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+/// A click from `ip` with `ua`, asking not to be tracked by `header`.
+async fn click_from(app: &TestApp, path: &str, ip: &str, ua: &str, header: Option<&str>) {
+    let mut req = app
+        .client
+        .get(app.any_url(path))
+        .header("user-agent", ua)
+        .header("x-forwarded-for", ip)
+        .header("referer", "https://news.example/item");
+    if let Some(h) = header {
+        req = req.header(h, "1");
+    }
+    assert_eq!(req.send().await.unwrap().status(), StatusCode::FOUND);
+}
+
+/// With `--honor-dnt`, a click sending `DNT: 1` or `Sec-GPC: 1` is counted
+/// with no referrer, user agent or location, and all such clicks of a day
+/// share one anonymous visitor (docs/operations.md), whatever their
+/// addresses and browsers.
 #[tokio::test]
 async fn do_not_track_clicks_are_counted_anonymously_when_honoured() {
+    // Distinct addresses and browsers: tracked, each would be a visitor.
+    let visitors = [
+        ("81.2.69.143", FIREFOX, "dnt"),
+        ("81.2.69.144", crate::helpers::IPHONE, "sec-gpc"),
+        ("198.51.100.20", FIREFOX, "dnt"),
+        ("2001:db8::20", crate::helpers::IPHONE, "dnt"),
+        ("203.0.113.20", CHROME, "sec-gpc"),
+    ];
     let app = TestApp::spawn_with(|c| c.honor_dnt = true).await;
     app.create_slug("dnt", "https://example.com/").await;
-    click_with(&app, "/dnt", &[("dnt", "1")]).await;
-    click_with(&app, "/dnt", &[("sec-gpc", "1")]).await;
-    click_with(&app, "/dnt", &[]).await;
-    let stats = settled(&app, "dnt", 3).await;
-    let referrers = &stats["top"]["referrers"];
+    for (ip, ua, header) in visitors {
+        click_from(&app, "/dnt", ip, ua, Some(header)).await;
+    }
+    // Two tracked clicks from two more visitors, one of them in GB.
+    click_from(&app, "/dnt", "81.2.69.142", FIREFOX, None).await;
+    click_from(&app, "/dnt", "198.51.100.21", FIREFOX, None).await;
+    let stats = settled(&app, "dnt", 7).await;
     let count = |v: &Value, name: &str| {
         v.as_array()
             .unwrap()
@@ -88,21 +118,34 @@ async fn do_not_track_clicks_are_counted_anonymously_when_honoured() {
             .find(|e| e["value"] == name)
             .map_or(0, |e| e["clicks"].as_u64().unwrap())
     };
+    let breakdowns = &stats["top"];
     assert_eq!(
-        count(referrers, "news.example"),
-        1,
-        "only the tracked click"
+        count(&breakdowns["referrers"], "news.example"),
+        2,
+        "only tracked clicks: {stats}"
     );
-    assert_eq!(count(referrers, "direct"), 2);
-    assert_eq!(count(&stats["top"]["countries"], "GB"), 1);
-    assert_eq!(count(&stats["top"]["countries"], "unknown"), 2);
+    assert_eq!(count(&breakdowns["referrers"], "direct"), 5);
+    assert_eq!(count(&breakdowns["countries"], "GB"), 1, "{stats}");
+    assert_eq!(count(&breakdowns["countries"], "unknown"), 6);
+    assert_eq!(count(&breakdowns["browsers"], "unknown"), 5, "{stats}");
+    assert_eq!(
+        stats["unique_visitors"], 3,
+        "five anonymous clicks are one visitor, plus two tracked ones: {stats}"
+    );
+    // Another link's anonymous visitor is its own.
+    app.create_slug("dnt2", "https://example.com/").await;
+    click_from(&app, "/dnt2", "81.2.69.142", FIREFOX, Some("dnt")).await;
+    assert_eq!(settled(&app, "dnt2", 1).await["unique_visitors"], 1);
 
-    // Without the switch, DNT changes nothing.
+    // Without the switch, DNT changes nothing: each is a visitor of its own.
     let app = TestApp::spawn().await;
     app.create_slug("dnt", "https://example.com/").await;
-    click_with(&app, "/dnt", &[("dnt", "1")]).await;
-    let stats = settled(&app, "dnt", 1).await;
+    for (ip, ua, header) in visitors {
+        click_from(&app, "/dnt", ip, ua, Some(header)).await;
+    }
+    let stats = settled(&app, "dnt", 5).await;
     assert_eq!(top(&stats, "referrers"), ["news.example"]);
+    assert_eq!(stats["unique_visitors"], 5, "{stats}");
 }
 
 #[tokio::test]
