@@ -279,3 +279,190 @@ async fn revoked_keys_stop_working() {
         (StatusCode::UNAUTHORIZED, "invalid_credentials".into())
     );
 }
+
+/// What an answer shows a caller: status, body, and headers (names of all;
+/// values of those that do not change from one request to the next).
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: StatusCode,
+    body: String,
+    headers: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+async fn answer_of(res: reqwest::Response) -> Answer {
+    let volatile =
+        |name: &str| matches!(name, "date" | "x-request-id") || name.starts_with("ratelimit-");
+    let mut headers = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (name, value) in res.headers() {
+        let values = headers.entry(name.as_str().to_owned()).or_default();
+        if !volatile(name.as_str()) {
+            values.push(value.to_str().unwrap().to_owned());
+        }
+    }
+    Answer {
+        status: res.status(),
+        headers,
+        body: res.text().await.unwrap(),
+    }
+}
+
+/// Callers with one kind of credential, the slugs they try, and the one
+/// answer they all get.
+struct Callers<'a> {
+    who: &'a str,
+    credential: Option<&'a str>,
+    slugs: Vec<&'a str>,
+    status: StatusCode,
+    code: &'a str,
+}
+
+/// Every operation on one link: method, path under the link, body.
+fn link_operations() -> Vec<(Method, &'static str, Option<Value>)> {
+    vec![
+        (Method::GET, "", None),
+        (Method::PATCH, "", Some(json!({"title": "Taken over"}))),
+        (Method::GET, "/stats", None),
+        (Method::GET, "/clicks.csv", None),
+        (Method::GET, "/qr.svg", None),
+        (Method::GET, "/qr.png", None),
+        (Method::GET, "/live", None),
+        (Method::DELETE, "/clicks", None),
+        (Method::DELETE, "", None),
+    ]
+}
+
+/// No answer tells a caller whether a link it may not see exists. For every
+/// link operation, callers who may not see a link get one answer (status,
+/// error code and message, the same headers) whether the slug is someone
+/// else's link, an anonymous link, a deleted link, one never made, or not a
+/// slug at all. As docs/architecture.md says, the answer depends on the
+/// credential only: an API key gets 404 `link_not_found`, a link secret
+/// (forged, or another link's) 401 `invalid_credentials`, no credential
+/// 401 `unauthorized`, so neither reveals which slugs exist. The owner's
+/// calls succeed, so every path is a real operation.
+#[tokio::test]
+async fn no_answer_reveals_whether_a_link_exists() {
+    let app = TestApp::spawn().await;
+    let alice = app.create_key("alice", false).await;
+    let bob = app.create_key("bob", false).await;
+    let create = |key: Option<String>, slug: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .api(
+                    Method::POST,
+                    "/api/v1/links",
+                    key.as_deref(),
+                    Some(json!({"url": "https://example.com/", "slug": slug, "title": "Alice's"})),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::CREATED, "{slug}");
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    create(Some(alice.clone()), "alices").await;
+    let anon_a = create(None, "anon-a").await;
+    let anon_b = create(None, "anon-b").await;
+    create(Some(bob.clone()), "deleted").await;
+    let res = app
+        .api(Method::DELETE, "/api/v1/links/deleted", Some(&bob), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.click("/alices").await.status(), StatusCode::FOUND);
+    app.wait_for_clicks("alices", "", 1).await;
+    let secret_a = anon_a["secret"].as_str().unwrap().to_owned();
+    let secret_b = anon_b["secret"].as_str().unwrap().to_owned();
+    // Right shape, wrong value.
+    let forged = format!("hls_{}", "A".repeat(secret_a.len() - 4));
+
+    let missing = ["never-was", "deleted", "bad~slug"];
+    let groups = [
+        Callers {
+            who: "another user's API key",
+            credential: Some(&bob),
+            slugs: [&["alices", "anon-a"][..], &missing[..]].concat(),
+            status: StatusCode::NOT_FOUND,
+            code: "link_not_found",
+        },
+        Callers {
+            who: "a valid key on a missing slug",
+            credential: Some(&alice),
+            slugs: missing.to_vec(),
+            status: StatusCode::NOT_FOUND,
+            code: "link_not_found",
+        },
+        Callers {
+            who: "a wrong link secret",
+            credential: Some(&forged),
+            slugs: [&["anon-a", "alices"][..], &missing[..]].concat(),
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_credentials",
+        },
+        Callers {
+            who: "another link's secret",
+            credential: Some(&secret_b),
+            slugs: [&["anon-a", "alices"][..], &missing[..]].concat(),
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_credentials",
+        },
+        Callers {
+            who: "no credential",
+            credential: None,
+            slugs: [&["alices", "anon-a"][..], &missing[..]].concat(),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+    ];
+    for (method, path, body) in link_operations() {
+        // The answers one kind of credential gets, whoever holds it.
+        let mut by_kind: std::collections::BTreeMap<(StatusCode, &str), (String, Answer)> =
+            Default::default();
+        for Callers {
+            who,
+            credential,
+            slugs,
+            status,
+            code,
+        } in &groups
+        {
+            for slug in slugs {
+                let url = format!("/api/v1/links/{slug}{path}");
+                let res = app
+                    .api(method.clone(), &url, *credential, body.clone())
+                    .await;
+                let what = format!("{method} {url} with {who}");
+                let answer = answer_of(res).await;
+                assert_eq!(answer.status, *status, "{what}: {}", answer.body);
+                let envelope: Value = serde_json::from_str(&answer.body).unwrap();
+                assert_eq!(envelope["error"]["code"], *code, "{what}");
+                match by_kind.get(&(*status, *code)) {
+                    None => {
+                        by_kind.insert((*status, *code), (what, answer));
+                    }
+                    Some((first, expected)) => {
+                        assert_eq!(&answer, expected, "{what} differs from {first}");
+                    }
+                }
+            }
+        }
+    }
+    // Nothing was changed by those calls, and the owner may do each.
+    let link: Value = app
+        .api(Method::GET, "/api/v1/links/alices", Some(&alice), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(link["title"], "Alice's");
+    assert_eq!(app.stats("alices", "").await["total_clicks"], 1);
+    for (method, path, body) in link_operations() {
+        let url = format!("/api/v1/links/alices{path}");
+        let res = app.api(method.clone(), &url, Some(&alice), body).await;
+        assert!(
+            res.status().is_success(),
+            "{method} {url} as the owner: {}",
+            res.status()
+        );
+    }
+    assert_eq!(app.click("/alices").await.status(), StatusCode::NOT_FOUND);
+}

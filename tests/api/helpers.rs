@@ -68,6 +68,11 @@ impl DataDir {
     pub fn redis_url(&self) -> Option<String> {
         self.cluster.as_ref().map(|(_, r)| r.url())
     }
+
+    /// The cluster's PostgreSQL database URL (None in embedded mode).
+    pub fn database_url(&self) -> Option<String> {
+        self.cluster.as_ref().map(|(db, _)| db.clone())
+    }
 }
 
 pub struct TestApp {

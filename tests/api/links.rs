@@ -442,3 +442,64 @@ async fn unknown_api_routes_and_methods_use_the_envelope() {
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into())
     );
 }
+
+/// The payload a QR code PNG decodes to (any colour type and bit depth,
+/// read as 8-bit grey).
+fn decode_qr_png(png_bytes: &[u8]) -> String {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    let channels = frame.color_type.samples();
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let grey = |x: usize, y: usize| {
+        let px = &buf[y * frame.line_size + x * channels..][..channels];
+        match channels {
+            1 | 2 => px[0],
+            _ => ((u32::from(px[0]) + u32::from(px[1]) + u32::from(px[2])) / 3) as u8,
+        }
+    };
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, grey);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in a {w}×{h} image");
+    let (_, content) = grids[0].decode().expect("the QR code decodes");
+    content
+}
+
+/// Scanned, a link's QR code (PNG, any size, as a download too, by its
+/// owner or with its secret) gives the short URL, and nothing else.
+#[tokio::test]
+async fn qr_codes_decode_to_the_short_url() {
+    let app = TestApp::spawn().await;
+    let long_slug = "q".repeat(64);
+    let mut links = Vec::new();
+    for slug in ["scan-me", &long_slug] {
+        let link = app.create_slug(slug, "https://example.com/").await;
+        links.push((link, app.admin_key.clone()));
+    }
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/links",
+            None,
+            Some(json!({"url": "https://example.com/anon"})),
+        )
+        .await;
+    let anon: Value = res.json().await.unwrap();
+    let secret = anon["secret"].as_str().unwrap().to_owned();
+    links.push((anon, secret));
+    for (link, key) in &links {
+        let slug = link["slug"].as_str().unwrap();
+        let short_url = format!("http://hop.test/{slug}");
+        assert_eq!(link["short_url"], short_url);
+        for query in ["", "?size=64", "?size=300", "?size=2048", "?download=1"] {
+            let path = format!("/api/v1/links/{slug}/qr.png{query}");
+            let res = app.api(Method::GET, &path, Some(key), None).await;
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            assert_eq!(res.headers()["content-type"], "image/png");
+            let png = res.bytes().await.unwrap();
+            assert_eq!(decode_qr_png(&png), short_url, "{path}");
+        }
+    }
+}

@@ -699,3 +699,355 @@ async fn assets_are_embedded_and_cacheable_and_errors_look_like_the_site() {
     assert!(html.contains("Link not found"));
     assert!(html.contains("<main id=\"main\">"));
 }
+
+/// A form of the UI, and the state its post would change.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Shorten,
+    Login,
+    Logout,
+    Edit,
+    Delete,
+    Report,
+    Unlock,
+}
+
+/// How a cross-site post tries to get past the CSRF defences.
+#[derive(Debug, Clone, Copy)]
+enum Forgery {
+    /// No token in the form.
+    NoToken,
+    /// A token of the right shape that is not this browser's.
+    WrongToken,
+    /// This browser's token, from a page on another site.
+    ForeignOrigin,
+    /// This browser's token, from an opaque origin (sandboxed frame, data: URL).
+    NullOrigin,
+    /// This browser's token and session cookie, without the SameSite=Strict
+    /// CSRF cookie (what a browser sends on a cross-site post).
+    NoCsrfCookie,
+}
+
+/// What one form's case needs: the browser, the page with the form, the
+/// link it concerns and the fields it posts.
+struct FormCase {
+    browser: reqwest::Client,
+    cookies: std::sync::Arc<reqwest::cookie::Jar>,
+    page: String,
+    action: String,
+    slug: String,
+    fields: Vec<(&'static str, String)>,
+}
+
+/// A browser whose cookies the test can read.
+fn browser_with_jar() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (client, jar)
+}
+
+async fn sign_in(app: &TestApp, b: &reqwest::Client, key: &str) {
+    let (_, html) = page(b, &app.url("/login")).await;
+    let res = post(
+        b,
+        &app.url("/login"),
+        &[("csrf", &csrf_of(&html)), ("key", key), ("next", "/links")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (status, _) = page(b, &app.url("/links")).await;
+    assert_eq!(status, StatusCode::OK, "signed in");
+}
+
+async fn link_json(app: &TestApp, slug: &str) -> Option<Value> {
+    let res = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/links/{slug}"),
+            Some(&app.admin_key),
+            None,
+        )
+        .await;
+    match res.status() {
+        StatusCode::OK => Some(res.json().await.unwrap()),
+        StatusCode::NOT_FOUND => None,
+        other => panic!("GET {slug}: {other}"),
+    }
+}
+
+async fn reports_about(app: &TestApp, slug: &str) -> usize {
+    let body: Value = app
+        .api(Method::GET, "/api/v1/reports", Some(&app.admin_key), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["slug"] == slug)
+        .count()
+}
+
+impl Form {
+    /// A fresh browser at the form's page, signed in where the form needs it.
+    async fn open(self, app: &TestApp, key: &str, n: usize) -> FormCase {
+        let (browser, cookies) = browser_with_jar();
+        let slug = format!("csrf-{self:?}-{n}").to_lowercase();
+        let mut secret = String::new();
+        match self {
+            Form::Edit | Form::Delete | Form::Report => {
+                let res = app
+                    .api(
+                        Method::POST,
+                        "/api/v1/links",
+                        Some(key),
+                        Some(serde_json::json!({"url": "https://example.com/kept", "slug": slug, "title": "Kept"})),
+                    )
+                    .await;
+                assert_eq!(res.status(), StatusCode::CREATED);
+            }
+            Form::Unlock => {
+                let res = app
+                    .api(
+                        Method::POST,
+                        "/api/v1/links",
+                        None,
+                        Some(serde_json::json!({"url": "https://example.com/kept", "slug": slug})),
+                    )
+                    .await;
+                let body: Value = res.json().await.unwrap();
+                secret = body["secret"].as_str().unwrap().to_owned();
+            }
+            Form::Shorten | Form::Login | Form::Logout => {}
+        }
+        if matches!(self, Form::Logout | Form::Edit | Form::Delete) {
+            sign_in(app, &browser, key).await;
+        }
+        let (page, action, fields): (String, String, Vec<(&str, String)>) = match self {
+            Form::Shorten => (
+                "/".into(),
+                "/".into(),
+                vec![
+                    ("url", "https://example.com/new".into()),
+                    ("slug", slug.clone()),
+                ],
+            ),
+            Form::Login => (
+                "/login".into(),
+                "/login".into(),
+                vec![("key", key.to_owned()), ("next", "/links".into())],
+            ),
+            Form::Logout => ("/links".into(), "/logout".into(), vec![]),
+            Form::Edit => (
+                format!("/links/{slug}/edit"),
+                format!("/links/{slug}/edit"),
+                vec![
+                    ("url", "https://evil.example/".into()),
+                    ("title", "Changed".into()),
+                    ("redirect_status", "302".into()),
+                ],
+            ),
+            Form::Delete => (
+                format!("/links/{slug}/delete"),
+                format!("/links/{slug}/delete"),
+                vec![],
+            ),
+            Form::Report => (
+                "/report".into(),
+                "/report".into(),
+                vec![
+                    ("slug", slug.clone()),
+                    ("reason", "phishing".into()),
+                    ("details", "forged".into()),
+                ],
+            ),
+            Form::Unlock => (
+                format!("/links/{slug}?secret={secret}"),
+                format!("/links/{slug}/unlock"),
+                vec![("secret", secret.clone())],
+            ),
+        };
+        FormCase {
+            browser,
+            cookies,
+            page,
+            action,
+            slug,
+            fields,
+        }
+    }
+
+    /// Whether the state shows the form's post as done (and not otherwise).
+    async fn done(self, app: &TestApp, case: &FormCase) -> bool {
+        let dashboard = |path: String| async move {
+            let res = case.browser.get(app.url(&path)).send().await.unwrap();
+            res.status()
+        };
+        match self {
+            Form::Shorten => link_json(app, &case.slug).await.is_some(),
+            Form::Login | Form::Unlock => {
+                let path = match self {
+                    Form::Login => "/links".to_owned(),
+                    _ => format!("/links/{}", case.slug),
+                };
+                match dashboard(path).await {
+                    StatusCode::OK => true,
+                    StatusCode::SEE_OTHER => false,
+                    other => panic!("{self:?}: {other}"),
+                }
+            }
+            Form::Logout => match dashboard("/links".into()).await {
+                StatusCode::SEE_OTHER => true,
+                StatusCode::OK => false,
+                other => panic!("{self:?}: {other}"),
+            },
+            Form::Edit => {
+                let link = link_json(app, &case.slug).await.expect("the link");
+                let kept = (link["url"].as_str(), link["title"].as_str())
+                    == (Some("https://example.com/kept"), Some("Kept"));
+                assert!(kept || link["title"] == "Changed", "half an edit: {link}");
+                !kept
+            }
+            Form::Delete => link_json(app, &case.slug).await.is_none(),
+            Form::Report => reports_about(app, &case.slug).await > 0,
+        }
+    }
+}
+
+/// Every form of the UI (shorten, sign in, sign out, edit, delete, report,
+/// unlock) refuses a post without the token, with a wrong one, with the
+/// right one from a foreign or opaque `Origin`, and without the CSRF
+/// cookie: a 4xx HTML page, and the state is as before (not signed in or
+/// still signed in, link not made, edited or deleted, no report, not
+/// unlocked). The same post made properly then does change it, so each
+/// check can see the change.
+#[tokio::test]
+async fn every_form_refuses_forged_posts_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let key = app.create_key("alice", false).await;
+    let forms = [
+        Form::Shorten,
+        Form::Login,
+        Form::Logout,
+        Form::Edit,
+        Form::Delete,
+        Form::Report,
+        Form::Unlock,
+    ];
+    let forgeries = [
+        Forgery::NoToken,
+        Forgery::WrongToken,
+        Forgery::ForeignOrigin,
+        Forgery::NullOrigin,
+        Forgery::NoCsrfCookie,
+    ];
+    for (n, form) in forms.into_iter().enumerate() {
+        let case = form.open(&app, &key, n).await;
+        let (status, html) = page(&case.browser, &app.url(&case.page)).await;
+        assert_eq!(status, StatusCode::OK, "{form:?} page");
+        assert!(
+            html.contains(&format!("action=\"{}\"", case.action)),
+            "{form:?}: the page posts to {}",
+            case.action
+        );
+        let token = csrf_of(&html);
+        assert!(!form.done(&app, &case).await, "{form:?} done before");
+        let action = app.url(&case.action);
+        for forgery in forgeries {
+            let mut fields: Vec<(&str, String)> = case.fields.clone();
+            let mut req = case.browser.post(&action);
+            match forgery {
+                Forgery::NoToken => {}
+                Forgery::WrongToken => {
+                    // Same length and alphabet, one character off.
+                    let mut wrong = token.clone().into_bytes();
+                    wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };
+                    fields.push(("csrf", String::from_utf8(wrong).unwrap()));
+                }
+                Forgery::ForeignOrigin => {
+                    fields.push(("csrf", token.clone()));
+                    req = req.header("origin", "https://evil.example");
+                }
+                Forgery::NullOrigin => {
+                    fields.push(("csrf", token.clone()));
+                    req = req.header("origin", "null");
+                }
+                Forgery::NoCsrfCookie => {
+                    fields.push(("csrf", token.clone()));
+                    let url = reqwest::Url::parse(&action).unwrap();
+                    let sent = reqwest::cookie::CookieStore::cookies(&*case.cookies, &url)
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    let others: Vec<&str> = sent
+                        .split("; ")
+                        .filter(|c| !c.is_empty() && !c.starts_with("hop_csrf="))
+                        .collect();
+                    // A client of its own, so the jar does not add it back.
+                    req = reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .unwrap()
+                        .post(&action);
+                    if !others.is_empty() {
+                        req = req.header("cookie", others.join("; "));
+                    }
+                }
+            }
+            let res = req.form(&fields).send().await.unwrap();
+            let status = res.status();
+            assert!(
+                status.is_client_error(),
+                "{form:?} {forgery:?}: answered {status}"
+            );
+            assert!(
+                res.headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .all(|c| !c.to_str().unwrap().starts_with("hop_session=")),
+                "{form:?} {forgery:?}: the session changed"
+            );
+            assert_eq!(
+                res.headers()["content-type"],
+                "text/html; charset=utf-8",
+                "{form:?} {forgery:?}"
+            );
+            let body = res.text().await.unwrap();
+            assert!(
+                body.contains("<html") && body.contains("This form has expired"),
+                "{form:?} {forgery:?}: {body}"
+            );
+            assert!(
+                !form.done(&app, &case).await,
+                "{form:?} {forgery:?}: the forged post took effect"
+            );
+        }
+        // The same post from this site, with its token, does its work.
+        let mut fields = case.fields.clone();
+        fields.push(("csrf", token));
+        let res = case
+            .browser
+            .post(&action)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                res.status(),
+                StatusCode::OK | StatusCode::CREATED | StatusCode::SEE_OTHER
+            ),
+            "{form:?}: the genuine post answered {}",
+            res.status()
+        );
+        assert!(
+            form.done(&app, &case).await,
+            "{form:?}: the genuine post did nothing"
+        );
+    }
+}

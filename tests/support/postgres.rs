@@ -200,6 +200,21 @@ impl PgServer {
         name
     }
 
+    /// A plain-text `pg_dump` of the database at `url` (schema and data).
+    pub fn dump(&self, url: &str) -> Vec<u8> {
+        // A client: it needs no other user than the one running the tests.
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args(["--no-password", "--format=plain", "--dbname", url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
