@@ -226,9 +226,12 @@ impl Bucketer {
         next.max(bucket + 60_000)
     }
 
-    /// Every bucket start that overlaps `range`.
+    /// Every bucket start that overlaps `range` (none for an empty range).
     pub fn buckets(&self, range: TimeRange) -> Vec<i64> {
         let mut out = Vec::new();
+        if range.from >= range.to {
+            return out;
+        }
         let mut b = self.floor(range.from);
         while b < range.to {
             out.push(b);
@@ -420,6 +423,9 @@ mod tests {
             to: utc("2026-01-01T12:10:00Z"),
         });
         assert_eq!(hours.len(), 3);
+        // `from == to` is an empty range, even inside a bucket.
+        let at = utc("2026-01-01T10:10:00Z");
+        assert!(b.buckets(TimeRange { from: at, to: at }).is_empty());
     }
 
     #[test]
