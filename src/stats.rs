@@ -165,20 +165,59 @@ impl Bucketer {
         utc.with_timezone(&self.tz).date_naive()
     }
 
+    /// The first instant after `from`, up to `to`, whose offset is (or,
+    /// with `same` false, is not) `off`; the offset changes at most once
+    /// between them.
+    fn offset_change(&self, from: i64, to: i64, off: i64, same: bool) -> i64 {
+        let (mut before, mut after) = (from, to);
+        while after - before > 1 {
+            let mid = before + (after - before) / 2;
+            if (self.offset_ms(mid) == off) == same {
+                after = mid;
+            } else {
+                before = mid;
+            }
+        }
+        after
+    }
+
+    /// The start of the bucket holding `ms`: its first instant. An hour
+    /// bucket is one local hour at one UTC offset (the repeated hour of a
+    /// fall-back is two buckets); a day bucket is one local date.
     pub fn floor(&self, ms: i64) -> i64 {
         match self.interval {
             Interval::Minute => Resolution::Minute.floor(ms),
             Interval::Hour => {
                 let off = self.offset_ms(ms);
-                Resolution::Hour.floor(ms + off) - off
+                let start = Resolution::Hour.floor(ms + off) - off;
+                if self.offset_ms(start) == off {
+                    start
+                } else {
+                    // A shift of less than an hour (Lord Howe's 30 minutes,
+                    // Chatham's at :45) moved the clocks inside this local
+                    // hour: it starts when its offset began, not at a local
+                    // time that was skipped or belongs to another bucket.
+                    self.offset_change(start, ms, off, true)
+                }
             }
             Interval::Day => self.day_start(self.local_date(ms)),
         }
     }
 
+    /// The start of the bucket after the one starting at `bucket`.
     fn next(&self, bucket: i64) -> i64 {
         let next = match self.interval {
-            Interval::Minute | Interval::Hour => self.floor(bucket + self.interval.nominal_ms()),
+            Interval::Minute => bucket + self.interval.nominal_ms(),
+            Interval::Hour => {
+                // The local hour ends, or the offset changes first.
+                let off = self.offset_ms(bucket);
+                let end = Resolution::Hour.floor(bucket + off) - off + self.interval.nominal_ms();
+                if self.offset_ms(end - 1) == off {
+                    end
+                } else {
+                    self.offset_change(bucket, end - 1, off, false)
+                }
+            }
             Interval::Day => {
                 let d = self.local_date(bucket);
                 self.day_start(d.succ_opt().unwrap_or(d))
@@ -187,9 +226,12 @@ impl Bucketer {
         next.max(bucket + 60_000)
     }
 
-    /// Every bucket start that overlaps `range`.
+    /// Every bucket start that overlaps `range` (none for an empty range).
     pub fn buckets(&self, range: TimeRange) -> Vec<i64> {
         let mut out = Vec::new();
+        if range.from >= range.to {
+            return out;
+        }
         let mut b = self.floor(range.from);
         while b < range.to {
             out.push(b);
@@ -381,6 +423,96 @@ mod tests {
             to: utc("2026-01-01T12:10:00Z"),
         });
         assert_eq!(hours.len(), 3);
+        // `from == to` is an empty range, even inside a bucket.
+        let at = utc("2026-01-01T10:10:00Z");
+        assert!(b.buckets(TimeRange { from: at, to: at }).is_empty());
+    }
+
+    #[test]
+    fn shift_inside_an_hour_starts_a_bucket_when_the_clocks_move() {
+        let b = Bucketer {
+            tz: "Australia/Lord_Howe".parse().unwrap(),
+            interval: Interval::Hour,
+        };
+        // 2026-10-04 02:00 +10:30 became 02:30 +11:00 (15:30Z).
+        let hours = b.buckets(TimeRange {
+            from: utc("2026-10-03T14:40:00Z"),
+            to: utc("2026-10-03T16:10:00Z"),
+        });
+        let shown: Vec<_> = hours.iter().map(|d| b.format(*d)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "2026-10-04T01:00:00+10:30",
+                "2026-10-04T02:30:00+11:00",
+                "2026-10-04T03:00:00+11:00"
+            ]
+        );
+        assert_eq!(b.floor(utc("2026-10-03T15:45:00Z")), hours[1]);
+        // 2026-04-05 02:00 +11:00 became 01:30 +10:30 (15:00Z): the repeated
+        // half hour is a bucket of its own, starting at 01:30.
+        let hours = b.buckets(TimeRange {
+            from: utc("2026-04-04T14:10:00Z"),
+            to: utc("2026-04-04T15:40:00Z"),
+        });
+        let shown: Vec<_> = hours.iter().map(|d| b.format(*d)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "2026-04-05T01:00:00+11:00",
+                "2026-04-05T01:30:00+10:30",
+                "2026-04-05T02:00:00+10:30"
+            ]
+        );
+        // Chatham, 2026-04-05: 03:45 +13:45 became 02:45 +12:45 (14:00Z).
+        // Local 03:00 +13:45 and 02:00 +12:45 are the same instant, but
+        // not the same hour.
+        let b = Bucketer {
+            tz: "Pacific/Chatham".parse().unwrap(),
+            interval: Interval::Hour,
+        };
+        let hours = b.buckets(TimeRange {
+            from: utc("2026-04-04T13:00:00Z"),
+            to: utc("2026-04-04T14:30:00Z"),
+        });
+        let shown: Vec<_> = hours.iter().map(|d| b.format(*d)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "2026-04-05T02:00:00+13:45",
+                "2026-04-05T03:00:00+13:45",
+                "2026-04-05T02:45:00+12:45",
+                "2026-04-05T03:00:00+12:45"
+            ]
+        );
+    }
+
+    proptest! {
+        /// A bucket starts at its first instant: floor is idempotent, never
+        /// after the instant, and the next bucket starts where this one ends.
+        #[test]
+        fn buckets_start_at_their_first_instant(
+            (zone, change) in prop::sample::select(vec![
+                ("Australia/Lord_Howe", "2026-04-04T15:00:00Z"),
+                ("Australia/Lord_Howe", "2026-10-03T15:30:00Z"),
+                ("Europe/Paris", "2026-03-29T01:00:00Z"),
+                ("America/New_York", "2026-11-01T06:00:00Z"),
+                ("America/St_Johns", "2026-03-08T05:30:00Z"),
+                ("Pacific/Chatham", "2026-04-04T14:00:00Z"),
+                ("Asia/Kathmandu", "2026-01-01T00:00:00Z"),
+            ]),
+            interval in prop::sample::select(vec![Interval::Minute, Interval::Hour, Interval::Day]),
+            delta in -2 * H..2 * H,
+        ) {
+            let b = Bucketer { tz: zone.parse().unwrap(), interval };
+            let at = utc(change) + delta;
+            let start = b.floor(at);
+            prop_assert!(start <= at);
+            prop_assert_eq!(b.floor(start), start);
+            let next = b.next(start);
+            prop_assert!(next > at);
+            prop_assert_eq!(b.floor(next - 1), start);
+        }
     }
 
     #[test]

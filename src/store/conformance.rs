@@ -1,7 +1,10 @@
 //! The store conformance suite: behaviour every backend must show. Backends
 //! run it with [`crate::store_conformance!`], which expands to one test per
 //! case. The in-memory store (raw clicks only) is the reference: rollup
-//! answers must equal raw answers over the same aligned range.
+//! answers must equal raw answers over the same aligned range, and whole
+//! stats answers must equal a brute-force reference ([`stats_reference`]).
+
+mod stats_reference;
 
 use std::collections::HashMap;
 
@@ -13,6 +16,8 @@ use super::{Conflict, LinkQuery, Resolution, Store, TimeRange};
 use crate::domain::{
     DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
 };
+
+pub use stats_reference::stats_equal_reference;
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an async
 /// closure returning `(Arc<dyn Store>, guard)`; the guard (a temp dir, a
@@ -26,7 +31,8 @@ macro_rules! store_conformance {
             delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
             clicks_of_unknown_links_are_skipped, rollups_agree_with_raw, bots_are_separable,
             export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
-            purge_removes_a_links_clicks, reports_and_domains, takedowns_add_list_and_lift);
+            purge_removes_a_links_clicks, reports_and_domains, takedowns_add_list_and_lift,
+            stats_equal_reference);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
