@@ -64,6 +64,25 @@ impl DataDir {
         self.dir.path()
     }
 
+    /// Every file of the cluster's Redis (its append-only file), read now.
+    pub fn redis_files(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    out.push((path, bytes));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some((_, redis)) = &self.cluster {
+            walk(redis.data_dir(), &mut out);
+        }
+        out
+    }
+
     /// The cluster's Redis URL (None in embedded mode).
     pub fn redis_url(&self) -> Option<String> {
         self.cluster.as_ref().map(|(_, r)| r.url())

@@ -605,6 +605,19 @@ async fn no_client_address_is_kept_at_rest() {
         "the stream was searched: {keys:?}"
     );
     assert_no_trace("Redis", &contents, &all);
+    // Nor on disk: the append-only file logs every XADD, deleted or not
+    // (stream entries are encrypted for that reason).
+    let files = app.dir.redis_files();
+    assert!(
+        files
+            .iter()
+            .any(|(_, bytes)| contains(bytes, b"hop:clicks")),
+        "the append-only file was searched: {:?}",
+        files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    for (path, bytes) in &files {
+        assert_no_trace(&path.display().to_string(), bytes, &all);
+    }
 
     // Counters for these addresses exist, named by the keyed hash...
     let secret: String = redis::cmd("GET")
@@ -612,14 +625,21 @@ async fn no_client_address_is_kept_at_rest() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let secret = hex::decode(secret).unwrap();
+    // What Redis holds is keyed again with the cluster key (which Redis
+    // never sees) before it names anything.
+    let secret = hop::seal::Sealer::new(crate::helpers::CLUSTER_KEY.as_bytes())
+        .unwrap()
+        .derive("hop:secret", &hex::decode(secret).unwrap());
     for addr in TRACED {
-        let keyed = hex::encode(&sha256(&[&secret[..], addr.as_bytes()].concat())[..16]);
+        // A client is its IPv4 address, or its IPv6 address's /64.
+        let client = hop::ratelimit::ip_key(addr.parse().unwrap(), 64);
+        let keyed = hex::encode(&sha256(&[&secret[..], client.as_bytes()].concat())[..16]);
         for bucket in ["create", "authfail"] {
-            let prefix = format!("hop:rl:{bucket}:{keyed}:");
+            let suffix = format!(":{keyed}");
             assert!(
-                keys.iter().any(|k| k.starts_with(&prefix)),
-                "no {bucket} counter for {addr} ({prefix}…) in {keys:?}"
+                keys.iter()
+                    .any(|k| k.starts_with(&format!("hop:rl:{bucket}:")) && k.ends_with(&suffix)),
+                "no {bucket} counter for {addr} (hop:rl:{bucket}:…{suffix}) in {keys:?}"
             );
         }
         // ...and an unkeyed hash of the address is nowhere.
@@ -671,6 +691,7 @@ async fn no_client_address_is_logged_at_debug_level() {
                     &redis,
                     "--with-worker",
                 ]);
+                cmd.env("HOP_CLUSTER_KEY", crate::helpers::CLUSTER_KEY);
             }
             _ => {
                 let db = format!("sqlite://{}", data.path().join("hop.db").display());

@@ -97,6 +97,11 @@ impl RedisServer {
         (server, ca)
     }
 
+    /// Where the server keeps its files (the append-only file).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub fn url(&self) -> String {
         let scheme = if self.tls { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}/", self.port)
