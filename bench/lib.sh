@@ -18,6 +18,62 @@ v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1))
 print(round(n*{"us":1,"ms":1e3,"s":1e6}[m.group(2)],1))' "$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# A counter or gauge summed over its series and over the /metrics pages of
+# the given base URLs; fails if a page cannot be read or lacks it.
+metric_sum() {
+  local name=$1 base page sum=0 v
+  shift
+  for base in "$@"; do
+    page=$(curl -sf "$base/metrics") || fail "cannot read $base/metrics"
+    v=$(python3 -c 'import sys
+name = sys.argv[1]
+vals = [float(l.rsplit(" ", 1)[1]) for l in sys.stdin
+        if l.startswith(name + " ") or l.startswith(name + "{")]
+print(int(sum(vals)) if vals else "")' "$name" <<<"$page")
+    [ -n "$v" ] || fail "$base/metrics has no $name"
+    sum=$((sum + v))
+  done
+  echo "$sum"
+}
+
+# Exact click counts. wrk's "requests in" counts completed requests only:
+# when it stops, each connection may have one request that hop answered (and
+# counted) but wrk did not, and a socket error can cost wrk one more. So
+#   answered <= counted <= answered + slack,
+# slack = connections x wrk runs + read and write socket errors.
+# `await_exact_count COUNT_FN ANSWERED SLACK BASE_URL...` polls COUNT_FN (a
+# function printing hop's count) and the nodes' /metrics every half second
+# until the count has reached ANSWERED, the click queues are empty and the
+# count held still between two polls. It fails (a FAIL line, exit 1) on a
+# count above the bound, on any dropped click (hop_clicks_dropped_total), on
+# a read that fails, and when WAIT_SECONDS (default 120) pass first. It sets
+# `counted`, and `reached_at` (epoch seconds) to when the count first reached
+# ANSWERED. Call it directly, not in $(...): a failure must end the script.
+await_exact_count() {
+  local count_fn=$1 answered=$2 slack=$3
+  shift 3
+  local wait=${WAIT_SECONDS:-120}
+  local high=$((answered + slack)) deadline=$((SECONDS + wait))
+  local n=0 prev=-1 depth=? settled= dropped
+  reached_at=
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    n=$($count_fn) || fail "cannot read hop's click count"
+    [ "$n" -le "$high" ] || fail "hop counts $n clicks: more than the $answered answered + $slack in flight at most"
+    depth=$(metric_sum hop_click_queue_depth "$@")
+    dropped=$(metric_sum hop_clicks_dropped_total "$@")
+    [ "$dropped" = 0 ] || fail "hop dropped $dropped clicks (queue full); it counts $n for $answered answered"
+    if [ "$n" -ge "$answered" ]; then
+      [ -n "$reached_at" ] || reached_at=$(date +%s.%N)
+      if [ "$depth" = 0 ] && [ "$n" = "$prev" ]; then settled=1; break; fi
+    fi
+    prev=$n
+    sleep 0.5
+  done
+  [ -n "$settled" ] || fail "after $wait s hop counts $n clicks for $answered answered (queue depth $depth): not exact"
+  counted=$n
+}
 
 # A private PostgreSQL (initdb, default durability) and redis-server (AOF,
 # appendfsync everysec) in $work; exports HOP_DATABASE_URL and HOP_REDIS_URL.

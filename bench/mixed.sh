@@ -6,7 +6,9 @@
 # Servers pinned to CPU 0, the load generator to CPU 1 (PostgreSQL, Redis and
 # the worker float). Rate limits are off: one client and one key make all
 # the traffic. Prints one JSON report per mode (statuses, p50/p99/p99.9 per
-# kind, resident memory over time) and fails on any 5xx or transport error.
+# kind, resident memory over time) and fails on any status other than the
+# one each kind expects (redirect 302, stats 200, create 201; so a 429 or
+# 404 fails too), with its count, and on any transport error.
 # Loopback only; bounded by DURATION.
 set -euo pipefail
 cd "$(dirname "$0")/.."

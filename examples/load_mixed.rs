@@ -6,7 +6,11 @@
 //! and the click queue's depth (`/metrics`) every second, and prints one
 //! JSON report. `--rate` paces the clients to that many requests per second
 //! in all (open loop); without it they send as fast as answers come.
-//! Exits non-zero on any 5xx or transport error. Loopback only.
+//! Exits non-zero, with the count of each unexpected status per kind, on any
+//! answer other than the one its kind expects (redirect 302, stats 200,
+//! create 201: the server must run with rate limits off, as bench/mixed.sh
+//! starts it, so even a 429 is a failure) and on any transport error.
+//! Loopback only.
 //!
 //! ```text
 //! load_mixed --base http://127.0.0.1:8080 --key hop_… --pid 1234 \
@@ -26,6 +30,18 @@ enum Kind {
     Redirect,
     Stats,
     Create,
+}
+
+impl Kind {
+    /// The statuses a request of this kind may get. Links are created with
+    /// the default redirect (302) and never expire; rate limits are off.
+    fn expected(self) -> &'static [u16] {
+        match self {
+            Kind::Redirect => &[302],
+            Kind::Stats => &[200],
+            Kind::Create => &[201],
+        }
+    }
 }
 
 #[derive(Default)]
@@ -277,8 +293,22 @@ async fn main() {
     let mut total = 0u64;
     let mut server_errors = 0u64;
     let mut transport_errors = 0u64;
+    // What makes the run fail: unexpected statuses and transport errors,
+    // per kind.
+    let mut failures: Vec<String> = Vec::new();
     let mut every: Vec<u32> = Vec::new();
     for (kind, mut t) in all {
+        for (status, n) in &t.statuses {
+            if !kind.expected().contains(status) {
+                failures.push(format!(
+                    "{kind:?}: {n} answered {status} (expected {:?})",
+                    kind.expected()
+                ));
+            }
+        }
+        if t.errors > 0 {
+            failures.push(format!("{kind:?}: {} transport errors", t.errors));
+        }
         t.latencies_us.sort_unstable();
         total += t.latencies_us.len() as u64;
         server_errors += t
@@ -332,6 +362,7 @@ async fn main() {
             "p99_ms": percentile(&every, 0.99),
             "server_errors": server_errors,
             "transport_errors": transport_errors,
+            "failures": failures,
         }),
     );
     report.insert(
@@ -360,8 +391,10 @@ async fn main() {
         "{}",
         serde_json::to_string_pretty(&serde_json::Value::Object(report)).unwrap()
     );
-    if server_errors > 0 || transport_errors > 0 {
-        eprintln!("FAIL: {server_errors} server errors, {transport_errors} transport errors");
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("FAIL: {f}");
+        }
         std::process::exit(1);
     }
 }
