@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
@@ -14,7 +13,7 @@ use parking_lot::RwLock;
 #[derive(Default)]
 pub struct Blocklist {
     path: Option<PathBuf>,
-    domains: RwLock<Arc<HashSet<String>>>,
+    domains: DomainSet,
     modified: RwLock<Option<SystemTime>>,
 }
 
@@ -48,7 +47,7 @@ impl Blocklist {
         if let Some(p) = path {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| anyhow::anyhow!("blocklist {}: {e}", p.display()))?;
-            *list.domains.write() = Arc::new(parse(&text));
+            list.domains.replace(parse(&text));
             *list.modified.write() = std::fs::metadata(p).and_then(|m| m.modified()).ok();
             tracing::info!(domains = list.len(), "blocklist loaded");
         }
@@ -56,7 +55,7 @@ impl Blocklist {
     }
 
     pub fn len(&self) -> usize {
-        self.domains.read().len()
+        self.domains.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,7 +69,7 @@ impl Blocklist {
             Ok(text) => {
                 let domains = parse(&text);
                 let n = domains.len();
-                *self.domains.write() = Arc::new(domains);
+                self.domains.replace(domains);
                 *self.modified.write() = std::fs::metadata(path).and_then(|m| m.modified()).ok();
                 tracing::info!(domains = n, "blocklist reloaded");
             }
@@ -89,13 +88,36 @@ impl Blocklist {
 
     /// Whether `host` or a domain it belongs to is listed.
     pub fn blocks(&self, host: &str) -> bool {
-        covers(&self.domains.read().clone(), host)
+        self.domains.covers(host)
     }
 }
 
-/// Whether `host` or a domain it belongs to is in `domains` (lower case,
-/// punycode, no trailing dot).
-pub fn covers(domains: &HashSet<String>, host: &str) -> bool {
+/// Domains (lower case, punycode, no trailing dot) that cover their
+/// subdomains, replaced whole when re-read: the blocklist's and the
+/// takedowns' (see [`crate::takedown`]).
+#[derive(Default)]
+pub struct DomainSet(RwLock<HashSet<String>>);
+
+impl DomainSet {
+    pub fn replace(&self, domains: HashSet<String>) {
+        *self.0.write() = domains;
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `host` or a domain it belongs to is in the set.
+    pub fn covers(&self, host: &str) -> bool {
+        covers(&self.0.read(), host)
+    }
+}
+
+fn covers(domains: &HashSet<String>, host: &str) -> bool {
     if domains.is_empty() {
         return false;
     }

@@ -13,14 +13,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
+use crate::blocklist::DomainSet;
 use crate::store::{Store, StoreError};
 
 pub struct Takedowns {
     store: Arc<dyn Store>,
     /// Domains taken down, lower-case punycode.
-    domains: RwLock<Arc<HashSet<String>>>,
+    domains: DomainSet,
 }
 
 impl Takedowns {
@@ -28,7 +27,7 @@ impl Takedowns {
     pub async fn load(store: Arc<dyn Store>) -> Result<Takedowns, StoreError> {
         let takedowns = Takedowns {
             store,
-            domains: RwLock::default(),
+            domains: DomainSet::default(),
         };
         takedowns.reload().await?;
         Ok(takedowns)
@@ -43,13 +42,13 @@ impl Takedowns {
             .into_iter()
             .map(|t| t.domain)
             .collect();
-        *self.domains.write() = Arc::new(domains);
+        self.domains.replace(domains);
         Ok(())
     }
 
     /// Whether `host` is a domain taken down or one of its subdomains.
     pub fn covers(&self, host: &str) -> bool {
-        crate::blocklist::covers(&self.domains.read().clone(), host)
+        self.domains.covers(host)
     }
 }
 
