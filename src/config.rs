@@ -340,6 +340,7 @@ pub struct WorkerConfig {
 
 impl ServeConfig {
     /// Defaults for tests and embedding: port 0 on loopback, given database.
+    #[cfg(any(test, feature = "testing"))]
     pub fn for_tests(database_url: &str) -> ServeConfig {
         let cli = Cli::parse_from([
             "hop",

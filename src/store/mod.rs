@@ -7,11 +7,17 @@
 //! generic code in [`crate::stats`] splits any range into aligned middles and
 //! raw edges, so every backend stays simple and exact.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod memory;
-pub mod postgres;
 pub mod rollup;
-pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+
+#[cfg(feature = "postgres")]
+pub use sql::postgres;
+#[cfg(feature = "sqlite")]
+pub use sql::sqlite;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -357,6 +363,7 @@ impl StoreConfig {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
+            built_with("sqlite", cfg!(feature = "sqlite"))?;
             let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
             if path.is_empty() {
                 return Err("sqlite URL needs a file path, e.g. sqlite://data/hop.db".into());
@@ -377,6 +384,7 @@ impl StoreConfig {
             });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            built_with("postgres", cfg!(feature = "postgres"))?;
             return Ok(StoreConfig::Postgres {
                 url: url.to_owned(),
             });
@@ -393,13 +401,38 @@ impl StoreConfig {
     /// Opens the store, applying migrations when `migrate` is set.
     pub async fn open(&self, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
+            #[cfg(feature = "sqlite")]
             StoreConfig::Sqlite { path, cache_mib } => {
                 Arc::new(sqlite::SqliteStore::open(path, *cache_mib, migrate).await?)
             }
+            #[cfg(feature = "postgres")]
             StoreConfig::Postgres { url } => Arc::new(postgres::PgStore::open(url, migrate).await?),
+            // `parse` refuses these URLs; a config built by hand gets the same words.
+            #[cfg(not(feature = "sqlite"))]
+            StoreConfig::Sqlite { .. } => {
+                return Err(StoreError::Unavailable(without_feature("sqlite")));
+            }
+            #[cfg(not(feature = "postgres"))]
+            StoreConfig::Postgres { .. } => {
+                return Err(StoreError::Unavailable(without_feature("postgres")));
+            }
             StoreConfig::Memory => Arc::new(memory::MemoryStore::default()),
         })
     }
+}
+
+/// Refuses a URL of a backend this binary was built without, in words that
+/// say how to get it.
+fn built_with(backend: &str, compiled: bool) -> Result<(), String> {
+    if compiled {
+        Ok(())
+    } else {
+        Err(without_feature(backend))
+    }
+}
+
+fn without_feature(backend: &str) -> String {
+    format!("this hop was built without the {backend} feature (cargo build --features {backend})")
 }
 
 /// A database or Redis URL fit for logs and errors: the password, and any

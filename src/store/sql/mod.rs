@@ -1,0 +1,834 @@
+//! The SQL core shared by the SQLite and PostgreSQL stores: error
+//! conversion, row decoding, and every query that reads the same in both
+//! dialects, written once.
+//!
+//! The shared trait impls (`LinkStore`, `KeyStore`, `ReportStore`,
+//! `SessionRecords`, `ClickStore`) are expanded for each backend by
+//! `sql_store!`; a backend supplies only what truly
+//! differs through [`SqlDialect`]: its pools, the queries whose text differs
+//! (`ILIKE`, row values, casts), the tag write and the batched click write
+//! (multi-row `VALUES` in SQLite, bound arrays and `UNNEST` in PostgreSQL).
+//!
+//! Why a macro over concrete types rather than generic functions over
+//! `DB: sqlx::Database`: each generic query needs higher-ranked bounds for
+//! every bound and decoded type (`for<'q> i64: Encode<'q, DB>`, executors,
+//! column indexes), which Rust does not imply from a trait and which
+//! `async_trait`'s `Send` futures trip over; the expanded code is exactly the
+//! monomorphic code written by hand before, so no query costs more. Queries
+//! use `$n` placeholders, which SQLite reads as numbered parameters too, so
+//! one `&'static str` serves both dialects with no rewriting at run time.
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::rollup::res_code;
+use super::{DimCount, Resolution, StoreError};
+use crate::domain::{Dimension, Link};
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// What a SQL backend supplies beyond the shared core: the parts that differ
+/// between dialects. Used by the impls `sql_store!`
+/// expands, never as `dyn`.
+pub(crate) trait SqlDialect: Sync {
+    type Db: sqlx::Database;
+    /// `list_links`: `LIKE` is case-insensitive in SQLite, PostgreSQL needs
+    /// `ILIKE` and typed NULL checks. Binds: owner, before, tag, pattern, limit.
+    const LIST_LINKS: &'static str;
+    /// `export_clicks`: the keyset condition on (at, event_id). Binds: link,
+    /// from, to, include_bots, after_at, after_id, limit.
+    const EXPORT_CLICKS: &'static str;
+
+    /// Pool for reads (SQLite: read-only connections).
+    fn readers(&self) -> &sqlx::Pool<Self::Db>;
+    /// Pool for writes (SQLite: its single writer connection).
+    fn writer(&self) -> &sqlx::Pool<Self::Db>;
+
+    /// Replaces the link's rows in `link_tags`.
+    async fn write_tags(
+        tx: &mut <Self::Db as sqlx::Database>::Connection,
+        link: &Link,
+    ) -> Result<(), StoreError>;
+    /// The click write: `ClickStore::record_clicks`, clicks non-empty.
+    async fn write_clicks(
+        &self,
+        clicks: &[crate::domain::EnrichedClick],
+    ) -> Result<u64, StoreError>;
+    /// `ClickStore::click_totals`, batched as the dialect binds best.
+    async fn totals(
+        &self,
+        links: &[crate::domain::LinkId],
+        include_bots: bool,
+    ) -> Result<HashMap<crate::domain::LinkId, u64>, StoreError>;
+    /// `ClickStore::delete_raw_clicks_before`, batched as the dialect deletes best.
+    async fn delete_raw_before(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// How raw clicks count towards each breakdown, in SQL: mirrors
+/// [`Dimension::value_of`] (the conformance suite checks that raw and rollup
+/// answers agree). The value expression and an extra condition (`None`
+/// counts every click). Adding a `Dimension` adds its arm here.
+fn raw_dimension(dim: Dimension) -> (&'static str, Option<&'static str>) {
+    match dim {
+        Dimension::Country => ("COALESCE(country, 'unknown')", None),
+        Dimension::City => (
+            "CASE WHEN city IS NULL THEN 'unknown'
+                  WHEN country IS NULL THEN city
+                  ELSE city || ', ' || country END",
+            None,
+        ),
+        Dimension::Referrer => ("COALESCE(referrer_host, 'direct')", None),
+        Dimension::Browser => ("browser", None),
+        Dimension::Os => ("os", None),
+        Dimension::Device => ("device", None),
+        Dimension::UtmSource => ("utm_source", Some("utm_source IS NOT NULL")),
+        Dimension::UtmMedium => ("utm_medium", Some("utm_medium IS NOT NULL")),
+        Dimension::UtmCampaign => ("utm_campaign", Some("utm_campaign IS NOT NULL")),
+    }
+}
+
+/// Raw clicks per breakdown value, counted in SQL so that only one row per
+/// value comes back; built once from [`raw_dimension`]. Binds: link, from,
+/// to, include_bots. Rows: (dim, value, clicks).
+pub(crate) static RAW_DIMENSIONS: LazyLock<String> = LazyLock::new(|| {
+    let mut sql = String::from(
+        "WITH c AS (SELECT * FROM clicks
+             WHERE link_id = $1 AND at >= $2 AND at < $3 AND (NOT bot OR $4))",
+    );
+    for (i, dim) in Dimension::ALL.into_iter().enumerate() {
+        let (value, filter) = raw_dimension(dim);
+        let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+        sql.push_str(if i == 0 {
+            "\n SELECT "
+        } else {
+            "\n UNION ALL SELECT "
+        });
+        sql.push_str(&format!(
+            "CAST({} AS SMALLINT), {value}, COUNT(*) FROM c{filter} GROUP BY 2",
+            dim as i64
+        ));
+    }
+    sql
+});
+
+/// Breakdown rows (dim, value, clicks) as the store answers them.
+pub(crate) fn dim_counts(rows: Vec<(i16, String, i64)>) -> Result<Vec<DimCount>, StoreError> {
+    rows.into_iter()
+        .map(|(dim, value, clicks)| {
+            Ok(DimCount {
+                dim: Dimension::from_code(i64::from(dim))
+                    .ok_or_else(|| StoreError::Corrupt(format!("dimension {dim}")))?,
+                value,
+                clicks: clicks as u64,
+            })
+        })
+        .collect()
+}
+
+/// The `res` column's value for a resolution, typed as the column is.
+pub(crate) fn res_column(res: Resolution) -> i32 {
+    res_code(res) as i32
+}
+
+/// Visitor-rollup deltas of one batch: a visitor counts in the hour and day
+/// of its first click, so a new one adds there and one whose first click
+/// moved earlier moves buckets.
+#[derive(Default)]
+pub(crate) struct VisitorDeltas(pub HashMap<(i64, i64, i64, bool), i64>);
+
+impl VisitorDeltas {
+    pub fn count(&mut self, link: i64, at: i64, bot: bool, delta: i64) {
+        for res in [Resolution::Hour, Resolution::Day] {
+            *self
+                .0
+                .entry((link, res_code(res), res.floor(at), bot))
+                .or_default() += delta;
+        }
+    }
+
+    /// The non-zero deltas, ready to upsert.
+    pub fn into_rows(self) -> Vec<((i64, i64, i64, bool), i64)> {
+        self.0.into_iter().filter(|(_, n)| *n != 0).collect()
+    }
+}
+
+/// One (link, UTC day)'s visitors in a batch: (visitor, bot, first click).
+pub(crate) type DayVisitors = Vec<(i64, bool, i64)>;
+
+/// A batch's visitors grouped by (link, UTC day), in key order (so that
+/// concurrent writers take locks alike).
+pub(crate) fn visitors_by_day(
+    visitors: HashMap<(i64, i64, i64), (bool, i64)>,
+) -> Vec<((i64, i64), DayVisitors)> {
+    let mut by_day: HashMap<(i64, i64), DayVisitors> = HashMap::new();
+    for ((link, day, visitor), (bot, first)) in visitors {
+        by_day
+            .entry((link, day))
+            .or_default()
+            .push((visitor, bot, first));
+    }
+    let mut days: Vec<_> = by_day.into_iter().collect();
+    days.sort_unstable_by_key(|(k, _)| *k);
+    days
+}
+
+/// Expands the shared trait impls for a SQL store type that implements
+/// [`SqlDialect`]. Every query here reads the same in both dialects.
+macro_rules! sql_store {
+    ($store:ty) => {
+        const _: () = {
+            use std::collections::HashMap;
+
+            use async_trait::async_trait;
+            use chrono::{DateTime, Utc};
+            use sqlx::Row;
+            use uuid::Uuid;
+
+            use $crate::domain::{
+                DeviceType, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl,
+                Utm,
+            };
+            use $crate::store::sql::{
+                RAW_DIMENSIONS, SqlDialect, dim_counts, from_ms, ms, res_column,
+            };
+            use $crate::store::{
+                ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery,
+                LinkStore, Report, ReportStore, Resolution, SessionRecords, StoreError, Takedown,
+                TimeRange, host_in_domain, like_containing,
+            };
+
+            type DbRow = <<$store as SqlDialect>::Db as sqlx::Database>::Row;
+
+            fn link_from_row(row: &DbRow) -> Result<Link, StoreError> {
+                let slug: String = row.try_get("slug")?;
+                let target: String = row.try_get("target")?;
+                let tags: String = row.try_get("tags")?;
+                let status: i16 = row.try_get("redirect_status")?;
+                let secret: Option<Vec<u8>> = row.try_get("secret_hash")?;
+                Ok(Link {
+                    id: LinkId(row.try_get("id")?),
+                    slug: Slug::parse_path(&slug)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    target: TargetUrl::from_stored(&target)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    title: row.try_get("title")?,
+                    tags: serde_json::from_str(&tags)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    created_at: from_ms(row.try_get("created_at")?),
+                    updated_at: from_ms(row.try_get("updated_at")?),
+                    expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
+                    max_clicks: row
+                        .try_get::<Option<i64>, _>("max_clicks")?
+                        .map(|n| n as u64),
+                    redirect_status: RedirectStatus::from_code(status as u16)
+                        .ok_or_else(|| StoreError::Corrupt(format!("redirect status {status}")))?,
+                    disabled: row.try_get("disabled")?,
+                    owner: row.try_get::<Option<i64>, _>("owner_key")?.map(KeyId),
+                    secret_hash: secret.and_then(|s| s.try_into().ok()),
+                })
+            }
+
+            fn click_from_row(row: &DbRow) -> Result<EnrichedClick, StoreError> {
+                let id: Vec<u8> = row.try_get("event_id")?;
+                let device: String = row.try_get("device")?;
+                Ok(EnrichedClick {
+                    event_id: Uuid::from_slice(&id)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    link_id: LinkId(row.try_get("link_id")?),
+                    at: row.try_get("at")?,
+                    bot: row.try_get("bot")?,
+                    country: row.try_get("country")?,
+                    city: row.try_get("city")?,
+                    browser: row.try_get("browser")?,
+                    os: row.try_get("os")?,
+                    device: DeviceType::parse(&device),
+                    referrer_host: row.try_get("referrer_host")?,
+                    utm: Utm {
+                        source: row.try_get("utm_source")?,
+                        medium: row.try_get("utm_medium")?,
+                        campaign: row.try_get("utm_campaign")?,
+                    },
+                    visitor: row.try_get("visitor")?,
+                    region: row.try_get("region")?,
+                })
+            }
+
+            fn key_from_row(row: &DbRow) -> Result<ApiKey, StoreError> {
+                let hash: Vec<u8> = row.try_get("hash")?;
+                Ok(ApiKey {
+                    id: KeyId(row.try_get("id")?),
+                    name: row.try_get("name")?,
+                    hash: hash
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("key hash length".into()))?,
+                    admin: row.try_get("admin")?,
+                    created_at: from_ms(row.try_get("created_at")?),
+                    revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+                })
+            }
+
+            fn report_from_row(row: &DbRow) -> Result<Report, StoreError> {
+                Ok(Report {
+                    id: row.try_get("id")?,
+                    slug: row.try_get("slug")?,
+                    link_id: row.try_get::<Option<i64>, _>("link_id")?.map(LinkId),
+                    reason: row.try_get("reason")?,
+                    details: row.try_get("details")?,
+                    created_at: from_ms(row.try_get("created_at")?),
+                })
+            }
+
+            #[async_trait]
+            impl LinkStore for $store {
+                async fn insert_link(
+                    &self,
+                    link: &Link,
+                ) -> Result<Result<(), Conflict>, StoreError> {
+                    let mut tx = self.writer().begin().await?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO links (id, slug, target, title, tags, created_at, updated_at,
+                             expires_at, max_clicks, redirect_status, disabled, owner_key, secret_hash)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(link.id.0)
+                    .bind(link.slug.as_str())
+                    .bind(link.target.as_str())
+                    .bind(&link.title)
+                    .bind(serde_json::to_string(&link.tags).unwrap_or_else(|_| "[]".into()))
+                    .bind(ms(link.created_at))
+                    .bind(ms(link.updated_at))
+                    .bind(link.expires_at.map(ms))
+                    .bind(link.max_clicks.map(|n| n as i64))
+                    .bind(link.redirect_status.code() as i16)
+                    .bind(link.disabled)
+                    .bind(link.owner.map(|k| k.0))
+                    .bind(link.secret_hash.map(|h| h.to_vec()))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        let slug_taken = sqlx::query("SELECT 1 FROM links WHERE slug = $1")
+                            .bind(link.slug.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_some();
+                        return Ok(Err(if slug_taken {
+                            Conflict::SlugTaken
+                        } else {
+                            Conflict::IdTaken
+                        }));
+                    }
+                    <$store>::write_tags(&mut tx, link).await?;
+                    tx.commit().await?;
+                    Ok(Ok(()))
+                }
+
+                async fn link_by_slug(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
+                    let row = sqlx::query("SELECT * FROM links WHERE slug = $1")
+                        .bind(slug.as_str())
+                        .fetch_optional(self.readers())
+                        .await?;
+                    row.as_ref().map(link_from_row).transpose()
+                }
+
+                async fn list_links(&self, q: &LinkQuery) -> Result<Vec<Link>, StoreError> {
+                    let pattern = q.text.as_deref().map(like_containing);
+                    let rows = sqlx::query(<$store>::LIST_LINKS)
+                        .bind(q.owner.map(|k| k.0))
+                        .bind(q.before.map(|b| b.0))
+                        .bind(&q.tag)
+                        .bind(pattern)
+                        .bind(q.limit as i64)
+                        .fetch_all(self.readers())
+                        .await?;
+                    rows.iter().map(link_from_row).collect()
+                }
+
+                async fn update_link(&self, link: &Link) -> Result<bool, StoreError> {
+                    let mut tx = self.writer().begin().await?;
+                    let n = sqlx::query(
+                        "UPDATE links SET target = $1, title = $2, tags = $3, updated_at = $4,
+                             expires_at = $5, max_clicks = $6, redirect_status = $7, disabled = $8
+                         WHERE id = $9",
+                    )
+                    .bind(link.target.as_str())
+                    .bind(&link.title)
+                    .bind(serde_json::to_string(&link.tags).unwrap_or_else(|_| "[]".into()))
+                    .bind(ms(link.updated_at))
+                    .bind(link.expires_at.map(ms))
+                    .bind(link.max_clicks.map(|n| n as i64))
+                    .bind(link.redirect_status.code() as i16)
+                    .bind(link.disabled)
+                    .bind(link.id.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    <$store>::write_tags(&mut tx, link).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
+                    let mut tx = self.writer().begin().await?;
+                    let Some(id) = sqlx::query_scalar::<_, i64>(
+                        "DELETE FROM links WHERE slug = $1 RETURNING id",
+                    )
+                    .bind(slug.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    else {
+                        return Ok(false);
+                    };
+                    for statement in [
+                        "DELETE FROM link_tags WHERE link_id = $1",
+                        "DELETE FROM clicks WHERE link_id = $1",
+                        "DELETE FROM rollup_series WHERE link_id = $1",
+                        "DELETE FROM rollup_dims WHERE link_id = $1",
+                        "DELETE FROM visitors WHERE link_id = $1",
+                        "DELETE FROM rollup_visitors WHERE link_id = $1",
+                    ] {
+                        sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn claim_click(
+                    &self,
+                    link: LinkId,
+                    max_clicks: u64,
+                ) -> Result<bool, StoreError> {
+                    let n = sqlx::query(
+                        "UPDATE links SET served = served + 1 WHERE id = $1 AND served < $2",
+                    )
+                    .bind(link.0)
+                    .bind(max_clicks as i64)
+                    .execute(self.writer())
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query("SELECT 1").execute(self.readers()).await?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl KeyStore for $store {
+                async fn insert_key(
+                    &self,
+                    name: &str,
+                    hash: [u8; 32],
+                    admin: bool,
+                ) -> Result<ApiKey, StoreError> {
+                    let row = sqlx::query(
+                        "INSERT INTO api_keys (name, hash, admin, created_at)
+                         VALUES ($1, $2, $3, $4) RETURNING *",
+                    )
+                    .bind(name)
+                    .bind(hash.to_vec())
+                    .bind(admin)
+                    .bind(ms(Utc::now()))
+                    .fetch_one(self.writer())
+                    .await?;
+                    key_from_row(&row)
+                }
+
+                async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+                    let row = sqlx::query("SELECT * FROM api_keys WHERE hash = $1")
+                        .bind(hash.to_vec())
+                        .fetch_optional(self.readers())
+                        .await?;
+                    row.as_ref().map(key_from_row).transpose()
+                }
+
+                async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+                    let rows = sqlx::query("SELECT * FROM api_keys ORDER BY id")
+                        .fetch_all(self.readers())
+                        .await?;
+                    rows.iter().map(key_from_row).collect()
+                }
+
+                async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError> {
+                    let n = sqlx::query(
+                        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(ms(Utc::now()))
+                    .bind(id.0)
+                    .execute(self.writer())
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
+            }
+
+            #[async_trait]
+            impl ReportStore for $store {
+                async fn insert_report(
+                    &self,
+                    slug: &str,
+                    link: Option<LinkId>,
+                    reason: &str,
+                    details: Option<&str>,
+                ) -> Result<Report, StoreError> {
+                    let row = sqlx::query(
+                        "INSERT INTO reports (slug, link_id, reason, details, created_at)
+                         VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                    )
+                    .bind(slug)
+                    .bind(link.map(|l| l.0))
+                    .bind(reason)
+                    .bind(details)
+                    .bind(ms(Utc::now()))
+                    .fetch_one(self.writer())
+                    .await?;
+                    report_from_row(&row)
+                }
+
+                async fn list_reports(
+                    &self,
+                    before: Option<i64>,
+                    limit: usize,
+                ) -> Result<Vec<Report>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT * FROM reports WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                    )
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(limit as i64)
+                    .fetch_all(self.readers())
+                    .await?;
+                    rows.iter().map(report_from_row).collect()
+                }
+
+                async fn links_to_domain(&self, domain: &str) -> Result<Vec<Link>, StoreError> {
+                    // Narrowed in SQL by the domain's text, decided on the parsed host.
+                    let pattern = like_containing(&domain.to_ascii_lowercase());
+                    let rows =
+                        sqlx::query("SELECT * FROM links WHERE lower(target) LIKE $1 ESCAPE '\\'")
+                            .bind(pattern)
+                            .fetch_all(self.readers())
+                            .await?;
+                    let mut links = Vec::new();
+                    for row in &rows {
+                        let link = link_from_row(row)?;
+                        if host_in_domain(link.target.host(), domain) {
+                            links.push(link);
+                        }
+                    }
+                    Ok(links)
+                }
+
+                async fn add_takedown(&self, domain: &str, reason: &str) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "INSERT INTO takedowns (domain, reason, created_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (domain) DO NOTHING",
+                    )
+                    .bind(domain)
+                    .bind(reason)
+                    .bind(ms(Utc::now()))
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn remove_takedown(&self, domain: &str) -> Result<bool, StoreError> {
+                    let done = sqlx::query("DELETE FROM takedowns WHERE domain = $1")
+                        .bind(domain)
+                        .execute(self.writer())
+                        .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn list_takedowns(&self) -> Result<Vec<Takedown>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT domain, reason, created_at FROM takedowns ORDER BY domain",
+                    )
+                    .fetch_all(self.readers())
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(Takedown {
+                                domain: row.try_get("domain")?,
+                                reason: row.try_get("reason")?,
+                                created_at: DateTime::from_timestamp_millis(
+                                    row.try_get("created_at")?,
+                                )
+                                .unwrap_or_default(),
+                            })
+                        })
+                        .collect()
+                }
+            }
+
+            #[async_trait]
+            impl SessionRecords for $store {
+                async fn load_session(
+                    &self,
+                    id_hash: &[u8; 32],
+                    now: i64,
+                ) -> Result<Option<(String, i64)>, StoreError> {
+                    Ok(sqlx::query_as(
+                        "SELECT data, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(id_hash.as_slice())
+                    .bind(now)
+                    .fetch_optional(self.readers())
+                    .await?)
+                }
+
+                async fn save_session(
+                    &self,
+                    id_hash: &[u8; 32],
+                    data: &str,
+                    expires_at: i64,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO sessions (id_hash, data, expires_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (id_hash)
+                         DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+                    )
+                    .bind(id_hash.as_slice())
+                    .bind(data)
+                    .bind(expires_at)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                        .bind(id_hash.as_slice())
+                        .execute(self.writer())
+                        .await?;
+                    Ok(())
+                }
+
+                async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
+                    Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                        .bind(now)
+                        .execute(self.writer())
+                        .await?
+                        .rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl ClickStore for $store {
+                async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
+                    if clicks.is_empty() {
+                        return Ok(0);
+                    }
+                    self.write_clicks(clicks).await
+                }
+
+                async fn series(
+                    &self,
+                    link: LinkId,
+                    res: Resolution,
+                    range: TimeRange,
+                    include_bots: bool,
+                ) -> Result<Vec<(i64, u64)>, StoreError> {
+                    let rows: Vec<(i64, i64)> = match res {
+                        Resolution::Raw => {
+                            sqlx::query_as(
+                                "SELECT (at / 60000) * 60000 AS m, COUNT(*) FROM clicks
+                                 WHERE link_id = $1 AND at >= $2 AND at < $3 AND (NOT bot OR $4)
+                                 GROUP BY m ORDER BY m",
+                            )
+                            .bind(link.0)
+                            .bind(range.from)
+                            .bind(range.to)
+                            .bind(include_bots)
+                            .fetch_all(self.readers())
+                            .await?
+                        }
+                        Resolution::Minute | Resolution::QuarterHour => {
+                            sqlx::query_as(
+                                "SELECT bucket, CAST(SUM(clicks) AS BIGINT) FROM rollup_series
+                                 WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
+                                   AND (NOT bot OR $5)
+                                 GROUP BY bucket ORDER BY bucket",
+                            )
+                            .bind(link.0)
+                            .bind(res_column(res))
+                            .bind(range.from)
+                            .bind(range.to)
+                            .bind(include_bots)
+                            .fetch_all(self.readers())
+                            .await?
+                        }
+                        _ => return Err(StoreError::Unsupported("series at this resolution")),
+                    };
+                    Ok(rows.into_iter().map(|(b, n)| (b, n as u64)).collect())
+                }
+
+                async fn dimensions(
+                    &self,
+                    link: LinkId,
+                    res: Resolution,
+                    range: TimeRange,
+                    include_bots: bool,
+                ) -> Result<Vec<DimCount>, StoreError> {
+                    let rows: Vec<(i16, String, i64)> = match res {
+                        Resolution::Raw => {
+                            sqlx::query_as(RAW_DIMENSIONS.as_str())
+                                .bind(link.0)
+                                .bind(range.from)
+                                .bind(range.to)
+                                .bind(include_bots)
+                                .fetch_all(self.readers())
+                                .await?
+                        }
+                        Resolution::Hour | Resolution::Day | Resolution::Week => {
+                            sqlx::query_as(
+                                "SELECT dim, value, CAST(SUM(clicks) AS BIGINT) FROM rollup_dims
+                                 WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
+                                   AND (NOT bot OR $5)
+                                 GROUP BY dim, value",
+                            )
+                            .bind(link.0)
+                            .bind(res_column(res))
+                            .bind(range.from)
+                            .bind(range.to)
+                            .bind(include_bots)
+                            .fetch_all(self.readers())
+                            .await?
+                        }
+                        _ => return Err(StoreError::Unsupported("dimensions at this resolution")),
+                    };
+                    dim_counts(rows)
+                }
+
+                async fn visitors(
+                    &self,
+                    link: LinkId,
+                    res: Resolution,
+                    range: TimeRange,
+                    include_bots: bool,
+                ) -> Result<u64, StoreError> {
+                    let n: Option<i64> = match res {
+                        Resolution::Raw => {
+                            sqlx::query_scalar(
+                                "SELECT COUNT(*) FROM visitors
+                                 WHERE link_id = $1 AND first_at >= $2 AND first_at < $3
+                                   AND (NOT bot OR $4)",
+                            )
+                            .bind(link.0)
+                            .bind(range.from)
+                            .bind(range.to)
+                            .bind(include_bots)
+                            .fetch_one(self.readers())
+                            .await?
+                        }
+                        Resolution::Hour | Resolution::Day => {
+                            sqlx::query_scalar(
+                                "SELECT CAST(SUM(visitors) AS BIGINT) FROM rollup_visitors
+                                 WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
+                                   AND (NOT bot OR $5)",
+                            )
+                            .bind(link.0)
+                            .bind(res_column(res))
+                            .bind(range.from)
+                            .bind(range.to)
+                            .bind(include_bots)
+                            .fetch_one(self.readers())
+                            .await?
+                        }
+                        _ => return Err(StoreError::Unsupported("visitors at this resolution")),
+                    };
+                    Ok(n.unwrap_or(0) as u64)
+                }
+
+                async fn click_totals(
+                    &self,
+                    links: &[LinkId],
+                    include_bots: bool,
+                ) -> Result<HashMap<LinkId, u64>, StoreError> {
+                    self.totals(links, include_bots).await
+                }
+
+                async fn delete_raw_clicks_before(&self, before: i64) -> Result<u64, StoreError> {
+                    self.delete_raw_before(before).await
+                }
+
+                async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
+                    let mut tx = self.writer().begin().await?;
+                    let n = sqlx::query("DELETE FROM clicks WHERE link_id = $1")
+                        .bind(link.0)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    for statement in [
+                        "DELETE FROM rollup_series WHERE link_id = $1",
+                        "DELETE FROM rollup_dims WHERE link_id = $1",
+                        "DELETE FROM visitors WHERE link_id = $1",
+                        "DELETE FROM rollup_visitors WHERE link_id = $1",
+                    ] {
+                        sqlx::query(statement)
+                            .bind(link.0)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(n)
+                }
+
+                async fn export_clicks(
+                    &self,
+                    link: LinkId,
+                    range: TimeRange,
+                    include_bots: bool,
+                    after: Option<ExportCursor>,
+                    limit: usize,
+                ) -> Result<Vec<EnrichedClick>, StoreError> {
+                    let (after_at, after_id) = match after {
+                        Some((at, id)) => (at, id.as_bytes().to_vec()),
+                        None => (i64::MIN, Vec::new()),
+                    };
+                    let rows = sqlx::query(<$store>::EXPORT_CLICKS)
+                        .bind(link.0)
+                        .bind(range.from)
+                        .bind(range.to)
+                        .bind(include_bots)
+                        .bind(after_at)
+                        .bind(after_id)
+                        .bind(limit as i64)
+                        .fetch_all(self.readers())
+                        .await?;
+                    rows.iter().map(click_from_row).collect()
+                }
+            }
+        };
+    };
+}
+pub(crate) use sql_store;
