@@ -1,6 +1,13 @@
-//! Storage: the `LinkStore`, `KeyStore` and `ClickStore` traits that every
-//! backend implements, the values they exchange, and backend selection from a
-//! URL (`StoreConfig`), which is the only place that knows which backends exist.
+//! Storage: the traits every backend implements ([`LinkStore`], [`KeyStore`],
+//! [`ClickStore`], [`ReportStore`], [`SessionRecords`], gathered as
+//! [`Store`]), the values they exchange, and backend selection from a URL
+//! ([`StoreConfig`]), which is the only place that knows which backends exist.
+//!
+//! Backends: [`memory`] (the reference, and the store of tests), and the SQL
+//! stores `sqlite` (embedded default) and `postgres` (cluster), which share
+//! one SQL core (`sql`) and keep apart only what their dialects do
+//! differently. Each SQL backend sits behind the cargo feature of its name;
+//! the conformance suite every backend passes is behind `testing`.
 //!
 //! Stats are answered from rollups at several resolutions. A store only
 //! answers questions over grain-aligned ranges (see [`Resolution`]); the

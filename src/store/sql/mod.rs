@@ -23,14 +23,14 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::rollup::res_code;
+use super::rollup::{BatchRollup, res_code};
 use super::{DimCount, Resolution, StoreError};
-use crate::domain::{Dimension, Link};
+use crate::domain::{Dimension, EnrichedClick, Link};
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -73,11 +73,29 @@ pub(crate) trait SqlDialect: Sync {
         tx: &mut <Self::Db as sqlx::Database>::Connection,
         link: &Link,
     ) -> Result<(), StoreError>;
-    /// The click write: `ClickStore::record_clicks`, clicks non-empty.
-    async fn write_clicks(
-        &self,
-        clicks: &[crate::domain::EnrichedClick],
+    /// Raw clicks per multi-row insert.
+    const CLICK_CHUNK: usize;
+    /// Which of the clicks' links exist.
+    async fn live_links(
+        conn: &mut <Self::Db as sqlx::Database>::Connection,
+        clicks: &[EnrichedClick],
+    ) -> Result<HashSet<i64>, StoreError>;
+    /// Inserts raw clicks, skipping ones already stored; returns how many
+    /// rows were inserted.
+    async fn insert_clicks(
+        conn: &mut <Self::Db as sqlx::Database>::Connection,
+        clicks: &[&EnrichedClick],
     ) -> Result<u64, StoreError>;
+    /// Which of these clicks are stored already.
+    async fn stored_event_ids(
+        conn: &mut <Self::Db as sqlx::Database>::Connection,
+        clicks: &[&EnrichedClick],
+    ) -> Result<HashSet<uuid::Uuid>, StoreError>;
+    /// Adds one batch's rollup increments (series, breakdowns, visitors).
+    async fn write_rollups(
+        conn: &mut <Self::Db as sqlx::Database>::Connection,
+        rollup: BatchRollup,
+    ) -> Result<(), StoreError>;
     /// `ClickStore::click_totals`, batched as the dialect binds best.
     async fn totals(
         &self,
@@ -212,6 +230,7 @@ macro_rules! sql_store {
                 DeviceType, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl,
                 Utm,
             };
+            use $crate::store::rollup::BatchRollup;
             use $crate::store::sql::{
                 RAW_DIMENSIONS, SqlDialect, dim_counts, from_ms, ms, res_column,
             };
@@ -648,7 +667,49 @@ macro_rules! sql_store {
                     if clicks.is_empty() {
                         return Ok(0);
                     }
-                    self.write_clicks(clicks).await
+                    let mut tx = self.writer().begin().await?;
+                    let live = <$store>::live_links(&mut tx, clicks).await?;
+                    let candidates: Vec<&EnrichedClick> = clicks
+                        .iter()
+                        .filter(|c| live.contains(&c.link_id.0))
+                        .collect();
+                    let mut rollup = BatchRollup::default();
+                    let mut new = 0u64;
+                    for chunk in candidates.chunks(<$store>::CLICK_CHUNK) {
+                        // Replays are rare: insert the whole chunk, and only
+                        // when some rows were already there, undo and insert
+                        // just the missing ones.
+                        sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
+                        let n = <$store>::insert_clicks(&mut tx, chunk).await?;
+                        let fresh: Vec<&EnrichedClick> = if n == chunk.len() as u64 {
+                            sqlx::query("RELEASE SAVEPOINT chunk")
+                                .execute(&mut *tx)
+                                .await?;
+                            chunk.to_vec()
+                        } else {
+                            sqlx::query("ROLLBACK TO SAVEPOINT chunk")
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query("RELEASE SAVEPOINT chunk")
+                                .execute(&mut *tx)
+                                .await?;
+                            let stored = <$store>::stored_event_ids(&mut tx, chunk).await?;
+                            let fresh: Vec<&EnrichedClick> = chunk
+                                .iter()
+                                .copied()
+                                .filter(|c| !stored.contains(&c.event_id))
+                                .collect();
+                            <$store>::insert_clicks(&mut tx, &fresh).await?;
+                            fresh
+                        };
+                        for c in fresh {
+                            rollup.add(c);
+                            new += 1;
+                        }
+                    }
+                    <$store>::write_rollups(&mut tx, rollup).await?;
+                    tx.commit().await?;
+                    Ok(new)
                 }
 
                 async fn series(

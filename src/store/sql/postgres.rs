@@ -72,6 +72,8 @@ impl SqlDialect for PgStore {
            AND (at, event_id) > ($5, $6)
          ORDER BY at, event_id LIMIT $7";
 
+    const CLICK_CHUNK: usize = CHUNK;
+
     fn readers(&self) -> &PgPool {
         &self.pool
     }
@@ -96,59 +98,47 @@ impl SqlDialect for PgStore {
         Ok(())
     }
 
-    async fn write_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    async fn live_links(
+        conn: &mut sqlx::PgConnection,
+        clicks: &[EnrichedClick],
+    ) -> Result<HashSet<i64>, StoreError> {
         let link_ids: Vec<i64> = clicks
             .iter()
             .map(|c| c.link_id.0)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let live: HashSet<i64> = sqlx::query_scalar("SELECT id FROM links WHERE id = ANY($1)")
-            .bind(&link_ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+        Ok(
+            sqlx::query_scalar("SELECT id FROM links WHERE id = ANY($1)")
+                .bind(&link_ids)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect(),
+        )
+    }
 
-        let mut rollup = BatchRollup::default();
-        let mut new = 0u64;
-        let candidates: Vec<&EnrichedClick> = clicks
-            .iter()
-            .filter(|c| live.contains(&c.link_id.0))
-            .collect();
-        for chunk in candidates.chunks(CHUNK) {
-            // Replays are rare: insert the chunk, and only when some rows
-            // were already there, undo and insert just the missing ones.
-            sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
-            let n = insert_clicks(&mut tx, chunk).await?;
-            let fresh: Vec<&EnrichedClick> = if n == chunk.len() as u64 {
-                sqlx::query("RELEASE SAVEPOINT chunk")
-                    .execute(&mut *tx)
-                    .await?;
-                chunk.to_vec()
-            } else {
-                sqlx::query("ROLLBACK TO SAVEPOINT chunk")
-                    .execute(&mut *tx)
-                    .await?;
-                let stored = stored_event_ids(&mut tx, chunk).await?;
-                let fresh: Vec<&EnrichedClick> = chunk
-                    .iter()
-                    .copied()
-                    .filter(|c| !stored.contains(&c.event_id))
-                    .collect();
-                insert_clicks(&mut tx, &fresh).await?;
-                fresh
-            };
-            for c in fresh {
-                rollup.add(c);
-                new += 1;
-            }
-        }
+    async fn insert_clicks(
+        conn: &mut sqlx::PgConnection,
+        clicks: &[&EnrichedClick],
+    ) -> Result<u64, StoreError> {
+        insert_clicks(conn, clicks).await
+    }
 
+    async fn stored_event_ids(
+        conn: &mut sqlx::PgConnection,
+        clicks: &[&EnrichedClick],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        stored_event_ids(conn, clicks).await
+    }
+
+    async fn write_rollups(
+        conn: &mut sqlx::PgConnection,
+        rollup: BatchRollup,
+    ) -> Result<(), StoreError> {
         // Series and breakdowns: one upsert each, keys sorted (lock order).
         let series: Vec<_> = rollup.series.into_iter().collect();
-        add_counts(&mut tx, ADD_SERIES, series).await?;
+        add_counts(&mut *conn, ADD_SERIES, series).await?;
         let mut dims: Vec<_> = rollup.dims.into_iter().collect();
         dims.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         if !dims.is_empty() {
@@ -182,7 +172,7 @@ impl SqlDialect for PgStore {
                     .collect::<Vec<_>>(),
             )
             .bind(dims.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
 
@@ -191,7 +181,7 @@ impl SqlDialect for PgStore {
         for ((link, day), seen) in visitors_by_day(rollup.visitors) {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(visitor_lock(link, day))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             let ids: Vec<i64> = seen.iter().map(|(v, ..)| *v).collect();
             let stored: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
@@ -201,7 +191,7 @@ impl SqlDialect for PgStore {
             .bind(link)
             .bind(day)
             .bind(&ids)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?
             .into_iter()
             .collect();
@@ -231,7 +221,7 @@ impl SqlDialect for PgStore {
                 .bind(fresh.iter().map(|f| f.0).collect::<Vec<_>>())
                 .bind(fresh.iter().map(|f| f.1).collect::<Vec<_>>())
                 .bind(fresh.iter().map(|f| f.2).collect::<Vec<_>>())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
             if !moved.is_empty() {
@@ -244,13 +234,12 @@ impl SqlDialect for PgStore {
                 .bind(day)
                 .bind(moved.iter().map(|m| m.0).collect::<Vec<_>>())
                 .bind(moved.iter().map(|m| m.1).collect::<Vec<_>>())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
         }
-        add_counts(&mut tx, ADD_VISITORS, deltas.into_rows()).await?;
-        tx.commit().await?;
-        Ok(new)
+        add_counts(&mut *conn, ADD_VISITORS, deltas.into_rows()).await?;
+        Ok(())
     }
 
     async fn totals(

@@ -83,6 +83,8 @@ impl SqlDialect for SqliteStore {
            AND (at > $5 OR (at = $5 AND event_id > $6))
          ORDER BY at, event_id LIMIT $7";
 
+    const CLICK_CHUNK: usize = CHUNK;
+
     fn readers(&self) -> &SqlitePool {
         &self.readers
     }
@@ -106,9 +108,10 @@ impl SqlDialect for SqliteStore {
         Ok(())
     }
 
-    async fn write_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
-        let mut tx = self.writer().begin().await?;
-
+    async fn live_links(
+        conn: &mut sqlx::SqliteConnection,
+        clicks: &[EnrichedClick],
+    ) -> Result<HashSet<i64>, StoreError> {
         let link_ids: HashSet<i64> = clicks.iter().map(|c| c.link_id.0).collect();
         let mut live: HashSet<i64> = HashSet::new();
         for chunk in link_ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
@@ -118,43 +121,30 @@ impl SqlDialect for SqliteStore {
                 sep.push_bind(*id);
             }
             qb.push(")");
-            let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+            let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
             live.extend(ids);
         }
+        Ok(live)
+    }
 
-        let mut rollup = BatchRollup::default();
-        let mut new = 0u64;
-        let candidates: Vec<&EnrichedClick> = clicks
-            .iter()
-            .filter(|c| live.contains(&c.link_id.0))
-            .collect();
-        for chunk in candidates.chunks(CHUNK) {
-            // Replays are rare: insert the whole chunk, and only when some
-            // rows were already there, undo and find out which.
-            sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
-            let n = insert_clicks(&mut tx, chunk).await?;
-            let fresh: Vec<&EnrichedClick> = if n == chunk.len() as u64 {
-                sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
-                chunk.to_vec()
-            } else {
-                sqlx::query("ROLLBACK TO chunk; RELEASE chunk")
-                    .execute(&mut *tx)
-                    .await?;
-                let stored = stored_event_ids(&mut tx, chunk).await?;
-                let fresh: Vec<&EnrichedClick> = chunk
-                    .iter()
-                    .copied()
-                    .filter(|c| !stored.contains(&c.event_id))
-                    .collect();
-                insert_clicks(&mut tx, &fresh).await?;
-                fresh
-            };
-            for c in fresh {
-                rollup.add(c);
-                new += 1;
-            }
-        }
+    async fn insert_clicks(
+        conn: &mut sqlx::SqliteConnection,
+        clicks: &[&EnrichedClick],
+    ) -> Result<u64, StoreError> {
+        insert_clicks(conn, clicks).await
+    }
 
+    async fn stored_event_ids(
+        conn: &mut sqlx::SqliteConnection,
+        clicks: &[&EnrichedClick],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        stored_event_ids(conn, clicks).await
+    }
+
+    async fn write_rollups(
+        conn: &mut sqlx::SqliteConnection,
+        rollup: BatchRollup,
+    ) -> Result<(), StoreError> {
         let series: Vec<_> = rollup.series.into_iter().collect();
         for chunk in series.chunks(CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
@@ -168,7 +158,7 @@ impl SqlDialect for SqliteStore {
                     .push_bind(*n);
             });
             qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&mut *conn).await?;
         }
 
         let dims: Vec<_> = rollup.dims.into_iter().collect();
@@ -186,7 +176,7 @@ impl SqlDialect for SqliteStore {
                     .push_bind(*n);
             });
             qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&mut *conn).await?;
         }
 
         // Visitors: new ones count at their first click; one seen before but
@@ -209,7 +199,7 @@ impl SqlDialect for SqliteStore {
                 qb.push(")");
                 let stored: HashMap<i64, i64> = qb
                     .build_query_as::<(i64, i64)>()
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut *conn)
                     .await?
                     .into_iter()
                     .collect();
@@ -225,7 +215,7 @@ impl SqlDialect for SqliteStore {
                                 .bind(link)
                                 .bind(day)
                                 .bind(visitor)
-                                .execute(&mut *tx)
+                                .execute(&mut *conn)
                                 .await?;
                             deltas.count(link, old, bot, -1);
                             deltas.count(link, first, bot, 1);
@@ -246,7 +236,7 @@ impl SqlDialect for SqliteStore {
                     .push_bind(*first)
                     .push_bind(*bot);
             });
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&mut *conn).await?;
         }
         let new_visitors = deltas.into_rows();
         for chunk in new_visitors.chunks(CHUNK) {
@@ -261,11 +251,9 @@ impl SqlDialect for SqliteStore {
                     .push_bind(*n);
             });
             qb.push(" ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors");
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&mut *conn).await?;
         }
-
-        tx.commit().await?;
-        Ok(new)
+        Ok(())
     }
 
     async fn totals(
