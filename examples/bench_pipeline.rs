@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hop::clicks::geo::GeoDb;
-use hop::clicks::{BatchWriter, ClickQueue, ClickSink, Enricher};
+use hop::clicks::{BatchWriter, ClickQueue, ClickRecorder, ClickSink, Enricher};
 use hop::domain::{ClickEvent, Dimension, Utm};
 use hop::stats::{Interval, StatsQuery, link_stats};
 use hop::store::conformance::link;
@@ -51,8 +51,10 @@ async fn main() -> anyhow::Result<()> {
     let (queue, rx) = ClickQueue::new(n);
     let live = std::sync::Arc::new(hop::clicks::LiveFeed::new(16));
     let writer = BatchWriter {
-        store: store.clone(),
-        enricher: Arc::new(Enricher::new(geo)),
+        recorder: ClickRecorder {
+            store: store.clone(),
+            enricher: Arc::new(Enricher::new(geo)),
+        },
         batch_size: 2000,
         max_wait: Duration::from_millis(5),
         live,

@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::LinkCache;
 use crate::cache::LocalCache;
 use crate::clicks::geo::GeoDb;
-use crate::clicks::{BatchWriter, ClickQueue, ClickSink, Enricher, LiveFeed};
+use crate::clicks::{BatchWriter, ClickQueue, ClickRecorder, ClickSink, Enricher, LiveFeed};
 use crate::cluster::{self, Redis};
 use crate::config::ServeConfig;
-use crate::config::WorkerConfig;
+use crate::config::{ClusterArgs, WorkerConfig};
 use crate::session::StoredSessions;
 use crate::state::{AppState, RedirectMetrics, StateInner};
 use crate::store::StoreConfig;
@@ -81,8 +81,10 @@ impl Application {
                     // Embedded: queue → batch writer → store, in this process.
                     let (queue, rx) = ClickQueue::new(config.click_queue_capacity);
                     let writer = BatchWriter {
-                        store: store.clone(),
-                        enricher: enricher.clone(),
+                        recorder: ClickRecorder {
+                            store: store.clone(),
+                            enricher: enricher.clone(),
+                        },
                         batch_size: config.click_batch_size.max(1),
                         max_wait: Duration::from_millis(config.click_batch_wait_ms),
                         live: live.clone(),
@@ -94,7 +96,7 @@ impl Application {
                     // Cluster: buffer → Redis stream → workers → store.
                     let seal = config.cluster.sealer()?;
                     let ca = config.cluster.redis_ca_file.as_deref();
-                    let redis = Redis::connect(url, seal.clone(), ca)
+                    let redis = Redis::connect(url, seal, ca)
                         .await
                         .with_context(|| format!("connecting to {}", redact_url(url)))?;
                     let (sink, rx) = ClickQueue::new(config.click_queue_capacity);
@@ -112,25 +114,17 @@ impl Application {
                         stop_writer.clone(),
                     )));
                     if config.with_worker {
-                        // Its own connection: a blocking stream read would
-                        // hold up this node's appends and cache lookups.
-                        let worker_redis = Redis::connect(url, seal, ca)
-                            .await
-                            .with_context(|| format!("connecting to {}", redact_url(url)))?;
-                        let worker = cluster::Worker {
-                            redis: worker_redis,
-                            writer: BatchWriter {
-                                store: store.clone(),
-                                enricher: enricher.clone(),
-                                batch_size: config.click_batch_size.max(1),
-                                max_wait: Duration::ZERO,
-                                // Clicks reach dashboards through Redis.
-                                live: Arc::new(LiveFeed::new(1)),
-                            },
-                            consumer: worker_name(None),
-                            claim_idle: Duration::from_millis(config.cluster.claim_idle_ms),
-                            batch_size: config.click_batch_size.max(1),
+                        let recorder = ClickRecorder {
+                            store: store.clone(),
+                            enricher: enricher.clone(),
                         };
+                        let worker = click_worker(
+                            &config.cluster,
+                            recorder,
+                            worker_name(None),
+                            config.click_batch_size,
+                        )
+                        .await?;
                         background.push(tokio::spawn(worker.run(stop_writer.clone())));
                     }
                     (Arc::new(sink), Some(redis))
@@ -150,7 +144,10 @@ impl Application {
             link_secret: config.rate_link_secret,
         };
         let limiter: Arc<dyn crate::ratelimit::Limiter> = match &shared {
-            Some(redis) => Arc::new(crate::ratelimit::SharedLimiter::new(limits, redis.clone())),
+            Some(redis) => Arc::new(crate::cluster::limits::SharedLimiter::new(
+                limits,
+                redis.clone(),
+            )),
             None => Arc::new(crate::ratelimit::LocalLimiter::new(limits)),
         };
         let blocklist = Arc::new(crate::blocklist::Blocklist::load(
@@ -451,6 +448,30 @@ fn worker_name(given: Option<&str>) -> String {
     }
 }
 
+/// A click worker (`hop worker`, or `hop serve --with-worker`) on a Redis
+/// connection of its own: its blocking stream reads would otherwise hold up
+/// the node's appends and cache lookups.
+async fn click_worker(
+    cluster: &ClusterArgs,
+    recorder: ClickRecorder,
+    consumer: String,
+    batch_size: usize,
+) -> anyhow::Result<crate::cluster::Worker> {
+    let Some(url) = &cluster.redis_url else {
+        anyhow::bail!("hop worker needs --redis-url (HOP_REDIS_URL)");
+    };
+    let redis = Redis::connect(url, cluster.sealer()?, cluster.redis_ca_file.as_deref())
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+    Ok(crate::cluster::Worker {
+        redis,
+        recorder,
+        consumer,
+        claim_idle: Duration::from_millis(cluster.claim_idle_ms),
+        batch_size: batch_size.max(1),
+    })
+}
+
 /// `hop worker`: stores clicks from the Redis stream until `shutdown`, then
 /// finishes the batch in hand (unfinished entries stay pending for others).
 pub async fn run_worker(
@@ -483,29 +504,17 @@ pub async fn run_worker(
         .open(!config.no_migrate)
         .await
         .with_context(|| format!("opening {}", redact_url(&config.database.database_url)))?;
-    let Some(url) = &config.cluster.redis_url else {
-        anyhow::bail!("hop worker needs --redis-url (HOP_REDIS_URL)");
+    let recorder = ClickRecorder {
+        store,
+        enricher: Arc::new(Enricher::new(open_geo(&config.geoip_db)?)),
     };
-    let redis = Redis::connect(
-        url,
-        config.cluster.sealer()?,
-        config.cluster.redis_ca_file.as_deref(),
+    let worker = click_worker(
+        &config.cluster,
+        recorder,
+        worker_name(config.worker_name.as_deref()),
+        config.click_batch_size,
     )
-    .await
-    .with_context(|| format!("connecting to {}", redact_url(url)))?;
-    let worker = cluster::Worker {
-        redis,
-        writer: BatchWriter {
-            store,
-            enricher: Arc::new(Enricher::new(open_geo(&config.geoip_db)?)),
-            batch_size: config.click_batch_size.max(1),
-            max_wait: Duration::ZERO,
-            live: Arc::new(LiveFeed::new(1)),
-        },
-        consumer: worker_name(config.worker_name.as_deref()),
-        claim_idle: Duration::from_millis(config.cluster.claim_idle_ms),
-        batch_size: config.click_batch_size.max(1),
-    };
+    .await?;
     let stop = CancellationToken::new();
     let task = tokio::spawn(worker.run(stop.clone()));
     shutdown.await;

@@ -238,16 +238,16 @@ pub struct ServeConfig {
     /// (`30/min`, `5/s`, `1000/h`: a count per second, minute or hour;
     /// `0`: no limit).
     #[arg(long, env = "HOP_RATE_CREATE", default_value = "30/min")]
-    pub rate_create: crate::ratelimit::Rate,
+    pub rate_create: crate::domain::Rate,
     /// Failed authentications per client before it is refused for a while.
     #[arg(long, env = "HOP_RATE_AUTH_FAILURES", default_value = "10/min")]
-    pub rate_auth_failures: crate::ratelimit::Rate,
+    pub rate_auth_failures: crate::domain::Rate,
     /// API calls per API key.
     #[arg(long, env = "HOP_RATE_API", default_value = "1200/min")]
-    pub rate_api: crate::ratelimit::Rate,
+    pub rate_api: crate::domain::Rate,
     /// API calls per link secret (the holder of an anonymous link).
     #[arg(long, env = "HOP_RATE_LINK_SECRET", default_value = "300/min")]
-    pub rate_link_secret: crate::ratelimit::Rate,
+    pub rate_link_secret: crate::domain::Rate,
     /// Bits of an IPv6 address that name one client for limits and caps
     /// (a subscriber usually holds a whole /64); IPv4 clients are their
     /// address.

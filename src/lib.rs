@@ -35,6 +35,7 @@ pub mod http;
 pub mod metrics;
 pub mod public_host;
 pub mod ratelimit;
+pub mod retry;
 pub mod seal;
 pub mod session;
 pub mod slots;

@@ -4,15 +4,14 @@
 //! subscriber usually holds a whole one), see [`ip_key`]. A rate is a count
 //! per period (`10/h` is ten an hour). In process the limits are GCRA
 //! limiters (governor: one comes back every period/count, up to count at
-//! once); in cluster mode the same algorithm runs in Redis (a Lua script on
-//! Redis's clock) with state shared by every node, so a client cannot
-//! multiply its allowance by spreading requests over nodes, nor double it
-//! at a window boundary. If Redis does not answer,
-//! requests are let through (fail open) rather than refused.
+//! once); in cluster mode the same algorithm runs in Redis with state shared
+//! by every node ([`crate::cluster::limits`]), so a client cannot multiply
+//! its allowance by spreading requests over nodes, nor double it at a
+//! window boundary. If Redis does not answer, requests are let through
+//! (fail open) rather than refused.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,57 +20,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::cluster::Redis;
-
-/// A rate: `count` per `period` (count 0: unlimited). The period is a
-/// whole number of seconds, so that shared counters can use it as their
-/// window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: u32,
-    pub period: Duration,
-}
-
-impl Rate {
-    /// No limit.
-    pub const UNLIMITED: Rate = Rate {
-        count: 0,
-        period: Duration::from_secs(60),
-    };
-
-    /// How long one of the allowance takes to come back (GCRA's emission
-    /// interval): the period over the count.
-    fn interval(self) -> Duration {
-        (self.period / self.count.max(1)).max(Duration::from_nanos(1))
-    }
-}
-
-impl std::str::FromStr for Rate {
-    type Err = String;
-
-    /// `30/min`, `5/s`, `1000/h`, or `0` for no limit.
-    fn from_str(s: &str) -> Result<Rate, String> {
-        if s.trim() == "0" {
-            return Ok(Rate::UNLIMITED);
-        }
-        let bad = || format!("{s:?}: give a rate like 30/min, 5/s or 1000/h (0: no limit)");
-        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
-        let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        let secs = match unit.trim() {
-            "s" | "sec" | "second" => 1,
-            "m" | "min" | "minute" => 60,
-            "h" | "hour" => 3600,
-            _ => return Err(bad()),
-        };
-        if count == 0 {
-            return Ok(Rate::UNLIMITED);
-        }
-        Ok(Rate {
-            count,
-            period: Duration::from_secs(secs),
-        })
-    }
-}
+pub use crate::domain::Rate;
 
 /// The key a client address is limited by: an IPv4 address whole (an
 /// IPv4-mapped IPv6 address is that IPv4 address), an IPv6 address by its
@@ -99,7 +48,8 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    fn name(self) -> &'static str {
+    /// The bucket's name in shared counters' keys.
+    pub fn name(self) -> &'static str {
         match self {
             Bucket::Create => "create",
             Bucket::AuthFailure => "authfail",
@@ -118,7 +68,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn rate(&self, bucket: Bucket) -> Rate {
+    pub fn rate(&self, bucket: Bucket) -> Rate {
         match bucket {
             Bucket::Create => self.create,
             Bucket::AuthFailure => self.auth_failures,
@@ -141,7 +91,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn unlimited() -> Decision {
+    pub fn unlimited() -> Decision {
         Decision {
             allowed: true,
             limit: 0,
@@ -290,95 +240,6 @@ impl Limiter for LocalLimiter {
     }
 }
 
-/// Counters in Redis, shared by every node (cluster mode).
-pub struct SharedLimiter {
-    limits: Limits,
-    redis: Arc<Redis>,
-    secret: tokio::sync::OnceCell<[u8; 32]>,
-}
-
-impl SharedLimiter {
-    pub fn new(limits: Limits, redis: Arc<Redis>) -> SharedLimiter {
-        SharedLimiter {
-            limits,
-            redis,
-            secret: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The counter's name for a client: a keyed hash of its IP address (or
-    /// key id) under the cluster's secret, so Redis never holds a raw IP.
-    /// None while Redis cannot be reached (the limit is not applied then).
-    async fn opaque(&self, key: &str) -> Option<String> {
-        use sha2::{Digest, Sha256};
-        let secret = self
-            .secret
-            .get_or_try_init(|| self.redis.shared_secret())
-            .await
-            .ok()?;
-        let digest = Sha256::new()
-            .chain_update(secret)
-            .chain_update(key.as_bytes())
-            .finalize();
-        Some(hex::encode(&digest[..16]))
-    }
-
-    /// What the `RateLimit-*` headers say after a GCRA step that left
-    /// `used_ms` of the allowance in use (or, refused, `used_ms` until one is
-    /// back).
-    fn decision(limit: u32, period_ms: u64, allowed: bool, used_ms: u64) -> Decision {
-        let emission = (period_ms / u64::from(limit.max(1))).max(1);
-        let secs = |ms: u64| ms.div_ceil(1000).max(1);
-        if allowed {
-            Decision {
-                allowed,
-                limit,
-                remaining: (period_ms.saturating_sub(used_ms) / emission).min(u64::from(limit))
-                    as u32,
-                reset_secs: secs(used_ms),
-            }
-        } else {
-            Decision {
-                allowed,
-                limit,
-                remaining: 0,
-                reset_secs: secs(used_ms),
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl Limiter for SharedLimiter {
-    async fn take(&self, bucket: Bucket, key: &str) -> Decision {
-        let rate = self.limits.rate(bucket);
-        if rate.count == 0 {
-            return Decision::unlimited();
-        }
-        let period_ms = rate.period.as_millis().max(1) as u64;
-        let Some(key) = self.opaque(key).await else {
-            return Decision::unlimited();
-        };
-        let rkey = format!("hop:rl:{}:{}:{period_ms}:{key}", bucket.name(), rate.count);
-        match self.redis.gcra(&rkey, rate.count, period_ms, true).await {
-            Some((allowed, ms)) => Self::decision(rate.count, period_ms, allowed, ms),
-            None => Decision::unlimited(),
-        }
-    }
-
-    async fn refused(&self, bucket: Bucket, key: &str) -> Option<Decision> {
-        let rate = self.limits.rate(bucket);
-        if rate.count == 0 {
-            return None;
-        }
-        let period_ms = rate.period.as_millis().max(1) as u64;
-        let key = self.opaque(key).await?;
-        let rkey = format!("hop:rl:{}:{}:{period_ms}:{key}", bucket.name(), rate.count);
-        let (allowed, ms) = self.redis.gcra(&rkey, rate.count, period_ms, false).await?;
-        (!allowed).then(|| Self::decision(rate.count, period_ms, false, ms))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,19 +327,6 @@ mod tests {
         let d = l.refused(Bucket::AuthFailure, "ip").await.unwrap();
         assert_eq!(d.limit, 10);
         assert!((359..=360).contains(&d.reset_secs), "{d:?}");
-    }
-
-    #[test]
-    fn shared_decisions_report_what_is_left() {
-        // 10 an hour: one back every 6 minutes.
-        let hour = 3_600_000;
-        let d = SharedLimiter::decision(10, hour, true, 360_000);
-        assert_eq!((d.allowed, d.remaining, d.reset_secs), (true, 9, 360));
-        let d = SharedLimiter::decision(10, hour, true, hour);
-        assert_eq!((d.allowed, d.remaining, d.reset_secs), (true, 0, 3_600));
-        let d = SharedLimiter::decision(10, hour, false, 359_001);
-        assert_eq!((d.allowed, d.remaining, d.reset_secs), (false, 0, 360));
-        assert_eq!(SharedLimiter::decision(10, hour, false, 1).reset_secs, 1);
     }
 
     #[test]

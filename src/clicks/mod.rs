@@ -1,5 +1,6 @@
 //! The click pipeline: sink → (queue) → enrich → store, and the live feed.
 
+pub mod drain;
 pub mod enrich;
 pub mod geo;
 pub mod live;
@@ -10,4 +11,4 @@ pub mod writer;
 pub use enrich::Enricher;
 pub use live::{ClickTotals, LiveClick, LiveFeed, TotalsReads};
 pub use sink::{ClickQueue, ClickSink};
-pub use writer::BatchWriter;
+pub use writer::{BatchWriter, ClickRecorder};

@@ -3,6 +3,7 @@
 
 mod click;
 mod link;
+mod rate;
 mod slug;
 mod target_url;
 
@@ -11,6 +12,7 @@ pub use link::{
     FieldError, Gone, KeyId, Link, LinkId, MAX_CLICK_LIMIT, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN,
     RedirectStatus, parse_expiry, parse_max_clicks, parse_tags, parse_title,
 };
+pub use rate::Rate;
 pub use slug::{Slug, SlugError};
 pub use target_url::{MAX_LEN as MAX_URL_LEN, TargetUrl, UrlError, is_host_name};
 
