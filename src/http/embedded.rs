@@ -1,7 +1,8 @@
 //! Static assets of the web UI (CSS, JS, icons, the vendored uPlot), compiled
 //! into the binary: no CDN and no build step. URLs carry a content hash
 //! (`/static/app.css?v=…`), so browsers may cache them for a year. This is
-//! the table and its URLs; [`super::assets`] serves them.
+//! the table and its URLs; the `/static/{file}` handler (`assets.rs`) serves
+//! them.
 
 use std::sync::LazyLock;
 
