@@ -8,6 +8,8 @@
 //! - [`stats`]: turns a stats question into aligned rollup reads and raw edges.
 //! - [`clicks`]: the click pipeline: sink (hand-off from the redirect),
 //!   enrichment (user agent, geo, visitor hash) and the batch writer.
+//! - [`service`]: the rules of links, access, reports and takedowns, as
+//!   functions over domain types returning domain errors; no HTTP.
 //! - [`cache`]: the in-process link cache in front of the store.
 //! - [`cluster`]: cluster mode over Redis: shared cache and invalidation,
 //!   the click stream and its workers, shared salts, the live relay.
@@ -37,6 +39,7 @@ pub mod public_host;
 pub mod ratelimit;
 pub mod retry;
 pub mod seal;
+pub mod service;
 pub mod session;
 pub mod slots;
 pub mod state;

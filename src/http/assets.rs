@@ -1,77 +1,12 @@
-//! Static assets of the web UI (CSS, JS, icons, the vendored uPlot), compiled
-//! into the binary: no CDN and no build step. URLs carry a content hash
-//! (`/static/app.css?v=…`), so browsers may cache them for a year.
-
-use std::sync::LazyLock;
+//! `/static/{file}`: serves the assets of [`super::embedded`]. A URL that
+//! names the asset's current version may be cached for good.
 
 use axum::extract::{Path, RawQuery};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-}
-
-macro_rules! asset {
-    ($name:literal, $path:literal, $ct:literal) => {
-        Asset {
-            name: $name,
-            content_type: $ct,
-            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)),
-        }
-    };
-}
-
-static ASSETS: &[Asset] = &[
-    asset!("app.css", "assets/app.css", "text/css; charset=utf-8"),
-    asset!("app.js", "assets/app.js", "text/javascript; charset=utf-8"),
-    asset!(
-        "dashboard.js",
-        "assets/dashboard.js",
-        "text/javascript; charset=utf-8"
-    ),
-    asset!("favicon.svg", "assets/favicon.svg", "image/svg+xml"),
-    asset!(
-        "uPlot.iife.min.js",
-        "assets/vendor/uplot/uPlot.iife.min.js",
-        "text/javascript; charset=utf-8"
-    ),
-    asset!(
-        "uPlot.min.css",
-        "assets/vendor/uplot/uPlot.min.css",
-        "text/css; charset=utf-8"
-    ),
-];
-
-/// Short content hash of each asset, in `ASSETS` order.
-static VERSIONS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    ASSETS
-        .iter()
-        .map(|a| hex::encode(&Sha256::digest(a.body)[..6]))
-        .collect()
-});
-
-fn find(name: &str) -> Option<(&'static Asset, &'static str)> {
-    ASSETS
-        .iter()
-        .position(|a| a.name == name)
-        .map(|i| (&ASSETS[i], VERSIONS[i].as_str()))
-}
-
-/// The versioned URL of an asset, for templates (`{{ asset('app.css') }}`).
-pub fn url(name: &str) -> String {
-    match find(name) {
-        Some((a, v)) => format!("/static/{}?v={v}", a.name),
-        None => {
-            tracing::error!(asset = name, "template names an unknown asset");
-            format!("/static/{name}")
-        }
-    }
-}
+use super::embedded::find;
 
 pub async fn serve_asset(
     Path(name): Path<String>,
@@ -107,18 +42,4 @@ pub async fn serve_asset(
         asset.body,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_asset_has_a_versioned_url() {
-        for a in ASSETS {
-            let u = url(a.name);
-            assert!(u.starts_with(&format!("/static/{}?v=", a.name)), "{u}");
-            assert!(!a.body.is_empty());
-        }
-    }
 }

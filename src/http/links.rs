@@ -1,6 +1,6 @@
-//! `/api/v1/links`: create, list, read, edit and delete links.
-
-use std::collections::HashMap;
+//! `/api/v1/links`: create, list, read, edit and delete links. The rules are
+//! [`crate::service::links`]'s; this file owns the JSON shapes, their
+//! OpenAPI schemas and the mapping of [`LinkError`] to the error envelope.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,18 +15,12 @@ use super::access;
 use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppQuery, bounded_param};
-use crate::auth::{LINK_SECRET_PREFIX, Token};
-use crate::domain::{
-    Link, LinkId, RedirectStatus, Slug, TargetUrl, parse_expiry, parse_max_clicks, parse_tags,
-    parse_title,
-};
+use crate::domain::{Link, LinkId};
 use crate::public_host::Refusal;
+use crate::service;
+use crate::service::links::{LinkChanges, LinkError, LinkListing, NewLink};
 use crate::state::AppState;
-use crate::store::{ApiKey, Conflict, LinkQuery};
-
-/// Attempts at a free random slug before giving up (each is a conditional
-/// insert; at 64^7 slugs, needing more than one is already rare).
-const RANDOM_SLUG_ATTEMPTS: usize = 8;
+use crate::store::ApiKey;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -270,35 +264,39 @@ pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
     }
 }
 
-fn refuse_blocked(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> {
-    if state.takedowns.covers(target.host()) {
-        tracing::info!(
-            target.host = target.host(),
-            "target on a domain taken down refused"
-        );
-        return Err(ApiError::bad_request(
-            "taken_down_domain",
-            "links to this domain have been taken down by this service's administrators",
-        ));
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Url(e) => e.into(),
+            LinkError::Slug(e) => e.into(),
+            LinkError::Field(e) => e.into(),
+            LinkError::InvalidExpiry => ApiError::bad_request(
+                "invalid_expiry",
+                "expires_at must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
+            ),
+            LinkError::TakenDown => ApiError::bad_request(
+                "taken_down_domain",
+                "links to this domain have been taken down by this service's administrators",
+            ),
+            LinkError::Blocked => ApiError::bad_request(
+                "blocked_domain",
+                "links to this domain are not allowed on this service",
+            ),
+            LinkError::PrivateTarget(why) => private_target_error(why),
+            LinkError::SlugTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "slug_taken",
+                "this slug is already taken",
+            ),
+            LinkError::SlugSpaceExhausted => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "slug_space_exhausted",
+                "could not find a free slug; try again",
+            ),
+            LinkError::NotFound => ApiError::link_not_found(),
+            LinkError::Store(e) => e.into(),
+        }
     }
-    if state.blocklist.blocks(target.host()) {
-        tracing::info!(target.host = target.host(), "blocked target refused");
-        return Err(ApiError::bad_request(
-            "blocked_domain",
-            "links to this domain are not allowed on this service",
-        ));
-    }
-    Ok(())
-}
-
-async fn refuse_private(state: &AppState, target: &TargetUrl) -> Result<(), ApiError> {
-    let Some(guard) = &state.target_guard else {
-        return Ok(());
-    };
-    guard
-        .check(target.host())
-        .await
-        .map_err(private_target_error)
 }
 
 /// The API's answer to a target refused by `--refuse-private-targets`. The
@@ -321,33 +319,37 @@ pub fn private_target_error(why: Refusal) -> ApiError {
     }
 }
 
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_expiry",
-                "expires_at must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
-            )
-        })
-}
-
-fn parse_status(code: Option<u16>) -> Result<RedirectStatus, ApiError> {
-    match code {
-        None => Ok(RedirectStatus::Found),
-        Some(c) => RedirectStatus::from_code(c)
-            .ok_or_else(|| crate::domain::FieldError::RedirectStatus.into()),
+impl From<CreateLink> for NewLink {
+    fn from(req: CreateLink) -> NewLink {
+        NewLink {
+            url: req.url,
+            slug: req.slug,
+            title: req.title,
+            tags: req.tags.unwrap_or_default(),
+            expires_at: req.expires_at,
+            max_clicks: req.max_clicks,
+            redirect_status: req.redirect_status,
+        }
     }
 }
 
+impl From<UpdateLink> for LinkChanges {
+    fn from(req: UpdateLink) -> LinkChanges {
+        LinkChanges {
+            url: req.url,
+            title: req.title,
+            tags: req.tags,
+            expires_at: req.expires_at,
+            max_clicks: req.max_clicks,
+            redirect_status: req.redirect_status,
+            disabled: req.disabled,
+        }
+    }
+}
+
+/// All-time human clicks of a link.
 pub async fn clicks_of(state: &AppState, link: &Link) -> Result<u64, ApiError> {
-    Ok(state
-        .store
-        .click_totals(&[link.id], false)
-        .await?
-        .get(&link.id)
-        .copied()
-        .unwrap_or(0))
+    Ok(service::links::clicks(state, link).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/links", tag = "links", request_body = CreateLink,
@@ -365,72 +367,11 @@ pub async fn create_link(
     AppJson(req): AppJson<CreateLink>,
 ) -> Result<Response, ApiError> {
     let owner = access::creator(&state, &caller).await?;
-    let (link, secret) = create(&state, owner.as_ref(), req).await?;
+    let (link, secret) = service::links::create(&state, owner.as_ref(), req.into()).await?;
     let mut out = body(&state, &link, 0);
     out.secret = secret.map(|s| s.expose().to_owned());
     let location = format!("/api/v1/links/{}", link.slug);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(out)).into_response())
-}
-
-/// Creates a link for `owner` (anonymous when `None`, which also mints the
-/// link's secret). Shared by the API and the web UI, so both apply the same
-/// rules and answer the same codes.
-pub async fn create(
-    state: &AppState,
-    owner: Option<&ApiKey>,
-    req: CreateLink,
-) -> Result<(Link, Option<Token>), ApiError> {
-    let now = Utc::now();
-    let target = TargetUrl::parse(&req.url, &state.own_hosts)?;
-    refuse_blocked(state, &target)?;
-    refuse_private(state, &target).await?;
-    let custom = req.slug.as_deref().map(Slug::parse).transpose()?;
-    let expires_at = req.expires_at.as_deref().map(parse_time).transpose()?;
-    let secret = owner.is_none().then(|| Token::generate(LINK_SECRET_PREFIX));
-    let mut link = Link {
-        id: LinkId::generate(now, &mut rand::rng()),
-        slug: custom
-            .clone()
-            .unwrap_or_else(|| Slug::random(&mut rand::rng())),
-        target,
-        title: parse_title(req.title)?,
-        tags: parse_tags(req.tags.unwrap_or_default())?,
-        created_at: now,
-        updated_at: now,
-        expires_at: parse_expiry(expires_at, now)?,
-        max_clicks: parse_max_clicks(req.max_clicks)?,
-        redirect_status: parse_status(req.redirect_status)?,
-        disabled: false,
-        owner: owner.map(|k| k.id),
-        secret_hash: secret.as_ref().map(Token::hash),
-    };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match state.store.insert_link(&link).await? {
-            Ok(()) => break,
-            Err(Conflict::SlugTaken) if custom.is_some() => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "slug_taken",
-                    "this slug is already taken",
-                ));
-            }
-            Err(_) if attempt >= RANDOM_SLUG_ATTEMPTS => {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "slug_space_exhausted",
-                    "could not find a free slug; try again",
-                ));
-            }
-            Err(Conflict::SlugTaken) => link.slug = Slug::random(&mut rand::rng()),
-            Err(Conflict::IdTaken) => link.id = LinkId::generate(now, &mut rand::rng()),
-        }
-    }
-    // A recent 404 for this slug may be cached as "missing".
-    state.invalidate_link(&link.slug).await;
-    tracing::info!(link.slug = %link.slug, anonymous = owner.is_none(), "link created");
-    Ok((link, secret))
 }
 
 #[utoipa::path(get, path = "/api/v1/links", tag = "links", params(ListParams),
@@ -450,6 +391,7 @@ pub async fn list_links(
 }
 
 /// One page of the links `key` may see, newest first, with click totals.
+/// Shared by the API and the web UI's list, so both read the same query.
 pub async fn list(
     state: &AppState,
     key: &ApiKey,
@@ -462,27 +404,22 @@ pub async fn list(
         .map(|c| c.parse::<i64>().map(LinkId))
         .transpose()
         .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
-    let query = LinkQuery {
-        owner: if key.admin { None } else { Some(key.id) },
+    let listing = LinkListing {
         tag: params.tag.filter(|t| !t.is_empty()),
         text: params.q.filter(|t| !t.is_empty()),
         before,
-        limit: limit + 1,
+        limit,
     };
-    let mut links = state.store.list_links(&query).await?;
-    let next_cursor = if links.len() > limit {
-        links.truncate(limit);
-        links.last().map(|l| l.id.0.to_string())
-    } else {
-        None
-    };
-    let ids: Vec<LinkId> = links.iter().map(|l| l.id).collect();
-    let totals: HashMap<LinkId, u64> = state.store.click_totals(&ids, false).await?;
-    let links = links
+    let listed = service::links::list(state, key, listing).await?;
+    let links = listed
+        .links
         .iter()
-        .map(|l| body(state, l, totals.get(&l.id).copied().unwrap_or(0)))
+        .map(|(l, clicks)| body(state, l, *clicks))
         .collect();
-    Ok(LinkPage { links, next_cursor })
+    Ok(LinkPage {
+        links,
+        next_cursor: listed.next.map(|id| id.0.to_string()),
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/links/{slug}", tag = "links",
@@ -519,46 +456,9 @@ pub async fn update_link(
     AppJson(req): AppJson<UpdateLink>,
 ) -> Result<Json<LinkBody>, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
-    let link = update(&state, link, req).await?;
+    let link = service::links::update(&state, link, req.into()).await?;
     let clicks = clicks_of(&state, &link).await?;
     Ok(Json(body(&state, &link, clicks)))
-}
-
-/// Applies an edit and drops the cached link, so the next redirect on this
-/// node sees it.
-pub async fn update(state: &AppState, mut link: Link, req: UpdateLink) -> Result<Link, ApiError> {
-    let now = Utc::now();
-    if let Some(url) = &req.url {
-        link.target = TargetUrl::parse(url, &state.own_hosts)?;
-        refuse_blocked(state, &link.target)?;
-        refuse_private(state, &link.target).await?;
-    }
-    if let Some(title) = req.title {
-        link.title = parse_title(title)?;
-    }
-    if let Some(tags) = req.tags {
-        link.tags = parse_tags(tags)?;
-    }
-    if let Some(expires_at) = req.expires_at {
-        let at = expires_at.as_deref().map(parse_time).transpose()?;
-        link.expires_at = parse_expiry(at, now)?;
-    }
-    if let Some(max) = req.max_clicks {
-        link.max_clicks = parse_max_clicks(max)?;
-    }
-    if let Some(code) = req.redirect_status {
-        link.redirect_status = parse_status(Some(code))?;
-    }
-    if let Some(disabled) = req.disabled {
-        link.disabled = disabled;
-    }
-    link.updated_at = now;
-    if !state.store.update_link(&link).await? {
-        return Err(ApiError::link_not_found());
-    }
-    state.invalidate_link(&link.slug).await;
-    tracing::info!(link.slug = %link.slug, "link updated");
-    Ok(link)
 }
 
 #[utoipa::path(delete, path = "/api/v1/links/{slug}", tag = "links",
@@ -575,14 +475,6 @@ pub async fn delete_link(
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
-    delete(&state, &link).await?;
+    service::links::delete(&state, &link).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Deletes a link with its clicks and drops it from the cache.
-pub async fn delete(state: &AppState, link: &Link) -> Result<(), ApiError> {
-    state.store.delete_link(&link.slug).await?;
-    state.invalidate_link(&link.slug).await;
-    tracing::info!(link.slug = %link.slug, "link deleted");
-    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod assets;
+pub mod embedded;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod pages;
 pub mod qr;
 pub mod redirect;
+pub mod render;
 pub mod reports;
 pub mod stats;
 pub mod ui;

@@ -117,14 +117,8 @@ fn status_label(status: StatusCode) -> String {
     }
 }
 
-/// Policy for every HTML page: only this origin's scripts, styles, images
-/// and connections; no inline code, no framing, no plugins.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
-    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
 /// `nosniff` on every API, UI and asset answer (HTML pages get the rest of
-/// their headers where they are rendered, `ui::render`). Not on redirects:
+/// their headers where they are rendered, `render::render`). Not on redirects:
 /// a 302 has no body to sniff, and the hot path stays lean.
 pub async fn nosniff(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
@@ -166,7 +160,7 @@ pub async fn head_bound(req: Request, next: Next) -> Response {
         )
         .into_response()
     } else {
-        super::ui::message(
+        super::render::message(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request too large",
             "The request's headers are larger than this service accepts.",
@@ -192,7 +186,7 @@ pub async fn request_timeout(State(state): State<AppState>, req: Request, next: 
             "the request took too long",
         )
         .into_response(),
-        Err(_) => super::ui::message(
+        Err(_) => super::render::message(
             StatusCode::REQUEST_TIMEOUT,
             "That took too long",
             "The request was not completed in time. Please try again.",

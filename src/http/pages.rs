@@ -1,6 +1,8 @@
 //! Error pages in the site's look: unknown (404), gone (410), too many
 //! requests (429), internal error (500) and unavailable (503). Static text:
-//! nothing from the request is echoed.
+//! nothing from the request is echoed. They depend on the rendering alone
+//! ([`super::render`]), never on the UI's handlers, so the redirect can
+//! answer with them.
 
 use std::any::Any;
 
@@ -9,7 +11,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::ui::{message, message_about};
+use super::render::{message, message_about};
 use crate::domain::Gone;
 use crate::domain::Slug;
 

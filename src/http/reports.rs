@@ -4,6 +4,9 @@
 //! (`/api/v1/admin/takedowns`, see [`crate::takedown`]): every link to it
 //! answers 410 and none can be made, until an admin lifts it.
 //! `POST /api/v1/admin/disable-domain` is the older name of a takedown.
+//! The rules are [`crate::service::reports`]' and
+//! [`crate::service::takedowns`]'; this file owns the JSON shapes and the
+//! mapping of their errors to the error envelope.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,12 +17,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppQuery, bounded_param};
-use crate::domain::Slug;
+use crate::service::reports::{self as rules, AbuseReport, ReportError};
+use crate::service::takedowns::{self, TakedownError};
 use crate::state::AppState;
 use crate::store::{Report, Takedown};
 
-pub const REASONS: [&str; 4] = ["phishing", "malware", "spam", "other"];
-const MAX_DETAILS: usize = 2000;
+pub use crate::service::reports::REASONS;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,43 +53,49 @@ pub struct ReportReceived {
     pub received: bool,
 }
 
-/// Validates and records a report; the answer is the same whether or not
-/// the slug names a link.
-pub async fn record(state: &AppState, r: NewReport) -> Result<(), ApiError> {
-    let slug = Slug::parse_path(&r.slug)
-        .map_err(|_| ApiError::bad_request("invalid_slug", "that is not a short link's slug"))?;
-    if !REASONS.contains(&r.reason.as_str()) {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
-            "reason must be phishing, malware, spam or other",
-        ));
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::InvalidSlug => {
+                ApiError::bad_request("invalid_slug", "that is not a short link's slug")
+            }
+            ReportError::InvalidReason => ApiError::bad_request(
+                "invalid_reason",
+                "reason must be phishing, malware, spam or other",
+            ),
+            ReportError::InvalidDetails => ApiError::bad_request(
+                "invalid_details",
+                "details must be at most 2000 characters of text",
+            ),
+            ReportError::Store(e) => e.into(),
+        }
     }
-    if let Some(d) = &r.details
-        && (d.chars().count() > MAX_DETAILS
-            || d.chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t'))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_details",
-            "details must be at most 2000 characters of text",
-        ));
+}
+
+impl From<TakedownError> for ApiError {
+    fn from(e: TakedownError) -> Self {
+        match e {
+            TakedownError::InvalidDomain => {
+                ApiError::bad_request("invalid_domain", "give a domain name, e.g. evil.example")
+            }
+            TakedownError::InvalidReason => ApiError::bad_request(
+                "invalid_reason",
+                "the reason is at most 500 characters, without control characters",
+            ),
+            TakedownError::NotTakenDown => ApiError::not_found(),
+            TakedownError::Store(e) => e.into(),
+        }
     }
-    let details = r
-        .details
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty());
-    let link = state.store.link_by_slug(&slug).await?;
-    state
-        .store
-        .insert_report(
-            slug.as_str(),
-            link.map(|l| l.id),
-            &r.reason,
-            details.as_deref(),
-        )
-        .await?;
-    tracing::info!(link.slug = %slug, reason = %r.reason, "link reported");
-    Ok(())
+}
+
+impl From<NewReport> for AbuseReport {
+    fn from(r: NewReport) -> AbuseReport {
+        AbuseReport {
+            slug: r.slug,
+            reason: r.reason,
+            details: r.details,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/reports", tag = "abuse", request_body = NewReport,
@@ -98,7 +107,7 @@ pub async fn create_report(
     State(state): State<AppState>,
     AppJson(r): AppJson<NewReport>,
 ) -> Result<(StatusCode, Json<ReportReceived>), ApiError> {
-    record(&state, r).await?;
+    rules::record(&state, r.into()).await?;
     Ok((StatusCode::CREATED, Json(ReportReceived { received: true })))
 }
 
@@ -119,14 +128,6 @@ pub struct ReportPage {
     pub next_cursor: Option<String>,
 }
 
-async fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    let key = access::api_key(state, caller).await?;
-    if !key.admin {
-        return Err(ApiError::forbidden("this needs an admin API key"));
-    }
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/api/v1/reports", tag = "abuse", params(ReportParams),
     responses(
         (status = 200, description = "Reports, newest first", body = ReportPage),
@@ -140,7 +141,7 @@ pub async fn list_reports(
     caller: Caller,
     AppQuery(p): AppQuery<ReportParams>,
 ) -> Result<Json<ReportPage>, ApiError> {
-    admin(&state, &caller).await?;
+    access::admin(&state, &caller).await?;
     let limit = bounded_param("limit", p.limit.as_deref(), 50, 1..=200)?;
     let before = p
         .cursor
@@ -148,11 +149,8 @@ pub async fn list_reports(
         .map(str::parse::<i64>)
         .transpose()
         .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
-    let mut reports = state.store.list_reports(before, limit + 1).await?;
-    let next_cursor = (reports.len() > limit).then(|| {
-        reports.truncate(limit);
-        reports.last().map(|r| r.id.to_string()).unwrap_or_default()
-    });
+    let (reports, more) = rules::list(&state, before, limit).await?;
+    let next_cursor = more.then(|| reports.last().map(|r| r.id.to_string()).unwrap_or_default());
     Ok(Json(ReportPage {
         reports,
         next_cursor,
@@ -223,32 +221,6 @@ pub struct TakedownList {
     pub takedowns: Vec<TakedownBody>,
 }
 
-fn domain_of(input: &str) -> Result<String, ApiError> {
-    parse_domain(input).ok_or_else(|| {
-        ApiError::bad_request("invalid_domain", "give a domain name, e.g. evil.example")
-    })
-}
-
-/// Records a takedown (kept if there already is one) and tells every node;
-/// returns whether it is new and the slugs of the links it covers.
-async fn take_down(
-    state: &AppState,
-    domain: &str,
-    reason: &str,
-) -> Result<(bool, Vec<String>), ApiError> {
-    let new = state.store.add_takedown(domain, reason).await?;
-    state.takedowns_changed().await;
-    let slugs: Vec<String> = state
-        .store
-        .links_to_domain(domain)
-        .await?
-        .into_iter()
-        .map(|l| l.slug.to_string())
-        .collect();
-    tracing::info!(domain = %domain, links = slugs.len(), new, "domain taken down");
-    Ok((new, slugs))
-}
-
 #[utoipa::path(post, path = "/api/v1/admin/disable-domain", tag = "abuse", request_body = DisableDomain,
     responses(
         (status = 200, description = "The domain is taken down: its links answer 410 (the older name of POST /api/v1/admin/takedowns)", body = DomainDisabled),
@@ -262,9 +234,8 @@ pub async fn disable_domain(
     caller: Caller,
     AppJson(req): AppJson<DisableDomain>,
 ) -> Result<Json<DomainDisabled>, ApiError> {
-    admin(&state, &caller).await?;
-    let domain = domain_of(&req.domain)?;
-    let (_, slugs) = take_down(&state, &domain, "disabled by an admin").await?;
+    access::admin(&state, &caller).await?;
+    let slugs = takedowns::disable_domain(&state, &req.domain).await?;
     Ok(Json(DomainDisabled {
         disabled: slugs.len(),
         slugs,
@@ -285,33 +256,11 @@ pub async fn create_takedown(
     caller: Caller,
     AppJson(req): AppJson<NewTakedown>,
 ) -> Result<(StatusCode, Json<TakedownBody>), ApiError> {
-    admin(&state, &caller).await?;
-    let domain = domain_of(&req.domain)?;
-    let reason = req.reason.unwrap_or_default();
-    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
-            "the reason is at most 500 characters, without control characters",
-        ));
-    }
-    let (new, slugs) = take_down(&state, &domain, reason.trim()).await?;
-    let stored = state
-        .store
-        .list_takedowns()
-        .await?
-        .into_iter()
-        .find(|t| t.domain == domain);
-    let mut body = match stored {
-        Some(t) => TakedownBody::from(t),
-        // Lifted by another admin in between: answer with what was asked.
-        None => TakedownBody {
-            domain,
-            reason: reason.trim().to_owned(),
-            created_at: chrono::Utc::now(),
-            slugs: None,
-        },
-    };
-    body.slugs = Some(slugs);
+    access::admin(&state, &caller).await?;
+    let taken = takedowns::take_down(&state, &req.domain, req.reason).await?;
+    let new = taken.new;
+    let mut body = TakedownBody::from(taken.takedown);
+    body.slugs = Some(taken.slugs);
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -331,8 +280,8 @@ pub async fn list_takedowns(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<TakedownList>, ApiError> {
-    admin(&state, &caller).await?;
-    let takedowns = state.store.list_takedowns().await?;
+    access::admin(&state, &caller).await?;
+    let takedowns = takedowns::list(&state).await?;
     Ok(Json(TakedownList {
         takedowns: takedowns.into_iter().map(TakedownBody::from).collect(),
     }))
@@ -354,74 +303,7 @@ pub async fn lift_takedown(
     caller: Caller,
     Path(domain): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    admin(&state, &caller).await?;
-    let domain = domain_of(&domain)?;
-    if !state.store.remove_takedown(&domain).await? {
-        return Err(ApiError::not_found());
-    }
-    state.takedowns_changed().await;
-    tracing::info!(domain = %domain, "takedown lifted");
+    access::admin(&state, &caller).await?;
+    takedowns::lift(&state, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A host name of two or more labels (as in a target URL, see
-/// [`crate::domain::is_host_name`]), lower-cased; a Unicode name is turned
-/// into punycode first. Anything else (a URL, a path, an IP address) is None.
-pub fn parse_domain(input: &str) -> Option<String> {
-    let ascii = if input.is_ascii() {
-        input.to_ascii_lowercase()
-    } else {
-        if input.contains(|c: char| "/:?#@[]\\%".contains(c) || c.is_whitespace()) {
-            return None;
-        }
-        url::Url::parse(&format!("http://{input}/"))
-            .ok()?
-            .host_str()?
-            .to_owned()
-    };
-    (ascii.len() <= 253
-        && ascii.contains('.')
-        && !ascii.ends_with('.')
-        && crate::domain::is_host_name(&ascii))
-    .then_some(ascii)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_domain;
-
-    #[test]
-    fn domains_are_host_names_only() {
-        assert_eq!(
-            parse_domain("Evil.Example").as_deref(),
-            Some("evil.example")
-        );
-        assert_eq!(
-            parse_domain("a-b.c.example").as_deref(),
-            Some("a-b.c.example")
-        );
-        assert_eq!(
-            parse_domain("bücher.example").as_deref(),
-            Some("xn--bcher-kva.example")
-        );
-        for bad in [
-            "",
-            "example",
-            ".example",
-            "example.",
-            "a..example",
-            "a.-example",
-            "a*.example",
-            "evil.example/path",
-            "http://evil.example",
-            "user@evil.example",
-            "evil.example:80",
-            " evil.example",
-            "10.0.0.1",
-            "a.123",
-            "bü cher.example",
-        ] {
-            assert_eq!(parse_domain(bad), None, "{bad:?}");
-        }
-    }
 }
