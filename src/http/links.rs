@@ -350,7 +350,7 @@ pub async fn clicks_of(state: &AppState, link: &Link) -> Result<u64, ApiError> {
         .unwrap_or(0))
 }
 
-#[utoipa::path(post, path = "/api/v1/links", tag = "links", request_body = CreateLink,
+#[utoipa::path(post, operation_id = "create_link", path = "/links", tag = "links", request_body = CreateLink,
     responses(
         (status = 201, description = "Link created", body = LinkBody),
         (status = 400, description = "Invalid input", body = ErrorBody),
@@ -433,7 +433,7 @@ pub async fn create(
     Ok((link, secret))
 }
 
-#[utoipa::path(get, path = "/api/v1/links", tag = "links", params(ListParams),
+#[utoipa::path(get, operation_id = "list_links", path = "/links", tag = "links", params(ListParams),
     responses(
         (status = 200, description = "Links, newest first", body = LinkPage),
         (status = 400, description = "Invalid query", body = ErrorBody),
@@ -485,7 +485,7 @@ pub async fn list(
     Ok(LinkPage { links, next_cursor })
 }
 
-#[utoipa::path(get, path = "/api/v1/links/{slug}", tag = "links",
+#[utoipa::path(get, operation_id = "get_link", path = "/links/{slug}", tag = "links",
     params(("slug" = String, Path, description = "The link's slug")),
     responses(
         (status = 200, description = "The link", body = LinkBody),
@@ -503,7 +503,7 @@ pub async fn get_link(
     Ok(Json(body(&state, &link, clicks)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/links/{slug}", tag = "links", request_body = UpdateLink,
+#[utoipa::path(patch, operation_id = "update_link", path = "/links/{slug}", tag = "links", request_body = UpdateLink,
     params(("slug" = String, Path, description = "The link's slug")),
     responses(
         (status = 200, description = "The updated link", body = LinkBody),
@@ -561,7 +561,7 @@ pub async fn update(state: &AppState, mut link: Link, req: UpdateLink) -> Result
     Ok(link)
 }
 
-#[utoipa::path(delete, path = "/api/v1/links/{slug}", tag = "links",
+#[utoipa::path(delete, operation_id = "delete_link", path = "/links/{slug}", tag = "links",
     params(("slug" = String, Path, description = "The link's slug")),
     responses(
         (status = 204, description = "Deleted, with its clicks"),
