@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need that a fresh Debian
-# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis).
+# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis) and a generated client (openapi-python-client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +8,8 @@ need=()
 command -v npm >/dev/null || need+=(npm)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# scripts/client-check.sh installs the generated client in a venv.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # Cluster tests start private PostgreSQL and Redis servers.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -31,4 +33,5 @@ HOP_TEST_CLUSTER=1 cargo test --test api "$@"
 # serves (skipped when only some tests were asked for).
 if [ $# -eq 0 ]; then
   ./scripts/api-contract.sh target/debug/hop
+  ./scripts/client-check.sh target/debug/hop
 fi

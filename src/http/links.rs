@@ -352,7 +352,7 @@ pub async fn clicks_of(state: &AppState, link: &Link) -> Result<u64, ApiError> {
     Ok(service::links::clicks(state, link).await?)
 }
 
-#[utoipa::path(post, path = "/api/v1/links", tag = "links", request_body = CreateLink,
+#[utoipa::path(post, operation_id = "create_link", path = "/links", tag = "links", request_body = CreateLink,
     responses(
         (status = 201, description = "Link created", body = LinkBody),
         (status = 400, description = "Invalid input", body = ErrorBody),
@@ -374,7 +374,7 @@ pub async fn create_link(
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(out)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/links", tag = "links", params(ListParams),
+#[utoipa::path(get, operation_id = "list_links", path = "/links", tag = "links", params(ListParams),
     responses(
         (status = 200, description = "Links, newest first", body = LinkPage),
         (status = 400, description = "Invalid query", body = ErrorBody),
@@ -422,7 +422,7 @@ pub async fn list(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/links/{slug}", tag = "links",
+#[utoipa::path(get, operation_id = "get_link", path = "/links/{slug}", tag = "links",
     params(("slug" = String, Path, description = "The link's slug")),
     responses(
         (status = 200, description = "The link", body = LinkBody),
@@ -440,7 +440,7 @@ pub async fn get_link(
     Ok(Json(body(&state, &link, clicks)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/links/{slug}", tag = "links", request_body = UpdateLink,
+#[utoipa::path(patch, operation_id = "update_link", path = "/links/{slug}", tag = "links", request_body = UpdateLink,
     params(("slug" = String, Path, description = "The link's slug")),
     responses(
         (status = 200, description = "The updated link", body = LinkBody),
@@ -461,7 +461,7 @@ pub async fn update_link(
     Ok(Json(body(&state, &link, clicks)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/links/{slug}", tag = "links",
+#[utoipa::path(delete, operation_id = "delete_link", path = "/links/{slug}", tag = "links",
     params(("slug" = String, Path, description = "The link's slug")),
     responses(
         (status = 204, description = "Deleted, with its clicks"),

@@ -146,7 +146,7 @@ fn totals_event(t: &LiveTotals) -> Event {
         .unwrap_or_default()
 }
 
-#[utoipa::path(get, path = "/api/v1/links/{slug}/live", tag = "stats",
+#[utoipa::path(get, operation_id = "stream_link_clicks", path = "/links/{slug}/live", tag = "stats",
     params(("slug" = String, Path, description = "The link's slug"),
         ("Last-Event-ID" = Option<String>, Header, description = "Sent by a reconnecting client")),
     responses(

@@ -27,6 +27,8 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 use error::ApiError;
@@ -41,41 +43,36 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The API's documented routes, relative to `/api/v1`: each handler's
+/// `#[utoipa::path]` gives both its axum route and its OpenAPI operation, so
+/// the router and the document cannot drift. Routes on one path go in one
+/// `routes!`.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(links::list_links, links::create_link))
+        .routes(routes!(
+            links::get_link,
+            links::update_link,
+            links::delete_link
+        ))
+        .routes(routes!(stats::link_stats_handler))
+        .routes(routes!(stats::export_clicks))
+        .routes(routes!(stats::purge_clicks))
+        .routes(routes!(live::live_clicks))
+        .routes(routes!(qr::link_qr_svg))
+        .routes(routes!(qr::link_qr_png))
+        .routes(routes!(reports::list_reports, reports::create_report))
+        .routes(routes!(reports::disable_domain))
+        .routes(routes!(reports::list_takedowns, reports::create_takedown))
+        .routes(routes!(reports::lift_takedown))
+}
+
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let api = Router::new()
-        .route("/links", get(links::list_links).post(links::create_link))
-        .route(
-            "/links/{slug}",
-            get(links::get_link)
-                .patch(links::update_link)
-                .delete(links::delete_link),
-        )
-        .route("/links/{slug}/stats", get(stats::link_stats_handler))
-        .route("/links/{slug}/clicks.csv", get(stats::export_clicks))
-        .route(
-            "/links/{slug}/clicks",
-            axum::routing::delete(stats::purge_clicks),
-        )
-        .route("/links/{slug}/live", get(live::live_clicks))
-        .route("/links/{slug}/qr.svg", get(qr::link_qr_svg))
-        .route("/links/{slug}/qr.png", get(qr::link_qr_png))
-        .route(
-            "/reports",
-            get(reports::list_reports).post(reports::create_report),
-        )
-        .route(
-            "/admin/disable-domain",
-            axum::routing::post(reports::disable_domain),
-        )
-        .route(
-            "/admin/takedowns",
-            get(reports::list_takedowns).post(reports::create_takedown),
-        )
-        .route(
-            "/admin/takedowns/{domain}",
-            axum::routing::delete(reports::lift_takedown),
-        )
+    // The documented routes come with their OpenAPI paths (`api_routes`);
+    // the document itself is served from `openapi::ApiDoc`.
+    let (api, _) = api_routes().split_for_parts();
+    let api = api
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {

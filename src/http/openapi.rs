@@ -1,36 +1,44 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and
+//! the router's table of documented routes, so it says what the server does.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::links::{self, CreateLink, LinkBody, LinkPage, UpdateLink};
-use super::live::{self, LiveClickBody, LiveTotals};
-use super::qr;
+use super::links::{CreateLink, LinkBody, LinkPage, UpdateLink};
+use super::live::{LiveClickBody, LiveTotals};
 use super::reports::{
-    self, DisableDomain, DomainDisabled, NewReport, NewTakedown, ReportPage, ReportReceived,
+    DisableDomain, DomainDisabled, NewReport, NewTakedown, ReportPage, ReportReceived,
     TakedownBody, TakedownList,
 };
 use super::stats::{self, Bucket, Entry, StatsBody};
 use crate::store::Report;
 
+/// What the document says besides its paths: title, shared schemas, tags.
+/// The paths come from the router (`super::api_routes`).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hop", description = "URL shortener with exact, real-time click analytics."),
-    paths(
-        links::create_link, links::list_links, links::get_link, links::update_link,
-        links::delete_link, stats::link_stats_handler, stats::export_clicks, stats::purge_clicks,
-        live::live_clicks, qr::link_qr_svg, qr::link_qr_png,
-        reports::create_report, reports::list_reports, reports::disable_domain,
-        reports::create_takedown, reports::list_takedowns, reports::lift_takedown,
-    ),
-    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, stats::IntervalParam, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
-    modifiers(&Security),
+    components(schemas(CreateLink, UpdateLink, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),
          (name = "abuse", description = "Reports and domain takedowns")),
 )]
+struct ApiBase;
+
+/// The whole document: [`ApiBase`] with the routes of
+/// [`super::api_routes`] under `/api/v1`, then the answers and security
+/// schemes every operation shares.
 pub struct ApiDoc;
+
+impl OpenApi for ApiDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        let (_, paths) = super::api_routes().split_for_parts();
+        let mut doc = ApiBase::openapi().nest("/api/v1", paths);
+        Security.modify(&mut doc);
+        doc
+    }
+}
 
 struct Security;
 

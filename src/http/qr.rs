@@ -13,6 +13,23 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AppQuery, bounded_param, parse_bool};
 use crate::state::AppState;
 
+/// A QR code's bytes in the document: a `binary` string, which generators
+/// hand to their users as a file or blob.
+pub struct QrImage;
+
+impl utoipa::PartialSchema for QrImage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for QrImage {}
+
 /// Modules of light border around the code, as the QR standard asks.
 const QUIET_ZONE: usize = 4;
 
@@ -112,10 +129,11 @@ fn image(body: Vec<u8>, content_type: &'static str, name: String, download: bool
         .into_response()
 }
 
-#[utoipa::path(get, path = "/api/v1/links/{slug}/qr.svg", tag = "links",
+#[utoipa::path(get, operation_id = "get_link_qr_svg", path = "/links/{slug}/qr.svg", tag = "links",
     params(("slug" = String, Path, description = "The link's slug"), QrSvgParams),
     responses(
-        (status = 200, description = "QR code of the short URL", content_type = "image/svg+xml", body = String),
+        (status = 200, description = "QR code of the short URL, sent as image/svg+xml (application/octet-stream is listed for generators that only read generic binary bodies)",
+            content((inline(QrImage) = "image/svg+xml"), (inline(QrImage) = "application/octet-stream"))),
         (status = 400, description = "Invalid query parameter", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
@@ -138,10 +156,11 @@ pub async fn link_qr_svg(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/links/{slug}/qr.png", tag = "links",
+#[utoipa::path(get, operation_id = "get_link_qr_png", path = "/links/{slug}/qr.png", tag = "links",
     params(("slug" = String, Path, description = "The link's slug"), QrPngParams),
     responses(
-        (status = 200, description = "QR code of the short URL", content_type = "image/png", body = Vec<u8>),
+        (status = 200, description = "QR code of the short URL, sent as image/png (application/octet-stream is listed for generators that only read generic binary bodies)",
+            content((inline(QrImage) = "image/png"), (inline(QrImage) = "application/octet-stream"))),
         (status = 400, description = "Invalid size or download flag", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),

@@ -98,7 +98,7 @@ impl From<NewReport> for AbuseReport {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/reports", tag = "abuse", request_body = NewReport,
+#[utoipa::path(post, operation_id = "create_report", path = "/reports", tag = "abuse", request_body = NewReport,
     responses(
         (status = 201, description = "Report recorded", body = ReportReceived),
         (status = 400, description = "Invalid report", body = ErrorBody),
@@ -128,7 +128,7 @@ pub struct ReportPage {
     pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/reports", tag = "abuse", params(ReportParams),
+#[utoipa::path(get, operation_id = "list_reports", path = "/reports", tag = "abuse", params(ReportParams),
     responses(
         (status = 200, description = "Reports, newest first", body = ReportPage),
         (status = 400, description = "Invalid query", body = ErrorBody),
@@ -221,7 +221,7 @@ pub struct TakedownList {
     pub takedowns: Vec<TakedownBody>,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/disable-domain", tag = "abuse", request_body = DisableDomain,
+#[utoipa::path(post, operation_id = "disable_domain", path = "/admin/disable-domain", tag = "abuse", request_body = DisableDomain,
     responses(
         (status = 200, description = "The domain is taken down: its links answer 410 (the older name of POST /api/v1/admin/takedowns)", body = DomainDisabled),
         (status = 400, description = "Invalid domain", body = ErrorBody),
@@ -242,7 +242,7 @@ pub async fn disable_domain(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/takedowns", tag = "abuse", request_body = NewTakedown,
+#[utoipa::path(post, operation_id = "create_takedown", path = "/admin/takedowns", tag = "abuse", request_body = NewTakedown,
     responses(
         (status = 201, description = "Taken down: links to the domain and its subdomains answer 410 on every node, and no link may point there", body = TakedownBody),
         (status = 200, description = "Already taken down (the first reason is kept)", body = TakedownBody),
@@ -269,7 +269,7 @@ pub async fn create_takedown(
     Ok((status, Json(body)))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/takedowns", tag = "abuse",
+#[utoipa::path(get, operation_id = "list_takedowns", path = "/admin/takedowns", tag = "abuse",
     responses(
         (status = 200, description = "Every domain taken down", body = TakedownList),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
@@ -287,7 +287,7 @@ pub async fn list_takedowns(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/takedowns/{domain}", tag = "abuse",
+#[utoipa::path(delete, operation_id = "lift_takedown", path = "/admin/takedowns/{domain}", tag = "abuse",
     params(("domain" = String, Path, description = "The domain taken down", max_length = 253,
         pattern = r"^(?:[A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}$")),
     responses(

@@ -35,7 +35,7 @@ pub struct StatsParams {
     #[param(value_type = Option<IntervalParam>)]
     pub interval: Option<String>,
     /// IANA time zone of the buckets (default UTC), e.g. `Europe/Paris`.
-    #[param(schema_with = tz_schema)]
+    #[param(value_type = Option<TimeZone>)]
     pub tz: Option<String>,
     /// Count bots too (default false).
     #[param(value_type = Option<bool>)]
@@ -59,17 +59,58 @@ pub struct ExportParams {
     pub include_bots: Option<String>,
 }
 
-/// Every IANA zone name the server knows (case-sensitive).
-fn tz_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::Type::String)
-        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
-        .build()
+/// A time zone of the stats buckets: every IANA name the server knows
+/// (case-sensitive). The document lists them all, with `x-enum-varnames`
+/// giving each a distinct identifier: generators otherwise derive the
+/// identifier from the name, and `GMT+0`, `GMT-0` and `GMT0` (or
+/// `Etc/GMT+1` and `Etc/GMT-1`) would become one.
+pub struct TimeZone;
+
+impl utoipa::PartialSchema for TimeZone {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names = || chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+        let identifiers = names().map(tz_identifier).collect::<Vec<_>>();
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some("IANA time zone name, e.g. `Europe/Paris`"))
+            .enum_values(Some(names()))
+            .extensions(Some(
+                utoipa::openapi::extensions::ExtensionsBuilder::new()
+                    .add("x-enum-varnames", identifiers)
+                    .build(),
+            ))
+            .into()
+    }
 }
 
-/// Bucket size of a time series.
+impl ToSchema for TimeZone {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TimeZone")
+    }
+}
+
+/// A zone name as a code identifier: `Etc/GMT+1` is `ETC_GMT_PLUS_1`,
+/// `America/Port-au-Prince` is `AMERICA_PORT_AU_PRINCE`; the sign of an
+/// offset is spelled out, since it is all that tells some zones apart.
+fn tz_identifier(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        let digit_next = chars.peek().is_some_and(char::is_ascii_digit);
+        match c {
+            '+' => out.push_str("_PLUS_"),
+            '-' if digit_next => out.push_str("_MINUS_"),
+            c if c.is_ascii_alphanumeric() => out.push(c.to_ascii_uppercase()),
+            _ => out.push('_'),
+        }
+    }
+    out
+}
+
+/// Bucket size of a time series (`Interval` in the document, where the
+/// `Param` suffix would only leak into generated clients).
 #[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
+#[schema(as = Interval, rename_all = "lowercase")]
 #[allow(dead_code)] // documents the accepted values
 pub enum IntervalParam {
     Minute,
@@ -181,7 +222,7 @@ fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
     Ok(q)
 }
 
-#[utoipa::path(get, path = "/api/v1/links/{slug}/stats", tag = "stats",
+#[utoipa::path(get, operation_id = "get_link_stats", path = "/links/{slug}/stats", tag = "stats",
     params(("slug" = String, Path, description = "The link's slug"), StatsParams),
     responses(
         (status = 200, description = "Exact stats from rollups", body = StatsBody),
@@ -299,7 +340,7 @@ fn csv_rows(clicks: &[EnrichedClick], header: bool) -> Vec<u8> {
     w.into_inner().unwrap_or_default()
 }
 
-#[utoipa::path(get, path = "/api/v1/links/{slug}/clicks.csv", tag = "stats",
+#[utoipa::path(get, operation_id = "export_link_clicks", path = "/links/{slug}/clicks.csv", tag = "stats",
     params(("slug" = String, Path, description = "The link's slug"), ExportParams),
     responses(
         (status = 200, description = "Raw clicks as CSV, oldest first", content_type = "text/csv", body = String),
@@ -372,7 +413,7 @@ pub async fn export_clicks(
         .into_response())
 }
 
-#[utoipa::path(delete, path = "/api/v1/links/{slug}/clicks", tag = "stats",
+#[utoipa::path(delete, operation_id = "purge_link_clicks", path = "/links/{slug}/clicks", tag = "stats",
     params(("slug" = String, Path, description = "The link's slug")),
     responses(
         (status = 204, description = "Every click of the link deleted, raw and rolled up; the link stays"),
@@ -389,4 +430,33 @@ pub async fn purge_clicks(
     let n = state.store.purge_clicks(link.id).await?;
     tracing::info!(link.slug = %link.slug, clicks = n, "clicks purged");
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generators name enum members after `x-enum-varnames`: one clash and
+    /// a client fails to generate (or silently loses a zone).
+    #[test]
+    fn every_time_zone_has_its_own_identifier() {
+        let mut seen = std::collections::HashMap::new();
+        for tz in chrono_tz::TZ_VARIANTS {
+            let id = tz_identifier(tz.name());
+            assert!(
+                id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{id}"
+            );
+            // Compared without separators, as some generators re-case them.
+            if let Some(other) = seen.insert(id.replace('_', ""), tz.name()) {
+                panic!("{} and {other} share the identifier {id}", tz.name());
+            }
+        }
+        assert_eq!(tz_identifier("Etc/GMT+1"), "ETC_GMT_PLUS_1");
+        assert_eq!(tz_identifier("Etc/GMT-1"), "ETC_GMT_MINUS_1");
+        assert_eq!(
+            tz_identifier("America/Port-au-Prince"),
+            "AMERICA_PORT_AU_PRINCE"
+        );
+    }
 }
