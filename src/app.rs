@@ -12,17 +12,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::LinkCache;
-use crate::cache::LocalCache;
+use crate::cache::{LinkCache, LinkTiers, LocalCache, SharedLinkCache, SharedTier};
 use crate::clicks::geo::GeoDb;
 use crate::clicks::{BatchWriter, ClickQueue, ClickRecorder, ClickSink, Enricher, LiveFeed};
-use crate::cluster::{self, Redis};
-use crate::config::ServeConfig;
-use crate::config::{ClusterArgs, WorkerConfig};
+#[cfg(feature = "redis")]
+use crate::config::ClusterArgs;
+use crate::config::{ServeConfig, WorkerConfig};
+use crate::ratelimit::{Limiter, LocalLimiter};
 use crate::session::StoredSessions;
 use crate::state::{AppState, RedirectMetrics, StateInner};
-use crate::store::StoreConfig;
-use crate::store::redact_url;
+use crate::store::{Store, StoreConfig, redact_url};
 
 pub struct Application {
     listener: TcpListener,
@@ -75,7 +74,21 @@ impl Application {
         let enricher = Arc::new(Enricher::new(geo));
         let stop_writer = CancellationToken::new();
         let mut background = Vec::new();
-        let (clicks, shared): (Arc<dyn ClickSink>, Option<Arc<Redis>>) =
+        let limits = crate::ratelimit::Limits {
+            create: config.rate_create,
+            auth_failures: config.rate_auth_failures,
+            api: config.rate_api,
+            link_secret: config.rate_link_secret,
+        };
+        let node = NodeParts {
+            store: &store,
+            enricher: &enricher,
+            cache: &cache,
+            live: &live,
+            takedowns: &takedowns,
+            stop: &stop_writer,
+        };
+        let (clicks, cluster): (Arc<dyn ClickSink>, Option<ClusterParts>) =
             match &config.cluster.redis_url {
                 None => {
                     // Embedded: queue → batch writer → store, in this process.
@@ -94,40 +107,8 @@ impl Application {
                 }
                 Some(url) => {
                     // Cluster: buffer → Redis stream → workers → store.
-                    let seal = config.cluster.sealer()?;
-                    let ca = config.cluster.redis_ca_file.as_deref();
-                    let redis = Redis::connect(url, seal, ca)
-                        .await
-                        .with_context(|| format!("connecting to {}", redact_url(url)))?;
-                    let (sink, rx) = ClickQueue::new(config.click_queue_capacity);
-                    background.push(tokio::spawn(cluster::run_appender(
-                        redis.clone(),
-                        rx,
-                        config.cluster.stream_maxlen,
-                        stop_writer.clone(),
-                    )));
-                    background.push(tokio::spawn(cluster::listen(
-                        redis.clone(),
-                        cache.clone(),
-                        live.clone(),
-                        takedowns.clone(),
-                        stop_writer.clone(),
-                    )));
-                    if config.with_worker {
-                        let recorder = ClickRecorder {
-                            store: store.clone(),
-                            enricher: enricher.clone(),
-                        };
-                        let worker = click_worker(
-                            &config.cluster,
-                            recorder,
-                            worker_name(None),
-                            config.click_batch_size,
-                        )
-                        .await?;
-                        background.push(tokio::spawn(worker.run(stop_writer.clone())));
-                    }
-                    (Arc::new(sink), Some(redis))
+                    let parts = join_cluster(url, &config, limits, node, &mut background).await?;
+                    (parts.clicks.clone(), Some(parts))
                 }
             };
 
@@ -137,18 +118,23 @@ impl Application {
             .host_str()
             .map(|h| vec![h.to_owned()])
             .unwrap_or_default();
-        let limits = crate::ratelimit::Limits {
-            create: config.rate_create,
-            auth_failures: config.rate_auth_failures,
-            api: config.rate_api,
-            link_secret: config.rate_link_secret,
-        };
-        let limiter: Arc<dyn crate::ratelimit::Limiter> = match &shared {
-            Some(redis) => Arc::new(crate::cluster::limits::SharedLimiter::new(
-                limits,
-                redis.clone(),
-            )),
-            None => Arc::new(crate::ratelimit::LocalLimiter::new(limits)),
+        let (links, limiter, takedown_notices) = match cluster {
+            Some(parts) => {
+                let shared = SharedTier {
+                    cache: parts.shared,
+                    ttl: Duration::from_secs(config.cache_ttl_secs),
+                    negative_ttl: Duration::from_secs(config.negative_cache_ttl_secs),
+                };
+                (
+                    LinkTiers::new(cache, Some(shared)),
+                    parts.limiter,
+                    Some(parts.takedown_notices),
+                )
+            }
+            None => {
+                let limiter: Arc<dyn Limiter> = Arc::new(LocalLimiter::new(limits));
+                (LinkTiers::new(cache, None), limiter, None)
+            }
         };
         let blocklist = Arc::new(crate::blocklist::Blocklist::load(
             config.blocklist.as_deref(),
@@ -160,12 +146,8 @@ impl Application {
         ));
         let state = AppState::new(StateInner {
             store,
-            cache,
-            shared,
-            shared_ttl: (
-                Duration::from_secs(config.cache_ttl_secs),
-                Duration::from_secs(config.negative_cache_ttl_secs),
-            ),
+            links,
+            takedown_notices,
             clicks,
             live,
             sessions,
@@ -269,9 +251,7 @@ impl Application {
                 tick.tick().await;
                 upkeep_state.prometheus.run_upkeep();
                 upkeep_state.blocklist.reload_if_changed();
-                if let Some(shared) = &upkeep_state.shared {
-                    shared.resend_invalidations().await;
-                }
+                upkeep_state.links.resend_invalidations().await;
                 // Normally reloaded on change (and in cluster mode on every
                 // node by pub/sub); this catches a missed message.
                 if let Err(e) = upkeep_state.takedowns.reload().await {
@@ -448,6 +428,95 @@ fn worker_name(given: Option<&str>) -> String {
     }
 }
 
+/// What a node's cluster wiring borrows from the rest of it.
+#[derive(Clone, Copy)]
+struct NodeParts<'a> {
+    store: &'a Arc<dyn Store>,
+    enricher: &'a Arc<Enricher>,
+    cache: &'a Arc<dyn LinkCache>,
+    live: &'a Arc<LiveFeed>,
+    takedowns: &'a Arc<crate::takedown::Takedowns>,
+    stop: &'a CancellationToken,
+}
+
+/// What cluster mode gives a node in place of the embedded parts.
+struct ClusterParts {
+    /// The click stream's appender.
+    clicks: Arc<dyn ClickSink>,
+    /// The shared link tier.
+    shared: Arc<dyn SharedLinkCache>,
+    /// Rate limits counted in Redis, for every node together.
+    limiter: Arc<dyn Limiter>,
+    takedown_notices: Arc<dyn crate::takedown::TakedownNotices>,
+}
+
+/// Cluster mode: connects to Redis and starts the stream appender, the
+/// subscription listener and (with `--with-worker`) a click worker.
+#[cfg(feature = "redis")]
+async fn join_cluster(
+    url: &str,
+    config: &ServeConfig,
+    limits: crate::ratelimit::Limits,
+    node: NodeParts<'_>,
+    background: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<ClusterParts> {
+    use crate::cluster::{self, Redis};
+    let seal = config.cluster.sealer()?;
+    let ca = config.cluster.redis_ca_file.as_deref();
+    let redis = Redis::connect(url, seal, ca)
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+    let (sink, rx) = ClickQueue::new(config.click_queue_capacity);
+    background.push(tokio::spawn(cluster::run_appender(
+        redis.clone(),
+        rx,
+        config.cluster.stream_maxlen,
+        node.stop.clone(),
+    )));
+    background.push(tokio::spawn(cluster::listen(
+        redis.clone(),
+        node.cache.clone(),
+        node.live.clone(),
+        node.takedowns.clone(),
+        node.stop.clone(),
+    )));
+    if config.with_worker {
+        let recorder = ClickRecorder {
+            store: node.store.clone(),
+            enricher: node.enricher.clone(),
+        };
+        let worker = click_worker(
+            &config.cluster,
+            recorder,
+            worker_name(None),
+            config.click_batch_size,
+        )
+        .await?;
+        background.push(tokio::spawn(worker.run(node.stop.clone())));
+    }
+    Ok(ClusterParts {
+        clicks: Arc::new(sink),
+        shared: redis.clone(),
+        limiter: Arc::new(cluster::limits::SharedLimiter::new(limits, redis.clone())),
+        takedown_notices: redis,
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+async fn join_cluster(
+    _url: &str,
+    _config: &ServeConfig,
+    _limits: crate::ratelimit::Limits,
+    _node: NodeParts<'_>,
+    _background: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<ClusterParts> {
+    anyhow::bail!(NO_REDIS)
+}
+
+#[cfg(not(feature = "redis"))]
+const NO_REDIS: &str = "--redis-url: hop was built without the redis feature";
+
+#[cfg(feature = "redis")]
 /// A click worker (`hop worker`, or `hop serve --with-worker`) on a Redis
 /// connection of its own: its blocking stream reads would otherwise hold up
 /// the node's appends and cache lookups.
@@ -460,9 +529,10 @@ async fn click_worker(
     let Some(url) = &cluster.redis_url else {
         anyhow::bail!("hop worker needs --redis-url (HOP_REDIS_URL)");
     };
-    let redis = Redis::connect(url, cluster.sealer()?, cluster.redis_ca_file.as_deref())
-        .await
-        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+    let redis =
+        crate::cluster::Redis::connect(url, cluster.sealer()?, cluster.redis_ca_file.as_deref())
+            .await
+            .with_context(|| format!("connecting to {}", redact_url(url)))?;
     Ok(crate::cluster::Worker {
         redis,
         recorder,
@@ -508,19 +578,27 @@ pub async fn run_worker(
         store,
         enricher: Arc::new(Enricher::new(open_geo(&config.geoip_db)?)),
     };
-    let worker = click_worker(
-        &config.cluster,
-        recorder,
-        worker_name(config.worker_name.as_deref()),
-        config.click_batch_size,
-    )
-    .await?;
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
-    shutdown.await;
-    stop.cancel();
-    task.await?;
-    Ok(())
+    #[cfg(feature = "redis")]
+    {
+        let worker = click_worker(
+            &config.cluster,
+            recorder,
+            worker_name(config.worker_name.as_deref()),
+            config.click_batch_size,
+        )
+        .await?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(worker.run(stop.clone()));
+        shutdown.await;
+        stop.cancel();
+        task.await?;
+        Ok(())
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (recorder, shutdown);
+        anyhow::bail!(NO_REDIS)
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -30,6 +30,7 @@ pub mod blocklist;
 pub mod cache;
 pub mod cli;
 pub mod clicks;
+#[cfg(feature = "redis")]
 pub mod cluster;
 pub mod config;
 pub mod domain;

@@ -2,15 +2,13 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{CachedLink, LinkCache};
+use crate::cache::LinkTiers;
 use crate::clicks::{ClickSink, LiveFeed};
-use crate::cluster::Redis;
 use crate::domain::{Link, Slug};
 use crate::metrics::names;
 use crate::session::SessionStore;
@@ -22,13 +20,12 @@ pub struct AppState(Arc<StateInner>);
 pub struct StateInner {
     /// The backend for links, keys and clicks.
     pub store: Arc<dyn Store>,
-    /// In-process cache in front of `store` for the redirect path.
-    pub cache: Arc<dyn LinkCache>,
-    /// Cluster mode: the shared Redis tier behind `cache`, and the channel
-    /// that carries invalidations to every node.
-    pub shared: Option<Arc<Redis>>,
-    /// How long the shared tier keeps a link, and an unknown slug.
-    pub shared_ttl: (std::time::Duration, std::time::Duration),
+    /// The cache tiers in front of `store` for the redirect path (in
+    /// process; in cluster mode also shared, carrying invalidations to
+    /// every node).
+    pub links: LinkTiers,
+    /// Cluster mode: tells every other node of takedown changes.
+    pub takedown_notices: Option<Arc<dyn crate::takedown::TakedownNotices>>,
     /// Where the redirect hands clicks over without waiting.
     pub clicks: Arc<dyn ClickSink>,
     /// Stored, enriched clicks, for live dashboards.
@@ -91,18 +88,12 @@ pub struct Tracking {
 
 pub struct RedirectMetrics {
     pub latency: metrics::Histogram,
-    pub cache_hits: metrics::Counter,
-    pub cache_misses: metrics::Counter,
-    pub store_latency: metrics::Histogram,
 }
 
 impl RedirectMetrics {
     pub fn new() -> RedirectMetrics {
         RedirectMetrics {
             latency: metrics::histogram!(names::REDIRECT_DURATION),
-            cache_hits: metrics::counter!(names::CACHE_HITS),
-            cache_misses: metrics::counter!(names::CACHE_MISSES),
-            store_latency: metrics::histogram!(names::STORE_DURATION, "op" => "link_by_slug"),
         }
     }
 }
@@ -125,56 +116,15 @@ impl AppState {
         AppState(Arc::new(inner))
     }
 
-    /// The link behind a slug: cache first, then the store (and cache that,
-    /// including "no such link").
+    /// The link behind a slug: the cache tiers first, then the store.
     pub async fn resolve(&self, slug: &Slug) -> Result<Option<Arc<Link>>, StoreError> {
-        if let Some(entry) = self.cache.get(slug.as_str()) {
-            self.redirect_metrics.cache_hits.increment(1);
-            return Ok(match entry {
-                CachedLink::Found(link) => Some(link),
-                CachedLink::Missing => None,
-            });
-        }
-        self.redirect_metrics.cache_misses.increment(1);
-        let epoch = self.cache.epoch();
-        if let Some(shared) = &self.shared
-            && let Some(entry) = shared.cached_link(slug.as_str()).await
-        {
-            self.cache.insert(slug.as_str(), entry.clone(), epoch);
-            return Ok(match entry {
-                CachedLink::Found(link) => Some(link),
-                CachedLink::Missing => None,
-            });
-        }
-        let started = Instant::now();
-        let link = self.store.link_by_slug(slug).await?.map(Arc::new);
-        self.redirect_metrics
-            .store_latency
-            .record(started.elapsed().as_secs_f64());
-        let entry = match &link {
-            Some(l) => CachedLink::Found(l.clone()),
-            None => CachedLink::Missing,
-        };
-        if let Some(shared) = &self.shared {
-            let ttl = match entry {
-                CachedLink::Found(_) => self.shared_ttl.0,
-                CachedLink::Missing => self.shared_ttl.1,
-            };
-            let (shared, slug, entry) = (shared.clone(), slug.to_string(), entry.clone());
-            // Off the redirect's path.
-            tokio::spawn(async move { shared.cache_link(&slug, &entry, ttl).await });
-        }
-        self.cache.insert(slug.as_str(), entry, epoch);
-        Ok(link)
+        self.links.resolve(self.store.as_ref(), slug).await
     }
 
     /// After an edit or delete: this node's cache at once, and in cluster
     /// mode the shared tier and every other node's cache.
     pub async fn invalidate_link(&self, slug: &Slug) {
-        self.cache.invalidate(slug.as_str());
-        if let Some(shared) = &self.shared {
-            shared.invalidate(slug.as_str()).await;
-        }
+        self.links.invalidate(slug).await
     }
 
     /// After a takedown is added or lifted: this node's set at once, and in
@@ -183,8 +133,8 @@ impl AppState {
         if let Err(e) = self.takedowns.reload().await {
             tracing::warn!(error = %e, "reloading takedowns failed");
         }
-        if let Some(shared) = &self.shared {
-            shared.announce_takedowns().await;
+        if let Some(notices) = &self.takedown_notices {
+            notices.announce().await;
         }
     }
 

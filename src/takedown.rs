@@ -16,6 +16,13 @@ use std::sync::Arc;
 use crate::blocklist::DomainSet;
 use crate::store::{Store, StoreError};
 
+/// Tells the other nodes that the set changed (Redis pub/sub, in cluster
+/// mode), so they reload it at once.
+#[async_trait::async_trait]
+pub trait TakedownNotices: Send + Sync {
+    async fn announce(&self);
+}
+
 pub struct Takedowns {
     store: Arc<dyn Store>,
     /// Domains taken down, lower-case punycode.

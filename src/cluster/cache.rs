@@ -3,7 +3,8 @@
 //! entries too). Edits and deletes delete the key, leave a short tombstone
 //! (so a load that raced the edit cannot put the old link back) and publish
 //! the slug on `hop:invalidate` for every node's in-process tier
-//! ([`super::relay`]).
+//! ([`super::relay`]). [`Redis`] is the [`SharedLinkCache`] of
+//! [`crate::cache::LinkTiers`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use redis::AsyncCommands;
 
 use super::INVALIDATE;
 use super::redis::{CACHE_WAIT, Redis};
-use crate::cache::CachedLink;
+use crate::cache::{CachedLink, SharedLinkCache};
 use crate::domain::{Link, TargetUrl};
 
 const LINK_PREFIX: &str = "hop:link:";
@@ -130,5 +131,28 @@ impl Redis {
                 self.unsent.lock().insert(slug);
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl SharedLinkCache for Redis {
+    async fn get(&self, slug: &str) -> Option<CachedLink> {
+        self.cached_link(slug).await
+    }
+
+    async fn insert(&self, slug: &str, entry: &CachedLink, ttl: Duration) {
+        self.cache_link(slug, entry, ttl).await
+    }
+
+    async fn invalidate(&self, slug: &str) {
+        Redis::invalidate(self, slug).await
+    }
+
+    async fn resend_invalidations(&self) {
+        Redis::resend_invalidations(self).await
+    }
+
+    fn is_up(&self) -> bool {
+        Redis::is_up(self)
     }
 }

@@ -17,15 +17,16 @@ use crate::cache::LinkCache;
 use crate::clicks::LiveFeed;
 use crate::domain::EnrichedClick;
 use crate::retry::{Backoff, until_ok};
-use crate::takedown::Takedowns;
+use crate::takedown::{TakedownNotices, Takedowns};
 
 /// Waits between attempts to subscribe: 100 ms doubling to 2 s.
 const SUBSCRIBE_BACKOFF: Backoff =
     Backoff::doubling(Duration::from_millis(100), Duration::from_secs(2));
 
-impl Redis {
+#[async_trait::async_trait]
+impl TakedownNotices for Redis {
     /// Tells every node to re-read the domain takedowns.
-    pub async fn announce_takedowns(&self) {
+    async fn announce(&self) {
         let mut conn = self.conn();
         let r = conn
             .publish::<_, _, ()>(TAKEDOWNS, self.seal.seal(TAKEDOWNS, "changed"))

@@ -26,10 +26,12 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// while Redis is down the node still serves (cache, then store) and buffers
 /// clicks, so it stays ready and says `"redis": "down"`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let redis = state
-        .shared
-        .as_ref()
-        .map(|r| if r.is_up() { "ok" } else { "down" });
+    let redis =
+        state
+            .links
+            .shared
+            .as_ref()
+            .map(|shared| if shared.cache.is_up() { "ok" } else { "down" });
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => {
             let mut body = json!({ "status": "ready", "store": "ok" });
