@@ -416,6 +416,14 @@ async fn traced_traffic(
     (slug, secret)
 }
 
+/// All a pipe carries until it closes.
+async fn read_to_end(mut pipe: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    pipe.read_to_end(&mut out).await.unwrap();
+    out
+}
+
 /// Every bulk string, key and member of a Redis reply, in a row.
 fn flatten(v: &redis::Value, out: &mut Vec<u8>) {
     use redis::Value as V;
@@ -698,7 +706,11 @@ async fn no_client_address_is_logged_at_debug_level() {
                 cmd.args(["--database-url", &db]);
             }
         }
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
+        // Read what hop prints while it runs: a full pipe would block its
+        // logging, and every request with it.
+        let stdout = tokio::spawn(read_to_end(child.stdout.take().unwrap()));
+        let stderr = tokio::spawn(read_to_end(child.stderr.take().unwrap()));
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -735,13 +747,12 @@ async fn no_client_address_is_logged_at_debug_level() {
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
-        let out =
-            tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
-                .await
-                .expect("hop stops within 20 s of SIGTERM")
-                .unwrap();
-        assert!(out.status.success(), "clean exit");
-        let log = [out.stdout, out.stderr].concat();
+        let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+            .await
+            .expect("hop stops within 20 s of SIGTERM")
+            .unwrap();
+        assert!(status.success(), "clean exit");
+        let log = [stdout.await.unwrap(), stderr.await.unwrap()].concat();
         let debug_line: &[u8] = if format == "json" {
             br#""level":"DEBUG""#
         } else {
