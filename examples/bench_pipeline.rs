@@ -15,8 +15,8 @@ use hop::clicks::geo::GeoDb;
 use hop::clicks::{BatchWriter, ClickQueue, ClickRecorder, ClickSink, Enricher};
 use hop::domain::{ClickEvent, Dimension, Utm};
 use hop::stats::{Interval, StatsQuery, link_stats};
-use hop::store::conformance::link;
 use hop::store::{ClickStore, LinkStore, TimeRange};
+use hop::testing::link;
 use tokio_util::sync::CancellationToken;
 
 const UAS: [&str; 3] = [

@@ -20,8 +20,8 @@ use chrono::{DateTime, NaiveDateTime, Offset, Timelike};
 use chrono_tz::Tz;
 use hop::domain::{DeviceType, Dimension, EnrichedClick, LinkId, Slug, Utm};
 use hop::stats::{Interval, LinkStats, StatsQuery, link_stats};
-use hop::store::conformance::link;
 use hop::store::{ClickStore, LinkStore, TimeRange};
+use hop::testing::link;
 use rand::{Rng, SeedableRng};
 
 const MINUTE: i64 = 60_000;

@@ -323,16 +323,6 @@ impl Application {
     }
 }
 
-/// Largest request head (request line and headers) accepted; a bigger one
-/// is answered 431 (`http::ops::head_bound`).
-pub const MAX_HEAD: usize = 64 * 1024;
-
-/// What hyper buffers of a request head at most (it closes the connection
-/// with a 431 beyond). Its bound is not exact, so it is set above
-/// [`MAX_HEAD`], and heads between the two get a clean 431 from
-/// `head_bound` after being read whole.
-pub const MAX_HEAD_BUFFER: usize = 4 * MAX_HEAD;
-
 /// The HTTP/1.1 server: like `axum::serve`, plus a deadline for request
 /// headers (slow clients cannot hold connections open), a bound on their
 /// size and on open connections. Stops accepting when `shutdown` resolves,
@@ -390,7 +380,7 @@ async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .max_buf_size(MAX_HEAD_BUFFER)
+            .max_buf_size(crate::http::ops::MAX_HEAD_BUFFER)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -412,6 +402,7 @@ fn open_geo(paths: &[std::path::PathBuf]) -> anyhow::Result<Option<GeoDb>> {
     Ok(Some(db))
 }
 
+#[cfg(feature = "redis")]
 fn worker_name(given: Option<&str>) -> String {
     match given {
         Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
@@ -430,6 +421,7 @@ fn worker_name(given: Option<&str>) -> String {
 
 /// What a node's cluster wiring borrows from the rest of it.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 struct NodeParts<'a> {
     store: &'a Arc<dyn Store>,
     enricher: &'a Arc<Enricher>,

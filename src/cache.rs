@@ -241,7 +241,7 @@ impl CachedLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::conformance::link;
+    use crate::testing::link;
 
     fn cache() -> LocalCache {
         LocalCache::new(100, Duration::from_secs(60), Duration::from_millis(50))

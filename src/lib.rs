@@ -1,28 +1,41 @@
 //! hop: a URL shortener with exact, real-time click analytics.
 //!
 //! # Layout
-//! Layers depend only downwards:
-//! - [`domain`]: `Slug`, `TargetUrl`, `Link`, click events. No I/O.
-//! - [`store`]: the storage traits, backends (SQLite, in-memory) and the
-//!   conformance suite every backend passes.
-//! - [`stats`]: turns a stats question into aligned rollup reads and raw edges.
-//! - [`clicks`]: the click pipeline: sink (hand-off from the redirect),
-//!   enrichment (user agent, geo, visitor hash) and the batch writer.
+//! Layers depend only downwards (lowest first; modules named on one line
+//! share a layer and form no circle). `tests/layers.rs` checks this list
+//! against every `crate::`/`super::` path in `src/`, and that no folder's
+//! modules import each other in a circle.
+//! - [`domain`]: `Slug`, `TargetUrl`, `Link`, click events, `Rate`. No I/O.
+//! - [`metrics`], [`retry`], [`seal`], [`tls`]: metric names, the one
+//!   backoff helper, authenticated sealing of what goes through Redis, the
+//!   TLS provider.
+//! - [`store`]: the storage traits, `StoreConfig`, the in-memory store and
+//!   the SQL core with its SQLite and PostgreSQL dialects (each behind a
+//!   cargo feature).
+//! - [`stats`]: turns a stats question into aligned rollup reads and raw
+//!   edges.
+//! - [`testing`]: the conformance suite every store passes (only with the
+//!   `testing` feature, or in unit tests).
+//! - [`auth`], [`session`], [`blocklist`], [`takedown`], [`public_host`], [`ratelimit`], [`slots`]:
+//!   API keys and link secrets, web UI sessions,
+//!   blocked and taken-down domains, whether a host is on the public
+//!   internet, in-process rate limits, caps on live streams.
+//! - [`clicks`]: the click pipeline: sink (hand-off from the redirect), one
+//!   drain loop, enrichment (user agent, geo, visitor hash), the recorder
+//!   and batch writer, the live feed.
+//! - [`cache`]: the link cache tiers (in process; shared) and the lookup
+//!   that asks them before the store.
+//! - [`cluster`]: cluster mode over Redis (the `redis` feature): the shared
+//!   cache tier and invalidations, the click stream and its workers, shared
+//!   rate limits and salts, the pub/sub relay.
+//! - [`state`]: `AppState`, what every request shares.
 //! - [`service`]: the rules of links, access, reports and takedowns, as
 //!   functions over domain types returning domain errors; no HTTP.
-//! - [`cache`]: the in-process link cache in front of the store.
-//! - [`cluster`]: cluster mode over Redis: shared cache and invalidation,
-//!   the click stream and its workers, shared salts, the live relay.
-//! - [`auth`]: API keys and per-link secrets; [`session`]: web UI sessions.
-//! - [`ratelimit`]: rate limits per client, key and link secret;
-//!   [`slots`]: caps on live streams open at once.
 //! - [`http`]: the axum router: redirect, `/api/v1`, live streams, the web
-//!   UI (templates and embedded assets), ops endpoints.
-//! - [`public_host`]: whether a target host is on the public internet
-//!   (`--refuse-private-targets`): the special-purpose address registries,
-//!   special-use names, bounded fail-closed lookups.
+//!   UI (handlers over `render`, the templates and embedded assets), ops
+//!   endpoints.
+//! - [`config`], [`cli`]: flags and env vars; the client subcommands.
 //! - [`app`]: wiring: `Application::build(config)` and graceful shutdown.
-//! - [`config`] and [`cli`]: flags, env vars and the client subcommands.
 
 pub mod app;
 pub mod auth;
@@ -47,4 +60,6 @@ pub mod state;
 pub mod stats;
 pub mod store;
 pub mod takedown;
+#[cfg(any(test, doc, feature = "testing"))]
+pub mod testing;
 pub mod tls;

@@ -877,7 +877,7 @@ async fn a_racing_load_cannot_recache_an_edited_link() {
         .await
         .unwrap();
     let link = |slug: &str| {
-        let mut l = hop::store::conformance::link(slug, None);
+        let mut l = hop::testing::link(slug, None);
         l.target = hop::domain::TargetUrl::parse("https://example.com/old", &[]).unwrap();
         CachedLink::Found(std::sync::Arc::new(l))
     };

@@ -343,7 +343,6 @@ fn find_circle(edges: &BTreeSet<(String, String, String)>) -> Option<Vec<String>
 }
 
 #[test]
-#[ignore = "issue 11 in progress: lib.rs Layout lists 8 modules too few"]
 fn no_module_imports_a_higher_layer() {
     let layers = documented_layers();
     let rank: BTreeMap<&str, usize> = layers
@@ -376,7 +375,6 @@ fn no_module_imports_a_higher_layer() {
 }
 
 #[test]
-#[ignore = "issue 11 in progress: store::conformance names stats (store <-> stats)"]
 fn no_folder_has_a_circle() {
     for (parent, edges) in sibling_edges() {
         if let Some(circle) = find_circle(&edges) {

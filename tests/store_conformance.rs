@@ -1,5 +1,6 @@
 //! Runs the store conformance suite against every backend: in-memory,
-//! SQLite and PostgreSQL (a private server started for this test binary).
+//! SQLite and PostgreSQL (a private server started for this test binary),
+//! those two when built with their cargo features.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ mod memory {
     hop::store_conformance!(make);
 }
 
+#[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
 
@@ -33,10 +35,12 @@ mod sqlite {
     hop::store_conformance!(make);
 }
 
+#[cfg(feature = "postgres")]
 #[path = "support/postgres.rs"]
 #[allow(dead_code)]
 mod pg_support;
 
+#[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
 

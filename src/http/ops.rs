@@ -26,12 +26,11 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// while Redis is down the node still serves (cache, then store) and buffers
 /// clicks, so it stays ready and says `"redis": "down"`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let redis =
-        state
-            .links
-            .shared
-            .as_ref()
-            .map(|shared| if shared.cache.is_up() { "ok" } else { "down" });
+    let redis = state
+        .links
+        .shared
+        .as_ref()
+        .map(|shared| if shared.cache.is_up() { "ok" } else { "down" });
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => {
             let mut body = json!({ "status": "ready", "store": "ok" });
@@ -147,11 +146,21 @@ pub fn head_size(req: &Request) -> usize {
     line + headers + 2
 }
 
-/// Refuses request heads larger than [`crate::app::MAX_HEAD`] with 431.
-/// hyper bounds what it buffers (a few times that, see `app::serve`), but
-/// not exactly: this makes the documented bound the real one.
+/// Largest request head (request line and headers) accepted; a bigger one
+/// is answered 431 ([`head_bound`]).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// What hyper buffers of a request head at most (it closes the connection
+/// with a 431 beyond). Its bound is not exact, so it is set above
+/// [`MAX_HEAD`], and heads between the two get a clean 431 from
+/// [`head_bound`] after being read whole.
+pub const MAX_HEAD_BUFFER: usize = 4 * MAX_HEAD;
+
+/// Refuses request heads larger than [`MAX_HEAD`] with 431. hyper bounds
+/// what it buffers ([`MAX_HEAD_BUFFER`], see `app::serve`), but not
+/// exactly: this makes the documented bound the real one.
 pub async fn head_bound(req: Request, next: Next) -> Response {
-    if head_size(&req) <= crate::app::MAX_HEAD {
+    if head_size(&req) <= MAX_HEAD {
         return next.run(req).await;
     }
     let mut res = if req.uri().path().starts_with("/api/") {

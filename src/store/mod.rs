@@ -6,16 +6,15 @@
 //! Backends: [`memory`] (the reference, and the store of tests), and the SQL
 //! stores `sqlite` (embedded default) and `postgres` (cluster), which share
 //! one SQL core (`sql`) and keep apart only what their dialects do
-//! differently. Each SQL backend sits behind the cargo feature of its name;
-//! the conformance suite every backend passes is behind `testing`.
+//! differently. Each SQL backend sits behind the cargo feature of its name.
+//! The conformance suite every backend passes is [`crate::testing`] (behind
+//! the `testing` feature).
 //!
 //! Stats are answered from rollups at several resolutions. A store only
 //! answers questions over grain-aligned ranges (see [`Resolution`]); the
 //! generic code in [`crate::stats`] splits any range into aligned middles and
 //! raw edges, so every backend stays simple and exact.
 
-#[cfg(any(test, feature = "testing"))]
-pub mod conformance;
 pub mod memory;
 pub mod rollup;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -493,7 +492,31 @@ pub fn rollup_keys(click: &EnrichedClick) -> impl Iterator<Item = (Dimension, St
 mod tests {
     use super::*;
 
+    /// A build without a backend's feature names the feature it lacks.
     #[test]
+    #[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+    fn urls_of_a_backend_left_out_are_refused_by_name() {
+        for (url, feature, built) in [
+            ("sqlite://data/hop.db", "sqlite", cfg!(feature = "sqlite")),
+            (
+                "postgres://hop@db/hop",
+                "postgres",
+                cfg!(feature = "postgres"),
+            ),
+        ] {
+            match StoreConfig::parse(url) {
+                Ok(_) => assert!(built, "{url} accepted without {feature}"),
+                Err(e) => {
+                    assert!(!built, "{url}: {e}");
+                    assert!(e.contains(&format!("the {feature} feature")), "{e}");
+                }
+            }
+        }
+        assert_eq!(StoreConfig::parse("memory://"), Ok(StoreConfig::Memory));
+    }
+
+    #[test]
+    #[cfg(all(feature = "sqlite", feature = "postgres"))]
     fn store_config_from_url() {
         assert_eq!(
             StoreConfig::parse("sqlite://data/hop.db").unwrap(),

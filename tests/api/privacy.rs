@@ -196,7 +196,7 @@ async fn retention_deletes_old_raw_clicks_and_keeps_their_counts() {
     let now = chrono::Utc::now().timestamp_millis();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
     let mut clicks: Vec<_> = (0..5)
-        .map(|i| hop::store::conformance::click(stored.id, now - 3 * day + i, &mut rng))
+        .map(|i| hop::testing::click(stored.id, now - 3 * day + i, &mut rng))
         .collect();
     clicks.iter_mut().for_each(|c| c.bot = false);
     app.store.record_clicks(&clicks).await.unwrap();

@@ -12,10 +12,10 @@ use chrono::{Duration, TimeZone, Utc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
-use super::{Conflict, LinkQuery, Resolution, Store, TimeRange};
 use crate::domain::{
     DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
 };
+use crate::store::{Conflict, LinkQuery, Resolution, Store, TimeRange};
 
 pub use stats_reference::stats_equal_reference;
 
@@ -39,7 +39,7 @@ macro_rules! store_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let (store, _guard) = ($make)().await;
-                $crate::store::conformance::$case(&*store).await;
+                $crate::testing::$case(&*store).await;
             }
         )*
     };
