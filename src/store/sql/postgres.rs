@@ -118,18 +118,72 @@ impl SqlDialect for PgStore {
         )
     }
 
+    /// Inserts raw clicks, skipping stored ones; returns rows inserted.
     async fn insert_clicks(
         conn: &mut sqlx::PgConnection,
         clicks: &[&EnrichedClick],
     ) -> Result<u64, StoreError> {
-        insert_clicks(conn, clicks).await
+        if clicks.is_empty() {
+            return Ok(0);
+        }
+        let col = |f: fn(&EnrichedClick) -> Option<String>| -> Vec<Option<String>> {
+            clicks.iter().map(|c| f(c)).collect()
+        };
+        Ok(sqlx::query(
+            "INSERT INTO clicks (link_id, at, event_id, bot, country, city, browser, os, device,
+                 referrer_host, utm_source, utm_medium, utm_campaign, visitor, region)
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bool[], $5::text[],
+                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                 $13::text[], $14::bigint[], $15::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(clicks.iter().map(|c| c.link_id.0).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| c.at).collect::<Vec<_>>())
+        .bind(
+            clicks
+                .iter()
+                .map(|c| c.event_id.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(clicks.iter().map(|c| c.bot).collect::<Vec<_>>())
+        .bind(col(|c| c.country.clone()))
+        .bind(col(|c| c.city.clone()))
+        .bind(col(|c| Some(c.browser.clone())))
+        .bind(col(|c| Some(c.os.clone())))
+        .bind(col(|c| Some(c.device.as_str().to_owned())))
+        .bind(col(|c| c.referrer_host.clone()))
+        .bind(col(|c| c.utm.source.clone()))
+        .bind(col(|c| c.utm.medium.clone()))
+        .bind(col(|c| c.utm.campaign.clone()))
+        .bind(clicks.iter().map(|c| c.visitor).collect::<Vec<_>>())
+        .bind(col(|c| Some(c.region.clone())))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
     }
 
     async fn stored_event_ids(
         conn: &mut sqlx::PgConnection,
         clicks: &[&EnrichedClick],
     ) -> Result<HashSet<Uuid>, StoreError> {
-        stored_event_ids(conn, clicks).await
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT c.event_id FROM clicks c
+             JOIN UNNEST($1::bigint[], $2::bigint[], $3::bytea[]) AS k(link_id, at, event_id)
+               ON c.link_id = k.link_id AND c.at = k.at AND c.event_id = k.event_id",
+        )
+        .bind(clicks.iter().map(|c| c.link_id.0).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| c.at).collect::<Vec<_>>())
+        .bind(
+            clicks
+                .iter()
+                .map(|c| c.event_id.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        ids.into_iter()
+            .map(|b| Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
     }
 
     async fn write_rollups(
@@ -279,74 +333,6 @@ impl SqlDialect for PgStore {
         }
         Ok(n)
     }
-}
-
-/// Inserts raw clicks, skipping stored ones; returns rows inserted.
-async fn insert_clicks(
-    conn: &mut sqlx::PgConnection,
-    clicks: &[&EnrichedClick],
-) -> Result<u64, StoreError> {
-    if clicks.is_empty() {
-        return Ok(0);
-    }
-    let col = |f: fn(&EnrichedClick) -> Option<String>| -> Vec<Option<String>> {
-        clicks.iter().map(|c| f(c)).collect()
-    };
-    Ok(sqlx::query(
-        "INSERT INTO clicks (link_id, at, event_id, bot, country, city, browser, os, device,
-             referrer_host, utm_source, utm_medium, utm_campaign, visitor, region)
-         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bool[], $5::text[],
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-             $13::text[], $14::bigint[], $15::text[])
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(clicks.iter().map(|c| c.link_id.0).collect::<Vec<_>>())
-    .bind(clicks.iter().map(|c| c.at).collect::<Vec<_>>())
-    .bind(
-        clicks
-            .iter()
-            .map(|c| c.event_id.as_bytes().to_vec())
-            .collect::<Vec<_>>(),
-    )
-    .bind(clicks.iter().map(|c| c.bot).collect::<Vec<_>>())
-    .bind(col(|c| c.country.clone()))
-    .bind(col(|c| c.city.clone()))
-    .bind(col(|c| Some(c.browser.clone())))
-    .bind(col(|c| Some(c.os.clone())))
-    .bind(col(|c| Some(c.device.as_str().to_owned())))
-    .bind(col(|c| c.referrer_host.clone()))
-    .bind(col(|c| c.utm.source.clone()))
-    .bind(col(|c| c.utm.medium.clone()))
-    .bind(col(|c| c.utm.campaign.clone()))
-    .bind(clicks.iter().map(|c| c.visitor).collect::<Vec<_>>())
-    .bind(col(|c| Some(c.region.clone())))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
-}
-
-async fn stored_event_ids(
-    conn: &mut sqlx::PgConnection,
-    clicks: &[&EnrichedClick],
-) -> Result<HashSet<Uuid>, StoreError> {
-    let ids: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT c.event_id FROM clicks c
-         JOIN UNNEST($1::bigint[], $2::bigint[], $3::bytea[]) AS k(link_id, at, event_id)
-           ON c.link_id = k.link_id AND c.at = k.at AND c.event_id = k.event_id",
-    )
-    .bind(clicks.iter().map(|c| c.link_id.0).collect::<Vec<_>>())
-    .bind(clicks.iter().map(|c| c.at).collect::<Vec<_>>())
-    .bind(
-        clicks
-            .iter()
-            .map(|c| c.event_id.as_bytes().to_vec())
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    ids.into_iter()
-        .map(|b| Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect()
 }
 
 const ADD_SERIES: &str = "INSERT INTO rollup_series (link_id, res, bucket, bot, clicks)

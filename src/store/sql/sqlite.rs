@@ -127,18 +127,63 @@ impl SqlDialect for SqliteStore {
         Ok(live)
     }
 
+    /// were inserted. No rows come back (each returned row would cost a
+    /// round trip to the connection's thread).
     async fn insert_clicks(
         conn: &mut sqlx::SqliteConnection,
         clicks: &[&EnrichedClick],
     ) -> Result<u64, StoreError> {
-        insert_clicks(conn, clicks).await
+        if clicks.is_empty() {
+            return Ok(0);
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO clicks (link_id, at, event_id, bot, country, city, browser, os, device,
+                 referrer_host, utm_source, utm_medium, utm_campaign, visitor, region) ",
+        );
+        qb.push_values(clicks, |mut b, c| {
+            b.push_bind(c.link_id.0)
+                .push_bind(c.at)
+                .push_bind(c.event_id.as_bytes().to_vec())
+                .push_bind(c.bot)
+                .push_bind(c.country.clone())
+                .push_bind(c.city.clone())
+                .push_bind(c.browser.clone())
+                .push_bind(c.os.clone())
+                .push_bind(c.device.as_str())
+                .push_bind(c.referrer_host.clone())
+                .push_bind(c.utm.source.clone())
+                .push_bind(c.utm.medium.clone())
+                .push_bind(c.utm.campaign.clone())
+                .push_bind(c.visitor)
+                .push_bind(c.region.clone());
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        Ok(qb.build().execute(&mut *conn).await?.rows_affected())
     }
 
+    /// Which of these clicks are stored already.
     async fn stored_event_ids(
         conn: &mut sqlx::SqliteConnection,
         clicks: &[&EnrichedClick],
     ) -> Result<HashSet<Uuid>, StoreError> {
-        stored_event_ids(conn, clicks).await
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT event_id FROM clicks WHERE (link_id, at, event_id) IN (VALUES ",
+        );
+        let mut sep = qb.separated(", ");
+        for c in clicks {
+            sep.push("(")
+                .push_bind_unseparated(c.link_id.0)
+                .push_unseparated(", ")
+                .push_bind_unseparated(c.at)
+                .push_unseparated(", ")
+                .push_bind_unseparated(c.event_id.as_bytes().to_vec())
+                .push_unseparated(")");
+        }
+        qb.push(")");
+        let ids: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        ids.into_iter()
+            .map(|b| Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
     }
 
     async fn write_rollups(
@@ -297,63 +342,4 @@ impl SqlDialect for SqliteStore {
         }
         Ok(n)
     }
-}
-
-/// were inserted. No rows come back (each returned row would cost a
-/// round trip to the connection's thread).
-async fn insert_clicks(
-    conn: &mut sqlx::SqliteConnection,
-    clicks: &[&EnrichedClick],
-) -> Result<u64, StoreError> {
-    if clicks.is_empty() {
-        return Ok(0);
-    }
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO clicks (link_id, at, event_id, bot, country, city, browser, os, device,
-             referrer_host, utm_source, utm_medium, utm_campaign, visitor, region) ",
-    );
-    qb.push_values(clicks, |mut b, c| {
-        b.push_bind(c.link_id.0)
-            .push_bind(c.at)
-            .push_bind(c.event_id.as_bytes().to_vec())
-            .push_bind(c.bot)
-            .push_bind(c.country.clone())
-            .push_bind(c.city.clone())
-            .push_bind(c.browser.clone())
-            .push_bind(c.os.clone())
-            .push_bind(c.device.as_str())
-            .push_bind(c.referrer_host.clone())
-            .push_bind(c.utm.source.clone())
-            .push_bind(c.utm.medium.clone())
-            .push_bind(c.utm.campaign.clone())
-            .push_bind(c.visitor)
-            .push_bind(c.region.clone());
-    });
-    qb.push(" ON CONFLICT DO NOTHING");
-    Ok(qb.build().execute(&mut *conn).await?.rows_affected())
-}
-
-/// Which of these clicks are stored already.
-async fn stored_event_ids(
-    conn: &mut sqlx::SqliteConnection,
-    clicks: &[&EnrichedClick],
-) -> Result<HashSet<Uuid>, StoreError> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT event_id FROM clicks WHERE (link_id, at, event_id) IN (VALUES ",
-    );
-    let mut sep = qb.separated(", ");
-    for c in clicks {
-        sep.push("(")
-            .push_bind_unseparated(c.link_id.0)
-            .push_unseparated(", ")
-            .push_bind_unseparated(c.at)
-            .push_unseparated(", ")
-            .push_bind_unseparated(c.event_id.as_bytes().to_vec())
-            .push_unseparated(")");
-    }
-    qb.push(")");
-    let ids: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-    ids.into_iter()
-        .map(|b| Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect()
 }
