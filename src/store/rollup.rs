@@ -12,10 +12,13 @@ pub fn res_code(res: Resolution) -> i64 {
     res.grain_ms() / 60_000
 }
 
+/// A rollup row's key: (link, res, bucket, bot).
+pub type BucketKey = (i64, i64, i64, bool);
+
 /// One batch's rollup increments, summed in memory before they are written.
 #[derive(Default)]
 pub struct BatchRollup {
-    pub series: HashMap<(i64, i64, i64, bool), i64>,
+    pub series: HashMap<BucketKey, i64>,
     pub dims: HashMap<(i64, i64, i64, bool, Dimension, String), i64>,
     /// (link, day, visitor) → (bot, first click in this batch).
     pub visitors: HashMap<(i64, i64, i64), (bool, i64)>,

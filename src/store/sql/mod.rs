@@ -68,8 +68,9 @@ pub(crate) trait SqlDialect: Sync {
     /// Pool for writes (SQLite: its single writer connection).
     fn writer(&self) -> &sqlx::Pool<Self::Db>;
 
-    /// Replaces the link's rows in `link_tags`.
-    async fn write_tags(
+    /// Adds the link's rows to `link_tags` (an update deletes the old ones
+    /// first).
+    async fn insert_tags(
         tx: &mut <Self::Db as sqlx::Database>::Connection,
         link: &Link,
     ) -> Result<(), StoreError>;
@@ -176,10 +177,37 @@ pub(crate) fn res_column(res: Resolution) -> i32 {
 /// of its first click, so a new one adds there and one whose first click
 /// moved earlier moves buckets.
 #[derive(Default)]
-pub(crate) struct VisitorDeltas(pub HashMap<(i64, i64, i64, bool), i64>);
+pub(crate) struct VisitorDeltas(pub HashMap<crate::store::rollup::BucketKey, i64>);
+
+/// What a visitor's first click in a batch means for the stored row.
+pub(crate) enum FirstClick {
+    /// No row yet: insert one.
+    New,
+    /// Earlier than the stored first click: move the row's `first_at`.
+    Earlier,
+    /// Not earlier: nothing to write.
+    Known,
+}
 
 impl VisitorDeltas {
-    pub fn count(&mut self, link: i64, at: i64, bot: bool, delta: i64) {
+    /// Counts a visitor's first click in this batch (`first`) against the
+    /// stored one (`stored`), and says what the dialect must write.
+    pub fn see(&mut self, link: i64, stored: Option<i64>, first: i64, bot: bool) -> FirstClick {
+        match stored {
+            None => {
+                self.count(link, first, bot, 1);
+                FirstClick::New
+            }
+            Some(old) if first < old => {
+                self.count(link, old, bot, -1);
+                self.count(link, first, bot, 1);
+                FirstClick::Earlier
+            }
+            Some(_) => FirstClick::Known,
+        }
+    }
+
+    fn count(&mut self, link: i64, at: i64, bot: bool, delta: i64) {
         for res in [Resolution::Hour, Resolution::Day] {
             *self
                 .0
@@ -189,7 +217,7 @@ impl VisitorDeltas {
     }
 
     /// The non-zero deltas, ready to upsert.
-    pub fn into_rows(self) -> Vec<((i64, i64, i64, bool), i64)> {
+    pub fn into_rows(self) -> Vec<(crate::store::rollup::BucketKey, i64)> {
         self.0.into_iter().filter(|(_, n)| *n != 0).collect()
     }
 }
@@ -362,7 +390,7 @@ macro_rules! sql_store {
                             Conflict::IdTaken
                         }));
                     }
-                    <$store>::write_tags(&mut tx, link).await?;
+                    <$store>::insert_tags(&mut tx, link).await?;
                     tx.commit().await?;
                     Ok(Ok(()))
                 }
@@ -410,7 +438,11 @@ macro_rules! sql_store {
                     if n == 0 {
                         return Ok(false);
                     }
-                    <$store>::write_tags(&mut tx, link).await?;
+                    sqlx::query("DELETE FROM link_tags WHERE link_id = $1")
+                        .bind(link.id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    <$store>::insert_tags(&mut tx, link).await?;
                     tx.commit().await?;
                     Ok(true)
                 }

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres};
 use uuid::Uuid;
 
-use super::{SqlDialect, VisitorDeltas, visitors_by_day};
+use super::{FirstClick, SqlDialect, VisitorDeltas, visitors_by_day};
 use crate::domain::{EnrichedClick, Link, LinkId};
 use crate::store::StoreError;
 use crate::store::rollup::BatchRollup;
@@ -82,11 +82,7 @@ impl SqlDialect for PgStore {
         &self.pool
     }
 
-    async fn write_tags(tx: &mut sqlx::PgConnection, link: &Link) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM link_tags WHERE link_id = $1")
-            .bind(link.id.0)
-            .execute(&mut *tx)
-            .await?;
+    async fn insert_tags(tx: &mut sqlx::PgConnection, link: &Link) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO link_tags (tag, link_id) SELECT t, $2 FROM UNNEST($1::text[]) AS t
              ON CONFLICT DO NOTHING",
@@ -252,17 +248,10 @@ impl SqlDialect for PgStore {
             let mut fresh: Vec<(i64, i64, bool)> = Vec::new();
             let mut moved: Vec<(i64, i64)> = Vec::new();
             for (visitor, bot, first) in seen {
-                match stored.get(&visitor) {
-                    None => {
-                        fresh.push((visitor, first, bot));
-                        deltas.count(link, first, bot, 1);
-                    }
-                    Some(&old) if first < old => {
-                        moved.push((visitor, first));
-                        deltas.count(link, old, bot, -1);
-                        deltas.count(link, first, bot, 1);
-                    }
-                    Some(_) => {}
+                match deltas.see(link, stored.get(&visitor).copied(), first, bot) {
+                    FirstClick::New => fresh.push((visitor, first, bot)),
+                    FirstClick::Earlier => moved.push((visitor, first)),
+                    FirstClick::Known => {}
                 }
             }
             if !fresh.is_empty() {
@@ -351,7 +340,7 @@ const ADD_VISITORS: &str = "INSERT INTO rollup_visitors (link_id, res, bucket, b
 async fn add_counts(
     conn: &mut sqlx::PgConnection,
     upsert: &'static str,
-    mut rows: Vec<((i64, i64, i64, bool), i64)>,
+    mut rows: Vec<(crate::store::rollup::BucketKey, i64)>,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());

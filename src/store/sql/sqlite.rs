@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
-use super::{SqlDialect, VisitorDeltas, visitors_by_day};
+use super::{FirstClick, SqlDialect, VisitorDeltas, visitors_by_day};
 use crate::domain::{EnrichedClick, Link, LinkId};
 use crate::store::StoreError;
 use crate::store::rollup::BatchRollup;
@@ -93,11 +93,7 @@ impl SqlDialect for SqliteStore {
         &self.writer
     }
 
-    async fn write_tags(tx: &mut sqlx::SqliteConnection, link: &Link) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM link_tags WHERE link_id = $1")
-            .bind(link.id.0)
-            .execute(&mut *tx)
-            .await?;
+    async fn insert_tags(tx: &mut sqlx::SqliteConnection, link: &Link) -> Result<(), StoreError> {
         for tag in &link.tags {
             sqlx::query("INSERT OR IGNORE INTO link_tags (tag, link_id) VALUES ($1, $2)")
                 .bind(tag)
@@ -191,20 +187,7 @@ impl SqlDialect for SqliteStore {
         rollup: BatchRollup,
     ) -> Result<(), StoreError> {
         let series: Vec<_> = rollup.series.into_iter().collect();
-        for chunk in series.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO rollup_series (link_id, res, bucket, bot, clicks) ",
-            );
-            qb.push_values(chunk, |mut b, ((link, res, bucket, bot), n)| {
-                b.push_bind(*link)
-                    .push_bind(*res)
-                    .push_bind(*bucket)
-                    .push_bind(*bot)
-                    .push_bind(*n);
-            });
-            qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
-            qb.build().execute(&mut *conn).await?;
-        }
+        add_counts(&mut *conn, "rollup_series", "clicks", &series).await?;
 
         let dims: Vec<_> = rollup.dims.into_iter().collect();
         for chunk in dims.chunks(CHUNK) {
@@ -249,12 +232,9 @@ impl SqlDialect for SqliteStore {
                     .into_iter()
                     .collect();
                 for &(visitor, bot, first) in chunk {
-                    match stored.get(&visitor) {
-                        None => {
-                            fresh.push((link, day, visitor, first, bot));
-                            deltas.count(link, first, bot, 1);
-                        }
-                        Some(&old) if first < old => {
+                    match deltas.see(link, stored.get(&visitor).copied(), first, bot) {
+                        FirstClick::New => fresh.push((link, day, visitor, first, bot)),
+                        FirstClick::Earlier => {
                             sqlx::query("UPDATE visitors SET first_at = ? WHERE link_id = ? AND day = ? AND visitor = ?")
                                 .bind(first)
                                 .bind(link)
@@ -262,10 +242,8 @@ impl SqlDialect for SqliteStore {
                                 .bind(visitor)
                                 .execute(&mut *conn)
                                 .await?;
-                            deltas.count(link, old, bot, -1);
-                            deltas.count(link, first, bot, 1);
                         }
-                        Some(_) => {}
+                        FirstClick::Known => {}
                     }
                 }
             }
@@ -284,21 +262,7 @@ impl SqlDialect for SqliteStore {
             qb.build().execute(&mut *conn).await?;
         }
         let new_visitors = deltas.into_rows();
-        for chunk in new_visitors.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO rollup_visitors (link_id, res, bucket, bot, visitors) ",
-            );
-            qb.push_values(chunk, |mut b, ((link, res, bucket, bot), n)| {
-                b.push_bind(*link)
-                    .push_bind(*res)
-                    .push_bind(*bucket)
-                    .push_bind(*bot)
-                    .push_bind(*n);
-            });
-            qb.push(" ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors");
-            qb.build().execute(&mut *conn).await?;
-        }
-        Ok(())
+        add_counts(&mut *conn, "rollup_visitors", "visitors", &new_visitors).await
     }
 
     async fn totals(
@@ -342,4 +306,31 @@ impl SqlDialect for SqliteStore {
         }
         Ok(n)
     }
+}
+
+/// Adds counts to a (link, res, bucket, bot)-keyed rollup table, `CHUNK`
+/// rows per statement; `column` is the table's count.
+async fn add_counts(
+    conn: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    column: &'static str,
+    rows: &[(crate::store::rollup::BucketKey, i64)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO {table} (link_id, res, bucket, bot, {column}) "
+        ));
+        qb.push_values(chunk, |mut b, ((link, res, bucket, bot), n)| {
+            b.push_bind(*link)
+                .push_bind(*res)
+                .push_bind(*bucket)
+                .push_bind(*bot)
+                .push_bind(*n);
+        });
+        qb.push(format!(
+            " ON CONFLICT DO UPDATE SET {column} = {column} + excluded.{column}"
+        ));
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
