@@ -168,6 +168,13 @@ pub(crate) fn dim_counts(rows: Vec<(i16, String, i64)>) -> Result<Vec<DimCount>,
         .collect()
 }
 
+/// Stored event ids (16 bytes each) as UUIDs.
+pub(crate) fn event_ids(rows: Vec<Vec<u8>>) -> Result<HashSet<uuid::Uuid>, StoreError> {
+    rows.into_iter()
+        .map(|b| uuid::Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
 /// The `res` column's value for a resolution, typed as the column is.
 pub(crate) fn res_column(res: Resolution) -> i32 {
     res_code(res) as i32

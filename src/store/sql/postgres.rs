@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres};
 use uuid::Uuid;
 
-use super::{FirstClick, SqlDialect, VisitorDeltas, visitors_by_day};
+use super::{FirstClick, SqlDialect, VisitorDeltas, event_ids, visitors_by_day};
 use crate::domain::{EnrichedClick, Link, LinkId};
 use crate::store::StoreError;
 use crate::store::rollup::BatchRollup;
@@ -177,9 +177,7 @@ impl SqlDialect for PgStore {
         )
         .fetch_all(&mut *conn)
         .await?;
-        ids.into_iter()
-            .map(|b| Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
+        event_ids(ids)
     }
 
     async fn write_rollups(
