@@ -20,37 +20,19 @@ if ! python3 -c "import schemathesis, sys; sys.exit(schemathesis.__version__ != 
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$st_version"
 fi
 
-dir=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-db="sqlite://$dir/hop.db"
-key=$("$bin" keys create --name contract --admin --database-url "$db" --log-level warn | grep -o 'hop_[A-Za-z0-9_-]*' | head -1)
-[ -n "$key" ] || { echo "could not create an API key" >&2; exit 1; }
-
-"$bin" serve --listen "127.0.0.1:$port" --public-url "http://127.0.0.1:$port" \
-  --database-url "$db" --rate-create 0 --rate-auth-failures 0 --rate-api 0 --rate-link-secret 0 \
-  --log-level warn >"$dir/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+source scripts/private-hop.sh
+start_private_hop "$bin" contract \
+  --rate-create 0 --rate-auth-failures 0 --rate-api 0 --rate-link-secret 0
 
 # A link the path-parameter operations can find (schemathesis makes up its
 # own slugs too; those are 404s, which the document declares).
-curl -fsS -X POST "http://127.0.0.1:$port/api/v1/links" \
+curl -fsS -X POST "$base/api/v1/links" \
   -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
   -d '{"url":"https://example.com/contract","slug":"contract"}' >/dev/null
 
 status=0
 PYTHONPATH=scripts/schemathesis SCHEMATHESIS_HOOKS=hop_hooks \
-  st --config-file scripts/schemathesis/schemathesis.toml run "http://127.0.0.1:$port/api/v1/openapi.json" \
+  st --config-file scripts/schemathesis/schemathesis.toml run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks all \
   --max-examples "$examples" \

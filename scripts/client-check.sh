@@ -8,8 +8,7 @@
 #
 #   scripts/client-check.sh [HOP_BINARY]
 #
-# Runs against a private server on a free loopback port with its own SQLite
-# file and an admin key, like scripts/api-contract.sh.
+# Runs against a private server (scripts/private-hop.sh) with an admin key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,27 +27,9 @@ if ! "$venv/bin/python" -c "import sys, importlib.metadata as m; sys.exit(m.vers
     "openapi-python-client==$generator_version" "ruff==$ruff_version"
 fi
 
-dir=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-db="sqlite://$dir/hop.db"
-key=$("$bin" keys create --name client-check --admin --database-url "$db" --log-level warn | grep -o 'hop_[A-Za-z0-9_-]*' | head -1)
-[ -n "$key" ] || { echo "could not create an API key" >&2; exit 1; }
-
-"$bin" serve --listen "127.0.0.1:$port" --public-url "http://127.0.0.1:$port" \
-  --database-url "$db" --log-level warn >"$dir/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/api/v1/openapi.json" -o "$dir/openapi.json"
+source scripts/private-hop.sh
+start_private_hop "$bin" client-check
+curl -fsS "$base/api/v1/openapi.json" -o "$dir/openapi.json"
 
 # Default settings: no config file, no options. Any warning fails the check,
 # since the generator's warnings mean a part of the API left out of the client.
@@ -64,13 +45,13 @@ if grep -qi 'warning\|error' "$dir/generate.log"; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$dir/hop-client"
 
-HOP_URL="http://127.0.0.1:$port" HOP_KEY="$key" "$venv/bin/python" - <<'EOF' || {
+HOP_URL="$base" HOP_KEY="$key" "$venv/bin/python" - <<'EOF' || {
 import os
 
 from hop_client import AuthenticatedClient
 from hop_client.api.links import create_link, get_link_qr_png, list_links
 from hop_client.api.stats import get_link_stats
-from hop_client.models import CreateLink, ErrorBody, LinkBody, LinkPage, StatsBody, TimeZone
+from hop_client.models import CreateLink, ErrorBody, LinkBody, LinkPage, RedirectStatus, StatsBody, TimeZone
 from hop_client.types import File
 
 client = AuthenticatedClient(base_url=os.environ["HOP_URL"], token=os.environ["HOP_KEY"])
@@ -82,8 +63,12 @@ def check(what, ok):
 
 
 with client:
-    created = create_link.sync(client=client, body=CreateLink(url="https://example.com/client-check", slug="client-check"))
+    created = create_link.sync(
+        client=client,
+        body=CreateLink(url="https://example.com/client-check", slug="client-check", redirect_status=RedirectStatus.VALUE_307),
+    )
     check(f"create_link answered {created!r}", isinstance(created, LinkBody))
+    check("the created link redirects with 307", created.redirect_status == 307)
     check("the created link has its slug", created.slug == "client-check")
     check("the created link has its target", created.url == "https://example.com/client-check")
 

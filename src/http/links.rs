@@ -43,7 +43,7 @@ pub struct CreateLink {
     #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub max_clicks: Option<i64>,
     #[serde(default, deserialize_with = "whole")]
-    #[schema(schema_with = redirect_status_schema)]
+    #[schema(value_type = Option<RedirectStatus>)]
     pub redirect_status: Option<u16>,
 }
 
@@ -100,12 +100,24 @@ fn title_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-fn redirect_status_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(nullable(utoipa::openapi::Type::Integer))
-        .enum_values(Some([Some(301), Some(302), Some(307), Some(308), None]))
-        .description(Some("301, 302 (default), 307 or 308."))
-        .build()
+/// The redirect's status code in the OpenAPI document: one named schema,
+/// so generated clients get one enum for it (not one per body).
+pub struct RedirectStatus;
+
+impl utoipa::PartialSchema for RedirectStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .enum_values(Some([301, 302, 307, 308]))
+            .description(Some("301, 302 (default), 307 or 308."))
+            .into()
+    }
+}
+
+impl ToSchema for RedirectStatus {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "RedirectStatus".into()
+    }
 }
 
 fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
@@ -194,7 +206,7 @@ pub struct UpdateLink {
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub max_clicks: Option<Option<i64>>,
     #[serde(default, deserialize_with = "whole")]
-    #[schema(schema_with = redirect_status_schema)]
+    #[schema(value_type = Option<RedirectStatus>)]
     pub redirect_status: Option<u16>,
     pub disabled: Option<bool>,
 }
