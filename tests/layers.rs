@@ -423,3 +423,23 @@ fn the_checker_sees_groups_and_super() {
         .collect();
     assert!(find_circle(&circle).is_some());
 }
+
+/// The service layer is HTTP-free: no axum (or hyper, or tower) in its
+/// code, so the API, the UI and later callers (the CLI, importers) share
+/// it as it is.
+#[test]
+fn the_service_layer_knows_nothing_of_http() {
+    let mut found = Vec::new();
+    for (file, module) in modules() {
+        if module.first().map(String::as_str) != Some("service") {
+            continue;
+        }
+        let code = code_only(&fs::read_to_string(&file).unwrap());
+        for web in ["axum", "hyper", "tower", "http::"] {
+            if code.contains(web) {
+                found.push(format!("{} names {web}", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
