@@ -2,7 +2,7 @@
 //! run it with [`crate::store_conformance!`], which expands to one test per
 //! case. The in-memory store (raw clicks only) is the reference: rollup
 //! answers must equal raw answers over the same aligned range, and whole
-//! stats answers must equal a brute-force reference ([`stats_reference`]).
+//! stats answers must equal a brute-force reference (`stats_reference`).
 
 mod stats_reference;
 

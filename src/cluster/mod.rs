@@ -26,14 +26,14 @@
 //!   relays them to its dashboards' SSE streams.
 //!
 //! # Parts
-//! - [`redis`]: the connection, its up/down state.
-//! - [`cache`]: the shared link tier and its invalidations.
+//! - `redis`: the connection, its up/down state.
+//! - `cache`: the shared link tier and its invalidations.
 //! - [`stream`]: the stream appender and the consumer-group reader.
 //! - [`worker`]: the click worker, a reader of the click stream.
 //! - [`relay`]: the pub/sub listener (invalidations, live clicks,
 //!   takedowns).
 //! - [`limits`]: rate limits shared through Redis (GCRA in Lua).
-//! - [`salts`]: the cluster's visitor salts and secret.
+//! - `salts`: the cluster's visitor salts and secret.
 
 mod cache;
 pub mod limits;

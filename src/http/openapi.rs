@@ -26,7 +26,7 @@ use crate::store::Report;
 )]
 struct ApiBase;
 
-/// The whole document: [`ApiBase`] with the routes of
+/// The whole document: `ApiBase` with the routes of
 /// [`super::api_routes`] under `/api/v1`, then the answers and security
 /// schemes every operation shares.
 pub struct ApiDoc;

@@ -2,14 +2,14 @@
 //! work without JavaScript, enhanced by small embedded scripts. One file per
 //! part of the site:
 //!
-//! - [`shorten`]: `/`, the shorten form and result page (QR code, copy
+//! - `shorten`: `/`, the shorten form and result page (QR code, copy
 //!   button, secret dashboard URL for anonymous links);
-//! - [`sign_in`]: `/login`, `/logout`: sign in with an API key (session
+//! - `sign_in`: `/login`, `/logout`: sign in with an API key (session
 //!   cookie);
-//! - [`links`]: `/links`, the signed-in key's links; `/links/{slug}`, the
+//! - `links`: `/links`, the signed-in key's links; `/links/{slug}`, the
 //!   live dashboard, and `/links/{slug}/unlock` for a link secret;
-//! - [`edit`] and [`delete`]: `/links/{slug}/edit` and `/delete`;
-//! - [`report`]: `/report`, the abuse report form.
+//! - `edit` and `delete`: `/links/{slug}/edit` and `/delete`;
+//! - `report`: `/report`, the abuse report form.
 //!
 //! This file holds what they share: the page frame, CSRF checks, sessions,
 //! and [`PageError`], the page shown instead when a handler fails.
