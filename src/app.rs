@@ -42,18 +42,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        // Before anything opens or starts (the store, its migrations).
+        #[cfg(not(feature = "redis"))]
+        if config.cluster.redis_url.is_some() {
+            anyhow::bail!(NO_REDIS)
+        }
         let prometheus = crate::metrics::install();
         let store_config =
             StoreConfig::parse(&config.database.database_url).map_err(anyhow::Error::msg)?;
         let store = store_config
             .open(!config.no_migrate)
             .await
-            .with_context(|| {
-                format!(
-                    "opening {}",
-                    crate::store::redact_url(&config.database.database_url)
-                )
-            })?;
+            .with_context(|| format!("opening {}", redact_url(&config.database.database_url)))?;
         let geo = if config.no_track_geo {
             tracing::info!("--no-track-geo: countries and cities are not recorded");
             None
@@ -502,7 +502,7 @@ async fn join_cluster(
     _node: NodeParts<'_>,
     _background: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<ClusterParts> {
-    anyhow::bail!(NO_REDIS)
+    unreachable!("Application::build refuses --redis-url without the redis feature")
 }
 
 #[cfg(not(feature = "redis"))]
@@ -540,6 +540,21 @@ pub async fn run_worker(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (config, shutdown);
+        anyhow::bail!(NO_REDIS)
+    }
+    #[cfg(feature = "redis")]
+    run_cluster_worker(config, shutdown).await
+}
+
+/// `hop worker`'s body (cluster mode only).
+#[cfg(feature = "redis")]
+async fn run_cluster_worker(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let prometheus = crate::metrics::install();
     if let Some(addr) = config.listen {
         let listener = TcpListener::bind(addr)
@@ -570,27 +585,19 @@ pub async fn run_worker(
         store,
         enricher: Arc::new(Enricher::new(open_geo(&config.geoip_db)?)),
     };
-    #[cfg(feature = "redis")]
-    {
-        let worker = click_worker(
-            &config.cluster,
-            recorder,
-            worker_name(config.worker_name.as_deref()),
-            config.click_batch_size,
-        )
-        .await?;
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(worker.run(stop.clone()));
-        shutdown.await;
-        stop.cancel();
-        task.await?;
-        Ok(())
-    }
-    #[cfg(not(feature = "redis"))]
-    {
-        let _ = (recorder, shutdown);
-        anyhow::bail!(NO_REDIS)
-    }
+    let worker = click_worker(
+        &config.cluster,
+        recorder,
+        worker_name(config.worker_name.as_deref()),
+        config.click_batch_size,
+    )
+    .await?;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    shutdown.await;
+    stop.cancel();
+    task.await?;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -8,9 +8,10 @@
 
 use std::process::{Command, Output};
 
-fn hop(args: &[&str]) -> Output {
+/// Runs hop in an empty directory; its output, and what it left there.
+fn hop(args: &[&str]) -> (Output, Vec<std::path::PathBuf>) {
     let dir = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hop"))
+    let out = Command::new(env!("CARGO_BIN_EXE_hop"))
         .args(args)
         .current_dir(dir.path())
         .env(
@@ -18,13 +19,20 @@ fn hop(args: &[&str]) -> Output {
             "features-test-key-0123456789abcdef0123456789",
         )
         .output()
+        .unwrap();
+    let left = std::fs::read_dir(dir.path())
         .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    (out, left)
 }
 
 fn refused_naming(args: &[&str], feature: &str) {
-    let out = hop(args);
+    let (out, left) = hop(args);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} started anyway: {said}");
+    // Refused before anything opens: no database file was created.
+    assert!(left.is_empty(), "{args:?} refused after writing {left:?}");
     assert!(
         said.contains(&format!("{feature} feature")),
         "{args:?} does not name the {feature} feature: {said}"

@@ -28,7 +28,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::rollup::{BatchRollup, res_code};
+use super::rollup::{BatchRollup, BucketKey, res_code};
 use super::{DimCount, Resolution, StoreError};
 use crate::domain::{Dimension, EnrichedClick, Link};
 
@@ -184,7 +184,7 @@ pub(crate) fn res_column(res: Resolution) -> i32 {
 /// of its first click, so a new one adds there and one whose first click
 /// moved earlier moves buckets.
 #[derive(Default)]
-pub(crate) struct VisitorDeltas(pub HashMap<crate::store::rollup::BucketKey, i64>);
+pub(crate) struct VisitorDeltas(pub HashMap<BucketKey, i64>);
 
 /// What a visitor's first click in a batch means for the stored row.
 pub(crate) enum FirstClick {
@@ -224,7 +224,7 @@ impl VisitorDeltas {
     }
 
     /// The non-zero deltas, ready to upsert.
-    pub fn into_rows(self) -> Vec<(crate::store::rollup::BucketKey, i64)> {
+    pub fn into_rows(self) -> Vec<(BucketKey, i64)> {
         self.0.into_iter().filter(|(_, n)| *n != 0).collect()
     }
 }
