@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         tz: chrono_tz::UTC,
         include_bots: true,
         top: usize::MAX,
+        minute_since: StatsQuery::minute_since_now(),
     };
     let stats = link_stats(store.as_ref(), l.id, &q).await?;
     anyhow::ensure!(

@@ -494,6 +494,7 @@ async fn main() -> anyhow::Result<()> {
             tz: *tz,
             include_bots: false,
             top: 10,
+            minute_since: StatsQuery::minute_since_now(),
         };
         let mut times = Vec::new();
         let mut wrong = None;

@@ -257,7 +257,8 @@ impl Application {
                 if let Err(e) = upkeep_state.takedowns.reload().await {
                     tracing::warn!(error = %e, "reloading takedowns failed");
                 }
-                // Hourly: forget expired sessions, delete old raw clicks.
+                // Hourly: forget expired sessions, delete old raw clicks and
+                // minute rollups.
                 if n % 720 == 0 {
                     let now = chrono::Utc::now().timestamp_millis();
                     if let Err(e) = upkeep_state.store.purge_sessions(now).await {
@@ -272,6 +273,14 @@ impl Application {
                             }
                             Err(e) => tracing::warn!(error = %e, "retention run failed"),
                         }
+                    }
+                    // Minute rollups serve the recent window only.
+                    let before =
+                        now - crate::stats::MINUTE_WINDOW_MS - crate::stats::MINUTE_PRUNE_SLACK_MS;
+                    match upkeep_state.store.prune_minute_rollups(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(rows = n, "old minute rollups pruned"),
+                        Err(e) => tracing::warn!(error = %e, "pruning minute rollups failed"),
                     }
                 }
             }

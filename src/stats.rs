@@ -1,20 +1,42 @@
-//! Link stats from rollups. A range `[from, to)` is split into pieces: the
-//! middle aligned to the coarsest grain a rollup has, the leftovers aligned to
-//! finer grains, and only what is left at the very edges (less than one fine
-//! grain on each side) scanned raw. Answers are exact for any range, and the
-//! cost grows with the number of buckets, not the number of clicks.
+//! Link stats from rollups alone. A range is first widened to the precision
+//! the rollups keep (to the minute within [`MINUTE_WINDOW_MS`] of now, to
+//! the quarter hour before: [`effective_range`]), then split into pieces:
+//! the middle aligned to the coarsest grain a rollup has, the leftovers to
+//! finer grains, down to the minute. No piece is read from raw clicks, so an
+//! answer costs O(buckets) whatever the clicks behind it, and it is exact
+//! for the range it says it counted. All pieces are read from one snapshot
+//! ([`ClickStore::stats_rows`]).
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::domain::{Dimension, LinkId};
+use crate::store::{ClickStore, Resolution, StatsReads, StoreError, TimeRange};
 use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
-use futures::future::try_join_all;
-
-use crate::domain::{Dimension, LinkId};
-use crate::store::{ClickStore, Resolution, StoreError, TimeRange};
 
 /// Most buckets one series may have.
 pub const MAX_BUCKETS: i64 = 5000;
+
+/// How long minute-grain breakdown and visitor rollups are kept: range edges
+/// this recent are honoured to the minute, older ones to the quarter hour
+/// (which every zone's hours and days are aligned to).
+pub const MINUTE_WINDOW_MS: i64 = 2 * 86_400_000;
+
+/// Minute rows are pruned this long after they leave the window, so that a
+/// query deciding its precision a little earlier still finds them.
+pub const MINUTE_PRUNE_SLACK_MS: i64 = 3_600_000;
+
+/// Series pieces per interval, breakdown and visitor pieces (coarsest first).
+const SERIES_BY_MINUTE: [Resolution; 1] = [Resolution::Minute];
+const SERIES_BY_QUARTER: [Resolution; 2] = [Resolution::QuarterHour, Resolution::Minute];
+const DIM_PIECES: [Resolution; 4] = [
+    Resolution::Week,
+    Resolution::Day,
+    Resolution::QuarterHour,
+    Resolution::Minute,
+];
+const VISITOR_PIECES: [Resolution; 3] =
+    [Resolution::Day, Resolution::QuarterHour, Resolution::Minute];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {
@@ -70,9 +92,18 @@ pub struct StatsQuery {
     pub include_bots: bool,
     /// Entries per breakdown.
     pub top: usize,
+    /// Range edges at or after this instant are honoured to the minute,
+    /// earlier ones to the quarter hour: now − [`MINUTE_WINDOW_MS`] (see
+    /// [`StatsQuery::minute_since_now`]).
+    pub minute_since: i64,
 }
 
 impl StatsQuery {
+    /// The `minute_since` of a query asked now.
+    pub fn minute_since_now() -> i64 {
+        Utc::now().timestamp_millis() - MINUTE_WINDOW_MS
+    }
+
     /// Upper bound of the number of buckets the series will have.
     pub fn bucket_estimate(&self) -> i64 {
         (self.range.to - self.range.from) / self.interval.nominal_ms() + 2
@@ -81,6 +112,9 @@ impl StatsQuery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkStats {
+    /// The range counted: the one asked, widened to whole minutes (or quarter
+    /// hours, before the minute window). See [`effective_range`].
+    pub range: TimeRange,
     pub total_clicks: u64,
     pub unique_visitors: u64,
     /// Bucket start (UTC milliseconds) and clicks, every bucket present.
@@ -247,55 +281,68 @@ impl Bucketer {
     }
 }
 
-/// Answers a stats query from the store's rollups plus raw edges.
+/// The range a query counts: `from` floored and `to` ceiled to the
+/// precision kept at each edge (the minute from `minute_since` on, the
+/// quarter hour before), so it holds every instant asked for. An empty range
+/// stays empty.
+pub fn effective_range(q: &StatsQuery) -> TimeRange {
+    let grain = |at: i64| {
+        if at >= q.minute_since {
+            Resolution::Minute
+        } else {
+            Resolution::QuarterHour
+        }
+    };
+    let from = grain(q.range.from).floor(q.range.from);
+    if q.range.to <= q.range.from {
+        return TimeRange { from, to: from };
+    }
+    let g = grain(q.range.to);
+    let to = g.floor(q.range.to - 1) + g.grain_ms();
+    TimeRange { from, to }
+}
+
+/// The store reads of a query over an effective (grain-aligned) range.
+pub fn plan(range: TimeRange, interval: Interval) -> StatsReads {
+    let series: &[Resolution] = match interval {
+        Interval::Minute => &SERIES_BY_MINUTE,
+        Interval::Hour | Interval::Day => &SERIES_BY_QUARTER,
+    };
+    StatsReads {
+        series: split(range, series),
+        dims: split(range, &DIM_PIECES),
+        visitors: split(range, &VISITOR_PIECES),
+    }
+}
+
+/// Answers a stats query from the store's rollups, in one snapshot.
 pub async fn link_stats(
     store: &dyn ClickStore,
     link: LinkId,
     q: &StatsQuery,
 ) -> Result<LinkStats, StoreError> {
-    let bots = q.include_bots;
-    let series_grains: &[Resolution] = match q.interval {
-        Interval::Minute => &[Resolution::Minute],
-        Interval::Hour | Interval::Day => &[Resolution::QuarterHour],
-    };
-    let series_parts = try_join_all(
-        split(q.range, series_grains)
-            .into_iter()
-            .map(|(res, r)| store.series(link, res, r, bots)),
-    );
-    let dim_parts = try_join_all(
-        split(
-            q.range,
-            &[Resolution::Week, Resolution::Day, Resolution::Hour],
-        )
-        .into_iter()
-        .map(|(res, r)| store.dimensions(link, res, r, bots)),
-    );
-    let visitor_parts = try_join_all(
-        split(q.range, &[Resolution::Day, Resolution::Hour])
-            .into_iter()
-            .map(|(res, r)| store.visitors(link, res, r, bots)),
-    );
-    let (series_parts, dim_parts, visitor_parts) =
-        futures::try_join!(series_parts, dim_parts, visitor_parts)?;
+    let range = effective_range(q);
+    let rows = store
+        .stats_rows(link, &plan(range, q.interval), q.include_bots)
+        .await?;
 
     let bucketer = Bucketer {
         tz: q.tz,
         interval: q.interval,
     };
     let mut series: BTreeMap<i64, u64> = bucketer
-        .buckets(q.range)
+        .buckets(range)
         .into_iter()
         .map(|b| (b, 0))
         .collect();
     let mut total = 0;
-    for (start, clicks) in series_parts.into_iter().flatten() {
+    for (start, clicks) in rows.series {
         *series.entry(bucketer.floor(start)).or_default() += clicks;
         total += clicks;
     }
 
     let mut dims: HashMap<(Dimension, String), u64> = HashMap::new();
-    for d in dim_parts.into_iter().flatten() {
+    for d in rows.dims {
         *dims.entry((d.dim, d.value)).or_default() += d.clicks;
     }
     let mut top: BTreeMap<Dimension, Vec<(String, u64)>> = Dimension::ALL
@@ -311,8 +358,9 @@ pub async fn link_stats(
     }
 
     Ok(LinkStats {
+        range,
         total_clicks: total,
-        unique_visitors: visitor_parts.into_iter().sum(),
+        unique_visitors: rows.visitors,
         series: series.into_iter().collect(),
         top,
     })

@@ -455,14 +455,19 @@ pub async fn rollups_agree_with_raw(store: &dyn Store) {
             from: base_ms() + 86_400_000,
             to: base_ms() + 2 * 86_400_000,
         };
-        let hours = TimeRange {
-            from: base_ms() + 5 * 3_600_000,
-            to: base_ms() + 9 * 3_600_000,
+        let quarters = TimeRange {
+            from: base_ms() + 5 * 3_600_000 + 45 * 60_000,
+            to: base_ms() + 9 * 3_600_000 + 15 * 60_000,
+        };
+        let minutes = TimeRange {
+            from: base_ms() + 5 * 3_600_000 + 7 * 60_000,
+            to: base_ms() + 7 * 3_600_000 + 53 * 60_000,
         };
         for (res, range) in [
             (Resolution::Day, all),
             (Resolution::Day, day2),
-            (Resolution::Hour, hours),
+            (Resolution::QuarterHour, quarters),
+            (Resolution::Minute, minutes),
         ] {
             let mut rolled = store.dimensions(l.id, res, range, bots).await.unwrap();
             let mut raw = store
@@ -491,9 +496,13 @@ pub async fn rollups_agree_with_raw(store: &dyn Store) {
                 .or_insert(c.at);
             *at = (*at).min(c.at);
         }
-        let hours_in_day2 = TimeRange {
-            from: day2.from + 3 * 3_600_000,
-            to: day2.from + 17 * 3_600_000,
+        let quarters_in_day2 = TimeRange {
+            from: day2.from + 3 * 3_600_000 + 30 * 60_000,
+            to: day2.from + 17 * 3_600_000 + 45 * 60_000,
+        };
+        let minutes_in_day2 = TimeRange {
+            from: day2.from + 3 * 3_600_000 + 31 * 60_000,
+            to: day2.from + 5 * 3_600_000 + 59 * 60_000,
         };
         let ragged = TimeRange {
             from: day2.from + 1_234_567,
@@ -502,7 +511,8 @@ pub async fn rollups_agree_with_raw(store: &dyn Store) {
         for (res, range) in [
             (Resolution::Day, all),
             (Resolution::Day, day2),
-            (Resolution::Hour, hours_in_day2),
+            (Resolution::QuarterHour, quarters_in_day2),
+            (Resolution::Minute, minutes_in_day2),
             (Resolution::Raw, ragged),
             (Resolution::Raw, all),
         ] {

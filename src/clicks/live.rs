@@ -56,12 +56,7 @@ impl LiveFeed {
     }
 }
 
-/// A link's all-time clicks, as live streams report them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClickTotals {
-    pub humans: u64,
-    pub with_bots: u64,
-}
+pub use crate::store::ClickTotals;
 
 /// How long a finished read is kept for streams that may still use it.
 const KEEP_READ: Duration = Duration::from_secs(10);

@@ -100,13 +100,9 @@ impl From<&LiveClick> for LiveClickBody {
     }
 }
 
+/// One read of one row per bot flag (`link_totals`), whatever the clicks.
 async fn read_totals(store: &dyn Store, link: LinkId) -> Result<ClickTotals, StoreError> {
-    let humans = store.click_totals(&[link], false).await?;
-    let all = store.click_totals(&[link], true).await?;
-    Ok(ClickTotals {
-        humans: humans.get(&link).copied().unwrap_or(0),
-        with_bots: all.get(&link).copied().unwrap_or(0),
-    })
+    store.link_totals(link).await
 }
 
 impl From<ClickTotals> for LiveTotals {

@@ -25,10 +25,14 @@ use crate::store::{ExportCursor, TimeRange};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
-    /// Start, RFC 3339 (default: the link's creation).
+    /// Start, RFC 3339 (default: the link's creation). Honoured to the
+    /// minute (to the quarter hour when older than two days); the answer's
+    /// `from` says what was counted.
     #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
-    /// End, RFC 3339, exclusive (default: now).
+    /// End, RFC 3339, exclusive (default: now). Raised to the next whole
+    /// minute (quarter hour when older than two days); the answer's `to`
+    /// says what was counted.
     #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
     /// `minute`, `hour` or `day` (default: chosen from the range).
@@ -134,7 +138,11 @@ pub struct Entry {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StatsBody {
     pub slug: String,
+    /// Start of the range counted: `from` as asked, floored to the minute
+    /// (to the quarter hour when older than two days).
     pub from: DateTime<Utc>,
+    /// End of the range counted, exclusive: `to` as asked, raised to the
+    /// next whole minute (quarter hour when older than two days).
     pub to: DateTime<Utc>,
     pub interval: String,
     pub tz: String,
@@ -209,6 +217,7 @@ fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
         tz,
         include_bots: parse_bool("include_bots", p.include_bots.as_deref())?,
         top,
+        minute_since: StatsQuery::minute_since_now(),
     };
     if q.bucket_estimate() > MAX_BUCKETS {
         return Err(ApiError::bad_request(
@@ -249,8 +258,8 @@ pub async fn link_stats_handler(
     };
     Ok(Json(StatsBody {
         slug: link.slug.to_string(),
-        from: DateTime::from_timestamp_millis(q.range.from).unwrap_or_default(),
-        to: DateTime::from_timestamp_millis(q.range.to).unwrap_or_default(),
+        from: DateTime::from_timestamp_millis(stats.range.from).unwrap_or_default(),
+        to: DateTime::from_timestamp_millis(stats.range.to).unwrap_or_default(),
         interval: q.interval.as_str().to_owned(),
         tz: q.tz.name().to_owned(),
         include_bots: q.include_bots,

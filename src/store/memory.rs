@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
-    ReportStore, Resolution, SessionRecords, StoreError, Takedown, TimeRange, host_in_domain,
-    rollup_keys,
+    ReportStore, Resolution, SessionRecords, StatsReads, StatsRows, StoreError, Takedown,
+    TimeRange, host_in_domain, rollup_keys,
 };
 use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
 
@@ -36,6 +36,26 @@ struct Inner {
 }
 
 impl Inner {
+    /// Clicks per minute (`Raw`, `Minute`) or quarter hour.
+    fn series(
+        &self,
+        link: LinkId,
+        res: Resolution,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let bucket = match res {
+            Resolution::Raw | Resolution::Minute => Resolution::Minute,
+            Resolution::QuarterHour => Resolution::QuarterHour,
+            _ => return Err(StoreError::Unsupported("series at this resolution")),
+        };
+        let mut out: BTreeMap<i64, u64> = BTreeMap::new();
+        for c in self.clicks_in(link, range, include_bots) {
+            *out.entry(bucket.floor(c.at)).or_default() += 1;
+        }
+        Ok(out.into_iter().collect())
+    }
+
     fn clicks_in(
         &self,
         link: LinkId,
@@ -363,69 +383,58 @@ impl ClickStore for MemoryStore {
         Ok(new)
     }
 
-    async fn series(
+    async fn stats_rows(
         &self,
         link: LinkId,
-        res: Resolution,
-        range: TimeRange,
+        reads: &StatsReads,
         include_bots: bool,
-    ) -> Result<Vec<(i64, u64)>, StoreError> {
-        let bucket = match res {
-            Resolution::Raw | Resolution::Minute => Resolution::Minute,
-            Resolution::QuarterHour => Resolution::QuarterHour,
-            _ => return Err(StoreError::Unsupported("series at this resolution")),
-        };
+    ) -> Result<StatsRows, StoreError> {
         let inner = self.inner.lock();
-        let mut out: BTreeMap<i64, u64> = BTreeMap::new();
-        for c in inner.clicks_in(link, range, include_bots) {
-            *out.entry(bucket.floor(c.at)).or_default() += 1;
+        let mut rows = StatsRows::default();
+        for (res, range) in &reads.series {
+            rows.series
+                .extend(inner.series(link, *res, *range, include_bots)?);
         }
-        Ok(out.into_iter().collect())
-    }
-
-    async fn dimensions(
-        &self,
-        link: LinkId,
-        _res: Resolution,
-        range: TimeRange,
-        include_bots: bool,
-    ) -> Result<Vec<DimCount>, StoreError> {
-        let inner = self.inner.lock();
-        let mut out: HashMap<(Dimension, String), u64> = HashMap::new();
-        for c in inner.clicks_in(link, range, include_bots) {
-            for key in rollup_keys(c) {
-                *out.entry(key).or_default() += 1;
+        let mut dims: HashMap<(Dimension, String), u64> = HashMap::new();
+        for (_, range) in &reads.dims {
+            for c in inner.clicks_in(link, *range, include_bots) {
+                for key in rollup_keys(c) {
+                    *dims.entry(key).or_default() += 1;
+                }
             }
         }
-        Ok(out
+        rows.dims = dims
             .into_iter()
             .map(|((dim, value), clicks)| DimCount { dim, value, clicks })
-            .collect())
+            .collect();
+        if !reads.visitors.is_empty() {
+            // A visitor is a (UTC day, hash) pair counted at its first click.
+            let all = TimeRange {
+                from: i64::MIN,
+                to: i64::MAX,
+            };
+            let mut first: HashMap<(i64, i64), i64> = HashMap::new();
+            for c in inner.clicks_in(link, all, include_bots) {
+                let at = first
+                    .entry((Resolution::Day.floor(c.at), c.visitor))
+                    .or_insert(c.at);
+                *at = (*at).min(c.at);
+            }
+            rows.visitors = first
+                .values()
+                .filter(|at| {
+                    reads
+                        .visitors
+                        .iter()
+                        .any(|(_, r)| **at >= r.from && **at < r.to)
+                })
+                .count() as u64;
+        }
+        Ok(rows)
     }
 
-    async fn visitors(
-        &self,
-        link: LinkId,
-        _res: Resolution,
-        range: TimeRange,
-        include_bots: bool,
-    ) -> Result<u64, StoreError> {
-        let inner = self.inner.lock();
-        let all = TimeRange {
-            from: i64::MIN,
-            to: i64::MAX,
-        };
-        let mut first: HashMap<(i64, i64), i64> = HashMap::new();
-        for c in inner.clicks_in(link, all, include_bots) {
-            let at = first
-                .entry((Resolution::Day.floor(c.at), c.visitor))
-                .or_insert(c.at);
-            *at = (*at).min(c.at);
-        }
-        Ok(first
-            .values()
-            .filter(|at| **at >= range.from && **at < range.to)
-            .count() as u64)
+    async fn prune_minute_rollups(&self, _before: i64) -> Result<u64, StoreError> {
+        Ok(0) // no rollups: everything is answered from raw clicks
     }
 
     async fn click_totals(

@@ -133,6 +133,33 @@ pub struct DimCount {
     pub clicks: u64,
 }
 
+/// A link's all-time clicks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClickTotals {
+    pub humans: u64,
+    pub with_bots: u64,
+}
+
+/// The reads one stats answer needs: grain-aligned pieces of the series,
+/// the breakdowns and the new visitors (see [`ClickStore::stats_rows`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsReads {
+    pub series: Vec<(Resolution, TimeRange)>,
+    pub dims: Vec<(Resolution, TimeRange)>,
+    pub visitors: Vec<(Resolution, TimeRange)>,
+}
+
+/// What a store answers to [`StatsReads`]: the pieces' rows, not yet merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsRows {
+    /// (bucket start, clicks) of every series piece; empty buckets omitted.
+    pub series: Vec<(i64, u64)>,
+    /// (dimension, value, clicks) of every breakdown piece.
+    pub dims: Vec<DimCount>,
+    /// New visitors over the visitor pieces.
+    pub visitors: u64,
+}
+
 /// Where an export continues: after this (time, event id).
 pub type ExportCursor = (i64, uuid::Uuid);
 
@@ -174,6 +201,15 @@ pub trait ClickStore: Send + Sync {
     /// is a click of a link that no longer exists. Returns how many were new.
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError>;
 
+    /// Answers every read of one stats answer from **one snapshot**: a batch
+    /// committing meanwhile is in all of the numbers or in none.
+    async fn stats_rows(
+        &self,
+        link: LinkId,
+        reads: &StatsReads,
+        include_bots: bool,
+    ) -> Result<StatsRows, StoreError>;
+
     /// Clicks per bucket. `Raw` and `Minute` give minute buckets,
     /// `QuarterHour` quarter-hour buckets. Buckets without clicks are omitted.
     async fn series(
@@ -182,27 +218,62 @@ pub trait ClickStore: Send + Sync {
         res: Resolution,
         range: TimeRange,
         include_bots: bool,
-    ) -> Result<Vec<(i64, u64)>, StoreError>;
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let reads = StatsReads {
+            series: vec![(res, range)],
+            ..StatsReads::default()
+        };
+        Ok(self.stats_rows(link, &reads, include_bots).await?.series)
+    }
 
-    /// Clicks per (dimension, value) at `Raw`, `Hour`, `Day` or `Week` resolution.
+    /// Clicks per (dimension, value) at `Raw`, `Minute`, `QuarterHour`,
+    /// `Day` or `Week` resolution.
     async fn dimensions(
         &self,
         link: LinkId,
         res: Resolution,
         range: TimeRange,
         include_bots: bool,
-    ) -> Result<Vec<DimCount>, StoreError>;
+    ) -> Result<Vec<DimCount>, StoreError> {
+        let reads = StatsReads {
+            dims: vec![(res, range)],
+            ..StatsReads::default()
+        };
+        Ok(self.stats_rows(link, &reads, include_bots).await?.dims)
+    }
 
-    /// Unique visitors at `Raw`, `Hour` or `Day` resolution. A visitor is a
-    /// (UTC day, visitor hash) pair (hashes are salted per day) and counts in
-    /// the bucket of its first click that day, so buckets add up exactly.
+    /// Unique visitors at `Raw`, `Minute`, `QuarterHour` or `Day`
+    /// resolution. A visitor is a (UTC day, visitor hash) pair (hashes are
+    /// salted per day) and counts in the bucket of its first click that day,
+    /// so buckets add up exactly.
     async fn visitors(
         &self,
         link: LinkId,
         res: Resolution,
         range: TimeRange,
         include_bots: bool,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, StoreError> {
+        let reads = StatsReads {
+            visitors: vec![(res, range)],
+            ..StatsReads::default()
+        };
+        Ok(self.stats_rows(link, &reads, include_bots).await?.visitors)
+    }
+
+    /// One link's all-time totals, humans and with bots, in one read.
+    async fn link_totals(&self, link: LinkId) -> Result<ClickTotals, StoreError> {
+        let humans = self.click_totals(&[link], false).await?;
+        let all = self.click_totals(&[link], true).await?;
+        Ok(ClickTotals {
+            humans: humans.get(&link).copied().unwrap_or(0),
+            with_bots: all.get(&link).copied().unwrap_or(0),
+        })
+    }
+
+    /// Deletes minute-grain breakdown and visitor rollups older than
+    /// `before` (ms): they serve minute-precise range edges of the recent
+    /// window only; coarser grains keep every count. Returns rows deleted.
+    async fn prune_minute_rollups(&self, before: i64) -> Result<u64, StoreError>;
 
     /// All-time click totals for several links at once (for link listings).
     async fn click_totals(

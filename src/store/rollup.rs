@@ -22,19 +22,37 @@ pub struct BatchRollup {
     pub dims: HashMap<(i64, i64, i64, bool, Dimension, String), i64>,
     /// (link, day, visitor) → (bot, first click in this batch).
     pub visitors: HashMap<(i64, i64, i64), (bool, i64)>,
+    /// (link, bot) → clicks: the all-time totals.
+    pub totals: HashMap<(i64, bool), i64>,
 }
+
+/// Grains of the series rollup (`rollup_series`), kept for ever.
+pub const SERIES_GRAINS: [Resolution; 2] = [Resolution::Minute, Resolution::QuarterHour];
+/// Grains of the breakdown rollup (`rollup_dims`); minute rows are pruned
+/// after [`crate::stats::MINUTE_WINDOW_MS`].
+pub const DIM_GRAINS: [Resolution; 4] = [
+    Resolution::Minute,
+    Resolution::QuarterHour,
+    Resolution::Day,
+    Resolution::Week,
+];
+/// Grains of the new-visitor rollup (`rollup_visitors`); minute rows are
+/// pruned like the breakdowns'.
+pub const VISITOR_GRAINS: [Resolution; 3] =
+    [Resolution::Minute, Resolution::QuarterHour, Resolution::Day];
 
 impl BatchRollup {
     pub fn add(&mut self, c: &EnrichedClick) {
         let link = c.link_id.0;
-        for res in [Resolution::Minute, Resolution::QuarterHour] {
+        *self.totals.entry((link, c.bot)).or_default() += 1;
+        for res in SERIES_GRAINS {
             *self
                 .series
                 .entry((link, res_code(res), res.floor(c.at), c.bot))
                 .or_default() += 1;
         }
         for (dim, value) in rollup_keys(c) {
-            for res in [Resolution::Hour, Resolution::Day, Resolution::Week] {
+            for res in DIM_GRAINS {
                 *self
                     .dims
                     .entry((

@@ -63,6 +63,11 @@ pub(crate) trait SqlDialect: Sync {
     /// from, to, include_bots, after_at, after_id, limit.
     const EXPORT_CLICKS: &'static str;
 
+    /// Run first in a stats read transaction so that all its statements see
+    /// one snapshot (PostgreSQL's default isolation takes one per statement;
+    /// a SQLite read transaction in WAL mode is a snapshot already).
+    const READ_SNAPSHOT: Option<&'static str>;
+
     /// Pool for reads (SQLite: read-only connections).
     fn readers(&self) -> &sqlx::Pool<Self::Db>;
     /// Pool for writes (SQLite: its single writer connection).
@@ -215,7 +220,7 @@ impl VisitorDeltas {
     }
 
     fn count(&mut self, link: i64, at: i64, bot: bool, delta: i64) {
-        for res in [Resolution::Hour, Resolution::Day] {
+        for res in super::rollup::VISITOR_GRAINS {
             *self
                 .0
                 .entry((link, res_code(res), res.floor(at), bot))
@@ -270,9 +275,9 @@ macro_rules! sql_store {
                 RAW_DIMENSIONS, SqlDialect, dim_counts, from_ms, ms, res_column,
             };
             use $crate::store::{
-                ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery,
-                LinkStore, Report, ReportStore, Resolution, SessionRecords, StoreError, Takedown,
-                TimeRange, host_in_domain, like_containing,
+                ApiKey, ClickStore, ClickTotals, Conflict, DimCount, ExportCursor, KeyStore,
+                LinkQuery, LinkStore, Report, ReportStore, Resolution, SessionRecords, StatsReads,
+                StatsRows, StoreError, Takedown, TimeRange, host_in_domain, like_containing,
             };
 
             type DbRow = <<$store as SqlDialect>::Db as sqlx::Database>::Row;
@@ -472,6 +477,7 @@ macro_rules! sql_store {
                         "DELETE FROM rollup_dims WHERE link_id = $1",
                         "DELETE FROM visitors WHERE link_id = $1",
                         "DELETE FROM rollup_visitors WHERE link_id = $1",
+                        "DELETE FROM link_totals WHERE link_id = $1",
                     ] {
                         sqlx::query(statement).bind(id).execute(&mut *tx).await?;
                     }
@@ -700,6 +706,132 @@ macro_rules! sql_store {
                 }
             }
 
+            type Conn = <<$store as SqlDialect>::Db as sqlx::Database>::Connection;
+
+            /// Clicks per minute (`Raw`, `Minute`) or quarter hour.
+            async fn series_piece(
+                conn: &mut Conn,
+                link: LinkId,
+                res: Resolution,
+                range: TimeRange,
+                include_bots: bool,
+            ) -> Result<Vec<(i64, u64)>, StoreError> {
+                let rows: Vec<(i64, i64)> = match res {
+                    Resolution::Raw => {
+                        sqlx::query_as(
+                            "SELECT (at / 60000) * 60000 AS m, COUNT(*) FROM clicks
+                             WHERE link_id = $1 AND at >= $2 AND at < $3 AND (NOT bot OR $4)
+                             GROUP BY m ORDER BY m",
+                        )
+                        .bind(link.0)
+                        .bind(range.from)
+                        .bind(range.to)
+                        .bind(include_bots)
+                        .fetch_all(&mut *conn)
+                        .await?
+                    }
+                    Resolution::Minute | Resolution::QuarterHour => {
+                        sqlx::query_as(
+                            "SELECT bucket, CAST(SUM(clicks) AS BIGINT) FROM rollup_series
+                             WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
+                               AND (NOT bot OR $5)
+                             GROUP BY bucket ORDER BY bucket",
+                        )
+                        .bind(link.0)
+                        .bind(res_column(res))
+                        .bind(range.from)
+                        .bind(range.to)
+                        .bind(include_bots)
+                        .fetch_all(&mut *conn)
+                        .await?
+                    }
+                    _ => return Err(StoreError::Unsupported("series at this resolution")),
+                };
+                Ok(rows.into_iter().map(|(b, n)| (b, n as u64)).collect())
+            }
+
+            /// Clicks per (dimension, value).
+            async fn dims_piece(
+                conn: &mut Conn,
+                link: LinkId,
+                res: Resolution,
+                range: TimeRange,
+                include_bots: bool,
+            ) -> Result<Vec<DimCount>, StoreError> {
+                let rows: Vec<(i16, String, i64)> = match res {
+                    Resolution::Raw => {
+                        sqlx::query_as(RAW_DIMENSIONS.as_str())
+                            .bind(link.0)
+                            .bind(range.from)
+                            .bind(range.to)
+                            .bind(include_bots)
+                            .fetch_all(&mut *conn)
+                            .await?
+                    }
+                    Resolution::Minute
+                    | Resolution::QuarterHour
+                    | Resolution::Day
+                    | Resolution::Week => {
+                        sqlx::query_as(
+                            "SELECT dim, value, CAST(SUM(clicks) AS BIGINT) FROM rollup_dims
+                             WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
+                               AND (NOT bot OR $5)
+                             GROUP BY dim, value",
+                        )
+                        .bind(link.0)
+                        .bind(res_column(res))
+                        .bind(range.from)
+                        .bind(range.to)
+                        .bind(include_bots)
+                        .fetch_all(&mut *conn)
+                        .await?
+                    }
+                    _ => return Err(StoreError::Unsupported("dimensions at this resolution")),
+                };
+                dim_counts(rows)
+            }
+
+            /// New visitors (first click of their UTC day in the range).
+            async fn visitors_piece(
+                conn: &mut Conn,
+                link: LinkId,
+                res: Resolution,
+                range: TimeRange,
+                include_bots: bool,
+            ) -> Result<u64, StoreError> {
+                let n: Option<i64> = match res {
+                    Resolution::Raw => {
+                        sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM visitors
+                             WHERE link_id = $1 AND first_at >= $2 AND first_at < $3
+                               AND (NOT bot OR $4)",
+                        )
+                        .bind(link.0)
+                        .bind(range.from)
+                        .bind(range.to)
+                        .bind(include_bots)
+                        .fetch_one(&mut *conn)
+                        .await?
+                    }
+                    Resolution::Minute | Resolution::QuarterHour | Resolution::Day => {
+                        sqlx::query_scalar(
+                            "SELECT CAST(SUM(visitors) AS BIGINT) FROM rollup_visitors
+                             WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
+                               AND (NOT bot OR $5)",
+                        )
+                        .bind(link.0)
+                        .bind(res_column(res))
+                        .bind(range.from)
+                        .bind(range.to)
+                        .bind(include_bots)
+                        .fetch_one(&mut *conn)
+                        .await?
+                    }
+                    _ => return Err(StoreError::Unsupported("visitors at this resolution")),
+                };
+                Ok(n.unwrap_or(0) as u64)
+            }
+
             #[async_trait]
             impl ClickStore for $store {
                 async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
@@ -751,122 +883,71 @@ macro_rules! sql_store {
                     Ok(new)
                 }
 
-                async fn series(
+                async fn stats_rows(
                     &self,
                     link: LinkId,
-                    res: Resolution,
-                    range: TimeRange,
+                    reads: &StatsReads,
                     include_bots: bool,
-                ) -> Result<Vec<(i64, u64)>, StoreError> {
-                    let rows: Vec<(i64, i64)> = match res {
-                        Resolution::Raw => {
-                            sqlx::query_as(
-                                "SELECT (at / 60000) * 60000 AS m, COUNT(*) FROM clicks
-                                 WHERE link_id = $1 AND at >= $2 AND at < $3 AND (NOT bot OR $4)
-                                 GROUP BY m ORDER BY m",
-                            )
-                            .bind(link.0)
-                            .bind(range.from)
-                            .bind(range.to)
-                            .bind(include_bots)
-                            .fetch_all(self.readers())
-                            .await?
-                        }
-                        Resolution::Minute | Resolution::QuarterHour => {
-                            sqlx::query_as(
-                                "SELECT bucket, CAST(SUM(clicks) AS BIGINT) FROM rollup_series
-                                 WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
-                                   AND (NOT bot OR $5)
-                                 GROUP BY bucket ORDER BY bucket",
-                            )
-                            .bind(link.0)
-                            .bind(res_column(res))
-                            .bind(range.from)
-                            .bind(range.to)
-                            .bind(include_bots)
-                            .fetch_all(self.readers())
-                            .await?
-                        }
-                        _ => return Err(StoreError::Unsupported("series at this resolution")),
-                    };
-                    Ok(rows.into_iter().map(|(b, n)| (b, n as u64)).collect())
+                ) -> Result<StatsRows, StoreError> {
+                    // One read transaction: every piece sees one snapshot.
+                    let mut tx = self.readers().begin().await?;
+                    if let Some(snapshot) = <$store>::READ_SNAPSHOT {
+                        sqlx::query(snapshot).execute(&mut *tx).await?;
+                    }
+                    let mut rows = StatsRows::default();
+                    for (res, range) in &reads.series {
+                        rows.series
+                            .extend(series_piece(&mut tx, link, *res, *range, include_bots).await?);
+                    }
+                    for (res, range) in &reads.dims {
+                        rows.dims
+                            .extend(dims_piece(&mut tx, link, *res, *range, include_bots).await?);
+                    }
+                    for (res, range) in &reads.visitors {
+                        rows.visitors +=
+                            visitors_piece(&mut tx, link, *res, *range, include_bots).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(rows)
                 }
 
-                async fn dimensions(
-                    &self,
-                    link: LinkId,
-                    res: Resolution,
-                    range: TimeRange,
-                    include_bots: bool,
-                ) -> Result<Vec<DimCount>, StoreError> {
-                    let rows: Vec<(i16, String, i64)> = match res {
-                        Resolution::Raw => {
-                            sqlx::query_as(RAW_DIMENSIONS.as_str())
-                                .bind(link.0)
-                                .bind(range.from)
-                                .bind(range.to)
-                                .bind(include_bots)
-                                .fetch_all(self.readers())
+                async fn link_totals(&self, link: LinkId) -> Result<ClickTotals, StoreError> {
+                    let rows: Vec<(bool, i64)> =
+                        sqlx::query_as("SELECT bot, clicks FROM link_totals WHERE link_id = $1")
+                            .bind(link.0)
+                            .fetch_all(self.readers())
+                            .await?;
+                    let mut totals = ClickTotals::default();
+                    for (bot, n) in rows {
+                        totals.with_bots += n as u64;
+                        if !bot {
+                            totals.humans += n as u64;
+                        }
+                    }
+                    Ok(totals)
+                }
+
+                async fn prune_minute_rollups(&self, before: i64) -> Result<u64, StoreError> {
+                    // Link by link, so each delete is a range of the key.
+                    let links: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
+                        .fetch_all(self.readers())
+                        .await?;
+                    let mut n = 0;
+                    for link in links {
+                        for statement in [
+                            "DELETE FROM rollup_dims WHERE link_id = $1 AND res = $2 AND bucket < $3",
+                            "DELETE FROM rollup_visitors WHERE link_id = $1 AND res = $2 AND bucket < $3",
+                        ] {
+                            n += sqlx::query(statement)
+                                .bind(link)
+                                .bind(res_column(Resolution::Minute))
+                                .bind(before)
+                                .execute(self.writer())
                                 .await?
+                                .rows_affected();
                         }
-                        Resolution::Hour | Resolution::Day | Resolution::Week => {
-                            sqlx::query_as(
-                                "SELECT dim, value, CAST(SUM(clicks) AS BIGINT) FROM rollup_dims
-                                 WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
-                                   AND (NOT bot OR $5)
-                                 GROUP BY dim, value",
-                            )
-                            .bind(link.0)
-                            .bind(res_column(res))
-                            .bind(range.from)
-                            .bind(range.to)
-                            .bind(include_bots)
-                            .fetch_all(self.readers())
-                            .await?
-                        }
-                        _ => return Err(StoreError::Unsupported("dimensions at this resolution")),
-                    };
-                    dim_counts(rows)
-                }
-
-                async fn visitors(
-                    &self,
-                    link: LinkId,
-                    res: Resolution,
-                    range: TimeRange,
-                    include_bots: bool,
-                ) -> Result<u64, StoreError> {
-                    let n: Option<i64> = match res {
-                        Resolution::Raw => {
-                            sqlx::query_scalar(
-                                "SELECT COUNT(*) FROM visitors
-                                 WHERE link_id = $1 AND first_at >= $2 AND first_at < $3
-                                   AND (NOT bot OR $4)",
-                            )
-                            .bind(link.0)
-                            .bind(range.from)
-                            .bind(range.to)
-                            .bind(include_bots)
-                            .fetch_one(self.readers())
-                            .await?
-                        }
-                        Resolution::Hour | Resolution::Day => {
-                            sqlx::query_scalar(
-                                "SELECT CAST(SUM(visitors) AS BIGINT) FROM rollup_visitors
-                                 WHERE link_id = $1 AND res = $2 AND bucket >= $3 AND bucket < $4
-                                   AND (NOT bot OR $5)",
-                            )
-                            .bind(link.0)
-                            .bind(res_column(res))
-                            .bind(range.from)
-                            .bind(range.to)
-                            .bind(include_bots)
-                            .fetch_one(self.readers())
-                            .await?
-                        }
-                        _ => return Err(StoreError::Unsupported("visitors at this resolution")),
-                    };
-                    Ok(n.unwrap_or(0) as u64)
+                    }
+                    Ok(n)
                 }
 
                 async fn click_totals(
@@ -893,6 +974,7 @@ macro_rules! sql_store {
                         "DELETE FROM rollup_dims WHERE link_id = $1",
                         "DELETE FROM visitors WHERE link_id = $1",
                         "DELETE FROM rollup_visitors WHERE link_id = $1",
+                        "DELETE FROM link_totals WHERE link_id = $1",
                     ] {
                         sqlx::query(statement)
                             .bind(link.0)

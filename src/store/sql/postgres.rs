@@ -73,6 +73,8 @@ impl SqlDialect for PgStore {
          ORDER BY at, event_id LIMIT $7";
 
     const CLICK_CHUNK: usize = CHUNK;
+    const READ_SNAPSHOT: Option<&'static str> =
+        Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 
     fn readers(&self) -> &PgPool {
         &self.pool
@@ -187,6 +189,21 @@ impl SqlDialect for PgStore {
         // Series and breakdowns: one upsert each, keys sorted (lock order).
         let series: Vec<_> = rollup.series.into_iter().collect();
         add_counts(&mut *conn, ADD_SERIES, series).await?;
+        let mut totals: Vec<_> = rollup.totals.into_iter().collect();
+        totals.sort_unstable_by_key(|(k, _)| *k);
+        if !totals.is_empty() {
+            sqlx::query(
+                "INSERT INTO link_totals (link_id, bot, clicks)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bool[], $3::bigint[])
+                 ON CONFLICT (link_id, bot)
+                 DO UPDATE SET clicks = link_totals.clicks + excluded.clicks",
+            )
+            .bind(totals.iter().map(|((l, _), _)| *l).collect::<Vec<_>>())
+            .bind(totals.iter().map(|((_, b), _)| *b).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
         let mut dims: Vec<_> = rollup.dims.into_iter().collect();
         dims.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         if !dims.is_empty() {
@@ -291,8 +308,8 @@ impl SqlDialect for PgStore {
         let mut out: HashMap<LinkId, u64> = links.iter().map(|l| (*l, 0)).collect();
         let ids: Vec<i64> = links.iter().map(|l| l.0).collect();
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT link_id, SUM(clicks)::bigint FROM rollup_series
-             WHERE res = 15 AND (NOT bot OR $1) AND link_id = ANY($2) GROUP BY link_id",
+            "SELECT link_id, SUM(clicks)::bigint FROM link_totals
+             WHERE (NOT bot OR $1) AND link_id = ANY($2) GROUP BY link_id",
         )
         .bind(include_bots)
         .bind(&ids)

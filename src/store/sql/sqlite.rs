@@ -84,6 +84,7 @@ impl SqlDialect for SqliteStore {
          ORDER BY at, event_id LIMIT $7";
 
     const CLICK_CHUNK: usize = CHUNK;
+    const READ_SNAPSHOT: Option<&'static str> = None;
 
     fn readers(&self) -> &SqlitePool {
         &self.readers
@@ -186,6 +187,15 @@ impl SqlDialect for SqliteStore {
     ) -> Result<(), StoreError> {
         let series: Vec<_> = rollup.series.into_iter().collect();
         add_counts(&mut *conn, "rollup_series", "clicks", &series).await?;
+        for chunk in rollup.totals.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO link_totals (link_id, bot, clicks) ");
+            qb.push_values(chunk, |mut b, ((link, bot), n)| {
+                b.push_bind(*link).push_bind(*bot).push_bind(*n);
+            });
+            qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
+            qb.build().execute(&mut *conn).await?;
+        }
 
         let dims: Vec<_> = rollup.dims.into_iter().collect();
         for chunk in dims.chunks(CHUNK) {
@@ -271,7 +281,7 @@ impl SqlDialect for SqliteStore {
         let mut out: HashMap<LinkId, u64> = links.iter().map(|l| (*l, 0)).collect();
         for chunk in links.chunks(CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT link_id, SUM(clicks) FROM rollup_series WHERE res = 15 AND (NOT bot OR ",
+                "SELECT link_id, SUM(clicks) FROM link_totals WHERE (NOT bot OR ",
             );
             qb.push_bind(include_bots);
             qb.push(") AND link_id IN (");
