@@ -15,7 +15,8 @@ use uuid::Uuid;
 use crate::domain::{
     DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
 };
-use crate::store::{Conflict, LinkQuery, Resolution, Store, TimeRange};
+use crate::stats::{Interval, LinkStats, StatsQuery, link_stats};
+use crate::store::{ClickTotals, Conflict, LinkQuery, Resolution, Store, TimeRange};
 
 pub use stats_reference::stats_equal_reference;
 
@@ -32,7 +33,8 @@ macro_rules! store_conformance {
             clicks_of_unknown_links_are_skipped, rollups_agree_with_raw, bots_are_separable,
             export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
             purge_removes_a_links_clicks, reports_and_domains, takedowns_add_list_and_lift,
-            stats_equal_reference);
+            stats_equal_reference, retention_and_pruning_keep_every_answer,
+            stats_answers_are_one_snapshot);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -742,6 +744,182 @@ pub async fn purge_removes_a_links_clicks(store: &dyn Store) {
         "the link stays"
     );
     assert_eq!(store.purge_clicks(a.id).await.unwrap(), 0);
+    // Nothing of it is left at any grain, minute rollups and totals too.
+    assert_eq!(
+        store.link_totals(a.id).await.unwrap(),
+        ClickTotals::default()
+    );
+    assert_eq!(store.link_totals(b.id).await.unwrap().with_bots, 3);
+    for interval in [Interval::Minute, Interval::Hour, Interval::Day] {
+        let q = StatsQuery {
+            range: TimeRange {
+                from: base_ms() - 8 * 86_400_000,
+                to: base_ms() + 60_000,
+            },
+            interval,
+            tz: chrono_tz::UTC,
+            include_bots: true,
+            top: 100,
+            minute_since: base_ms() - 1,
+        };
+        if q.bucket_estimate() > crate::stats::MAX_BUCKETS {
+            continue;
+        }
+        let stats = link_stats(store, a.id, &q).await.unwrap();
+        assert_eq!(stats.total_clicks, 0);
+        assert_eq!(stats.unique_visitors, 0);
+        assert!(stats.top.values().all(Vec::is_empty), "{:?}", stats.top);
+    }
+}
+
+/// Raw-click retention and minute-rollup pruning change no answer: every
+/// total, series, breakdown and visitor count over ranges honoured to the
+/// quarter hour (as edges older than the minute window are) stays the same,
+/// in zones with :30 and :45 offsets too.
+pub async fn retention_and_pruning_keep_every_answer(store: &dyn Store) {
+    let l = link("compacted", None);
+    insert(store, &l).await;
+    let mut rng = StdRng::seed_from_u64(12);
+    let day = 86_400_000;
+    let clicks: Vec<_> = (0..4000)
+        .map(|_| click(l.id, base_ms() + rng.random_range(0..4 * day), &mut rng))
+        .collect();
+    for batch in clicks.chunks(333) {
+        store.record_clicks(batch).await.unwrap();
+    }
+    // "Now" is the end of day 4: edges before day 2 are quarter-hour
+    // precise, and the minute rows before day 2 (less the slack) are pruned.
+    let minute_since = base_ms() + 2 * day;
+    let mut queries = Vec::new();
+    for _ in 0..24 {
+        let a = base_ms() - day + rng.random_range(0..6 * day);
+        let b = base_ms() - day + rng.random_range(0..6 * day);
+        let interval = [Interval::Minute, Interval::Hour, Interval::Day][rng.random_range(0..3)];
+        let tz: chrono_tz::Tz = ["UTC", "Asia/Kolkata", "Australia/Eucla", "America/New_York"]
+            [rng.random_range(0..4)]
+        .parse()
+        .unwrap();
+        let q = StatsQuery {
+            range: TimeRange {
+                from: a.min(b),
+                to: a.max(b),
+            },
+            interval,
+            tz,
+            include_bots: rng.random_bool(0.5),
+            top: 100,
+            minute_since,
+        };
+        if q.bucket_estimate() <= crate::stats::MAX_BUCKETS {
+            queries.push(q);
+        }
+    }
+    async fn answers(store: &dyn Store, link: LinkId, queries: &[StatsQuery]) -> Vec<LinkStats> {
+        let mut out = Vec::new();
+        for q in queries {
+            out.push(link_stats(store, link, q).await.unwrap());
+        }
+        out
+    }
+    let before = answers(store, l.id, &queries).await;
+    let totals = store.link_totals(l.id).await.unwrap();
+    assert_eq!(totals.with_bots, 4000);
+
+    store
+        .delete_raw_clicks_before(base_ms() + 3 * day)
+        .await
+        .unwrap();
+    let pruned = store
+        .prune_minute_rollups(minute_since - crate::stats::MINUTE_PRUNE_SLACK_MS)
+        .await
+        .unwrap();
+    if store.keeps_rollups() {
+        assert!(pruned > 0, "minute rows before the window are pruned");
+        let after = answers(store, l.id, &queries).await;
+        for (q, (b, a)) in queries.iter().zip(before.iter().zip(&after)) {
+            assert_eq!(b, a, "{q:?}");
+        }
+        assert_eq!(store.link_totals(l.id).await.unwrap(), totals);
+        let old_minutes = TimeRange {
+            from: base_ms(),
+            to: base_ms() + day,
+        };
+        assert!(
+            store
+                .dimensions(l.id, Resolution::Minute, old_minutes, true)
+                .await
+                .unwrap()
+                .is_empty(),
+            "breakdown minutes of day 0 are gone"
+        );
+        assert_eq!(
+            store
+                .visitors(l.id, Resolution::Minute, old_minutes, true)
+                .await
+                .unwrap(),
+            0,
+            "visitor minutes of day 0 are gone"
+        );
+    }
+}
+
+/// All numbers of one answer come from one snapshot: while batches commit,
+/// every answer's total equals the sum of each breakdown that every click
+/// has a value for, and counts whole batches only.
+pub async fn stats_answers_are_one_snapshot(store: &dyn Store) {
+    let l = link("snapshot", None);
+    insert(store, &l).await;
+    let mut rng = StdRng::seed_from_u64(13);
+    const BATCH: usize = 50;
+    let batches: Vec<Vec<EnrichedClick>> = (0..60)
+        .map(|i| {
+            (0..BATCH)
+                .map(|j| {
+                    let mut c = click(l.id, base_ms() + i * 60_000 + j as i64, &mut rng);
+                    c.bot = false;
+                    c
+                })
+                .collect()
+        })
+        .collect();
+    let q = StatsQuery {
+        range: TimeRange {
+            from: base_ms(),
+            to: base_ms() + 3_600_000,
+        },
+        interval: Interval::Minute,
+        tz: chrono_tz::UTC,
+        include_bots: false,
+        top: 100,
+        minute_since: i64::MIN,
+    };
+    let writing = async {
+        for batch in &batches {
+            store.record_clicks(batch).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    let reading = async {
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            let s = link_stats(store, l.id, &q).await.unwrap();
+            for dim in [Dimension::Country, Dimension::Browser, Dimension::Device] {
+                let sum: u64 = s.top[&dim].iter().map(|(_, n)| n).sum();
+                assert_eq!(sum, s.total_clicks, "{dim:?} against the total");
+            }
+            assert_eq!(s.total_clicks % BATCH as u64, 0, "whole batches only");
+            seen.push(s.total_clicks);
+            tokio::task::yield_now().await;
+        }
+        seen
+    };
+    let ((), seen) = futures::join!(writing, reading);
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "counts never go back"
+    );
+    let last = link_stats(store, l.id, &q).await.unwrap();
+    assert_eq!(last.total_clicks, (60 * BATCH) as u64);
 }
 
 pub async fn reports_and_domains(store: &dyn Store) {
