@@ -9,8 +9,9 @@
 #  2. clicks/s the embedded pipeline sustains, with GeoIP (the test
 #     databases of scripts/test-data.sh), an exact final count and every
 #     click's country checked;
-#  3. stats latency on a link with STATS_CLICKS clicks over 90 days, every
-#     answer checked against the clicks written;
+#  3. stats latency (bench/stats.sh): a viral link (VIRAL_CLICKS in the last
+#     30 minutes) and a link with STATS_CLICKS clicks over 90 days, in SQLite
+#     and PostgreSQL, every answer checked;
 #  4. cluster mode (bench/cluster.sh): 2 nodes + 1 worker on PostgreSQL and
 #     Redis, redirect req/s and p99, and the worker's throughput.
 # Fails (non-zero, a line starting FAIL) when a count is not exact (see
@@ -100,7 +101,7 @@ pids=()
 echo
 HOP_GEOIP_DB=$GEOIP_DB target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
 echo
-target/release/examples/bench_stats "$STATS_DB" "$STATS_CLICKS"
+STATS_CLICKS=$STATS_CLICKS STATS_DB=$STATS_DB bench/stats.sh
 
 echo
 bench/cluster.sh
