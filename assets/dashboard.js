@@ -134,9 +134,38 @@
     return { width: Math.max(280, el.clientWidth), height: 260 };
   }
 
+  // The end of the last bucket (ms): the next bucket's start, as far as the
+  // series tells (a day may be 23 or 25 hours; that is close enough here).
+  function lastEnd() {
+    var n = xs.length;
+    if (!n) return 0;
+    var step = n > 1 ? xs[n - 1] - xs[n - 2] : (STEP[current.interval] || 3600e3);
+    return xs[n - 1] + Math.max(step, STEP[current.interval] || 0);
+  }
+
+  // The bucket still counting (it holds now), if the range reaches now.
+  function partialBucket() {
+    var now = Date.now(), n = xs.length;
+    if (!n || !current.window.moving) return null;
+    if (now < xs[n - 1] || now >= lastEnd()) return null;
+    return { from: xs[n - 1], to: lastEnd() };
+  }
+
+  function renderPartialNote() {
+    var p = partialBucket();
+    var note = $("chart-note");
+    if (!p) { note.hidden = true; return; }
+    var fmt = current.interval === "day"
+      ? new Date(p.from).toLocaleDateString()
+      : new Date(p.from).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    note.textContent = "The last bar (" + fmt + " to now) is partial: it is still counting.";
+    note.hidden = false;
+  }
+
   function renderChart() {
     xs = current.series.map(function (b) { return Date.parse(b.start); });
     var data = [xs.map(function (x) { return x / 1000; }), current.series.map(function (b) { return b.clicks; })];
+    renderPartialNote();
     if (chart && chart.interval === current.interval) { chart.setData(data); return; }
     if (chart) chart.destroy();
     var style = getComputedStyle(document.documentElement);
@@ -146,11 +175,28 @@
     chart = new uPlot({
       width: size.width, height: size.height,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), tz); },
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
+      // Bars start at their bucket and span it: the x scale runs to the end
+      // of the last bucket, so the current one is drawn in full.
+      scales: {
+        x: { time: true, range: function (u, min, max) { return xs.length ? [xs[0] / 1000, lastEnd() / 1000] : [min, max]; } },
+        y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } }
+      },
+      hooks: { draw: [function (u) {
+        // Shade the bucket still counting.
+        var p = partialBucket();
+        if (!p) return;
+        var x0 = u.valToPos(p.from / 1000, "x", true), x1 = u.valToPos(p.to / 1000, "x", true);
+        var ctx = u.ctx;
+        ctx.save();
+        ctx.fillStyle = "rgba(128,128,128,.12)";
+        ctx.fillRect(x0, u.bbox.top, x1 - x0, u.bbox.height);
+        ctx.restore();
+      }] },
       axes: [{ stroke: fg, grid: { stroke: "rgba(128,128,128,.15)" } }, { stroke: fg, grid: { stroke: "rgba(128,128,128,.15)" } }],
       series: [{}, { label: "Clicks", stroke: accent, fill: accent + "99", width: 1, points: { show: false }, paths: uPlot.paths.bars({ size: [0.8, 48], align: 1 }) }]
     }, data, $("chart"));
     chart.interval = current.interval;
+    root.chart = chart; // for the browser tests
   }
 
   function render() {
@@ -168,19 +214,40 @@
     entries.push({ value: value, clicks: 1 });
   }
 
-  function addFeed(c) {
+  var feedIds = {};
+
+  // `old`: a stored click shown on load, appended below the newer ones.
+  function addFeed(c, old) {
     var feed = $("feed");
+    if (c.event_id) {
+      if (feedIds[c.event_id]) return;
+      feedIds[c.event_id] = true;
+    }
     var empty = $("feed-empty");
     if (empty) empty.remove();
-    var li = document.createElement("li"); li.className = "new";
+    var li = document.createElement("li");
+    if (!old) li.className = "new";
     var t = document.createElement("time"); t.dateTime = c.at; t.textContent = new Date(c.at).toLocaleTimeString();
     var where = [c.city, c.country].filter(Boolean).join(", ") || "unknown place";
     var what = c.browser + " on " + c.os + " (" + c.device + ")";
     var from = c.referrer ? " from " + c.referrer : "";
     li.appendChild(t);
     li.appendChild(document.createTextNode((c.country && /^[A-Z]{2}$/.test(c.country) ? label("countries", c.country).split(" ")[0] + " " : "") + where + " · " + what + from + (c.bot ? " · bot" : "")));
-    feed.insertBefore(li, feed.firstChild);
+    if (old) feed.appendChild(li); else feed.insertBefore(li, feed.firstChild);
     while (feed.children.length > 50) feed.removeChild(feed.lastChild);
+  }
+
+  // The latest stored clicks, so the feed is not empty on open; then live.
+  function loadRecent(then) {
+    fetch(api + "/clicks/recent?limit=20&include_bots=true", { credentials: "same-origin", headers: { accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { clicks: [] }; })
+      .then(function (body) {
+        body.clicks.forEach(function (c) { addFeed(c, true); });
+        var empty = $("feed-empty");
+        if (empty) empty.textContent = "No clicks yet. Waiting for the first…";
+      })
+      .catch(function () {})
+      .then(then);
   }
 
   function onClick(c) {
@@ -254,5 +321,5 @@
   setInterval(function () { if (current && current.window.moving) load(); }, 60e3);
 
   load();
-  connect();
+  loadRecent(connect);
 })();

@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         include_bots: true,
         top: usize::MAX,
         minute_since: StatsQuery::minute_since_now(),
+        now: chrono::Utc::now().timestamp_millis(),
     };
     let stats = link_stats(store.as_ref(), l.id, &q).await?;
     anyhow::ensure!(

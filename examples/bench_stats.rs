@@ -564,6 +564,7 @@ async fn main() -> anyhow::Result<()> {
             include_bots: false,
             top: 10,
             minute_since,
+            now,
         };
         let mut times = Vec::new();
         let mut wrong = None;

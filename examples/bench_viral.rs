@@ -112,7 +112,8 @@ fn queries(now: i64, created: i64) -> Vec<(&'static str, StatsQuery)> {
             tz,
             include_bots: false,
             top: 10,
-            minute_since: StatsQuery::minute_since_now(),
+            minute_since: now - hop::stats::MINUTE_WINDOW_MS,
+            now,
         }
     };
     vec![

@@ -96,12 +96,37 @@ pub struct StatsQuery {
     /// earlier ones to the quarter hour: now − [`MINUTE_WINDOW_MS`] (see
     /// [`StatsQuery::minute_since_now`]).
     pub minute_since: i64,
+    /// When the query is asked: no click is stored after it, so a range
+    /// reaching past it is counted to the end of its UTC day (see
+    /// [`effective_range`]), which reads a day's rows instead of the last
+    /// quarter hours' and minutes'.
+    pub now: i64,
 }
 
 impl StatsQuery {
     /// The `minute_since` of a query asked now.
     pub fn minute_since_now() -> i64 {
         Utc::now().timestamp_millis() - MINUTE_WINDOW_MS
+    }
+
+    /// The range shown: [`effective_range`] without the part after now
+    /// (series buckets are listed over it).
+    pub fn shown_range(&self) -> TimeRange {
+        let counted = effective_range(self);
+        let g = if self.range.to >= self.minute_since {
+            Resolution::Minute
+        } else {
+            Resolution::QuarterHour
+        };
+        let to = if counted.from == counted.to {
+            counted.to
+        } else {
+            g.floor(self.range.to - 1) + g.grain_ms()
+        };
+        TimeRange {
+            from: counted.from,
+            to,
+        }
     }
 
     /// Upper bound of the number of buckets the series will have.
@@ -283,8 +308,10 @@ impl Bucketer {
 
 /// The range a query counts: `from` floored and `to` ceiled to the
 /// precision kept at each edge (the minute from `minute_since` on, the
-/// quarter hour before), so it holds every instant asked for. An empty range
-/// stays empty.
+/// quarter hour before), so it holds every instant asked for; and a `to`
+/// after `now` raised to the end of its UTC day, since nothing is stored
+/// after now (a click stamped ahead by a node's clock counts where it is
+/// stamped). An empty range stays empty.
 pub fn effective_range(q: &StatsQuery) -> TimeRange {
     let grain = |at: i64| {
         if at >= q.minute_since {
@@ -298,7 +325,10 @@ pub fn effective_range(q: &StatsQuery) -> TimeRange {
         return TimeRange { from, to: from };
     }
     let g = grain(q.range.to);
-    let to = g.floor(q.range.to - 1) + g.grain_ms();
+    let mut to = g.floor(q.range.to - 1) + g.grain_ms();
+    if q.range.to > q.now {
+        to = Resolution::Day.floor(to - 1) + Resolution::Day.grain_ms();
+    }
     TimeRange { from, to }
 }
 
@@ -323,7 +353,7 @@ pub async fn link_stats(
 ) -> Result<LinkStats, StoreError> {
     let range = effective_range(q);
     let rows = store
-        .stats_rows(link, &plan(range, q.interval), q.include_bots)
+        .stats_rows(link, &plan(range, q.interval), q.include_bots, q.top)
         .await?;
 
     let bucketer = Bucketer {
@@ -331,7 +361,7 @@ pub async fn link_stats(
         interval: q.interval,
     };
     let mut series: BTreeMap<i64, u64> = bucketer
-        .buckets(range)
+        .buckets(q.shown_range())
         .into_iter()
         .map(|b| (b, 0))
         .collect();

@@ -761,6 +761,7 @@ pub async fn purge_removes_a_links_clicks(store: &dyn Store) {
             include_bots: true,
             top: 100,
             minute_since: base_ms() - 1,
+            now: i64::MAX,
         };
         if q.bucket_estimate() > crate::stats::MAX_BUCKETS {
             continue;
@@ -809,6 +810,7 @@ pub async fn retention_and_pruning_keep_every_answer(store: &dyn Store) {
             include_bots: rng.random_bool(0.5),
             top: 100,
             minute_since,
+            now: i64::MAX,
         };
         if q.bucket_estimate() <= crate::stats::MAX_BUCKETS {
             queries.push(q);
@@ -892,6 +894,7 @@ pub async fn stats_answers_are_one_snapshot(store: &dyn Store) {
         include_bots: false,
         top: 100,
         minute_since: i64::MIN,
+        now: i64::MAX,
     };
     let writing = async {
         for batch in &batches {

@@ -135,6 +135,7 @@ mod upgrade {
                 include_bots: rng.random_bool(0.5),
                 top: 100,
                 minute_since,
+                now,
             };
             if q.bucket_estimate() <= hop::stats::MAX_BUCKETS {
                 queries.push(q);

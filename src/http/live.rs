@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -25,17 +26,17 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
 use futures::{FutureExt, Stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
-use super::extract::PeerAddr;
+use super::extract::{AppQuery, PeerAddr, bounded_param, parse_bool};
 use super::limits::client_key;
 use super::stats::dimension_key;
 use crate::clicks::{ClickTotals, LiveClick};
-use crate::domain::{Dimension, LinkId};
+use crate::domain::{Dimension, EnrichedClick, LinkId};
 use crate::metrics::names;
 use crate::slots::{Full, LiveSlot};
 use crate::state::AppState;
@@ -52,9 +53,21 @@ pub struct LiveTotals {
     pub clicks_with_bots: u64,
 }
 
+/// A stored click event.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LiveClickBody {
+    /// The node's sequence number of this event.
     pub seq: u64,
+    #[serde(flatten)]
+    pub click: ClickBody,
+}
+
+/// One click, enriched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClickBody {
+    /// The click's event id (as in the CSV export): the same click seen
+    /// twice (on load and live) has the same id.
+    pub event_id: String,
     /// RFC 3339, milliseconds.
     pub at: String,
     pub bot: bool,
@@ -75,9 +88,17 @@ pub struct LiveClickBody {
 
 impl From<&LiveClick> for LiveClickBody {
     fn from(l: &LiveClick) -> Self {
-        let c = &l.click;
         LiveClickBody {
             seq: l.seq,
+            click: ClickBody::from(&l.click),
+        }
+    }
+}
+
+impl From<&EnrichedClick> for ClickBody {
+    fn from(c: &EnrichedClick) -> Self {
+        ClickBody {
+            event_id: c.event_id.to_string(),
             at: DateTime::from_timestamp_millis(c.at)
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -98,6 +119,53 @@ impl From<&LiveClick> for LiveClickBody {
                 .collect(),
         }
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecentParams {
+    /// How many, 1–100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// Include bots' clicks (default false).
+    #[param(value_type = Option<bool>)]
+    pub include_bots: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentClicks {
+    /// Newest first.
+    pub clicks: Vec<ClickBody>,
+}
+
+/// The link's latest stored clicks, newest first: what the dashboard's feed
+/// shows on load, before live ones arrive (raw clicks, so none older than
+/// the raw-click retention).
+#[utoipa::path(get, operation_id = "get_recent_clicks", path = "/links/{slug}/clicks/recent", tag = "stats",
+    params(("slug" = String, Path, description = "The link's slug"), RecentParams),
+    responses(
+        (status = 200, description = "The latest clicks, newest first", body = RecentClicks),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn recent_clicks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    AppQuery(params): AppQuery<RecentParams>,
+) -> Result<Json<RecentClicks>, ApiError> {
+    let link = access::link(&state, &caller, &slug).await?;
+    let limit = bounded_param("limit", params.limit.as_deref(), 20, 1..=100)?;
+    let include_bots = parse_bool("include_bots", params.include_bots.as_deref())?;
+    let clicks = state
+        .store
+        .recent_clicks(link.id, include_bots, limit)
+        .await?;
+    Ok(Json(RecentClicks {
+        clicks: clicks.iter().map(ClickBody::from).collect(),
+    }))
 }
 
 /// One read of one row per bot flag (`link_totals`), whatever the clicks.

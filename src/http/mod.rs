@@ -59,6 +59,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stats::export_clicks))
         .routes(routes!(stats::purge_clicks))
         .routes(routes!(live::live_clicks))
+        .routes(routes!(live::recent_clicks))
         .routes(routes!(qr::link_qr_svg))
         .routes(routes!(qr::link_qr_png))
         .routes(routes!(reports::list_reports, reports::create_report))

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::links::{CreateLink, LinkBody, LinkPage, RedirectStatus, UpdateLink};
-use super::live::{LiveClickBody, LiveTotals};
+use super::live::{ClickBody, LiveClickBody, LiveTotals, RecentClicks};
 use super::reports::{
     DisableDomain, DomainDisabled, NewReport, NewTakedown, ReportPage, ReportReceived,
     TakedownBody, TakedownList,
@@ -19,7 +19,7 @@ use crate::store::Report;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hop", description = "URL shortener with exact, real-time click analytics."),
-    components(schemas(CreateLink, UpdateLink, RedirectStatus, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, RedirectStatus, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ClickBody, RecentClicks, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),
          (name = "abuse", description = "Reports and domain takedowns")),

@@ -218,6 +218,7 @@ fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
         include_bots: parse_bool("include_bots", p.include_bots.as_deref())?,
         top,
         minute_since: StatsQuery::minute_since_now(),
+        now: Utc::now().timestamp_millis(),
     };
     if q.bucket_estimate() > MAX_BUCKETS {
         return Err(ApiError::bad_request(

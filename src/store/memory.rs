@@ -388,6 +388,7 @@ impl ClickStore for MemoryStore {
         link: LinkId,
         reads: &StatsReads,
         include_bots: bool,
+        _top: usize,
     ) -> Result<StatsRows, StoreError> {
         let inner = self.inner.lock();
         let mut rows = StatsRows::default();
@@ -451,6 +452,24 @@ impl ClickStore for MemoryStore {
             .iter()
             .map(|id| (*id, inner.clicks_in(*id, all, include_bots).count() as u64))
             .collect())
+    }
+
+    async fn recent_clicks(
+        &self,
+        link: LinkId,
+        include_bots: bool,
+        limit: usize,
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
+        let inner = self.inner.lock();
+        let all = TimeRange {
+            from: i64::MIN,
+            to: i64::MAX,
+        };
+        let mut rows: Vec<EnrichedClick> =
+            inner.clicks_in(link, all, include_bots).cloned().collect();
+        rows.sort_by_key(|c| std::cmp::Reverse((c.at, c.event_id)));
+        rows.truncate(limit);
+        Ok(rows)
     }
 
     async fn export_clicks(

@@ -202,12 +202,15 @@ pub trait ClickStore: Send + Sync {
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError>;
 
     /// Answers every read of one stats answer from **one snapshot**: a batch
-    /// committing meanwhile is in all of the numbers or in none.
+    /// committing meanwhile is in all of the numbers or in none. A store may
+    /// cut each breakdown to its `top` values (most clicks first, ties by
+    /// value in byte order); it must return at least those.
     async fn stats_rows(
         &self,
         link: LinkId,
         reads: &StatsReads,
         include_bots: bool,
+        top: usize,
     ) -> Result<StatsRows, StoreError>;
 
     /// Clicks per bucket. `Raw` and `Minute` give minute buckets,
@@ -223,7 +226,10 @@ pub trait ClickStore: Send + Sync {
             series: vec![(res, range)],
             ..StatsReads::default()
         };
-        Ok(self.stats_rows(link, &reads, include_bots).await?.series)
+        Ok(self
+            .stats_rows(link, &reads, include_bots, usize::MAX)
+            .await?
+            .series)
     }
 
     /// Clicks per (dimension, value) at `Raw`, `Minute`, `QuarterHour`,
@@ -239,7 +245,10 @@ pub trait ClickStore: Send + Sync {
             dims: vec![(res, range)],
             ..StatsReads::default()
         };
-        Ok(self.stats_rows(link, &reads, include_bots).await?.dims)
+        Ok(self
+            .stats_rows(link, &reads, include_bots, usize::MAX)
+            .await?
+            .dims)
     }
 
     /// Unique visitors at `Raw`, `Minute`, `QuarterHour` or `Day`
@@ -257,7 +266,10 @@ pub trait ClickStore: Send + Sync {
             visitors: vec![(res, range)],
             ..StatsReads::default()
         };
-        Ok(self.stats_rows(link, &reads, include_bots).await?.visitors)
+        Ok(self
+            .stats_rows(link, &reads, include_bots, usize::MAX)
+            .await?
+            .visitors)
     }
 
     /// One link's all-time totals, humans and with bots, in one read.
@@ -295,6 +307,14 @@ pub trait ClickStore: Send + Sync {
     fn keeps_rollups(&self) -> bool {
         true
     }
+
+    /// The link's latest raw clicks, newest first (at most `limit`).
+    async fn recent_clicks(
+        &self,
+        link: LinkId,
+        include_bots: bool,
+        limit: usize,
+    ) -> Result<Vec<EnrichedClick>, StoreError>;
 
     /// Raw clicks in time order, for export, resuming after `after`.
     async fn export_clicks(

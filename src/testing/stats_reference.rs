@@ -287,6 +287,13 @@ async fn stats_case(store: &dyn Store, seed: u64, seen: &mut Coverage) {
                 1 => i64::MAX,
                 _ => rng.random_range(window.from..window.to),
             };
+            // Asked after every click, or in the middle of them (as if some
+            // were stamped ahead by a node's clock).
+            let now = if rng.random_ratio(1, 3) {
+                rng.random_range(window.from..window.to)
+            } else {
+                i64::MAX
+            };
             let query = |include_bots| StatsQuery {
                 range,
                 interval,
@@ -294,13 +301,14 @@ async fn stats_case(store: &dyn Store, seed: u64, seen: &mut Coverage) {
                 include_bots,
                 top,
                 minute_since,
+                now,
             };
             if query(false).bucket_estimate() > MAX_BUCKETS {
                 continue; // the API refuses these
             }
-            let counted = widened(range, minute_since);
+            let (counted, shown) = widened(range, minute_since, now);
             let mut zone = Zone::new(tz, interval);
-            let reference = Reference::new(&clicks, counted, &mut zone);
+            let reference = Reference::new(&clicks, shown, counted, &mut zone);
             let reads = plan(counted, interval);
             for (res, _) in reads
                 .series
@@ -344,10 +352,12 @@ async fn stats_case(store: &dyn Store, seed: u64, seen: &mut Coverage) {
     }
 }
 
-/// The range an answer counts, as documented: `from` floored and `to`
-/// raised to the minute (at or after `minute_since`) or to the quarter hour
-/// (before it); an empty range stays empty.
-fn widened(range: TimeRange, minute_since: i64) -> TimeRange {
+/// The range an answer counts and the one its series lists buckets over,
+/// as documented: `from` floored and `to` raised to the minute (at or after
+/// `minute_since`) or to the quarter hour (before it); the counted `to`, when
+/// after `now`, raised further to the end of its UTC day. An empty range
+/// stays empty.
+fn widened(range: TimeRange, minute_since: i64, now: i64) -> (TimeRange, TimeRange) {
     let grain = |at: i64| {
         if at >= minute_since {
             MINUTE
@@ -355,15 +365,22 @@ fn widened(range: TimeRange, minute_since: i64) -> TimeRange {
             15 * MINUTE
         }
     };
+    let ceil = |at: i64, g: i64| at + (g - at.rem_euclid(g)) % g;
     let from = range.from - range.from.rem_euclid(grain(range.from));
-    let to = if range.to <= range.from {
-        from
-    } else {
-        let g = grain(range.to);
-        range.to + (g - range.to.rem_euclid(g)) % g
-    };
-    assert!(from <= range.from && (range.to <= range.from || to >= range.to));
-    TimeRange { from, to }
+    if range.to <= range.from {
+        let empty = TimeRange { from, to: from };
+        return (empty, empty);
+    }
+    let to = ceil(range.to, grain(range.to));
+    assert!(from <= range.from && to >= range.to);
+    let counted_to = if range.to > now { ceil(to, DAY) } else { to };
+    (
+        TimeRange {
+            from,
+            to: counted_to,
+        },
+        TimeRange { from, to },
+    )
 }
 
 fn compare(got: &LinkStats, want: &LinkStats, tz: Tz, ctx: &str) {
@@ -551,12 +568,19 @@ struct Reference {
 }
 
 impl Reference {
-    fn new(clicks: &[EnrichedClick], range: TimeRange, zone: &mut Zone) -> Reference {
+    /// Buckets listed over `shown`; clicks counted over `range` (a click
+    /// after `shown` adds its own bucket).
+    fn new(
+        clicks: &[EnrichedClick],
+        shown: TimeRange,
+        range: TimeRange,
+        zone: &mut Zone,
+    ) -> Reference {
         // Every offset is whole minutes, so each bucket holding an instant of
         // a (non-empty) range holds the start of that instant's minute.
         let mut buckets = Vec::new();
-        let mut minute = range.from.div_euclid(MINUTE) * MINUTE;
-        while minute < range.to && range.from < range.to {
+        let mut minute = shown.from.div_euclid(MINUTE) * MINUTE;
+        while minute < shown.to && shown.from < shown.to {
             let b = zone.bucket(minute);
             if buckets.last() != Some(&b) {
                 buckets.push(b);

@@ -406,3 +406,97 @@ async fn dark_mode_follows_the_system_setting() {
     b.screenshot("not-found-dark.png").await;
     b.close().await;
 }
+
+/// A link clicked before its dashboard opens: the latest clicks are listed
+/// on load, the chart's current (partial) bucket is drawn in full and
+/// labelled, and the breakdowns show their numbers on a phone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_opened_after_the_clicks_shows_them_all() {
+    let app = TestApp::spawn().await;
+    app.create_slug("shared", "https://example.com/shared")
+        .await;
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    for i in 0..42 {
+        let ua = if i % 2 == 0 { IPHONE } else { CHROME };
+        let res = app.click_as("/shared", ua, "81.2.69.142").await;
+        assert_eq!(res.status(), StatusCode::FOUND);
+    }
+    app.wait_for_clicks("shared", "", 42).await;
+
+    let b = Browser::start().await;
+    b.client.goto(&app.url("/login")).await.unwrap();
+    b.fill("#key", &app.admin_key).await;
+    b.click("form button.primary").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
+        .await;
+    b.client.goto(&app.url("/links/shared")).await.unwrap();
+    b.wait_text("#total", Duration::from_secs(5), |t| t == "42")
+        .await;
+
+    // The feed lists the 20 latest clicks from the store, before any live one.
+    let started = Instant::now();
+    while b.count("#feed li").await != 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the feed has {} entries",
+            b.count("#feed li").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = b.text("#feed li").await;
+    assert!(
+        first.contains("Windows") || first.contains("iOS"),
+        "a click, not a placeholder: {first}"
+    );
+
+    // Every bucket's bar lies inside the plot, the last (current) one too,
+    // and the 42 clicks are drawn.
+    let chart = b
+        .client
+        .execute(
+            "const u = document.getElementById('dashboard').chart;
+             const xs = u.data[0], n = xs.length;
+             return { last: xs[n - 1], step: xs[n - 1] - xs[n - 2], max: u.scales.x.max,
+                      sum: u.data[1].reduce((a, b) => a + b, 0), lastCount: u.data[1][n - 1] };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chart["sum"], json!(42), "{chart}");
+    let (last, step, max) = (
+        chart["last"].as_f64().unwrap(),
+        chart["step"].as_f64().unwrap(),
+        chart["max"].as_f64().unwrap(),
+    );
+    assert!(
+        max >= last + step,
+        "the x axis ends after the last bucket: {chart}"
+    );
+    if chart["lastCount"].as_u64().unwrap() > 0 {
+        let note = b.text("#chart-note").await;
+        assert!(note.contains("partial"), "{note}");
+    }
+    let browsers = b.text("#top-browsers").await;
+    assert!(
+        browsers.contains("Safari") && browsers.contains("21"),
+        "{browsers}"
+    );
+    b.screenshot("dashboard-loaded.png").await;
+
+    // On a phone, the breakdowns keep their numbers.
+    b.client.set_window_size(390, 844).await.unwrap();
+    let shown = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#top-browsers td.num')]
+                 .map(td => getComputedStyle(td).display !== 'none' && td.offsetWidth > 0 ? td.textContent : '')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, json!(["21", "21"]), "numbers on a phone");
+    let tables = b.count(".links td").await;
+    assert_eq!(tables, 0, "not the links table");
+    b.screenshot("dashboard-loaded-phone.png").await;
+    b.close().await;
+}

@@ -68,6 +68,9 @@ pub(crate) trait SqlDialect: Sync {
     /// a SQLite read transaction in WAL mode is a snapshot already).
     const READ_SNAPSHOT: Option<&'static str>;
 
+    /// [`top_dims_sql`] in this dialect (built once).
+    fn top_dims() -> &'static str;
+
     /// Pool for reads (SQLite: read-only connections).
     fn readers(&self) -> &sqlx::Pool<Self::Db>;
     /// Pool for writes (SQLite: its single writer connection).
@@ -158,6 +161,42 @@ pub(crate) static RAW_DIMENSIONS: LazyLock<String> = LazyLock::new(|| {
     }
     sql
 });
+
+/// Most breakdown pieces one statement reads ([`TOP_DIMS`]); a split of
+/// [week, day, quarter hour, minute] has at most seven.
+pub(crate) const TOP_DIMS_PIECES: usize = 7;
+
+/// Breakdowns over up to [`TOP_DIMS_PIECES`] rollup pieces, summed and cut
+/// to the top N per dimension in SQL, so that a link with thousands of
+/// cities returns tens of rows, not every value of every bucket. Ties go by
+/// value in byte order (`collate`), as `stats::link_stats` orders them.
+/// Binds: link, include_bots, top, then (res, from, to) per piece (unused
+/// pieces have an empty range).
+pub(crate) fn top_dims_sql(collate: &str) -> String {
+    let pieces: Vec<String> = (0..TOP_DIMS_PIECES)
+        .map(|i| {
+            let n = 4 + 3 * i;
+            format!(
+                "(CAST(${n} AS INTEGER), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                n + 1,
+                n + 2
+            )
+        })
+        .collect();
+    format!(
+        "WITH p (res, lo, hi) AS (VALUES {}),
+         s AS (SELECT d.dim, d.value, SUM(d.clicks) AS n FROM p
+               JOIN rollup_dims d ON d.link_id = $1 AND d.res = p.res
+                AND d.bucket >= p.lo AND d.bucket < p.hi
+               WHERE p.lo < p.hi AND (NOT d.bot OR $2)
+               GROUP BY d.dim, d.value),
+         r AS (SELECT dim, value, n,
+                      ROW_NUMBER() OVER (PARTITION BY dim ORDER BY n DESC, value {collate}) AS k
+               FROM s)
+         SELECT dim, value, CAST(n AS BIGINT) FROM r WHERE k <= $3",
+        pieces.join(", ")
+    )
+}
 
 /// Breakdown rows (dim, value, clicks) as the store answers them.
 pub(crate) fn dim_counts(rows: Vec<(i16, String, i64)>) -> Result<Vec<DimCount>, StoreError> {
@@ -272,7 +311,7 @@ macro_rules! sql_store {
             };
             use $crate::store::rollup::BatchRollup;
             use $crate::store::sql::{
-                RAW_DIMENSIONS, SqlDialect, dim_counts, from_ms, ms, res_column,
+                RAW_DIMENSIONS, SqlDialect, TOP_DIMS_PIECES, dim_counts, from_ms, ms, res_column,
             };
             use $crate::store::{
                 ApiKey, ClickStore, ClickTotals, Conflict, DimCount, ExportCursor, KeyStore,
@@ -750,6 +789,29 @@ macro_rules! sql_store {
                 Ok(rows.into_iter().map(|(b, n)| (b, n as u64)).collect())
             }
 
+            /// The top `top` values per dimension over rollup pieces, in one
+            /// statement.
+            async fn top_dims(
+                conn: &mut Conn,
+                link: LinkId,
+                pieces: &[(Resolution, TimeRange)],
+                include_bots: bool,
+                top: usize,
+            ) -> Result<Vec<DimCount>, StoreError> {
+                let mut q = sqlx::query_as::<_, (i16, String, i64)>(<$store>::top_dims())
+                    .bind(link.0)
+                    .bind(include_bots)
+                    .bind(i64::try_from(top).unwrap_or(i64::MAX));
+                for i in 0..TOP_DIMS_PIECES {
+                    let (res, range) = pieces.get(i).copied().unwrap_or((
+                        Resolution::Minute,
+                        TimeRange { from: 0, to: 0 },
+                    ));
+                    q = q.bind(res_column(res)).bind(range.from).bind(range.to);
+                }
+                dim_counts(q.fetch_all(&mut *conn).await?)
+            }
+
             /// Clicks per (dimension, value).
             async fn dims_piece(
                 conn: &mut Conn,
@@ -888,6 +950,7 @@ macro_rules! sql_store {
                     link: LinkId,
                     reads: &StatsReads,
                     include_bots: bool,
+                    top: usize,
                 ) -> Result<StatsRows, StoreError> {
                     // One read transaction: every piece sees one snapshot.
                     let mut tx = self.readers().begin().await?;
@@ -899,9 +962,18 @@ macro_rules! sql_store {
                         rows.series
                             .extend(series_piece(&mut tx, link, *res, *range, include_bots).await?);
                     }
-                    for (res, range) in &reads.dims {
-                        rows.dims
-                            .extend(dims_piece(&mut tx, link, *res, *range, include_bots).await?);
+                    let rolled = reads.dims.iter().all(|(res, _)| *res != Resolution::Raw);
+                    if rolled && reads.dims.len() <= TOP_DIMS_PIECES {
+                        if !reads.dims.is_empty() {
+                            rows.dims = top_dims(&mut tx, link, &reads.dims, include_bots, top)
+                                .await?;
+                        }
+                    } else {
+                        for (res, range) in &reads.dims {
+                            rows.dims.extend(
+                                dims_piece(&mut tx, link, *res, *range, include_bots).await?,
+                            );
+                        }
                     }
                     for (res, range) in &reads.visitors {
                         rows.visitors +=
@@ -983,6 +1055,25 @@ macro_rules! sql_store {
                     }
                     tx.commit().await?;
                     Ok(n)
+                }
+
+                async fn recent_clicks(
+                    &self,
+                    link: LinkId,
+                    include_bots: bool,
+                    limit: usize,
+                ) -> Result<Vec<EnrichedClick>, StoreError> {
+                    // Backwards along the clustered (link, at, event id) key.
+                    let rows = sqlx::query(
+                        "SELECT * FROM clicks WHERE link_id = $1 AND (NOT bot OR $2)
+                         ORDER BY at DESC, event_id DESC LIMIT $3",
+                    )
+                    .bind(link.0)
+                    .bind(include_bots)
+                    .bind(limit as i64)
+                    .fetch_all(self.readers())
+                    .await?;
+                    rows.iter().map(click_from_row).collect()
                 }
 
                 async fn export_clicks(

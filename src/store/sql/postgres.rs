@@ -76,6 +76,12 @@ impl SqlDialect for PgStore {
     const READ_SNAPSHOT: Option<&'static str> =
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 
+    fn top_dims() -> &'static str {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE "C""#));
+        SQL.as_str()
+    }
+
     fn readers(&self) -> &PgPool {
         &self.pool
     }

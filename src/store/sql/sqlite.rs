@@ -86,6 +86,12 @@ impl SqlDialect for SqliteStore {
     const CLICK_CHUNK: usize = CHUNK;
     const READ_SNAPSHOT: Option<&'static str> = None;
 
+    fn top_dims() -> &'static str {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE BINARY"#));
+        SQL.as_str()
+    }
+
     fn readers(&self) -> &SqlitePool {
         &self.readers
     }
