@@ -482,6 +482,14 @@ async fn a_dashboard_opened_after_the_clicks_shows_them_all() {
         "{browsers}"
     );
     b.screenshot("dashboard-loaded.png").await;
+    b.client
+        .execute(
+            "document.getElementById('top-countries').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("dashboard-loaded-breakdowns.png").await;
 
     // On a phone, the breakdowns keep their numbers.
     b.client.set_window_size(390, 844).await.unwrap();
@@ -498,5 +506,13 @@ async fn a_dashboard_opened_after_the_clicks_shows_them_all() {
     let tables = b.count(".links td").await;
     assert_eq!(tables, 0, "not the links table");
     b.screenshot("dashboard-loaded-phone.png").await;
+    b.client
+        .execute(
+            "document.getElementById('top-browsers').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("dashboard-loaded-phone-breakdowns.png").await;
     b.close().await;
 }
