@@ -494,7 +494,14 @@ async fn main() -> anyhow::Result<()> {
             Interval::Hour,
             Tz::UTC,
         ),
-        ("default range", end, now + 1, auto(end, now + 1), Tz::UTC),
+        // The API's default: from the start of the link's UTC day to now.
+        (
+            "default range",
+            end.div_euclid(DAY) * DAY,
+            now + 1,
+            auto(end.div_euclid(DAY) * DAY, now + 1),
+            Tz::UTC,
+        ),
     ];
     let minute_since = StatsQuery::minute_since_now();
 

@@ -117,7 +117,11 @@ fn queries(now: i64, created: i64) -> Vec<(&'static str, StatsQuery)> {
         }
     };
     vec![
-        ("default range", q(created, now + 1, None, Tz::UTC)),
+        // The API's default: from the start of the link's UTC day to now.
+        (
+            "default range",
+            q(created.div_euclid(DAY) * DAY, now + 1, None, Tz::UTC),
+        ),
         (
             "last hour by minute",
             q(now - HOUR, now + 1, Some(Interval::Minute), Tz::UTC),

@@ -25,9 +25,9 @@ use crate::store::{ExportCursor, TimeRange};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
-    /// Start, RFC 3339 (default: the link's creation). Honoured to the
-    /// minute (to the quarter hour when older than two days); the answer's
-    /// `from` says what was counted.
+    /// Start, RFC 3339 (default: the start of the UTC day the link was
+    /// created). Honoured to the minute (to the quarter hour when older than
+    /// two days); the answer's `from` says what was counted.
     #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
     /// End, RFC 3339, exclusive (default: now). Raised to the next whole
@@ -185,7 +185,12 @@ fn parse_range(link: &Link, from: Option<&str>, to: Option<&str>) -> Result<Time
     };
     let from = match from {
         Some(s) => parse_instant("from", s)?,
-        None => link.created_at.timestamp_millis().min(to - 1),
+        // The start of the UTC day the link was made: no click is older, and
+        // a day boundary reads one rollup row where the creation minute
+        // would read the first minutes one by one.
+        None => crate::store::Resolution::Day
+            .floor(link.created_at.timestamp_millis())
+            .min(to - 1),
     };
     if from > to {
         return Err(ApiError::bad_request(
