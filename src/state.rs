@@ -84,6 +84,10 @@ pub struct Tracking {
     pub no_user_agent: bool,
     /// `DNT: 1` / `Sec-GPC: 1` clicks are counted anonymously.
     pub honor_dnt: bool,
+    /// Countries come from ip-location-db's data (embedded, or installed by
+    /// `hop geoip update`), whose sources ask for credit where they are
+    /// shown; not with the operator's own `--geoip-db`.
+    pub geo_credit: bool,
 }
 
 pub struct RedirectMetrics {

@@ -3,6 +3,7 @@
 mod abuse;
 mod access;
 mod browser;
+mod geo;
 mod helpers;
 mod hostile;
 mod limits;

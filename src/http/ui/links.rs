@@ -123,7 +123,7 @@ pub async fn dashboard(
     Ok(frame.page(
         StatusCode::OK,
         "dashboard.html",
-        context! { link => body, total_clicks, breakdowns => BREAKDOWNS, noindex => true },
+        context! { link => body, total_clicks, breakdowns => BREAKDOWNS, geo_credit => state.tracking.geo_credit, noindex => true },
     ))
 }
 
