@@ -86,11 +86,12 @@ fn events(link: LinkId, n: usize, window: TimeRange) -> Vec<ClickEvent> {
                     (person.wrapping_mul(2_654_435_761) | 0x0100_0000).to_be_bytes(),
                 ),
                 user_agent: Some(UAS[person as usize % UAS.len()].into()),
-                referrer: (person % 3 != 0).then(|| REFERRERS[person as usize % 5].into()),
+                referrer: (!person.is_multiple_of(3))
+                    .then(|| REFERRERS[person as usize % 5].into()),
                 utm: Utm {
-                    source: (person % 4 == 0).then(|| "newsletter".into()),
-                    medium: (person % 8 == 0).then(|| "email".into()),
-                    campaign: (person % 16 == 0).then(|| "launch".into()),
+                    source: person.is_multiple_of(4).then(|| "newsletter".into()),
+                    medium: person.is_multiple_of(8).then(|| "email".into()),
+                    campaign: person.is_multiple_of(16).then(|| "launch".into()),
                 },
                 region: "local".into(),
                 withheld: false,
@@ -190,10 +191,13 @@ async fn main() -> anyhow::Result<()> {
     let all = events(l.id, n, window);
     // Three waves over the same 30 minutes: every 20th click, then every
     // other one, then the rest.
-    let waves: [(usize, Box<dyn Fn(usize) -> bool>); 3] = [
-        (n.min(100_000), Box::new(|i| i % 20 == 0)),
-        (n.min(1_000_000), Box::new(|i| i % 2 == 0 && i % 20 != 0)),
-        (n, Box::new(|i| i % 2 == 1)),
+    type Wave = (usize, fn(usize) -> bool);
+    let waves: [Wave; 3] = [
+        (n.min(100_000), |i| i.is_multiple_of(20)),
+        (n.min(1_000_000), |i| {
+            i.is_multiple_of(2) && !i.is_multiple_of(20)
+        }),
+        (n, |i| !i.is_multiple_of(2)),
     ];
     let mut written = 0usize;
     let mut failures = Vec::new();

@@ -172,7 +172,21 @@ pub(crate) const TOP_DIMS_PIECES: usize = 7;
 /// value in byte order (`collate`), as `stats::link_stats` orders them.
 /// Binds: link, include_bots, top, then (res, from, to) per piece (unused
 /// pieces have an empty range).
-pub(crate) fn top_dims_sql(collate: &str) -> String {
+///
+/// `lateral`: join each piece to its rows with `CROSS JOIN LATERAL`, so that
+/// PostgreSQL reads each piece by the primary key whatever its statistics
+/// say (a plan made while the table looked small could scan it whole);
+/// SQLite, which has no `LATERAL`, always loops over the pieces.
+pub(crate) fn top_dims_sql(collate: &str, lateral: bool) -> String {
+    let rows = "link_id = $1 AND res = p.res AND bucket >= p.lo AND bucket < p.hi
+                AND (NOT bot OR $2)";
+    let from = if lateral {
+        format!(
+            "p CROSS JOIN LATERAL (SELECT dim, value, clicks FROM rollup_dims WHERE {rows}) AS d"
+        )
+    } else {
+        format!("p JOIN rollup_dims ON {rows}")
+    };
     let pieces: Vec<String> = (0..TOP_DIMS_PIECES)
         .map(|i| {
             let n = 4 + 3 * i;
@@ -183,18 +197,26 @@ pub(crate) fn top_dims_sql(collate: &str) -> String {
             )
         })
         .collect();
+    // One top-N per dimension over the summed rows: a bounded sort each,
+    // where a window function over all rows would sort them all (measured
+    // 46 → 24 ms on a day of 35 000 cities).
+    let tops: Vec<String> = Dimension::ALL
+        .iter()
+        .map(|dim| {
+            format!(
+                "SELECT * FROM (SELECT dim, value, n FROM s WHERE dim = {}
+                     ORDER BY n DESC, value {collate} LIMIT $3) AS t{}",
+                *dim as i64, *dim as i64
+            )
+        })
+        .collect();
     format!(
         "WITH p (res, lo, hi) AS (VALUES {}),
-         s AS (SELECT d.dim, d.value, SUM(d.clicks) AS n FROM p
-               JOIN rollup_dims d ON d.link_id = $1 AND d.res = p.res
-                AND d.bucket >= p.lo AND d.bucket < p.hi
-               WHERE p.lo < p.hi AND (NOT d.bot OR $2)
-               GROUP BY d.dim, d.value),
-         r AS (SELECT dim, value, n,
-                      ROW_NUMBER() OVER (PARTITION BY dim ORDER BY n DESC, value {collate}) AS k
-               FROM s)
-         SELECT dim, value, CAST(n AS BIGINT) FROM r WHERE k <= $3",
-        pieces.join(", ")
+         s AS MATERIALIZED (SELECT dim, value, CAST(SUM(clicks) AS BIGINT) AS n
+               FROM {from} WHERE p.lo < p.hi GROUP BY dim, value)
+         {}",
+        pieces.join(", "),
+        tops.join("\n UNION ALL ")
     )
 }
 

@@ -78,7 +78,7 @@ impl SqlDialect for PgStore {
 
     fn top_dims() -> &'static str {
         static SQL: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE "C""#));
+            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE "C""#, true));
         SQL.as_str()
     }
 
@@ -255,9 +255,14 @@ impl SqlDialect for PgStore {
                 .execute(&mut *conn)
                 .await?;
             let ids: Vec<i64> = seen.iter().map(|(v, ..)| *v).collect();
-            let stored: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
-                "SELECT visitor, first_at FROM visitors
-                 WHERE link_id = $1 AND day = $2 AND visitor = ANY($3)",
+            // One primary-key lookup per visitor, whatever the plan cache
+            // holds: `visitor = ANY($3)` as a filter let a generic plan made
+            // before the table had statistics scan the whole (link, day),
+            // 2.5 s per batch at 340 000 visitors a day.
+            let stored: HashMap<i64, i64> = sqlx::query_as::<_, (i64, Option<i64>)>(
+                "SELECT q.visitor, (SELECT v.first_at FROM visitors v
+                     WHERE v.link_id = $1 AND v.day = $2 AND v.visitor = q.visitor)
+                 FROM UNNEST($3::bigint[]) AS q (visitor)",
             )
             .bind(link)
             .bind(day)
@@ -265,6 +270,7 @@ impl SqlDialect for PgStore {
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
+            .filter_map(|(visitor, first)| Some((visitor, first?)))
             .collect();
             let mut fresh: Vec<(i64, i64, bool)> = Vec::new();
             let mut moved: Vec<(i64, i64)> = Vec::new();

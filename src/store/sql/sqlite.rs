@@ -88,7 +88,7 @@ impl SqlDialect for SqliteStore {
 
     fn top_dims() -> &'static str {
         static SQL: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE BINARY"#));
+            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE BINARY"#, false));
         SQL.as_str()
     }
 
