@@ -178,14 +178,15 @@ pub(crate) const TOP_DIMS_PIECES: usize = 7;
 /// say (a plan made while the table looked small could scan it whole);
 /// SQLite, which has no `LATERAL`, always loops over the pieces.
 pub(crate) fn top_dims_sql(collate: &str, lateral: bool) -> String {
-    let rows = "link_id = $1 AND res = p.res AND bucket >= p.lo AND bucket < p.hi
-                AND (NOT bot OR $2)";
+    let rows = "d.link_id = $1 AND d.res = p.res AND d.bucket >= p.lo AND d.bucket < p.hi
+                AND (NOT d.bot OR $2)";
     let from = if lateral {
         format!(
-            "p CROSS JOIN LATERAL (SELECT dim, value, clicks FROM rollup_dims WHERE {rows}) AS d"
+            "p CROSS JOIN LATERAL (SELECT d.dim, d.value, d.clicks FROM rollup_dims d
+                 WHERE {rows}) AS r"
         )
     } else {
-        format!("p JOIN rollup_dims ON {rows}")
+        format!("p JOIN rollup_dims d ON {rows}")
     };
     let pieces: Vec<String> = (0..TOP_DIMS_PIECES)
         .map(|i| {
