@@ -162,7 +162,7 @@ pub(crate) static RAW_DIMENSIONS: LazyLock<String> = LazyLock::new(|| {
     sql
 });
 
-/// Most breakdown pieces one statement reads ([`TOP_DIMS`]); a split of
+/// Most breakdown pieces one statement reads ([`top_dims_sql`]); a split of
 /// [week, day, quarter hour, minute] has at most seven.
 pub(crate) const TOP_DIMS_PIECES: usize = 7;
 
