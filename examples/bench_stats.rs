@@ -350,10 +350,12 @@ fn entries_diff(got: &[(String, u64)], want: &[(String, u64)]) -> String {
     }
 }
 
-/// The range an answer counts, as documented (written out here rather than
-/// taken from `stats::effective_range`): `from` floored and `to` raised to
-/// the minute at or after `minute_since`, to the quarter hour before it.
-fn widened(range: TimeRange, minute_since: i64) -> TimeRange {
+/// The range an answer counts and the one its series lists buckets over, as
+/// documented (written out here rather than taken from
+/// `stats::effective_range`): `from` floored and `to` raised to the minute at
+/// or after `minute_since`, to the quarter hour before it; a `to` after
+/// `now` counted to the end of its UTC day.
+fn widened(range: TimeRange, minute_since: i64, now: i64) -> (TimeRange, TimeRange) {
     let grain = |at: i64| {
         if at >= minute_since {
             MINUTE
@@ -361,13 +363,11 @@ fn widened(range: TimeRange, minute_since: i64) -> TimeRange {
             15 * MINUTE
         }
     };
+    let ceil = |at: i64, g: i64| at + (g - at.rem_euclid(g)) % g;
     let from = range.from - range.from.rem_euclid(grain(range.from));
-    let g = grain(range.to);
-    let to = range.to + (g - range.to.rem_euclid(g)) % g;
-    TimeRange {
-        from,
-        to: to.max(from),
-    }
+    let to = ceil(range.to, grain(range.to)).max(from);
+    let counted = if range.to > now { ceil(to, DAY) } else { to };
+    (TimeRange { from, to: counted }, TimeRange { from, to })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -511,17 +511,18 @@ async fn main() -> anyhow::Result<()> {
     let mut expected: Vec<Expected> = cases
         .iter()
         .map(|(_, from, to, interval, tz)| {
-            Expected::new(
-                widened(
-                    TimeRange {
-                        from: *from,
-                        to: *to,
-                    },
-                    minute_since,
-                ),
-                *tz,
-                *interval,
-            )
+            let (counted, shown) = widened(
+                TimeRange {
+                    from: *from,
+                    to: *to,
+                },
+                minute_since,
+                now,
+            );
+            // No click is after now: the shown range holds every counted one.
+            let mut e = Expected::new(shown, *tz, *interval);
+            e.range = counted;
+            e
         })
         .collect();
     let (mut all, mut humans) = (0u64, 0u64);
