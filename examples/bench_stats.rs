@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use hop::domain::{DeviceType, Dimension, EnrichedClick, LinkId, Slug, Utm};
 use hop::stats::{Interval, LinkStats, StatsQuery, link_stats};
 use hop::store::{Store, TimeRange};
-use hop::testing::link;
+use hop::testing::{link, widened};
 use rand::{Rng, SeedableRng};
 
 const MINUTE: i64 = 60_000;
@@ -348,26 +348,6 @@ fn entries_diff(got: &[(String, u64)], want: &[(String, u64)]) -> String {
             differ[..differ.len().min(5)].join(", ")
         )
     }
-}
-
-/// The range an answer counts and the one its series lists buckets over, as
-/// documented (written out here rather than taken from
-/// `stats::effective_range`): `from` floored and `to` raised to the minute at
-/// or after `minute_since`, to the quarter hour before it; a `to` after
-/// `now` counted to the end of its UTC day.
-fn widened(range: TimeRange, minute_since: i64, now: i64) -> (TimeRange, TimeRange) {
-    let grain = |at: i64| {
-        if at >= minute_since {
-            MINUTE
-        } else {
-            15 * MINUTE
-        }
-    };
-    let ceil = |at: i64, g: i64| at + (g - at.rem_euclid(g)) % g;
-    let from = range.from - range.from.rem_euclid(grain(range.from));
-    let to = ceil(range.to, grain(range.to)).max(from);
-    let counted = if range.to > now { ceil(to, DAY) } else { to };
-    (TimeRange { from, to: counted }, TimeRange { from, to })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -109,23 +109,26 @@ impl StatsQuery {
         Utc::now().timestamp_millis() - MINUTE_WINDOW_MS
     }
 
-    /// The range shown: [`effective_range`] without the part after now
-    /// (series buckets are listed over it).
+    /// The range shown: `from` floored and `to` ceiled to the precision
+    /// kept at each edge (the minute from `minute_since` on, the quarter
+    /// hour before), so it holds every instant asked for; series buckets
+    /// are listed over it. An empty range stays empty.
     pub fn shown_range(&self) -> TimeRange {
-        let counted = effective_range(self);
-        let g = if self.range.to >= self.minute_since {
-            Resolution::Minute
-        } else {
-            Resolution::QuarterHour
+        let grain = |at: i64| {
+            if at >= self.minute_since {
+                Resolution::Minute
+            } else {
+                Resolution::QuarterHour
+            }
         };
-        let to = if counted.from == counted.to {
-            counted.to
-        } else {
-            g.floor(self.range.to - 1) + g.grain_ms()
-        };
+        let from = grain(self.range.from).floor(self.range.from);
+        if self.range.to <= self.range.from {
+            return TimeRange { from, to: from };
+        }
+        let g = grain(self.range.to);
         TimeRange {
-            from: counted.from,
-            to,
+            from,
+            to: g.floor(self.range.to - 1) + g.grain_ms(),
         }
     }
 
@@ -306,30 +309,17 @@ impl Bucketer {
     }
 }
 
-/// The range a query counts: `from` floored and `to` ceiled to the
-/// precision kept at each edge (the minute from `minute_since` on, the
-/// quarter hour before), so it holds every instant asked for; and a `to`
+/// The range a query counts: [`StatsQuery::shown_range`], with a `to`
 /// after `now` raised to the end of its UTC day, since nothing is stored
 /// after now (a click stamped ahead by a node's clock counts where it is
-/// stamped). An empty range stays empty.
+/// stamped).
 pub fn effective_range(q: &StatsQuery) -> TimeRange {
-    let grain = |at: i64| {
-        if at >= q.minute_since {
-            Resolution::Minute
-        } else {
-            Resolution::QuarterHour
-        }
-    };
-    let from = grain(q.range.from).floor(q.range.from);
-    if q.range.to <= q.range.from {
-        return TimeRange { from, to: from };
+    let shown = q.shown_range();
+    if q.range.to > q.now && shown.from < shown.to {
+        let to = Resolution::Day.floor(shown.to - 1) + Resolution::Day.grain_ms();
+        return TimeRange { to, ..shown };
     }
-    let g = grain(q.range.to);
-    let mut to = g.floor(q.range.to - 1) + g.grain_ms();
-    if q.range.to > q.now {
-        to = Resolution::Day.floor(to - 1) + Resolution::Day.grain_ms();
-    }
-    TimeRange { from, to }
+    shown
 }
 
 /// The store reads of a query over an effective (grain-aligned) range.

@@ -18,7 +18,7 @@ use crate::domain::{
 use crate::stats::{Interval, LinkStats, StatsQuery, link_stats};
 use crate::store::{ClickTotals, Conflict, LinkQuery, Resolution, Store, TimeRange};
 
-pub use stats_reference::stats_equal_reference;
+pub use stats_reference::{stats_equal_reference, widened};
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an async
 /// closure returning `(Arc<dyn Store>, guard)`; the guard (a temp dir, a

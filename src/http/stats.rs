@@ -216,14 +216,15 @@ fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
         )
     })?;
     let top = bounded_param("top", p.top.as_deref(), 10, 1..=100)?;
+    let now = Utc::now().timestamp_millis();
     let q = StatsQuery {
         range,
         interval,
         tz,
         include_bots: parse_bool("include_bots", p.include_bots.as_deref())?,
         top,
-        minute_since: StatsQuery::minute_since_now(),
-        now: Utc::now().timestamp_millis(),
+        minute_since: now - crate::stats::MINUTE_WINDOW_MS,
+        now,
     };
     if q.bucket_estimate() > MAX_BUCKETS {
         return Err(ApiError::bad_request(

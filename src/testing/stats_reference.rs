@@ -353,11 +353,11 @@ async fn stats_case(store: &dyn Store, seed: u64, seen: &mut Coverage) {
 }
 
 /// The range an answer counts and the one its series lists buckets over,
-/// as documented: `from` floored and `to` raised to the minute (at or after
-/// `minute_since`) or to the quarter hour (before it); the counted `to`, when
-/// after `now`, raised further to the end of its UTC day. An empty range
-/// stays empty.
-fn widened(range: TimeRange, minute_since: i64, now: i64) -> (TimeRange, TimeRange) {
+/// (counted, shown), as documented and written out apart from `stats`:
+/// `from` floored and `to` raised to the minute (at or after `minute_since`)
+/// or to the quarter hour (before it); the counted `to`, when after `now`,
+/// raised further to the end of its UTC day. An empty range stays empty.
+pub fn widened(range: TimeRange, minute_since: i64, now: i64) -> (TimeRange, TimeRange) {
     let grain = |at: i64| {
         if at >= minute_since {
             MINUTE
