@@ -412,7 +412,8 @@ async fn dark_mode_follows_the_system_setting() {
 /// labelled, and the breakdowns show their numbers on a phone too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dashboard_opened_after_the_clicks_shows_them_all() {
-    let app = TestApp::spawn().await;
+    // No --geoip-db: the embedded country database, credited on the page.
+    let app = TestApp::spawn_with(|c| c.geoip_db.clear()).await;
     app.create_slug("shared", "https://example.com/shared")
         .await;
     const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
