@@ -261,6 +261,20 @@ impl Application {
                 if let Err(e) = upkeep_state.takedowns.reload().await {
                     tracing::warn!(error = %e, "reloading takedowns failed");
                 }
+                // Closed breakdown buckets become packs (a second of work
+                // at most per tick).
+                let now = chrono::Utc::now().timestamp_millis();
+                match crate::store::pack::seal_closed(
+                    &*upkeep_state.store,
+                    now,
+                    Duration::from_secs(1),
+                )
+                .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(buckets = n, "closed buckets sealed"),
+                    Err(e) => tracing::warn!(error = %e, "sealing closed buckets failed"),
+                }
                 // Hourly: forget expired sessions, delete old raw clicks and
                 // minute rollups.
                 if n % 720 == 0 {

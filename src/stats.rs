@@ -29,14 +29,21 @@ pub const MINUTE_PRUNE_SLACK_MS: i64 = 3_600_000;
 /// Series pieces per interval, breakdown and visitor pieces (coarsest first).
 const SERIES_BY_MINUTE: [Resolution; 1] = [Resolution::Minute];
 const SERIES_BY_QUARTER: [Resolution; 2] = [Resolution::QuarterHour, Resolution::Minute];
-const DIM_PIECES: [Resolution; 4] = [
+const DIM_PIECES: [Resolution; 6] = [
     Resolution::Week,
     Resolution::Day,
+    Resolution::Hour,
     Resolution::QuarterHour,
+    Resolution::FiveMinutes,
     Resolution::Minute,
 ];
-const VISITOR_PIECES: [Resolution; 3] =
-    [Resolution::Day, Resolution::QuarterHour, Resolution::Minute];
+const VISITOR_PIECES: [Resolution; 5] = [
+    Resolution::Day,
+    Resolution::Hour,
+    Resolution::QuarterHour,
+    Resolution::FiveMinutes,
+    Resolution::Minute,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {

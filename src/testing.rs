@@ -30,11 +30,12 @@ macro_rules! store_conformance {
             insert_and_get, slug_conflict_is_a_value, slugs_are_case_sensitive,
             list_newest_first_with_filters, list_text_filter_is_literal, update_link,
             delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
-            clicks_of_unknown_links_are_skipped, rollups_agree_with_raw, bots_are_separable,
+            a_click_twice_in_one_batch_counts_once, clicks_of_unknown_links_are_skipped,
+            rollups_agree_with_raw, bots_are_separable,
             export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
             purge_removes_a_links_clicks, reports_and_domains, takedowns_add_list_and_lift,
             stats_equal_reference, retention_and_pruning_keep_every_answer,
-            stats_answers_are_one_snapshot);
+            stats_answers_are_one_snapshot, sealing_while_writing_loses_nothing);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -396,6 +397,45 @@ pub async fn record_is_idempotent(store: &dyn Store) {
     }
 }
 
+/// A stream append retried after an ambiguous failure (Redis died after
+/// writing the entry, before answering) leaves one click in the stream twice,
+/// usually next to each other, so in one batch: it is stored and counted once.
+pub async fn a_click_twice_in_one_batch_counts_once(store: &dyn Store) {
+    let l = link("echoed", None);
+    insert(store, &l).await;
+    let mut rng = StdRng::seed_from_u64(5);
+    let clicks: Vec<_> = (0..40)
+        .map(|i| click(l.id, base_ms() + i * 1000, &mut rng))
+        .collect();
+    // Doubled inside the batch, once adjacent and once far apart.
+    let mut batch = clicks.clone();
+    batch.insert(3, clicks[3].clone());
+    batch.push(clicks[10].clone());
+    assert_eq!(store.record_clicks(&batch).await.unwrap(), 40);
+    // And a batch of nothing but one stored click, twice.
+    let again = vec![clicks[0].clone(), clicks[0].clone()];
+    assert_eq!(store.record_clicks(&again).await.unwrap(), 0);
+    assert_eq!(store.click_totals(&[l.id], true).await.unwrap()[&l.id], 40);
+    let day = TimeRange {
+        from: base_ms(),
+        to: base_ms() + 86_400_000,
+    };
+    let reads = crate::store::StatsReads {
+        series: vec![(Resolution::Minute, day)],
+        dims: vec![(Resolution::Minute, day)],
+        visitors: vec![],
+    };
+    let stats = store.stats_rows(l.id, &reads, true, 10).await.unwrap();
+    assert_eq!(stats.series.iter().map(|b| b.1).sum::<u64>(), 40);
+    let devices: u64 = stats
+        .dims
+        .iter()
+        .filter(|d| d.dim == Dimension::Device)
+        .map(|d| d.clicks)
+        .sum();
+    assert_eq!(devices, 40, "breakdowns count it once too");
+}
+
 pub async fn clicks_of_unknown_links_are_skipped(store: &dyn Store) {
     let l = link("known", None);
     insert(store, &l).await;
@@ -724,6 +764,12 @@ pub async fn purge_removes_a_links_clicks(store: &dyn Store) {
         })
         .collect();
     assert_eq!(store.record_clicks(&clicks).await.unwrap(), 6);
+    // Sealed buckets go too.
+    let sealed = store
+        .seal_rollups(i64::MAX, u64::MAX, usize::MAX)
+        .await
+        .unwrap();
+    assert!(sealed > 0 || !store.keeps_rollups());
     assert_eq!(store.purge_clicks(a.id).await.unwrap(), 3);
     let totals = store.click_totals(&[a.id, b.id], true).await.unwrap();
     assert_eq!(totals.get(&a.id).copied().unwrap_or(0), 0);
@@ -788,6 +834,12 @@ pub async fn retention_and_pruning_keep_every_answer(store: &dyn Store) {
     for batch in clicks.chunks(333) {
         store.record_clicks(batch).await.unwrap();
     }
+    // The first three days' buckets are sealed, the rest stay rows.
+    let sealed = store
+        .seal_rollups(base_ms() + 3 * day, u64::MAX, usize::MAX)
+        .await
+        .unwrap();
+    assert!(sealed > 0 || !store.keeps_rollups());
     // "Now" is the end of day 4: edges before day 2 are quarter-hour
     // precise, and the minute rows before day 2 (less the slack) are pruned.
     let minute_since = base_ms() + 2 * day;
@@ -923,6 +975,73 @@ pub async fn stats_answers_are_one_snapshot(store: &dyn Store) {
     );
     let last = link_stats(store, l.id, &q).await.unwrap();
     assert_eq!(last.total_clicks, (60 * BATCH) as u64);
+}
+
+/// Two sealers (as two nodes run) seal the buckets, open ones included,
+/// while batches keep adding to them: every count survives. In PostgreSQL
+/// the three run on separate connections, so this exercises the claim on
+/// the to-do row and the `DELETE … RETURNING` of the rows.
+pub async fn sealing_while_writing_loses_nothing(store: &dyn Store) {
+    let l = link("sealed-live", None);
+    insert(store, &l).await;
+    let reference = crate::store::memory::MemoryStore::default();
+    crate::store::LinkStore::insert_link(&reference, &l)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(14);
+    let batches: Vec<Vec<EnrichedClick>> = (0..40)
+        .map(|_| {
+            (0..60)
+                .map(|_| click(l.id, base_ms() + rng.random_range(0..20 * 60_000), &mut rng))
+                .collect()
+        })
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let writing = async {
+        for batch in &batches {
+            store.record_clicks(batch).await.unwrap();
+            crate::store::ClickStore::record_clicks(&reference, batch)
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let sealing = async || {
+        let mut sealed = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            sealed += store.seal_rollups(i64::MAX, 1, 20).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        sealed
+    };
+    let ((), a, b) = futures::join!(writing, sealing(), sealing());
+    assert!(a + b > 0 || !store.keeps_rollups(), "nothing sealed");
+    for final_seal in [false, true] {
+        if final_seal {
+            store.seal_rollups(i64::MAX, 1, usize::MAX).await.unwrap();
+        }
+        for interval in [Interval::Minute, Interval::Hour] {
+            let q = StatsQuery {
+                range: TimeRange {
+                    from: base_ms() - 3_600_000,
+                    to: base_ms() + 7_200_000,
+                },
+                interval,
+                tz: chrono_tz::UTC,
+                include_bots: true,
+                top: 1000,
+                minute_since: i64::MIN,
+                now: i64::MAX,
+            };
+            assert_eq!(
+                link_stats(store, l.id, &q).await.unwrap(),
+                link_stats(&reference, l.id, &q).await.unwrap(),
+                "{interval:?}, after a last sealing: {final_seal}"
+            );
+        }
+    }
 }
 
 pub async fn reports_and_domains(store: &dyn Store) {

@@ -154,7 +154,9 @@ pub async fn stats_equal_reference(store: &dyn Store) {
         for res in [
             Resolution::Week,
             Resolution::Day,
+            Resolution::Hour,
             Resolution::QuarterHour,
+            Resolution::FiveMinutes,
             Resolution::Minute,
         ] {
             assert!(seen.pieces.contains(&res), "no query read {res:?}");
@@ -162,6 +164,9 @@ pub async fn stats_equal_reference(store: &dyn Store) {
         assert_eq!(seen.intervals.len(), 3, "intervals asked");
         assert_eq!(seen.zones.len(), ZONES.len(), "zones asked");
         assert!(seen.odd_days > 0, "no day bucket across a DST change");
+        if store.keeps_rollups() {
+            assert!(seen.sealed > 0, "no bucket sealed");
+        }
     }
 }
 
@@ -173,6 +178,8 @@ struct Coverage {
     zones: HashSet<&'static str>,
     /// Day buckets that were not 24 hours long.
     odd_days: usize,
+    /// Buckets sealed between batches.
+    sealed: u64,
 }
 
 async fn stats_case(store: &dyn Store, seed: u64, seen: &mut Coverage) {
@@ -229,12 +236,32 @@ async fn stats_case(store: &dyn Store, seed: u64, seen: &mut Coverage) {
     let mut written = 0;
     let mut batches = Vec::new();
     let mut rest = &order[..];
+    // Buckets are sealed now and then: those closed by a random point of
+    // the window, and open ones with some rows, so later batches add rows
+    // to sealed buckets.
+    let seal = async |rng: &mut StdRng| {
+        if rng.random_ratio(1, 3) {
+            let horizon = rng.random_range(window.from..window.to + DAY);
+            let open_rows = if rng.random_bool(0.5) {
+                rng.random_range(1..40)
+            } else {
+                u64::MAX
+            };
+            store
+                .seal_rollups(horizon, open_rows, rng.random_range(1..400))
+                .await
+                .unwrap()
+        } else {
+            0
+        }
+    };
     while !rest.is_empty() {
         let k = rng.random_range(1..300).min(rest.len());
         let batch: Vec<EnrichedClick> = rest[..k].iter().map(|c| (*c).clone()).collect();
         written += store.record_clicks(&batch).await.unwrap();
         batches.push(batch);
         rest = &rest[k..];
+        seen.sealed += seal(&mut rng).await;
     }
     assert_eq!(written, n as u64, "seed {seed}: every click is new");
     let replay = batches.choose(&mut rng).unwrap();
@@ -243,6 +270,7 @@ async fn stats_case(store: &dyn Store, seed: u64, seen: &mut Coverage) {
         0,
         "seed {seed}: a replay adds nothing"
     );
+    seen.sealed += seal(&mut rng).await;
     for bots in [false, true] {
         let totals = store.click_totals(&[l.id], bots).await.unwrap();
         let want = clicks.iter().filter(|c| bots || !c.bot).count() as u64;

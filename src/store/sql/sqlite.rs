@@ -86,9 +86,22 @@ impl SqlDialect for SqliteStore {
     const CLICK_CHUNK: usize = CHUNK;
     const READ_SNAPSHOT: Option<&'static str> = None;
 
-    fn top_dims() -> &'static str {
+    fn top_dims(limited: bool) -> &'static str {
+        static TOP: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE BINARY"#, false, None));
+        static ALL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            super::top_dims_sql(
+                r#"COLLATE BINARY"#,
+                false,
+                Some("json_group_array(json_array(value, n))"),
+            )
+        });
+        if limited { TOP.as_str() } else { ALL.as_str() }
+    }
+
+    fn packs() -> &'static str {
         static SQL: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| super::top_dims_sql(r#"COLLATE BINARY"#, false));
+            std::sync::LazyLock::new(|| super::packs_sql(false));
         SQL.as_str()
     }
 
@@ -191,6 +204,21 @@ impl SqlDialect for SqliteStore {
         conn: &mut sqlx::SqliteConnection,
         rollup: BatchRollup,
     ) -> Result<(), StoreError> {
+        // The sealer's to-do list (one writer: no ordering to keep).
+        for chunk in rollup.touched().chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO rollup_dirty (closes_at, link_id, res, bucket, pending) ",
+            );
+            qb.push_values(chunk, |mut b, (closes_at, link, res, bucket, n)| {
+                b.push_bind(*closes_at)
+                    .push_bind(*link)
+                    .push_bind(*res)
+                    .push_bind(*bucket)
+                    .push_bind(*n);
+            });
+            qb.push(" ON CONFLICT DO UPDATE SET pending = pending + excluded.pending");
+            qb.build().execute(&mut *conn).await?;
+        }
         let series: Vec<_> = rollup.series.into_iter().collect();
         add_counts(&mut *conn, "rollup_series", "clicks", &series).await?;
         for chunk in rollup.totals.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
