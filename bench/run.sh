@@ -11,7 +11,9 @@
 #     click's country checked;
 #  3. stats latency (bench/stats.sh): a viral link (VIRAL_CLICKS in the last
 #     30 minutes) and a link with STATS_CLICKS clicks over 90 days, in SQLite
-#     and PostgreSQL, every answer checked;
+#     and PostgreSQL, every answer checked; then the dashboard during a
+#     flood (bench/flood.sh): first-paint calls and live totals while one
+#     link takes the full redirect load;
 #  4. cluster mode (bench/cluster.sh): 2 nodes + 1 worker on PostgreSQL and
 #     Redis, redirect req/s and p99, and the worker's throughput.
 # Fails (non-zero, a line starting FAIL) when a count is not exact (see
@@ -102,6 +104,8 @@ echo
 HOP_GEOIP_DB=$GEOIP_DB target/release/examples/bench_pipeline "$PIPELINE_CLICKS"
 echo
 STATS_CLICKS=$STATS_CLICKS STATS_DB=$STATS_DB bench/stats.sh
+echo
+bench/flood.sh
 
 echo
 bench/cluster.sh

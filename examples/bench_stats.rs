@@ -416,6 +416,22 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // What a server's upkeep does in the background: prune the minute
+    // rows older than the window, then seal every closed bucket (on a
+    // reused file, only what is not sealed yet).
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp_millis();
+    store
+        .prune_minute_rollups(
+            now - hop::stats::MINUTE_WINDOW_MS - hop::stats::MINUTE_PRUNE_SLACK_MS,
+        )
+        .await?;
+    let sealed = hop::store::pack::seal_closed(&*store, now, std::time::Duration::MAX).await?;
+    eprintln!(
+        "pruned and sealed {sealed} buckets in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
     let paris: Tz = "Europe/Paris".parse()?;
     let kolkata: Tz = "Asia/Kolkata".parse()?;
     let hour = end.div_euclid(HOUR) * HOUR;
