@@ -27,6 +27,12 @@ impl Redis {
     /// The shared cache's entry for a slug; `None` on a miss or when Redis
     /// does not answer in time (the store is asked instead).
     pub async fn cached_link(&self, slug: &str) -> Option<CachedLink> {
+        // This node edited the slug while Redis was away and has not yet
+        // told Redis: the shared entry may be the old link (a restarted
+        // Redis keeps it), so the store decides until the resend lands.
+        if self.unsent.lock().contains(slug) {
+            return None;
+        }
         let mut conn = self.conn();
         let key = format!("{LINK_PREFIX}{slug}");
         let got = tokio::time::timeout(CACHE_WAIT, conn.get::<_, Option<String>>(&key)).await;
@@ -66,6 +72,9 @@ impl Redis {
     }
 
     pub async fn cache_link(&self, slug: &str, entry: &CachedLink, ttl: Duration) {
+        if self.unsent.lock().contains(slug) {
+            return;
+        }
         let value = match entry {
             CachedLink::Found(link) => match serde_json::to_string(link.as_ref()) {
                 Ok(v) => v,
