@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         batch_size: 2000,
         max_wait: Duration::from_millis(5),
         live,
+        delay: Duration::ZERO,
     };
     let now = chrono::Utc::now().timestamp_millis();
     let events: Vec<ClickEvent> = (0..n)
@@ -74,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             },
             region: "local".into(),
             withheld: false,
+            located: None,
         })
         .collect();
     // What the stored breakdown must be: each address looked up on its own,
@@ -89,8 +91,11 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(writer.run(rx, stop.clone()));
-    for e in events {
-        assert!(queue.submit(e), "queue sized to hold every click");
+    for e in &events {
+        assert!(
+            queue.submit(e.borrowed()),
+            "queue sized to hold every click"
+        );
     }
     stop.cancel();
     task.await?;

@@ -94,8 +94,8 @@ impl Application {
         let (clicks, cluster): (Arc<dyn ClickSink>, Option<ClusterParts>) =
             match &config.cluster.redis_url {
                 None => {
-                    // Embedded: queue → batch writer → store, in this process.
-                    let (queue, rx) = ClickQueue::new(config.click_queue_capacity);
+                    // Embedded: click log (or, with memory://, a queue) →
+                    // batch writer → store, in this process.
                     let writer = BatchWriter {
                         recorder: ClickRecorder {
                             store: store.clone(),
@@ -104,9 +104,21 @@ impl Application {
                         batch_size: config.click_batch_size.max(1),
                         max_wait: Duration::from_millis(config.click_batch_wait_ms),
                         live: live.clone(),
+                        delay: Duration::from_millis(config.click_writer_delay_ms),
                     };
-                    background.push(tokio::spawn(writer.run(rx, stop_writer.clone())));
-                    (Arc::new(queue), None)
+                    let stop = stop_writer.clone();
+                    match click_log_config(&config) {
+                        Some(log) => {
+                            let (sink, reader) = open_click_log(&log, &enricher)?;
+                            background.push(tokio::spawn(writer.run(reader, stop)));
+                            (sink, None)
+                        }
+                        None => {
+                            let (queue, rx) = ClickQueue::new(config.click_queue_capacity);
+                            background.push(tokio::spawn(writer.run(rx, stop)));
+                            (Arc::new(queue), None)
+                        }
+                    }
                 }
                 Some(url) => {
                     // Cluster: buffer → Redis stream → workers → store.
@@ -476,6 +488,39 @@ struct ClusterParts {
     /// Rate limits counted in Redis, for every node together.
     limiter: Arc<dyn Limiter>,
     takedown_notices: Arc<dyn crate::takedown::TakedownNotices>,
+}
+
+/// Where the embedded writer's click log is: `--click-log-dir`, or with
+/// SQLite `clicks/` beside the database file (none with `memory://`).
+fn click_log_config(config: &ServeConfig) -> Option<crate::clicks::LogConfig> {
+    let dir = config.click_log_dir.clone().or_else(|| {
+        let path = config.database.database_url.strip_prefix("sqlite://")?;
+        let path = path.split('?').next()?;
+        let parent = std::path::Path::new(path).parent()?;
+        (!path.is_empty() && path != ":memory:").then(|| parent.join("clicks"))
+    })?;
+    Some(crate::clicks::LogConfig {
+        dir,
+        max_bytes: config.click_log_max_bytes,
+        flush_every: Duration::from_millis(config.click_log_flush_ms),
+    })
+}
+
+/// Opens the click log; clicks a crash left in it are stored first.
+fn open_click_log(
+    log: &crate::clicks::LogConfig,
+    enricher: &Arc<Enricher>,
+) -> anyhow::Result<(Arc<dyn ClickSink>, crate::clicks::log::LogReader)> {
+    let (sink, reader, recovered) = crate::clicks::ClickLog::open(log, enricher.clone())
+        .with_context(|| format!("opening the click log in {}", log.dir.display()))?;
+    if recovered.clicks > 0 {
+        tracing::info!(
+            clicks = recovered.clicks,
+            dir = %log.dir.display(),
+            "storing clicks left in the click log"
+        );
+    }
+    Ok((Arc::new(sink), reader))
 }
 
 /// Cluster mode: connects to Redis and starts the stream appender, the

@@ -196,6 +196,29 @@ pub struct ServeConfig {
     /// Milliseconds the writer waits to fill a batch.
     #[arg(long, env = "HOP_CLICK_BATCH_WAIT_MS", default_value_t = 5)]
     pub click_batch_wait_ms: u64,
+    /// Directory of the click log (embedded mode): answered clicks wait
+    /// there, on disk, for the writer, so neither a crash nor an overload
+    /// loses them. Default with SQLite: `clicks/` beside the database file.
+    /// (Cluster nodes buffer in the queue of --click-queue-capacity.)
+    #[arg(long, env = "HOP_CLICK_LOG_DIR")]
+    pub click_log_dir: Option<PathBuf>,
+    /// Most bytes the click log may hold (clicks beyond it are dropped and
+    /// counted); `0`: only the disk's room.
+    #[arg(long, env = "HOP_CLICK_LOG_MAX_BYTES", default_value_t = 4 << 30)]
+    pub click_log_max_bytes: u64,
+    /// Milliseconds between writes of the click log's buffer to disk: the
+    /// most a crash (SIGKILL, OOM kill) can lose.
+    #[arg(long, env = "HOP_CLICK_LOG_FLUSH_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub click_log_flush_ms: u64,
+    /// Testing aid: the embedded writer waits this long before each batch
+    /// (to put it behind the redirects on purpose).
+    #[arg(
+        long,
+        env = "HOP_CLICK_WRITER_DELAY_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub click_writer_delay_ms: u64,
     /// Region recorded with every click this node serves.
     #[arg(long, env = "HOP_REGION", default_value = "local")]
     pub region: String,

@@ -13,6 +13,8 @@ pub mod names {
     pub const CACHE_HITS: &str = "hop_cache_hits_total";
     pub const CACHE_MISSES: &str = "hop_cache_misses_total";
     pub const QUEUE_DEPTH: &str = "hop_click_queue_depth";
+    pub const BACKLOG_BYTES: &str = "hop_click_log_bytes";
+    pub const BACKLOG_OLDEST: &str = "hop_click_backlog_oldest_seconds";
     pub const CLICKS_STORED: &str = "hop_clicks_stored_total";
     pub const CLICKS_DROPPED: &str = "hop_clicks_dropped_total";
     pub const CLICKS_LOST: &str = "hop_clicks_lost_total";
@@ -65,14 +67,27 @@ fn describe() {
         "Link lookups answered by the in-process cache"
     );
     describe_counter!(names::CACHE_MISSES, "Link lookups that went to the store");
-    describe_gauge!(names::QUEUE_DEPTH, "Clicks waiting in the in-process queue");
+    describe_gauge!(
+        names::QUEUE_DEPTH,
+        "Clicks answered and not yet stored (click log or in-process queue)"
+    );
+    describe_gauge!(
+        names::BACKLOG_BYTES,
+        Unit::Bytes,
+        "Bytes of the click log (on disk and buffered)"
+    );
+    describe_gauge!(
+        names::BACKLOG_OLDEST,
+        Unit::Seconds,
+        "Age of the oldest click in the click log that is not yet stored"
+    );
     describe_counter!(
         names::CLICKS_STORED,
         "Clicks newly stored (replays not counted)"
     );
     describe_counter!(
         names::CLICKS_DROPPED,
-        "Clicks dropped because the queue was full"
+        "Clicks dropped because the queue or the click log was full"
     );
     describe_counter!(
         names::CLICKS_LOST,

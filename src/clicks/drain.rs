@@ -21,6 +21,44 @@ use crate::retry::{Backoff, retry};
 /// running, the drain keeps trying: the queue bounds what waits behind it).
 pub const SHUTDOWN_ATTEMPTS: u32 = 20;
 
+/// Where clicks are drained from: the in-process queue, or the click log.
+pub trait ClickSource: Send {
+    /// Waits for clicks and appends up to `limit` of them to `out`; 0 once
+    /// the source is closed and empty.
+    fn recv_many(
+        &mut self,
+        out: &mut Vec<ClickEvent>,
+        limit: usize,
+    ) -> impl Future<Output = usize> + Send;
+    /// Takes no new clicks from here on; what is in it is still handed out.
+    fn close(&mut self);
+    /// Clicks waiting.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The clicks handed out so far are stored: never hand them out again.
+    fn stored(&mut self) {}
+    /// Storing the last clicks handed out failed for good (shutdown). True
+    /// if they are kept for the next start (the drain then stops); false if
+    /// they are lost.
+    fn given_up(&mut self) -> bool {
+        false
+    }
+}
+
+impl ClickSource for mpsc::Receiver<ClickEvent> {
+    async fn recv_many(&mut self, out: &mut Vec<ClickEvent>, limit: usize) -> usize {
+        mpsc::Receiver::recv_many(self, out, limit).await
+    }
+    fn close(&mut self) {
+        mpsc::Receiver::close(self)
+    }
+    fn len(&self) -> usize {
+        mpsc::Receiver::len(self)
+    }
+}
+
 /// Where drained batches go.
 pub trait BatchDestination: Send + Sync {
     type Error: Display + Send;
@@ -44,7 +82,7 @@ pub struct DrainPace {
 
 /// Drains `rx` into `to` until `shutdown` fires and the queue is empty.
 pub async fn drain(
-    mut rx: mpsc::Receiver<ClickEvent>,
+    mut rx: impl ClickSource,
     pace: DrainPace,
     shutdown: CancellationToken,
     to: &impl BatchDestination,
@@ -98,8 +136,10 @@ pub async fn drain(
             },
         )
         .await;
-        if written.is_err() {
-            metrics::counter!(names::CLICKS_LOST).increment(batch.len() as u64);
+        match written {
+            Ok(()) => rx.stored(),
+            Err(_) if rx.given_up() => break,
+            Err(_) => metrics::counter!(names::CLICKS_LOST).increment(batch.len() as u64),
         }
         batch.clear();
     }

@@ -1,6 +1,8 @@
 //! Turns a `ClickEvent` (raw IP and headers, in memory only) into an
 //! `EnrichedClick` (what is stored): user agent class, geo, referrer host and
-//! a salted visitor hash. The raw IP goes no further than this module.
+//! a salted visitor hash. The raw IP goes no further than this module (the
+//! click log calls [`Enricher::locate`] before it writes a click, so the
+//! address never reaches its disk).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::geo::GeoDb;
 use super::user_agent::UserAgentParser;
-use crate::domain::{ClickEvent, EnrichedClick, LinkId};
+use crate::domain::{ClickEvent, EnrichedClick, LinkId, Located};
 use crate::store::Resolution;
 
 /// Random salts per UTC day, kept in memory only and dropped two days on, so
@@ -101,36 +103,46 @@ impl Enricher {
         &self.salts
     }
 
+    /// What the address gives: location, and the visitor hash of the day
+    /// of `at` (an unknown `ua` hashes as empty).
+    pub fn locate(&self, link: LinkId, ip: IpAddr, ua: &str, at: i64) -> Located {
+        let location = self.geo.as_ref().map(|g| g.lookup(ip)).unwrap_or_default();
+        let salt = self.salts.salt_for(at);
+        Located {
+            visitor: visitor_hash(&salt, link, ip, ua),
+            country: location.country,
+            city: location.city,
+        }
+    }
+
     pub fn enrich(&self, ev: &ClickEvent) -> EnrichedClick {
         let ua = if ev.withheld {
             self.withheld_ua.clone()
         } else {
             self.user_agents.parse(ev.user_agent.as_deref())
         };
-        let location = self
-            .geo
-            .as_ref()
-            .map(|g| g.lookup(ev.ip))
-            .unwrap_or_default();
-        let salt = self.salts.salt_for(ev.at);
+        let located = match &ev.located {
+            Some(l) => l.clone(),
+            None => self.locate(
+                ev.link_id,
+                ev.ip,
+                ev.user_agent.as_deref().unwrap_or(""),
+                ev.at,
+            ),
+        };
         EnrichedClick {
             event_id: ev.event_id,
             link_id: ev.link_id,
             at: ev.at,
             bot: ua.bot,
-            country: location.country,
-            city: location.city,
+            country: located.country,
+            city: located.city,
             browser: ua.browser.clone(),
             os: ua.os.clone(),
             device: ua.device,
             referrer_host: ev.referrer.as_deref().and_then(referrer_host),
             utm: ev.utm.clone(),
-            visitor: visitor_hash(
-                &salt,
-                ev.link_id,
-                ev.ip,
-                ev.user_agent.as_deref().unwrap_or(""),
-            ),
+            visitor: located.visitor,
             region: ev.region.clone(),
         }
     }

@@ -1,16 +1,18 @@
-//! `ClickSink`: how the redirect hands a click over without waiting: a
-//! bounded in-process queue, drained by the batch writer (embedded) or the
-//! Redis stream appender (cluster); a full queue drops the click
-//! and counts it rather than slowing the redirect.
+//! `ClickSink`: how the redirect hands a click over without waiting. In
+//! embedded mode it is the click log on disk ([`super::log`]); in cluster
+//! mode (and with `memory://`) a bounded in-process queue, drained by the
+//! Redis stream appender or the batch writer, where a full queue drops the
+//! click and counts it rather than slowing the redirect.
 
 use tokio::sync::mpsc;
 
 use crate::domain::ClickEvent;
+pub use crate::domain::ClickRef;
 use crate::metrics::names;
 
 pub trait ClickSink: Send + Sync {
     /// Hands a click over; never blocks. False if it had to be dropped.
-    fn submit(&self, click: ClickEvent) -> bool;
+    fn submit(&self, click: ClickRef<'_>) -> bool;
 }
 
 pub struct ClickQueue {
@@ -29,9 +31,12 @@ impl ClickQueue {
 }
 
 impl ClickSink for ClickQueue {
-    fn submit(&self, click: ClickEvent) -> bool {
-        match self.tx.try_send(click) {
-            Ok(()) => true,
+    fn submit(&self, click: ClickRef<'_>) -> bool {
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send(click.to_event());
+                true
+            }
             Err(_) => {
                 self.dropped.increment(1);
                 false

@@ -10,10 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::drain::{BatchDestination, DrainPace, drain};
+use super::drain::{BatchDestination, ClickSource, DrainPace, drain};
 use super::enrich::Enricher;
 use super::live::LiveFeed;
 use crate::domain::{ClickEvent, EnrichedClick};
@@ -47,6 +46,8 @@ pub struct BatchWriter {
     pub max_wait: Duration,
     /// Stored clicks are published here for live dashboards.
     pub live: Arc<LiveFeed>,
+    /// A wait before each batch (a testing aid: `--click-writer-delay-ms`).
+    pub delay: Duration,
 }
 
 /// Waits between failed writes: 100 ms doubling to 6.4 s.
@@ -64,7 +65,7 @@ impl BatchWriter {
     }
 
     /// Runs until `shutdown` fires and the queue is empty.
-    pub async fn run(self, rx: mpsc::Receiver<ClickEvent>, shutdown: CancellationToken) {
+    pub async fn run(self, rx: impl ClickSource, shutdown: CancellationToken) {
         let pace = DrainPace {
             batch_size: self.batch_size,
             max_wait: self.max_wait,
@@ -79,6 +80,9 @@ impl BatchDestination for BatchWriter {
     type Error = StoreError;
 
     async fn write(&self, batch: &[ClickEvent]) -> Result<(), StoreError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         self.process_batch(batch).await.map(|_| ())
     }
 

@@ -20,12 +20,11 @@ use redis::AsyncCommands;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::STREAM;
 use super::redis::Redis;
-use crate::clicks::drain::{BatchDestination, DrainPace, drain};
+use crate::clicks::drain::{BatchDestination, ClickSource, DrainPace, drain};
 use crate::domain::ClickEvent;
 use crate::retry::{Backoff, until_ok};
 use crate::seal::Sealer;
@@ -37,7 +36,7 @@ const FIELD: &str = "e";
 /// while Redis is away. On shutdown, closes the buffer and flushes it.
 pub async fn run_appender(
     redis: Arc<Redis>,
-    rx: mpsc::Receiver<ClickEvent>,
+    rx: impl ClickSource,
     maxlen: usize,
     shutdown: CancellationToken,
 ) {

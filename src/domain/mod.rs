@@ -7,7 +7,9 @@ mod rate;
 mod slug;
 mod target_url;
 
-pub use click::{ClickEvent, DeviceType, Dimension, EnrichedClick, MAX_ATTR_LEN, Utm};
+pub use click::{
+    ClickEvent, ClickRef, DeviceType, Dimension, EnrichedClick, Located, MAX_ATTR_LEN, Utm,
+};
 pub use link::{
     FieldError, Gone, KeyId, Link, LinkId, MAX_CLICK_LIMIT, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN,
     RedirectStatus, parse_expiry, parse_max_clicks, parse_tags, parse_title,

@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use super::extract::{PeerAddr, client_addr};
 use super::pages;
-use crate::domain::{ClickEvent, Gone, Link, MAX_ATTR_LEN, Slug, Utm};
+use crate::domain::{ClickRef, Gone, Link, MAX_ATTR_LEN, Slug, Utm};
 use crate::state::AppState;
 
 pub async fn follow_link(
@@ -83,11 +83,13 @@ async fn answer(
             }
         }
     }
+    // Header values that are `str` are visible ASCII, so cutting at a byte
+    // is cutting at a character; the click borrows them (no copies here).
     let header = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(|s| s.chars().take(MAX_ATTR_LEN * 2).collect::<String>())
+            .map(|s| &s[..s.len().min(MAX_ATTR_LEN * 2)])
     };
     let tracking = state.tracking;
     // A browser asking not to be tracked is counted, and nothing else.
@@ -102,7 +104,8 @@ async fn answer(
         .then(|| client_addr(peer, headers, &state.trusted_proxies).ip())
         .flatten()
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    state.clicks.submit(ClickEvent {
+    let utm = query.map(Utm::from_query).unwrap_or_default();
+    state.clicks.submit(ClickRef {
         event_id: uuid::Uuid::now_v7(),
         link_id: link.id,
         at: now.timestamp_millis(),
@@ -113,8 +116,8 @@ async fn answer(
         referrer: (!anonymous && !tracking.no_referrer)
             .then(|| header(REFERER))
             .flatten(),
-        utm: query.map(Utm::from_query).unwrap_or_default(),
-        region: state.region.clone(),
+        utm: &utm,
+        region: &state.region,
         withheld: anonymous || tracking.no_user_agent,
     });
     redirect_to(&link)

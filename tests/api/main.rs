@@ -3,6 +3,7 @@
 mod abuse;
 mod access;
 mod browser;
+mod click_log;
 mod geo;
 mod helpers;
 mod hostile;

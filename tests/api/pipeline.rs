@@ -64,7 +64,7 @@ async fn data_survives_a_restart() {
     app.wait_for_clicks("keep", "", 6).await;
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -73,7 +73,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the real binary; returns it once /healthz answers.
-async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
+pub async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
     let db = format!("sqlite://{}", dir.join("hop.db").display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_hop"))
         .args([

@@ -550,18 +550,30 @@ async fn no_client_address_is_kept_at_rest() {
     assert_eq!(stats["unique_visitors"], TRACED.len(), "{stats}");
 
     // Whatever files hop wrote in its data directory (embedded: hop.db,
-    // hop.db-wal, hop.db-shm).
+    // hop.db-wal, hop.db-shm, and the click log's segments in clicks/).
     let mut files = Vec::new();
     let mut written = Vec::new();
-    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        assert_no_trace(&path.display().to_string(), &bytes, &all);
-        files.push(path.file_name().unwrap().to_string_lossy().into_owned());
-        written.extend(bytes);
+    let mut dirs = vec![app.dir.path().to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            assert_no_trace(&path.display().to_string(), &bytes, &all);
+            let name = path.strip_prefix(app.dir.path()).unwrap();
+            files.push(name.to_string_lossy().into_owned());
+            written.extend(bytes);
+        }
     }
     let (Some(db), Some(redis_url)) = (app.dir.database_url(), app.dir.redis_url()) else {
         assert!(files.iter().any(|f| f == "hop.db"), "{files:?}");
+        assert!(
+            files.iter().any(|f| f.ends_with(".log")),
+            "the click log is searched too: {files:?}"
+        );
         assert!(
             contains(&written, slug.as_bytes()),
             "the clicked link is not in the files searched: {files:?}"
