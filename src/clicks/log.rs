@@ -14,7 +14,7 @@
 //! buffer.
 //!
 //! Layout of `DIR`: segments `{seq:016x}.log`, each a run of records
-//! `len: u32 LE | crc32(payload): u32 LE | payload` (payload: a [`Record`]
+//! `len: u32 LE | crc32(payload): u32 LE | payload` (payload: a `Record`
 //! in postcard), and `checkpoint` (next segment and offset to read, with a
 //! CRC; written in place after each stored batch).
 //!
