@@ -155,6 +155,7 @@ slack=$((CONNS * RUNS + socket_errors))
 await_exact_count total "$answered" "$slack" "$hop"
 echo "clicks counted by hop: $counted for $answered answered (at most $slack more in flight), 0 dropped: exact"
 
+[ "$MANY_LINKS" -gt 0 ] || exit 0
 echo
 paths=()
 for i in $(seq "$MANY_LINKS"); do create "m$i"; paths+=("/m$i"); done

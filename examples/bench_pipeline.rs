@@ -3,7 +3,9 @@
 //! stored count is exact and the stored country breakdown is exactly what
 //! the GeoIP database says of each click's address, with some clicks
 //! located: a missing or unread database cannot pass unnoticed.
-//! Usage: HOP_GEOIP_DB=city-ipv4.mmdb[,city-ipv6.mmdb] bench_pipeline [CLICKS]
+//! Usage: HOP_GEOIP_DB=city-ipv4.mmdb[,city-ipv6.mmdb] bench_pipeline [CLICKS [LINKS]]
+//! With LINKS > 1 the clicks are spread evenly over that many links (every
+//! link's count is checked; the country check is on the first link).
 //! (bench/run.sh passes the databases that scripts/test-data.sh fetches).
 
 use std::collections::BTreeMap;
@@ -37,8 +39,15 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
     );
-    let l = link("bench", None);
-    store.insert_link(&l).await?.expect("fresh store");
+    let links_n: usize = std::env::args().nth(2).map_or(Ok(1), |s| s.parse())?;
+    let mut links = Vec::with_capacity(links_n);
+    for i in 0..links_n.max(1) {
+        let l = link(&format!("bench{i}"), None);
+        store.insert_link(&l).await?.expect("fresh store");
+        links.push(l.id);
+    }
+    let l = link("bench0", None);
+    let l = store.link_by_slug(&l.slug).await?.expect("just made");
     let geo_paths: Vec<PathBuf> = match std::env::var("HOP_GEOIP_DB") {
         Ok(p) if !p.is_empty() => p.split(',').map(Into::into).collect(),
         _ => anyhow::bail!(
@@ -64,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
     let events: Vec<ClickEvent> = (0..n)
         .map(|i| ClickEvent {
             event_id: uuid::Uuid::now_v7(),
-            link_id: l.id,
+            link_id: links[i % links.len()],
             at: now - (i as i64 % 3_600_000),
             ip: std::net::IpAddr::from([81, 2, (i % 200) as u8, (i % 250) as u8]),
             user_agent: Some(UAS[i % 3].into()),
@@ -82,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     // in a second copy of the database, before the clock starts.
     let reference = GeoDb::open(&geo_paths)?;
     let mut want_countries: BTreeMap<String, u64> = BTreeMap::new();
-    for e in &events {
+    for e in events.iter().filter(|e| e.link_id == links[0]) {
         let country = reference.lookup(e.ip).country;
         *want_countries
             .entry(country.unwrap_or_else(|| "unknown".into()))
@@ -100,9 +109,17 @@ async fn main() -> anyhow::Result<()> {
     stop.cancel();
     task.await?;
     let elapsed = started.elapsed();
-    let stored = store.click_totals(&[l.id], true).await?[&l.id];
+    let totals = store.click_totals(&links, true).await?;
+    let stored: u64 = totals.values().sum();
+    for (i, id) in links.iter().enumerate() {
+        let want = (n / links.len() + usize::from(i < n % links.len())) as u64;
+        let got = totals.get(id).copied().unwrap_or(0);
+        anyhow::ensure!(got == want, "FAIL: link {i} has {got} clicks, not {want}");
+    }
+    let n_first = (n / links.len() + usize::from(!n.is_multiple_of(links.len()))) as u64;
     println!(
-        "pipeline: {n} clicks in {:.2} s = {:.0} clicks/s; stored {stored} ({})",
+        "pipeline: {n} clicks over {} link(s) in {:.2} s = {:.0} clicks/s; stored {stored} ({})",
+        links.len(),
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
         if stored == n as u64 {
@@ -132,8 +149,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let stats = link_stats(store.as_ref(), l.id, &q).await?;
     anyhow::ensure!(
-        stats.total_clicks == n as u64,
-        "FAIL: stats count {} clicks for {n} submitted",
+        stats.total_clicks == n_first,
+        "FAIL: stats count {} clicks for {n_first} submitted",
         stats.total_clicks
     );
     let got_countries: BTreeMap<String, u64> = stats
@@ -144,10 +161,10 @@ async fn main() -> anyhow::Result<()> {
         .cloned()
         .collect();
     let located = |countries: &BTreeMap<String, u64>| {
-        n as u64 - countries.get("unknown").copied().unwrap_or(0)
+        n_first - countries.get("unknown").copied().unwrap_or(0)
     };
     println!(
-        "geo: {} of {n} clicks stored with a country, in {} countries ({})",
+        "geo: {} of {n_first} clicks of the first link stored with a country, in {} countries ({})",
         located(&got_countries),
         got_countries.keys().filter(|c| *c != "unknown").count(),
         if got_countries == want_countries {

@@ -253,40 +253,45 @@ impl SqlDialect for SqliteStore {
         // whose stored first click is later than this batch's moves buckets.
         let mut deltas = VisitorDeltas::default();
         let mut fresh: Vec<(i64, i64, i64, i64, bool)> = Vec::new();
-        for ((link, day), seen) in visitors_by_day(rollup.visitors) {
-            for chunk in seen.chunks(CHUNK) {
-                let mut qb = QueryBuilder::<Sqlite>::new(
-                    "SELECT visitor, first_at FROM visitors WHERE link_id = ",
-                );
-                qb.push_bind(link)
-                    .push(" AND day = ")
-                    .push_bind(day)
-                    .push(" AND visitor IN (");
-                let mut sep = qb.separated(", ");
-                for (visitor, _, _) in chunk {
-                    sep.push_bind(*visitor);
-                }
-                qb.push(")");
-                let stored: HashMap<i64, i64> = qb
-                    .build_query_as::<(i64, i64)>()
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .into_iter()
-                    .collect();
-                for &(visitor, bot, first) in chunk {
-                    match deltas.see(link, stored.get(&visitor).copied(), first, bot) {
-                        FirstClick::New => fresh.push((link, day, visitor, first, bot)),
-                        FirstClick::Earlier => {
-                            sqlx::query("UPDATE visitors SET first_at = ? WHERE link_id = ? AND day = ? AND visitor = ?")
-                                .bind(first)
-                                .bind(link)
-                                .bind(day)
-                                .bind(visitor)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        FirstClick::Known => {}
+        let days = visitors_by_day(rollup.visitors);
+        // The stored first clicks of every visitor of the batch, a chunk of
+        // (link, day, visitor) keys per statement: one statement per link
+        // and day made a batch spread over thousands of links thousands of
+        // statements (each a round trip to sqlx's SQLite thread).
+        let keys: Vec<(i64, i64, i64)> = days
+            .iter()
+            .flat_map(|((link, day), seen)| seen.iter().map(move |(v, ..)| (*link, *day, *v)))
+            .collect();
+        let mut stored: HashMap<(i64, i64, i64), i64> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT v.link_id, v.day, v.visitor, v.first_at FROM (",
+            );
+            qb.push_values(chunk, |mut b, (link, day, visitor)| {
+                b.push_bind(*link).push_bind(*day).push_bind(*visitor);
+            });
+            // CROSS JOIN keeps the keys outside: a primary-key probe each.
+            qb.push(
+                ") AS k CROSS JOIN visitors v \
+                 ON v.link_id = k.column1 AND v.day = k.column2 AND v.visitor = k.column3",
+            );
+            let rows: Vec<(i64, i64, i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            stored.extend(rows.into_iter().map(|(l, d, v, first)| ((l, d, v), first)));
+        }
+        for ((link, day), seen) in days {
+            for (visitor, bot, first) in seen {
+                match deltas.see(link, stored.get(&(link, day, visitor)).copied(), first, bot) {
+                    FirstClick::New => fresh.push((link, day, visitor, first, bot)),
+                    FirstClick::Earlier => {
+                        sqlx::query("UPDATE visitors SET first_at = ? WHERE link_id = ? AND day = ? AND visitor = ?")
+                            .bind(first)
+                            .bind(link)
+                            .bind(day)
+                            .bind(visitor)
+                            .execute(&mut *conn)
+                            .await?;
                     }
+                    FirstClick::Known => {}
                 }
             }
         }
