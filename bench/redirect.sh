@@ -163,7 +163,7 @@ PATHS=$(IFS=,; echo "${paths[*]}")
 stored_before=$(metric_sum hop_clicks_stored_total "$hop")
 : >"$work/depth"
 ( while :; do metric_sum hop_click_queue_depth "$hop" >>"$work/depth" 2>/dev/null || true; sleep 0.5; done ) &
-poller=$!
+poller=$!; pids+=($poller)
 out=$(PATHS=$PATHS taskset -c 1 wrk -t1 -c"$CONNS" -d"${MANY_DURATION}s" -s "$work/traffic.lua" "$hop")
 load_end=$SECONDS
 not_3xx=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
@@ -172,6 +172,8 @@ done_reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 errs=$(sed -nE 's/.*Socket errors:.* read ([0-9]+), write ([0-9]+),.*/\1 + \2/p' <<<"$out")
 stored() { echo $(($(metric_sum hop_clicks_stored_total "$hop") - stored_before)); }
+# Printed before the exactness check, which fails on any drop.
+echo "many links: $done_reqs answered ($rps req/s); dropped so far: $(metric_sum hop_clicks_dropped_total "$hop")"
 await_exact_count stored "$done_reqs" "$((CONNS + ${errs:-0}))" "$hop"
 drain_s=$((SECONDS - load_end))
 kill "$poller" 2>/dev/null || true
