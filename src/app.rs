@@ -109,8 +109,13 @@ impl Application {
                     let stop = stop_writer.clone();
                     match click_log_config(&config) {
                         Some(log) => {
+                            // Below serving in priority: the log holds what
+                            // the writer has not stored yet.
                             let (sink, reader) = open_click_log(&log, &enricher)?;
-                            background.push(tokio::spawn(writer.run(reader, stop)));
+                            background.push(
+                                crate::clicks::writer::spawn_writer_thread(writer, reader, stop)
+                                    .context("starting the click writer")?,
+                            );
                             (sink, None)
                         }
                         None => {

@@ -6,9 +6,9 @@
 //! against every `crate::`/`super::` path in `src/`, and that no folder's
 //! modules import each other in a circle.
 //! - [`domain`]: `Slug`, `TargetUrl`, `Link`, click events, `Rate`. No I/O.
-//! - [`metrics`], [`retry`], [`seal`], [`tls`]: metric names, the one
-//!   backoff helper, authenticated sealing of what goes through Redis, the
-//!   TLS provider.
+//! - [`metrics`], [`retry`], [`seal`], [`tls`], [`priority`]: metric names,
+//!   the one backoff helper, authenticated sealing of what goes through
+//!   Redis, the TLS provider, thread priorities.
 //! - [`store`]: the storage traits, `StoreConfig`, the in-memory store and
 //!   the SQL core with its SQLite and PostgreSQL dialects (each behind a
 //!   cargo feature).
@@ -49,6 +49,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod priority;
 pub mod public_host;
 pub mod ratelimit;
 pub mod retry;

@@ -90,3 +90,30 @@ impl BatchDestination for BatchWriter {
         tracing::error!(error = %error, clicks, attempt, "storing clicks failed");
     }
 }
+
+/// Runs `writer` until `shutdown` on a thread of its own at
+/// [`crate::priority::WRITER_NICE`]
+/// (with a runtime of its own); the handle ends when it does.
+pub fn spawn_writer_thread(
+    writer: BatchWriter,
+    source: impl super::drain::ClickSource + 'static,
+    shutdown: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let (done, ended) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("hop-click-writer".into())
+        .spawn(move || {
+            crate::priority::lower_this_thread(crate::priority::WRITER_NICE);
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(writer.run(source, shutdown)),
+                Err(e) => tracing::error!(error = %e, "cannot start the click writer's runtime"),
+            }
+            let _ = done.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = ended.await;
+    }))
+}

@@ -45,11 +45,20 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", format!("-{}", cache_mib * 1024))
             .pragma("temp_store", "memory");
+        // The writer connection lives as long as the store (no recycling),
+        // and its SQLite thread runs below serving (see WRITER_NICE).
+        let before = sqlite_threads();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
+        for tid in sqlite_threads().difference(&before) {
+            crate::priority::set_thread_nice(*tid, crate::priority::WRITER_NICE);
+        }
         if migrate {
             sqlx::migrate!("migrations/sqlite")
                 .run(&writer)
@@ -63,6 +72,23 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { writer, readers })
     }
+}
+
+/// Ids of this process's threads that run SQLite connections (sqlx names
+/// them `sqlx-sqlite-worker-N`).
+fn sqlite_threads() -> HashSet<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return HashSet::new();
+    };
+    tasks
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            comm.starts_with("sqlx-sqlite")
+                .then(|| t.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
+        .collect()
 }
 
 super::sql_store!(SqliteStore);
