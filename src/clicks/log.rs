@@ -130,18 +130,12 @@ struct Pos {
     offset: u64,
 }
 
-/// Clicks appended but not yet written to the segment file.
-#[derive(Default)]
-struct Pending {
-    bytes: Vec<u8>,
-    clicks: u64,
-}
-
 struct Shared {
     dir: PathBuf,
     max_bytes: u64,
     flush_every: Duration,
-    pending: Mutex<Pending>,
+    /// Records appended but not yet written to the segment file.
+    pending: Mutex<Vec<u8>>,
     /// Bytes written to segments that are not yet deleted.
     disk_bytes: AtomicU64,
     /// How far the flusher has written (complete bytes, maybe a partial
@@ -171,10 +165,11 @@ pub struct ClickLog {
 /// The batch writer's end of the log (a [`ClickSource`]).
 pub struct LogReader {
     shared: Arc<Shared>,
-    /// Next byte to read.
+    /// Next byte to read (once the clicks handed out are stored: the
+    /// checkpoint).
     read: Pos,
-    /// Where the clicks stored so far end (the checkpoint).
-    committed: Pos,
+    /// The first segment not yet deleted.
+    first_kept: u64,
     /// Clicks handed out since the last commit.
     handed: u64,
     file: Option<(u64, File)>,
@@ -379,7 +374,7 @@ impl ClickLog {
             dir: config.dir.clone(),
             max_bytes: config.max_bytes,
             flush_every: config.flush_every.max(Duration::from_millis(1)),
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(Vec::new()),
             disk_bytes: AtomicU64::new(disk),
             written: Mutex::new(Pos {
                 seq: next,
@@ -408,7 +403,7 @@ impl ClickLog {
         let reader = LogReader {
             shared: shared.clone(),
             read: start,
-            committed: start,
+            first_kept: start.seq,
             handed: 0,
             file: None,
             checkpoint,
@@ -482,15 +477,14 @@ impl ClickSink for ClickLog {
         let record = record_of(&click, &located);
         let mut pending = shared.pending.lock();
         let on_disk = shared.disk_bytes.load(Ordering::Relaxed);
-        if pending.bytes.len() >= MAX_PENDING_BYTES
-            || (shared.max_bytes > 0 && on_disk + pending.bytes.len() as u64 >= shared.max_bytes)
+        if pending.len() >= MAX_PENDING_BYTES
+            || (shared.max_bytes > 0 && on_disk + pending.len() as u64 >= shared.max_bytes)
         {
             drop(pending);
             return shared.drop_click();
         }
-        encode(&record, &mut pending.bytes);
-        pending.clicks += 1;
-        let wake = pending.bytes.len() >= WAKE_BYTES;
+        encode(&record, &mut pending);
+        let wake = pending.len() >= WAKE_BYTES;
         drop(pending);
         shared.backlog.fetch_add(1, Ordering::Relaxed);
         if wake && let Some(t) = &*shared.flusher.lock() {
@@ -517,13 +511,12 @@ fn flush_loop(shared: &Shared, mut seq: u64, mut file: File) {
         {
             let mut pending = shared.pending.lock();
             if out.is_empty() {
-                std::mem::swap(&mut out, &mut pending.bytes);
+                std::mem::swap(&mut out, &mut *pending);
             } else {
                 // Bytes the disk refused last time go first.
-                out.extend_from_slice(&pending.bytes);
-                pending.bytes.clear();
+                out.extend_from_slice(&pending);
+                pending.clear();
             }
-            pending.clicks = 0;
         }
         let mut done = 0;
         while done < out.len() {
@@ -750,8 +743,7 @@ impl ClickSource for LogReader {
     }
 
     fn stored(&mut self) {
-        self.committed = self.read;
-        if let Err(e) = write_checkpoint(&self.checkpoint, self.committed) {
+        if let Err(e) = write_checkpoint(&self.checkpoint, self.read) {
             tracing::warn!(error = %e, "writing the click log checkpoint failed");
         }
         self.shared
@@ -759,15 +751,15 @@ impl ClickSource for LogReader {
             .fetch_sub(self.handed as i64, Ordering::Relaxed);
         self.handed = 0;
         self.shared.oldest_at.store(0, Ordering::Relaxed);
-        // Segments before the checkpoint's are finished.
-        if let Ok(seqs) = segments(&self.shared.dir) {
-            for seq in seqs.into_iter().filter(|s| *s < self.committed.seq) {
-                let path = segment_path(&self.shared.dir, seq);
-                let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                if fs::remove_file(&path).is_ok() {
-                    self.shared.disk_bytes.fetch_sub(len, Ordering::Relaxed);
-                }
+        // Segments before the checkpoint's are finished (segments are
+        // numbered without gaps).
+        while self.first_kept < self.read.seq {
+            let path = segment_path(&self.shared.dir, self.first_kept);
+            let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if fs::remove_file(&path).is_ok() {
+                self.shared.disk_bytes.fetch_sub(len, Ordering::Relaxed);
             }
+            self.first_kept += 1;
         }
     }
 

@@ -92,11 +92,11 @@ impl BatchDestination for BatchWriter {
 }
 
 /// Runs `writer` until `shutdown` on a thread of its own at
-/// [`crate::priority::WRITER_NICE`]
-/// (with a runtime of its own); the handle ends when it does.
+/// [`crate::priority::WRITER_NICE`] (with a runtime of its own); the handle
+/// ends when it does.
 pub fn spawn_writer_thread(
     writer: BatchWriter,
-    source: impl super::drain::ClickSource + 'static,
+    source: impl ClickSource + 'static,
     shutdown: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let (done, ended) = tokio::sync::oneshot::channel::<()>();
