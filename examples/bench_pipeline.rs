@@ -42,8 +42,16 @@ async fn main() -> anyhow::Result<()> {
     let links_n: usize = std::env::args().nth(2).map_or(Ok(1), |s| s.parse())?;
     let mut links = Vec::with_capacity(links_n);
     for i in 0..links_n.max(1) {
-        let l = link(&format!("bench{i}"), None);
-        store.insert_link(&l).await?.expect("fresh store");
+        // Ids are random below the millisecond: one taken is drawn again,
+        // as the service does.
+        let l = loop {
+            let l = link(&format!("bench{i}"), None);
+            match store.insert_link(&l).await? {
+                Ok(()) => break l,
+                Err(hop::store::Conflict::IdTaken) => continue,
+                Err(e) => anyhow::bail!("cannot make link {i}: {e:?}"),
+            }
+        };
         links.push(l.id);
     }
     let l = link("bench0", None);

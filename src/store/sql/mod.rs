@@ -22,13 +22,15 @@
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_clicks;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::rollup::{BatchRollup, BucketKey, res_code};
+use super::rollup::{BucketKey, res_code};
 use super::{DimCount, Resolution, StoreError};
 use crate::domain::{Dimension, EnrichedClick, Link};
 
@@ -68,6 +70,12 @@ pub(crate) trait SqlDialect: Sync {
     /// a SQLite read transaction in WAL mode is a snapshot already).
     const READ_SNAPSHOT: Option<&'static str>;
 
+    /// Begins a write transaction. SQLite: `BEGIN IMMEDIATE`, taking the
+    /// write lock (waiting for it) before the first read, since another
+    /// connection writes clicks: a deferred transaction that read first
+    /// would fail at its first write if that one had committed meanwhile.
+    const BEGIN_WRITE: &'static str;
+
     /// [`top_dims_sql`] in this dialect (built once): cut to the top N per
     /// dimension (`limited`) or every value, as JSON.
     fn top_dims(limited: bool) -> &'static str;
@@ -85,29 +93,10 @@ pub(crate) trait SqlDialect: Sync {
         tx: &mut <Self::Db as sqlx::Database>::Connection,
         link: &Link,
     ) -> Result<(), StoreError>;
-    /// Raw clicks per multi-row insert.
-    const CLICK_CHUNK: usize;
-    /// Which of the clicks' links exist.
-    async fn live_links(
-        conn: &mut <Self::Db as sqlx::Database>::Connection,
-        clicks: &[EnrichedClick],
-    ) -> Result<HashSet<i64>, StoreError>;
-    /// Inserts raw clicks, skipping ones already stored; returns how many
-    /// rows were inserted.
-    async fn insert_clicks(
-        conn: &mut <Self::Db as sqlx::Database>::Connection,
-        clicks: &[&EnrichedClick],
-    ) -> Result<u64, StoreError>;
-    /// Which of these clicks are stored already.
-    async fn stored_event_ids(
-        conn: &mut <Self::Db as sqlx::Database>::Connection,
-        clicks: &[&EnrichedClick],
-    ) -> Result<HashSet<uuid::Uuid>, StoreError>;
-    /// Adds one batch's rollup increments (series, breakdowns, visitors).
-    async fn write_rollups(
-        conn: &mut <Self::Db as sqlx::Database>::Connection,
-        rollup: BatchRollup,
-    ) -> Result<(), StoreError>;
+    /// `ClickStore::record_clicks` for a non-empty batch: each backend
+    /// writes clicks its own fastest way (PostgreSQL: multi-row statements
+    /// through sqlx; SQLite: rusqlite on the caller's thread).
+    async fn record_batch(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError>;
     /// `ClickStore::click_totals`, batched as the dialect binds best.
     async fn totals(
         &self,
@@ -404,7 +393,6 @@ macro_rules! sql_store {
                 DeviceType, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl,
                 Utm,
             };
-            use $crate::store::rollup::BatchRollup;
             use $crate::store::sql::{
                 PRUNE_DIMS, RAW_DIMENSIONS, SEAL_DIMS, SqlDialect, TOP_DIMS_PIECES, dim_counts, from_ms,
                 ms, res_column,
@@ -503,7 +491,7 @@ macro_rules! sql_store {
                     &self,
                     link: &Link,
                 ) -> Result<Result<(), Conflict>, StoreError> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                     let inserted = sqlx::query(
                         "INSERT INTO links (id, slug, target, title, tags, created_at, updated_at,
                              expires_at, max_clicks, redirect_status, disabled, owner_key, secret_hash)
@@ -565,7 +553,7 @@ macro_rules! sql_store {
                 }
 
                 async fn update_link(&self, link: &Link) -> Result<bool, StoreError> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                     let n = sqlx::query(
                         "UPDATE links SET target = $1, title = $2, tags = $3, updated_at = $4,
                              expires_at = $5, max_clicks = $6, redirect_status = $7, disabled = $8
@@ -596,7 +584,7 @@ macro_rules! sql_store {
                 }
 
                 async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                     let Some(id) = sqlx::query_scalar::<_, i64>(
                         "DELETE FROM links WHERE slug = $1 RETURNING id",
                     )
@@ -1105,52 +1093,7 @@ macro_rules! sql_store {
                     if clicks.is_empty() {
                         return Ok(0);
                     }
-                    let mut tx = self.writer().begin().await?;
-                    let live = <$store>::live_links(&mut tx, clicks).await?;
-                    let candidates: Vec<&EnrichedClick> = clicks
-                        .iter()
-                        .filter(|c| live.contains(&c.link_id.0))
-                        .collect();
-                    let mut rollup = BatchRollup::default();
-                    let mut new = 0u64;
-                    for chunk in candidates.chunks(<$store>::CLICK_CHUNK) {
-                        // Replays are rare: insert the whole chunk, and only
-                        // when some rows were already there, undo and insert
-                        // just the missing ones.
-                        sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
-                        let n = <$store>::insert_clicks(&mut tx, chunk).await?;
-                        let fresh: Vec<&EnrichedClick> = if n == chunk.len() as u64 {
-                            sqlx::query("RELEASE SAVEPOINT chunk")
-                                .execute(&mut *tx)
-                                .await?;
-                            chunk.to_vec()
-                        } else {
-                            sqlx::query("ROLLBACK TO SAVEPOINT chunk")
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query("RELEASE SAVEPOINT chunk")
-                                .execute(&mut *tx)
-                                .await?;
-                            // Stored before, or twice in this chunk (an
-                            // append retried after Redis died mid-answer):
-                            // either way counted once.
-                            let mut seen = <$store>::stored_event_ids(&mut tx, chunk).await?;
-                            let fresh: Vec<&EnrichedClick> = chunk
-                                .iter()
-                                .copied()
-                                .filter(|c| seen.insert(c.event_id))
-                                .collect();
-                            <$store>::insert_clicks(&mut tx, &fresh).await?;
-                            fresh
-                        };
-                        for c in fresh {
-                            rollup.add(c);
-                            new += 1;
-                        }
-                    }
-                    <$store>::write_rollups(&mut tx, rollup).await?;
-                    tx.commit().await?;
-                    Ok(new)
+                    self.record_batch(clicks).await
                 }
 
                 async fn stats_rows(
@@ -1264,7 +1207,7 @@ macro_rules! sql_store {
                         // and then finds nothing to claim, and a writer
                         // adding to the bucket meanwhile (PostgreSQL) waits
                         // on that row too, then makes a new one.
-                        let mut tx = self.writer().begin().await?;
+                        let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                         let claimed = sqlx::query(
                             "DELETE FROM rollup_dirty
                              WHERE closes_at = $1 AND link_id = $2 AND res = $3 AND bucket = $4",
@@ -1347,7 +1290,7 @@ macro_rules! sql_store {
                 }
 
                 async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                     let n = sqlx::query("DELETE FROM clicks WHERE link_id = $1")
                         .bind(link.0)
                         .execute(&mut *tx)

@@ -88,7 +88,7 @@ impl SqlDialect for PgStore {
            AND (at, event_id) > ($5, $6)
          ORDER BY at, event_id LIMIT $7";
 
-    const CLICK_CHUNK: usize = CHUNK;
+    const BEGIN_WRITE: &'static str = "BEGIN";
     const READ_SNAPSHOT: Option<&'static str> =
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 
@@ -131,6 +131,96 @@ impl SqlDialect for PgStore {
         Ok(())
     }
 
+    async fn record_batch(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        let live = Self::live_links(&mut tx, clicks).await?;
+        let candidates: Vec<&EnrichedClick> = clicks
+            .iter()
+            .filter(|c| live.contains(&c.link_id.0))
+            .collect();
+        let mut rollup = BatchRollup::default();
+        let mut new = 0u64;
+        for chunk in candidates.chunks(CHUNK) {
+            // Replays are rare: insert the whole chunk, and only
+            // when some rows were already there, undo and insert
+            // just the missing ones.
+            sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
+            let n = Self::insert_clicks(&mut tx, chunk).await?;
+            let fresh: Vec<&EnrichedClick> = if n == chunk.len() as u64 {
+                sqlx::query("RELEASE SAVEPOINT chunk")
+                    .execute(&mut *tx)
+                    .await?;
+                chunk.to_vec()
+            } else {
+                sqlx::query("ROLLBACK TO SAVEPOINT chunk")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT chunk")
+                    .execute(&mut *tx)
+                    .await?;
+                // Stored before, or twice in this chunk (an
+                // append retried after Redis died mid-answer):
+                // either way counted once.
+                let mut seen = Self::stored_event_ids(&mut tx, chunk).await?;
+                let fresh: Vec<&EnrichedClick> = chunk
+                    .iter()
+                    .copied()
+                    .filter(|c| seen.insert(c.event_id))
+                    .collect();
+                Self::insert_clicks(&mut tx, &fresh).await?;
+                fresh
+            };
+            for c in fresh {
+                rollup.add(c);
+                new += 1;
+            }
+        }
+        Self::write_rollups(&mut tx, rollup).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn totals(
+        &self,
+        links: &[LinkId],
+        include_bots: bool,
+    ) -> Result<HashMap<LinkId, u64>, StoreError> {
+        let mut out: HashMap<LinkId, u64> = links.iter().map(|l| (*l, 0)).collect();
+        let ids: Vec<i64> = links.iter().map(|l| l.0).collect();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT link_id, SUM(clicks)::bigint FROM link_totals
+             WHERE (NOT bot OR $1) AND link_id = ANY($2) GROUP BY link_id",
+        )
+        .bind(include_bots)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, n) in rows {
+            out.insert(LinkId(id), n as u64);
+        }
+        Ok(out)
+    }
+
+    async fn delete_raw_before(&self, before: i64) -> Result<u64, StoreError> {
+        // Links in chunks, so each delete is ranges of the clicks' key.
+        let links: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut n = 0;
+        for chunk in links.chunks(1000) {
+            n += sqlx::query("DELETE FROM clicks WHERE link_id = ANY($1) AND at < $2")
+                .bind(chunk)
+                .bind(before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+}
+
+/// The click write's steps, in the order `record_batch` takes them.
+impl PgStore {
     async fn live_links(
         conn: &mut sqlx::PgConnection,
         clicks: &[EnrichedClick],
@@ -360,44 +450,6 @@ impl SqlDialect for PgStore {
         }
         add_counts(&mut *conn, ADD_VISITORS, deltas.into_rows()).await?;
         Ok(())
-    }
-
-    async fn totals(
-        &self,
-        links: &[LinkId],
-        include_bots: bool,
-    ) -> Result<HashMap<LinkId, u64>, StoreError> {
-        let mut out: HashMap<LinkId, u64> = links.iter().map(|l| (*l, 0)).collect();
-        let ids: Vec<i64> = links.iter().map(|l| l.0).collect();
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT link_id, SUM(clicks)::bigint FROM link_totals
-             WHERE (NOT bot OR $1) AND link_id = ANY($2) GROUP BY link_id",
-        )
-        .bind(include_bots)
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        for (id, n) in rows {
-            out.insert(LinkId(id), n as u64);
-        }
-        Ok(out)
-    }
-
-    async fn delete_raw_before(&self, before: i64) -> Result<u64, StoreError> {
-        // Links in chunks, so each delete is ranges of the clicks' key.
-        let links: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut n = 0;
-        for chunk in links.chunks(1000) {
-            n += sqlx::query("DELETE FROM clicks WHERE link_id = ANY($1) AND at < $2")
-                .bind(chunk)
-                .bind(before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        }
-        Ok(n)
     }
 }
 

@@ -1,6 +1,7 @@
-//! `SqliteStore`: the embedded default. One file in WAL mode; a single writer
-//! connection (SQLite serialises writers anyway, and one connection avoids
-//! busy retries) and a small pool of readers.
+//! `SqliteStore`: the embedded default. One file in WAL mode; two writer
+//! connections (sqlx's for links, keys and upkeep; rusqlite's for click
+//! batches, see [`super::sqlite_clicks`]), both beginning their write
+//! transactions `IMMEDIATE`, and a small pool of readers.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -10,16 +11,17 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
-use uuid::Uuid;
 
-use super::{FirstClick, SqlDialect, VisitorDeltas, event_ids, visitors_by_day};
+use super::SqlDialect;
+use super::sqlite_clicks::ClickWriter;
 use crate::domain::{EnrichedClick, Link, LinkId};
 use crate::store::StoreError;
-use crate::store::rollup::BatchRollup;
 
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    /// Writes click batches (rusqlite, see `sqlite_clicks`).
+    clicks: ClickWriter,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32766 bound parameters.
@@ -70,7 +72,12 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, readers })
+        let clicks = ClickWriter::open(path, cache_mib)?;
+        Ok(SqliteStore {
+            writer,
+            readers,
+            clicks,
+        })
     }
 }
 
@@ -109,7 +116,7 @@ impl SqlDialect for SqliteStore {
            AND (at > $5 OR (at = $5 AND event_id > $6))
          ORDER BY at, event_id LIMIT $7";
 
-    const CLICK_CHUNK: usize = CHUNK;
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const READ_SNAPSHOT: Option<&'static str> = None;
 
     fn top_dims(limited: bool) -> &'static str {
@@ -150,192 +157,18 @@ impl SqlDialect for SqliteStore {
         Ok(())
     }
 
-    async fn live_links(
-        conn: &mut sqlx::SqliteConnection,
-        clicks: &[EnrichedClick],
-    ) -> Result<HashSet<i64>, StoreError> {
-        let link_ids: HashSet<i64> = clicks.iter().map(|c| c.link_id.0).collect();
-        let mut live: HashSet<i64> = HashSet::new();
-        for chunk in link_ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM links WHERE id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
+    async fn record_batch(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
+        let clicks_writer = &self.clicks;
+        // On a multi-threaded runtime, the worker's other tasks move
+        // elsewhere while this one writes; hop's own writer runs on a
+        // current-thread runtime of its own thread, where writing in place
+        // is what it is for.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| clicks_writer.record(clicks))
             }
-            qb.push(")");
-            let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-            live.extend(ids);
+            _ => clicks_writer.record(clicks),
         }
-        Ok(live)
-    }
-
-    /// were inserted. No rows come back (each returned row would cost a
-    /// round trip to the connection's thread).
-    async fn insert_clicks(
-        conn: &mut sqlx::SqliteConnection,
-        clicks: &[&EnrichedClick],
-    ) -> Result<u64, StoreError> {
-        if clicks.is_empty() {
-            return Ok(0);
-        }
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO clicks (link_id, at, event_id, bot, country, city, browser, os, device,
-                 referrer_host, utm_source, utm_medium, utm_campaign, visitor, region) ",
-        );
-        qb.push_values(clicks, |mut b, c| {
-            b.push_bind(c.link_id.0)
-                .push_bind(c.at)
-                .push_bind(c.event_id.as_bytes().to_vec())
-                .push_bind(c.bot)
-                .push_bind(c.country.clone())
-                .push_bind(c.city.clone())
-                .push_bind(c.browser.clone())
-                .push_bind(c.os.clone())
-                .push_bind(c.device.as_str())
-                .push_bind(c.referrer_host.clone())
-                .push_bind(c.utm.source.clone())
-                .push_bind(c.utm.medium.clone())
-                .push_bind(c.utm.campaign.clone())
-                .push_bind(c.visitor)
-                .push_bind(c.region.clone());
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        Ok(qb.build().execute(&mut *conn).await?.rows_affected())
-    }
-
-    /// Which of these clicks are stored already.
-    async fn stored_event_ids(
-        conn: &mut sqlx::SqliteConnection,
-        clicks: &[&EnrichedClick],
-    ) -> Result<HashSet<Uuid>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT event_id FROM clicks WHERE (link_id, at, event_id) IN (VALUES ",
-        );
-        let mut sep = qb.separated(", ");
-        for c in clicks {
-            sep.push("(")
-                .push_bind_unseparated(c.link_id.0)
-                .push_unseparated(", ")
-                .push_bind_unseparated(c.at)
-                .push_unseparated(", ")
-                .push_bind_unseparated(c.event_id.as_bytes().to_vec())
-                .push_unseparated(")");
-        }
-        qb.push(")");
-        let ids: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-        event_ids(ids)
-    }
-
-    async fn write_rollups(
-        conn: &mut sqlx::SqliteConnection,
-        rollup: BatchRollup,
-    ) -> Result<(), StoreError> {
-        // The sealer's to-do list (one writer: no ordering to keep).
-        for chunk in rollup.touched().chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO rollup_dirty (closes_at, link_id, res, bucket, pending) ",
-            );
-            qb.push_values(chunk, |mut b, (closes_at, link, res, bucket, n)| {
-                b.push_bind(*closes_at)
-                    .push_bind(*link)
-                    .push_bind(*res)
-                    .push_bind(*bucket)
-                    .push_bind(*n);
-            });
-            qb.push(" ON CONFLICT DO UPDATE SET pending = pending + excluded.pending");
-            qb.build().execute(&mut *conn).await?;
-        }
-        let series: Vec<_> = rollup.series.into_iter().collect();
-        add_counts(&mut *conn, "rollup_series", "clicks", &series).await?;
-        for chunk in rollup.totals.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("INSERT INTO link_totals (link_id, bot, clicks) ");
-            qb.push_values(chunk, |mut b, ((link, bot), n)| {
-                b.push_bind(*link).push_bind(*bot).push_bind(*n);
-            });
-            qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
-            qb.build().execute(&mut *conn).await?;
-        }
-
-        let dims: Vec<_> = rollup.dims.into_iter().collect();
-        for chunk in dims.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO rollup_dims (link_id, res, bucket, bot, dim, value, clicks) ",
-            );
-            qb.push_values(chunk, |mut b, ((link, res, bucket, bot, dim, value), n)| {
-                b.push_bind(*link)
-                    .push_bind(*res)
-                    .push_bind(*bucket)
-                    .push_bind(*bot)
-                    .push_bind(*dim as i64)
-                    .push_bind(value.clone())
-                    .push_bind(*n);
-            });
-            qb.push(" ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks");
-            qb.build().execute(&mut *conn).await?;
-        }
-
-        // Visitors: new ones count at their first click; one seen before but
-        // whose stored first click is later than this batch's moves buckets.
-        let mut deltas = VisitorDeltas::default();
-        let mut fresh: Vec<(i64, i64, i64, i64, bool)> = Vec::new();
-        let days = visitors_by_day(rollup.visitors);
-        // The stored first clicks of every visitor of the batch, a chunk of
-        // (link, day, visitor) keys per statement: one statement per link
-        // and day made a batch spread over thousands of links thousands of
-        // statements (each a round trip to sqlx's SQLite thread).
-        let keys: Vec<(i64, i64, i64)> = days
-            .iter()
-            .flat_map(|((link, day), seen)| seen.iter().map(move |(v, ..)| (*link, *day, *v)))
-            .collect();
-        let mut stored: HashMap<(i64, i64, i64), i64> = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT v.link_id, v.day, v.visitor, v.first_at FROM (",
-            );
-            qb.push_values(chunk, |mut b, (link, day, visitor)| {
-                b.push_bind(*link).push_bind(*day).push_bind(*visitor);
-            });
-            // CROSS JOIN keeps the keys outside: a primary-key probe each.
-            qb.push(
-                ") AS k CROSS JOIN visitors v \
-                 ON v.link_id = k.column1 AND v.day = k.column2 AND v.visitor = k.column3",
-            );
-            let rows: Vec<(i64, i64, i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-            stored.extend(rows.into_iter().map(|(l, d, v, first)| ((l, d, v), first)));
-        }
-        for ((link, day), seen) in days {
-            for (visitor, bot, first) in seen {
-                match deltas.see(link, stored.get(&(link, day, visitor)).copied(), first, bot) {
-                    FirstClick::New => fresh.push((link, day, visitor, first, bot)),
-                    FirstClick::Earlier => {
-                        sqlx::query("UPDATE visitors SET first_at = ? WHERE link_id = ? AND day = ? AND visitor = ?")
-                            .bind(first)
-                            .bind(link)
-                            .bind(day)
-                            .bind(visitor)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    FirstClick::Known => {}
-                }
-            }
-        }
-        for chunk in fresh.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO visitors (link_id, day, visitor, first_at, bot) ",
-            );
-            qb.push_values(chunk, |mut b, (link, day, visitor, first, bot)| {
-                b.push_bind(*link)
-                    .push_bind(*day)
-                    .push_bind(*visitor)
-                    .push_bind(*first)
-                    .push_bind(*bot);
-            });
-            qb.build().execute(&mut *conn).await?;
-        }
-        let new_visitors = deltas.into_rows();
-        add_counts(&mut *conn, "rollup_visitors", "visitors", &new_visitors).await
     }
 
     async fn totals(
@@ -379,31 +212,4 @@ impl SqlDialect for SqliteStore {
         }
         Ok(n)
     }
-}
-
-/// Adds counts to a (link, res, bucket, bot)-keyed rollup table, `CHUNK`
-/// rows per statement; `column` is the table's count.
-async fn add_counts(
-    conn: &mut sqlx::SqliteConnection,
-    table: &'static str,
-    column: &'static str,
-    rows: &[(crate::store::rollup::BucketKey, i64)],
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO {table} (link_id, res, bucket, bot, {column}) "
-        ));
-        qb.push_values(chunk, |mut b, ((link, res, bucket, bot), n)| {
-            b.push_bind(*link)
-                .push_bind(*res)
-                .push_bind(*bucket)
-                .push_bind(*bot)
-                .push_bind(*n);
-        });
-        qb.push(format!(
-            " ON CONFLICT DO UPDATE SET {column} = {column} + excluded.{column}"
-        ));
-        qb.build().execute(&mut *conn).await?;
-    }
-    Ok(())
 }
