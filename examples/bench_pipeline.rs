@@ -72,8 +72,10 @@ async fn main() -> anyhow::Result<()> {
             store: store.clone(),
             enricher: Arc::new(Enricher::new(geo)),
         },
-        batch_size: 2000,
+        // As `hop serve` writes by default.
+        batch_size: hop::config::CLICK_BATCH_SIZE,
         max_wait: Duration::from_millis(5),
+        target_write: Duration::from_millis(hop::config::CLICK_BATCH_TARGET_MS),
         live,
         delay: Duration::ZERO,
     };

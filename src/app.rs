@@ -103,6 +103,7 @@ impl Application {
                         },
                         batch_size: config.click_batch_size.max(1),
                         max_wait: Duration::from_millis(config.click_batch_wait_ms),
+                        target_write: Duration::from_millis(config.click_batch_target_ms),
                         live: live.clone(),
                         delay: Duration::from_millis(config.click_writer_delay_ms),
                     };

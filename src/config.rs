@@ -9,6 +9,11 @@ use ipnet::IpNet;
 
 use crate::auth::Token;
 
+/// `--click-batch-size`'s default (embedded mode's writer).
+pub const CLICK_BATCH_SIZE: usize = 32_768;
+/// `--click-batch-target-ms`'s default.
+pub const CLICK_BATCH_TARGET_MS: u64 = 50;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hop",
@@ -191,11 +196,17 @@ pub struct ServeConfig {
     #[arg(long, env = "HOP_CLICK_QUEUE_CAPACITY", default_value_t = 200_000)]
     pub click_queue_capacity: usize,
     /// Most clicks written in one transaction.
-    #[arg(long, env = "HOP_CLICK_BATCH_SIZE", default_value_t = 2_000)]
+    #[arg(long, env = "HOP_CLICK_BATCH_SIZE", default_value_t = CLICK_BATCH_SIZE)]
     pub click_batch_size: usize,
     /// Milliseconds the writer waits to fill a batch.
     #[arg(long, env = "HOP_CLICK_BATCH_WAIT_MS", default_value_t = 5)]
     pub click_batch_wait_ms: u64,
+    /// Milliseconds writing one batch should take: with a backlog, batches
+    /// grow (up to --click-batch-size) to what the writer stores in about
+    /// this long, which costs less per click but holds SQLite's write lock
+    /// (link changes wait) for as long. 0: every batch up to the most.
+    #[arg(long, env = "HOP_CLICK_BATCH_TARGET_MS", default_value_t = CLICK_BATCH_TARGET_MS)]
+    pub click_batch_target_ms: u64,
     /// Directory of the click log (embedded mode): answered clicks wait
     /// there, on disk, for the writer, so neither a crash nor an overload
     /// loses them. Default with SQLite: `clicks/` beside the database file.

@@ -74,6 +74,12 @@ pub trait BatchDestination: Send + Sync {
 pub struct DrainPace {
     /// Most clicks in one batch.
     pub batch_size: usize,
+    /// How long writing one batch should take (zero: batches are always
+    /// up to `batch_size`). With a backlog, batches grow to what the
+    /// destination writes in about this long, never past `batch_size`: a
+    /// bigger batch costs less per click (rollup rows shared by more
+    /// clicks, fewer commits), but holds the store's write lock for longer.
+    pub target_write: Duration,
     /// How long a batch waits to fill up (zero: it takes what is queued).
     pub max_wait: Duration,
     /// Waits between failed attempts at a batch.
@@ -88,10 +94,11 @@ pub async fn drain(
     to: &impl BatchDestination,
 ) {
     let depth = metrics::gauge!(names::QUEUE_DEPTH);
-    let batch_size = pace.batch_size.max(1);
-    let mut batch = Vec::with_capacity(batch_size);
+    let mut sizer = BatchSizer::new(pace);
+    let mut batch = Vec::new();
     let mut closing = false;
     loop {
+        let batch_size = sizer.limit();
         tokio::select! {
             biased;
             n = rx.recv_many(&mut batch, batch_size) => {
@@ -126,6 +133,7 @@ pub async fn drain(
         }
         depth.set(rx.len() as f64);
         let attempts = closing.then_some(SHUTDOWN_ATTEMPTS);
+        let started = std::time::Instant::now();
         let written = retry(
             pace.backoff,
             attempts,
@@ -137,11 +145,108 @@ pub async fn drain(
         )
         .await;
         match written {
-            Ok(()) => rx.stored(),
+            Ok(()) => {
+                sizer.wrote(batch.len(), started.elapsed());
+                rx.stored()
+            }
             Err(_) if rx.given_up() => break,
             Err(_) => metrics::counter!(names::CLICKS_LOST).increment(batch.len() as u64),
         }
         batch.clear();
     }
     depth.set(0.0);
+}
+
+/// Fewest clicks a batch is sized down to.
+const MIN_BATCH: usize = 256;
+
+/// Sizes batches so that writing one takes about `target_write`: the
+/// destination's cost per click, smoothed over the last batches, sets the
+/// next limit (between [`MIN_BATCH`] and `batch_size`).
+struct BatchSizer {
+    max: usize,
+    target: Duration,
+    /// Smoothed seconds per click of the batches written so far.
+    per_click: Option<f64>,
+}
+
+impl BatchSizer {
+    fn new(pace: DrainPace) -> BatchSizer {
+        BatchSizer {
+            max: pace.batch_size.max(1),
+            target: pace.target_write,
+            per_click: None,
+        }
+    }
+
+    /// Most clicks the next batch takes.
+    fn limit(&self) -> usize {
+        match self.per_click {
+            Some(cost) if !self.target.is_zero() && cost > 0.0 => {
+                let fits = (self.target.as_secs_f64() / cost) as usize;
+                fits.clamp(MIN_BATCH.min(self.max), self.max)
+            }
+            _ => self.max,
+        }
+    }
+
+    /// Learns from a batch of `clicks` written in `took`. Small batches
+    /// (the writer keeping up) say little of the cost per click: their
+    /// commit dominates, so they are not counted.
+    fn wrote(&mut self, clicks: usize, took: Duration) {
+        if clicks < MIN_BATCH {
+            return;
+        }
+        let cost = took.as_secs_f64() / clicks as f64;
+        self.per_click = Some(match self.per_click {
+            Some(old) => 0.7 * old + 0.3 * cost,
+            None => cost,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retry::Backoff;
+
+    fn pace(batch_size: usize, target_ms: u64) -> DrainPace {
+        DrainPace {
+            batch_size,
+            target_write: Duration::from_millis(target_ms),
+            max_wait: Duration::ZERO,
+            backoff: Backoff::doubling(Duration::from_millis(1), Duration::from_millis(1)),
+        }
+    }
+
+    #[test]
+    fn batches_grow_to_what_is_written_in_the_target_time() {
+        let mut s = BatchSizer::new(pace(32_768, 50));
+        assert_eq!(s.limit(), 32_768, "nothing learnt yet: the most");
+        // 10 µs a click: 5 000 clicks fill 50 ms.
+        for _ in 0..20 {
+            s.wrote(1_000, Duration::from_millis(10));
+        }
+        assert!((4_900..=5_100).contains(&s.limit()), "{}", s.limit());
+        // Cheaper clicks: bigger batches, up to the bound.
+        for _ in 0..20 {
+            s.wrote(5_000, Duration::from_millis(1));
+        }
+        assert_eq!(s.limit(), 32_768);
+        // A very slow destination still gets batches of MIN_BATCH.
+        for _ in 0..20 {
+            s.wrote(1_000, Duration::from_secs(10));
+        }
+        assert_eq!(s.limit(), MIN_BATCH);
+    }
+
+    #[test]
+    fn small_batches_and_no_target_leave_the_size_alone() {
+        let mut s = BatchSizer::new(pace(2_000, 50));
+        s.wrote(10, Duration::from_secs(1));
+        assert_eq!(s.limit(), 2_000, "a batch under MIN_BATCH says nothing");
+        let mut s = BatchSizer::new(pace(2_000, 0));
+        s.wrote(1_000, Duration::from_secs(1));
+        assert_eq!(s.limit(), 2_000, "no target: always the most");
+    }
 }

@@ -44,6 +44,9 @@ pub struct BatchWriter {
     pub recorder: ClickRecorder,
     pub batch_size: usize,
     pub max_wait: Duration,
+    /// How long writing a batch should take: under a backlog batches grow
+    /// to this (see [`DrainPace::target_write`]).
+    pub target_write: Duration,
     /// Stored clicks are published here for live dashboards.
     pub live: Arc<LiveFeed>,
     /// A wait before each batch (a testing aid: `--click-writer-delay-ms`).
@@ -69,6 +72,7 @@ impl BatchWriter {
         let pace = DrainPace {
             batch_size: self.batch_size,
             max_wait: self.max_wait,
+            target_write: self.target_write,
             backoff: STORE_BACKOFF,
         };
         drain(rx, pace, shutdown, &self).await;

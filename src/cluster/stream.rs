@@ -43,6 +43,7 @@ pub async fn run_appender(
     let pace = DrainPace {
         batch_size: 1000,
         max_wait: Duration::ZERO,
+        target_write: Duration::ZERO,
         // 100 ms doubling to 1.6 s.
         backoff: Backoff::doubling(Duration::from_millis(100), Duration::from_millis(1600)),
     };
