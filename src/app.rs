@@ -345,13 +345,20 @@ impl Application {
                     .await;
             })
         });
-        let app = crate::http::router(state);
+        let app = crate::http::router(state.clone());
         tracing::info!(addr = %listener.local_addr()?, "hop listening");
-        serve(listener, app, header_timeout, max_connections, async move {
-            shutdown.await;
-            // Live streams never end by themselves.
-            stop_streams.cancel();
-        })
+        serve(
+            listener,
+            app,
+            state,
+            header_timeout,
+            max_connections,
+            async move {
+                shutdown.await;
+                // Live streams never end by themselves.
+                stop_streams.cancel();
+            },
+        )
         .await;
         upkeep.abort();
         if let Some(m) = metrics_server {
@@ -382,12 +389,12 @@ impl Application {
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
+    state: AppState,
     header_timeout: Duration,
     max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits =
         (max_connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max_connections)));
@@ -414,13 +421,8 @@ async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = app.clone().map_request(
-            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            },
-        );
+        // Redirects first, then the router (see `http::front`).
+        let service = crate::http::front::Front::new(app.clone(), state.clone(), peer);
         let service = hyper_util::service::TowerToHyperService::new(service);
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

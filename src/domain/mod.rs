@@ -15,7 +15,7 @@ pub use link::{
     RedirectStatus, parse_expiry, parse_max_clicks, parse_tags, parse_title,
 };
 pub use rate::Rate;
-pub use slug::{Slug, SlugError};
+pub use slug::{Slug, SlugError, is_reserved, is_slug};
 pub use target_url::{MAX_LEN as MAX_URL_LEN, TargetUrl, UrlError, is_host_name};
 
 pub mod slug_rules {

@@ -90,7 +90,7 @@ impl Slug {
         if input.is_empty() || input.len() > MAX_LEN {
             return Err(SlugError::Length);
         }
-        if !input.bytes().all(|b| ALPHABET.contains(&b)) {
+        if !input.bytes().all(in_alphabet) {
             return Err(SlugError::Charset);
         }
         Ok(Slug(input.to_owned()))
@@ -113,7 +113,19 @@ impl Slug {
     }
 }
 
-fn is_reserved(s: &str) -> bool {
+/// Whether `input` is a slug as a path segment has it ([`Slug::parse_path`]
+/// would take it), without making one.
+pub fn is_slug(input: &str) -> bool {
+    (1..=MAX_LEN).contains(&input.len()) && input.bytes().all(in_alphabet)
+}
+
+/// A byte of [`ALPHABET`].
+fn in_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Whether `s` is a reserved word (any case): hop's own routes.
+pub fn is_reserved(s: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
 }
 

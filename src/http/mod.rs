@@ -6,6 +6,7 @@ pub mod assets;
 pub mod embedded;
 pub mod error;
 pub mod extract;
+pub mod front;
 pub mod limits;
 pub mod links;
 pub mod live;

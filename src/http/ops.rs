@@ -133,7 +133,7 @@ pub async fn nosniff(req: Request, next: Next) -> Response {
 /// Size of a request head as sent: request line, each header as
 /// `Name: value` with its line break, and the blank line. (A client that
 /// wrote `Name:value` sent a byte less per header than counted.)
-pub fn head_size(req: &Request) -> usize {
+pub fn head_size<B>(req: &axum::http::Request<B>) -> usize {
     let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
         + req.uri().authority().map_or(0, |a| a.as_str().len() + 3)
         + req.uri().scheme_str().map_or(0, str::len);

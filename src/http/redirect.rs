@@ -23,8 +23,21 @@ pub async fn follow_link(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    timed_answer(&state, &method, &slug, peer, query.as_deref(), &headers).await
+}
+
+/// [`answer`], timed into the redirect latency histogram: the redirect as
+/// the router's route and [`super::front`]'s fast path both answer it.
+pub async fn timed_answer(
+    state: &AppState,
+    method: &Method,
+    slug: &str,
+    peer: std::net::IpAddr,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
     let started = Instant::now();
-    let response = answer(&state, &method, &slug, peer, query.as_deref(), &headers).await;
+    let response = answer(state, method, slug, peer, query, headers).await;
     state
         .redirect_metrics
         .latency

@@ -28,6 +28,55 @@ async fn redirect_answers_with_the_stored_target() {
 }
 
 #[tokio::test]
+async fn redirects_answered_before_the_router_say_what_the_routers_do() {
+    // `http::front` answers `/{slug}` itself; a percent-encoded path goes
+    // through the router's `/{slug}` route (which decodes it). Both must
+    // answer alike: status, target, length, request id, no body for HEAD.
+    let app = TestApp::spawn().await;
+    app.create_slug("fast", "https://example.com/f").await;
+    for method in [Method::GET, Method::HEAD] {
+        for path in ["/fast", "/f%61st"] {
+            let res = app
+                .client
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::FOUND, "{method} {path}");
+            assert_eq!(res.headers()["location"], "https://example.com/f");
+            assert_eq!(res.headers()["content-length"], "0", "{method} {path}");
+            let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert_eq!(id.len(), 36, "a fresh uuid: {id}");
+            assert!(res.bytes().await.unwrap().is_empty());
+        }
+        for path in ["/nothing-here", "/nothing%2Dhere"] {
+            let res = app
+                .client
+                .request(method.clone(), app.url(path))
+                .header("x-request-id", "trace-7")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+            assert_eq!(res.headers()["x-request-id"], "trace-7", "{method} {path}");
+            let length: usize = res.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body = res.bytes().await.unwrap();
+            if method == Method::HEAD {
+                assert!(body.is_empty() && length > 0, "{path}: {length}");
+            } else {
+                assert_eq!(body.len(), length, "{path}");
+            }
+        }
+    }
+    // Counted: the two GETs, not the HEADs.
+    app.wait_for_clicks("fast", "include_bots=true", 2).await;
+}
+
+#[tokio::test]
 async fn unknown_and_malformed_slugs_get_the_404_page() {
     let app = TestApp::spawn().await;
     for path in [
