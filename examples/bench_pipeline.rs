@@ -109,7 +109,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let task = tokio::spawn(writer.run(rx, stop.clone()));
+    // On a thread of its own, as `hop serve` runs it.
+    let task = hop::clicks::writer::spawn_writer_thread(writer, rx, stop.clone())?;
     for e in &events {
         assert!(
             queue.submit(e.borrowed()),

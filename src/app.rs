@@ -121,7 +121,10 @@ impl Application {
                         }
                         None => {
                             let (queue, rx) = ClickQueue::new(config.click_queue_capacity);
-                            background.push(tokio::spawn(writer.run(rx, stop)));
+                            background.push(
+                                crate::clicks::writer::spawn_writer_thread(writer, rx, stop)
+                                    .context("starting the click writer")?,
+                            );
                             (Arc::new(queue), None)
                         }
                     }

@@ -639,6 +639,7 @@ impl LogReader {
             while got < limit {
                 match parse(&self.chunk[at..n]) {
                     Parsed::Click(click, len) => {
+                        crate::priority::share_core();
                         if self.handed == 0 {
                             self.shared.oldest_at.store(click.at, Ordering::Relaxed);
                         }

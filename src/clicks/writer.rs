@@ -30,7 +30,13 @@ pub struct ClickRecorder {
 impl ClickRecorder {
     /// Enriches and stores one batch; returns the enriched clicks.
     pub async fn record(&self, events: &[ClickEvent]) -> Result<Vec<EnrichedClick>, StoreError> {
-        let enriched: Vec<EnrichedClick> = events.iter().map(|e| self.enricher.enrich(e)).collect();
+        let enriched: Vec<EnrichedClick> = events
+            .iter()
+            .map(|e| {
+                crate::priority::share_core();
+                self.enricher.enrich(e)
+            })
+            .collect();
         let started = Instant::now();
         let stored = self.store.record_clicks(&enriched).await;
         metrics::histogram!(names::STORE_DURATION, "op" => "record_clicks")
@@ -108,6 +114,7 @@ pub fn spawn_writer_thread(
         .name("hop-click-writer".into())
         .spawn(move || {
             crate::priority::lower_this_thread(crate::priority::WRITER_NICE);
+            crate::priority::mark_own_thread();
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -21,7 +22,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     /// Writes click batches (rusqlite, see `sqlite_clicks`).
-    clicks: ClickWriter,
+    clicks: Arc<ClickWriter>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32766 bound parameters.
@@ -72,7 +73,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        let clicks = ClickWriter::open(path, cache_mib)?;
+        let clicks = Arc::new(ClickWriter::open(path, cache_mib)?);
         Ok(SqliteStore {
             writer,
             readers,
@@ -158,17 +159,19 @@ impl SqlDialect for SqliteStore {
     }
 
     async fn record_batch(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
-        let clicks_writer = &self.clicks;
-        // On a multi-threaded runtime, the worker's other tasks move
-        // elsewhere while this one writes; hop's own writer runs on a
-        // current-thread runtime of its own thread, where writing in place
-        // is what it is for.
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| clicks_writer.record(clicks))
-            }
-            _ => clicks_writer.record(clicks),
+        // The write is synchronous. On hop's writer thread (a runtime of its
+        // own, running nothing else) it runs in place. Any other caller gets
+        // it done on the blocking pool, on a copy: blocking the caller's
+        // task could stall a future beside it (`join!`) that holds SQLite's
+        // write lock, which the write then waits for.
+        if crate::priority::on_own_thread() {
+            return self.clicks.record(clicks);
         }
+        let writer = self.clicks.clone();
+        let clicks = clicks.to_vec();
+        tokio::task::spawn_blocking(move || writer.record(&clicks))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("click write stopped: {e}")))?
     }
 
     async fn totals(

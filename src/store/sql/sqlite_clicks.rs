@@ -90,6 +90,7 @@ fn insert_clicks(tx: &Transaction, clicks: &[EnrichedClick]) -> Result<u64, Stor
     let mut rollup = BatchRollup::default();
     let mut new = 0u64;
     for c in clicks {
+        crate::priority::share_core();
         let link = c.link_id.0;
         let exists = match live.get(&link) {
             Some(known) => *known,
@@ -137,6 +138,7 @@ fn write_rollups(tx: &Transaction, rollup: BatchRollup) -> Result<(), StoreError
          ON CONFLICT DO UPDATE SET pending = pending + excluded.pending",
     )?;
     for (closes_at, link, res, bucket, n) in rollup.touched() {
+        crate::priority::share_core();
         dirty.execute(params![closes_at, link, res, bucket, n])?;
     }
     add_counts(
@@ -150,6 +152,7 @@ fn write_rollups(tx: &Transaction, rollup: BatchRollup) -> Result<(), StoreError
          ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks",
     )?;
     for ((link, bot), n) in rollup.totals {
+        crate::priority::share_core();
         totals.execute(params![link, bot, n])?;
     }
     let mut dims = tx.prepare_cached(
@@ -189,6 +192,7 @@ fn write_visitors(
     let mut deltas = VisitorDeltas::default();
     for ((link, day), seen) in visitors_by_day(visitors) {
         for (visitor, bot, first) in seen {
+            crate::priority::share_core();
             let stored: Option<i64> = stored_first
                 .query_row(params![link, day, visitor], |r| r.get(0))
                 .optional()?;
@@ -220,6 +224,7 @@ fn add_counts(
 ) -> Result<(), StoreError> {
     let mut statement = tx.prepare_cached(upsert)?;
     for ((link, res, bucket, bot), n) in rows {
+        crate::priority::share_core();
         statement.execute(params![link, res, bucket, bot, n])?;
     }
     Ok(())
