@@ -17,28 +17,66 @@ use anyhow::Context;
 
 use serde::Deserialize;
 
+// What a record says, borrowed from the database's bytes (no copies but
+// the two strings kept).
 #[derive(Deserialize)]
-struct Record {
-    country: Option<Country>,
-    country_code: Option<String>,
-    city: Option<City>,
+struct Record<'a> {
+    #[serde(borrow)]
+    country: Option<Country<'a>>,
+    #[serde(borrow)]
+    country_code: Option<&'a str>,
+    #[serde(borrow)]
+    city: Option<City<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Country {
-    iso_code: Option<String>,
+struct Country<'a> {
+    #[serde(borrow)]
+    iso_code: Option<&'a str>,
+}
+
+/// `city`: a name (flat schema) or `{ names: { en: … } }` (MaxMind's). Read
+/// by hand: serde's untagged enums buffer the whole value first, which was
+/// most of a lookup's cost.
+enum City<'a> {
+    Flat(&'a str),
+    Nested(Option<&'a str>),
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum City {
-    Flat(String),
-    Nested { names: Option<Names> },
+struct Names<'a> {
+    #[serde(borrow)]
+    en: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct Names {
-    en: Option<String>,
+impl<'de: 'a, 'a> Deserialize<'de> for City<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = City<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a city name or a map with `names`")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<City<'a>, E> {
+                Ok(City::Flat(v))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<City<'a>, M::Error> {
+                let mut en = None;
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    if key == "names" {
+                        en = map.next_value::<Option<Names<'de>>>()?.and_then(|n| n.en);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(City::Nested(en))
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,13 +214,15 @@ fn lookup_in<S: AsRef<[u8]>>(reader: &maxminddb::Reader<S>, ip: IpAddr) -> Optio
     let country = record
         .country_code
         .or_else(|| record.country.and_then(|c| c.iso_code))
-        .filter(|c| !c.is_empty());
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
     let city = match record.city {
         Some(City::Flat(name)) => Some(name),
-        Some(City::Nested { names }) => names.and_then(|n| n.en),
+        Some(City::Nested(en)) => en,
         None => None,
     }
-    .filter(|c| !c.is_empty());
+    .filter(|c| !c.is_empty())
+    .map(str::to_owned);
     (country.is_some() || city.is_some()).then_some(Location { country, city })
 }
 
