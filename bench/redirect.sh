@@ -212,7 +212,7 @@ many() {
     # writer pace that can take minutes.
     WAIT_SECONDS=${MANY_WAIT_SECONDS:-900} await_exact_count stored "$done_reqs" "$((CONNS + ${errs:-0}))" "$hop"
   else
-    drained "$name"
+    WAIT_SECONDS=${MANY_WAIT_SECONDS:-900} drained "$name"
   fi
   kill "$poller" 2>/dev/null || true
   peak=$(sort -g "$work/$name.depth" | tail -1)
