@@ -7,7 +7,7 @@
 //! redirect itself (a boxed, cloned service per layer, a request id drawn
 //! and propagated, a tracing span built and dropped, the path matched
 //! against every route). Here a redirect is one check of the path and a
-//! call of the same handler body ([`super::redirect::answer`]), and its
+//! call of the same handler body ([`super::redirect::timed_answer`]), and its
 //! answer carries what the layers would have added (`x-request-id`).
 //!
 //! Which requests: `GET` or `HEAD`, a path of one segment that is a valid

@@ -26,7 +26,7 @@ pub async fn follow_link(
     timed_answer(&state, &method, &slug, peer, query.as_deref(), &headers).await
 }
 
-/// [`answer`], timed into the redirect latency histogram: the redirect as
+/// `answer`, timed into the redirect latency histogram: the redirect as
 /// the router's route and [`super::front`]'s fast path both answer it.
 pub async fn timed_answer(
     state: &AppState,

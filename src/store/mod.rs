@@ -487,6 +487,16 @@ impl StoreConfig {
             if path.is_empty() {
                 return Err("sqlite URL needs a file path, e.g. sqlite://data/hop.db".into());
             }
+            // SQLite's in-memory databases are per connection, and hop's
+            // store has several (readers, two writers): each would see a
+            // database of its own.
+            if path == ":memory:" || path.starts_with("file::memory:") {
+                return Err(
+                    "sqlite://:memory: would give each of hop's connections a database of its \
+                     own: use memory:// for a store in memory"
+                        .into(),
+                );
+            }
             let mut cache_mib = DEFAULT_SQLITE_CACHE_MIB;
             for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
                 if k == "cache_mib" {
@@ -626,6 +636,19 @@ mod tests {
             }
         }
         assert_eq!(StoreConfig::parse("memory://"), Ok(StoreConfig::Memory));
+    }
+
+    #[test]
+    #[cfg(feature = "sqlite")]
+    fn sqlite_in_memory_is_refused_for_memory_scheme() {
+        for url in [
+            "sqlite://:memory:",
+            "sqlite::memory:",
+            "sqlite://file::memory:?cache=shared",
+        ] {
+            let e = StoreConfig::parse(url).unwrap_err();
+            assert!(e.contains("use memory://"), "{url}: {e}");
+        }
     }
 
     #[test]

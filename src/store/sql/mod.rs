@@ -25,7 +25,7 @@ pub mod sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite_clicks;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -293,13 +293,6 @@ pub(crate) fn dim_counts(rows: Vec<(i16, String, i64)>) -> Result<Vec<DimCount>,
                 clicks: clicks as u64,
             })
         })
-        .collect()
-}
-
-/// Stored event ids (16 bytes each) as UUIDs.
-pub(crate) fn event_ids(rows: Vec<Vec<u8>>) -> Result<HashSet<uuid::Uuid>, StoreError> {
-    rows.into_iter()
-        .map(|b| uuid::Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
         .collect()
 }
 

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres};
 use uuid::Uuid;
 
-use super::{FirstClick, SqlDialect, VisitorDeltas, event_ids, visitors_by_day};
+use super::{FirstClick, SqlDialect, VisitorDeltas, visitors_by_day};
 use crate::domain::{EnrichedClick, Link, LinkId};
 use crate::store::StoreError;
 use crate::store::rollup::BatchRollup;
@@ -494,4 +494,11 @@ async fn add_counts(
 /// (link, UTC day) between workers.
 fn visitor_lock(link: i64, day: i64) -> i64 {
     link.wrapping_mul(31).wrapping_add(day / 86_400_000)
+}
+
+/// Stored event ids (16 bytes each) as UUIDs.
+fn event_ids(rows: Vec<Vec<u8>>) -> Result<HashSet<uuid::Uuid>, StoreError> {
+    rows.into_iter()
+        .map(|b| uuid::Uuid::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
 }

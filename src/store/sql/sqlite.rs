@@ -1,6 +1,6 @@
 //! `SqliteStore`: the embedded default. One file in WAL mode; two writer
 //! connections (sqlx's for links, keys and upkeep; rusqlite's for click
-//! batches, see [`super::sqlite_clicks`]), both beginning their write
+//! batches, see `sqlite_clicks.rs`), both beginning their write
 //! transactions `IMMEDIATE`, and a small pool of readers.
 
 use std::collections::{HashMap, HashSet};
