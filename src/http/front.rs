@@ -7,7 +7,7 @@
 //! redirect itself (a boxed, cloned service per layer, a request id drawn
 //! and propagated, a tracing span built and dropped, the path matched
 //! against every route). Here a redirect is one check of the path and a
-//! call of the same handler body ([`super::redirect::timed_answer`]), and its
+//! call of the same handler body ([`super::redirect::answer`]), and its
 //! answer carries what the layers would have added (`x-request-id`).
 //!
 //! Which requests: `GET` or `HEAD`, a path of one segment that is a valid
@@ -82,17 +82,12 @@ where
             let state = self.state.clone();
             let peer = self.peer.ip();
             return Box::pin(async move {
-                let slug = redirect_slug(&req).unwrap_or_default();
+                // `redirect_slug` said so: the path is `/` and a slug.
+                let slug = &req.uri().path()[1..];
                 let (method, query) = (req.method().clone(), req.uri().query());
-                let mut res = super::redirect::timed_answer(
-                    &state,
-                    &method,
-                    slug,
-                    peer,
-                    query,
-                    req.headers(),
-                )
-                .await;
+                let mut res =
+                    super::redirect::answer(&state, &method, slug, peer, query, req.headers())
+                        .await;
                 // As `SetRequestIdLayer` and `PropagateRequestIdLayer` do on
                 // the router's routes: the caller's id, or a new one.
                 let id = req.headers().get(REQUEST_ID).cloned().unwrap_or_else(|| {

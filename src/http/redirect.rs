@@ -23,12 +23,12 @@ pub async fn follow_link(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    timed_answer(&state, &method, &slug, peer, query.as_deref(), &headers).await
+    answer(&state, &method, &slug, peer, query.as_deref(), &headers).await
 }
 
-/// `answer`, timed into the redirect latency histogram: the redirect as
-/// the router's route and [`super::front`]'s fast path both answer it.
-pub async fn timed_answer(
+/// The redirect, timed into the redirect latency histogram: what the
+/// router's `/{slug}` route and [`super::front`]'s fast path both answer.
+pub async fn answer(
     state: &AppState,
     method: &Method,
     slug: &str,
@@ -37,103 +37,95 @@ pub async fn timed_answer(
     headers: &HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let response = answer(state, method, slug, peer, query, headers).await;
+    let response = async {
+        let Ok(slug) = Slug::parse_path(slug) else {
+            return pages::not_found();
+        };
+        let link = match state.resolve(&slug).await {
+            Ok(Some(link)) => link,
+            Ok(None) => return pages::not_found_for(&slug),
+            Err(e) => {
+                tracing::error!(error = %e, link.slug = %slug, "link lookup failed");
+                return pages::unavailable();
+            }
+        };
+        let now = Utc::now();
+        if let Err(gone) = link.check_live(now) {
+            return pages::gone_for(&slug, gone);
+        }
+        if state.blocklist.blocks(link.target.host()) {
+            return pages::gone_for(&slug, Gone::Blocked);
+        }
+        if state.takedowns.covers(link.target.host()) {
+            return pages::gone_for(&slug, Gone::TakenDown);
+        }
+        // `--refuse-private-targets`, again at redirect time: a name may have
+        // started resolving to a private address since the link was made.
+        if let Some(guard) = &state.target_guard
+            && let Err(why) = guard.check_cached(link.target.host()).await
+        {
+            tracing::info!(link.slug = %slug, reason = %why, "target refused at redirect");
+            return pages::gone_for(&slug, Gone::PrivateTarget);
+        }
+        // HEAD answers like GET but is not a click.
+        if method == Method::HEAD {
+            return redirect_to(&link);
+        }
+        if let Some(max) = link.max_clicks {
+            match state.store.claim_click(link.id, max).await {
+                Ok(true) => {}
+                Ok(false) => return pages::gone_for(&slug, Gone::Exhausted),
+                Err(e) => {
+                    tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
+                    return pages::unavailable();
+                }
+            }
+        }
+        // Header values that are `str` are visible ASCII, so cutting at a byte
+        // is cutting at a character; the click borrows them (no copies here).
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(|s| &s[..s.len().min(MAX_ATTR_LEN * 2)])
+        };
+        let tracking = state.tracking;
+        // A browser asking not to be tracked is counted, and nothing else.
+        let anonymous = tracking.honor_dnt
+            && ["dnt", "sec-gpc"].iter().any(|h| {
+                headers
+                    .get(*h)
+                    .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+            });
+        // A client the proxy could not name has no address to locate.
+        let ip = (!anonymous)
+            .then(|| client_addr(peer, headers, &state.trusted_proxies).ip())
+            .flatten()
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let utm = query.map(Utm::from_query).unwrap_or_default();
+        state.clicks.submit(ClickRef {
+            event_id: uuid::Uuid::now_v7(),
+            link_id: link.id,
+            at: now.timestamp_millis(),
+            ip,
+            user_agent: (!anonymous && !tracking.no_user_agent)
+                .then(|| header(USER_AGENT))
+                .flatten(),
+            referrer: (!anonymous && !tracking.no_referrer)
+                .then(|| header(REFERER))
+                .flatten(),
+            utm: &utm,
+            region: &state.region,
+            withheld: anonymous || tracking.no_user_agent,
+        });
+        redirect_to(&link)
+    }
+    .await;
     state
         .redirect_metrics
         .latency
         .record(started.elapsed().as_secs_f64());
     response
-}
-
-async fn answer(
-    state: &AppState,
-    method: &Method,
-    slug: &str,
-    peer: std::net::IpAddr,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Response {
-    let Ok(slug) = Slug::parse_path(slug) else {
-        return pages::not_found();
-    };
-    let link = match state.resolve(&slug).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return pages::not_found_for(&slug),
-        Err(e) => {
-            tracing::error!(error = %e, link.slug = %slug, "link lookup failed");
-            return pages::unavailable();
-        }
-    };
-    let now = Utc::now();
-    if let Err(gone) = link.check_live(now) {
-        return pages::gone_for(&slug, gone);
-    }
-    if state.blocklist.blocks(link.target.host()) {
-        return pages::gone_for(&slug, Gone::Blocked);
-    }
-    if state.takedowns.covers(link.target.host()) {
-        return pages::gone_for(&slug, Gone::TakenDown);
-    }
-    // `--refuse-private-targets`, again at redirect time: a name may have
-    // started resolving to a private address since the link was made.
-    if let Some(guard) = &state.target_guard
-        && let Err(why) = guard.check_cached(link.target.host()).await
-    {
-        tracing::info!(link.slug = %slug, reason = %why, "target refused at redirect");
-        return pages::gone_for(&slug, Gone::PrivateTarget);
-    }
-    // HEAD answers like GET but is not a click.
-    if method == Method::HEAD {
-        return redirect_to(&link);
-    }
-    if let Some(max) = link.max_clicks {
-        match state.store.claim_click(link.id, max).await {
-            Ok(true) => {}
-            Ok(false) => return pages::gone_for(&slug, Gone::Exhausted),
-            Err(e) => {
-                tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
-                return pages::unavailable();
-            }
-        }
-    }
-    // Header values that are `str` are visible ASCII, so cutting at a byte
-    // is cutting at a character; the click borrows them (no copies here).
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(|s| &s[..s.len().min(MAX_ATTR_LEN * 2)])
-    };
-    let tracking = state.tracking;
-    // A browser asking not to be tracked is counted, and nothing else.
-    let anonymous = tracking.honor_dnt
-        && ["dnt", "sec-gpc"].iter().any(|h| {
-            headers
-                .get(*h)
-                .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
-        });
-    // A client the proxy could not name has no address to locate.
-    let ip = (!anonymous)
-        .then(|| client_addr(peer, headers, &state.trusted_proxies).ip())
-        .flatten()
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let utm = query.map(Utm::from_query).unwrap_or_default();
-    state.clicks.submit(ClickRef {
-        event_id: uuid::Uuid::now_v7(),
-        link_id: link.id,
-        at: now.timestamp_millis(),
-        ip,
-        user_agent: (!anonymous && !tracking.no_user_agent)
-            .then(|| header(USER_AGENT))
-            .flatten(),
-        referrer: (!anonymous && !tracking.no_referrer)
-            .then(|| header(REFERER))
-            .flatten(),
-        utm: &utm,
-        region: &state.region,
-        withheld: anonymous || tracking.no_user_agent,
-    });
-    redirect_to(&link)
 }
 
 fn redirect_to(link: &Link) -> Response {
