@@ -17,7 +17,7 @@ pub const CLICK_BATCH_TARGET_MS: u64 = 50;
 #[derive(Debug, Parser)]
 #[command(
     name = "hop",
-    version,
+    version = crate::VERSION,
     about = "URL shortener with exact, real-time click analytics"
 )]
 pub struct Cli {

@@ -37,6 +37,11 @@
 //! - [`config`], [`cli`]: flags and env vars; the client subcommands.
 //! - [`app`]: wiring: `Application::build(config)` and graceful shutdown.
 
+/// The version and the commit built from, as `hop --version` prints it.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HOP_GIT_COMMIT"), ")");
+/// The commit the binary was built from (build.rs), or "unknown".
+pub const COMMIT: &str = env!("HOP_GIT_COMMIT");
+
 pub mod app;
 pub mod auth;
 pub mod blocklist;

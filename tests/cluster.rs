@@ -204,6 +204,21 @@ impl Cluster {
         stats["total_clicks"].as_u64().unwrap_or(0)
     }
 
+    /// The value of an unlabelled series on node `n`'s `/metrics`.
+    async fn metric(&self, n: usize, name: &str) -> Option<f64> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.node(n)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// Waits until the stats count `n` clicks (and never more).
     async fn wait_total(&self, slug: &str, n: u64, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -448,6 +463,8 @@ async fn exact_counts_through_a_killed_worker_and_a_redis_restart() {
         assert_eq!(ready.status(), StatusCode::OK, "still ready without Redis");
         let ready: Value = ready.json().await.unwrap();
         if ready["redis"] == "down" {
+            assert_eq!(c.metric(0, "hop_redis_up").await, Some(0.0));
+            assert_eq!(c.metric(0, "hop_store_up").await, Some(1.0));
             break;
         }
         assert!(
@@ -528,6 +545,9 @@ async fn a_postgres_outage_keeps_cached_links_and_fails_creates_fast() {
         .await
         .unwrap();
     assert_eq!(ready["error"]["code"], "store_unavailable");
+    // And /metrics says so, for the alert.
+    assert_eq!(c.metric(0, "hop_store_up").await, Some(0.0));
+    assert_eq!(c.metric(0, "hop_redis_up").await, Some(1.0));
 
     tokio::task::block_in_place(|| c.pg.start_again());
     // The clicks served during the outage were waiting in the stream.
@@ -539,6 +559,7 @@ async fn a_postgres_outage_keeps_cached_links_and_fails_creates_fast() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(c.metric(1, "hop_store_up").await, Some(1.0));
 }
 
 /// A client of the test Redis (for what an attacker with write access

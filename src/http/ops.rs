@@ -26,38 +26,54 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// while Redis is down the node still serves (cache, then store) and buffers
 /// clicks, so it stays ready and says `"redis": "down"`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let ready = readiness(&state).await;
+    match ready.store {
+        Ok(()) => {
+            let mut body = json!({ "status": "ready", "store": "ok" });
+            if let Some(redis) = ready.redis {
+                body["redis"] = json!(if redis { "ok" } else { "down" });
+            }
+            Json(body).into_response()
+        }
+        Err(why) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", why).into_response()
+        }
+    }
+}
+
+/// What `/readyz` reports, for it and for `/metrics`'s `hop_store_up` and
+/// `hop_redis_up`.
+struct Readiness {
+    store: Result<(), &'static str>,
+    /// In cluster mode: whether Redis is up.
+    redis: Option<bool>,
+}
+
+async fn readiness(state: &AppState) -> Readiness {
     let redis = state
         .links
         .shared
         .as_ref()
-        .map(|shared| if shared.cache.is_up() { "ok" } else { "down" });
-    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => {
-            let mut body = json!({ "status": "ready", "store": "ok" });
-            if let Some(redis) = redis {
-                body["redis"] = json!(redis);
-            }
-            Json(body).into_response()
-        }
+        .map(|shared| shared.cache.is_up());
+    let store = match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store unreachable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the store is unreachable",
-            )
-            .into_response()
+            Err("the store is unreachable")
         }
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store did not answer in time",
-        )
-        .into_response(),
-    }
+        Err(_) => Err("the store did not answer in time"),
+    };
+    Readiness { store, redis }
 }
 
+/// Prometheus text; each scrape first asks what `/readyz` asks, so alerts
+/// can say the store or Redis is down (`hop_store_up`, `hop_redis_up`).
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let ready = readiness(&state).await;
+    metrics::gauge!(names::STORE_UP).set(if ready.store.is_ok() { 1.0 } else { 0.0 });
+    if let Some(redis) = ready.redis {
+        metrics::gauge!(names::REDIS_UP).set(if redis { 1.0 } else { 0.0 });
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.prometheus.render(),

@@ -151,3 +151,30 @@ async fn metrics_on_their_own_address() {
     tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// `/metrics` carries what the alerts need beside the request series: the
+/// store's readiness as `/readyz` checks it (no Redis series in embedded
+/// mode) and the build, labelled with the commit `hop --version` prints.
+#[tokio::test]
+async fn metrics_say_the_store_is_up_and_which_build_answers() {
+    let app = TestApp::spawn().await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.lines().any(|l| l == "hop_store_up 1"), "{text}");
+    assert!(!text.contains("hop_redis_up"), "no Redis in embedded mode");
+    let build = format!(
+        "hop_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        hop::COMMIT
+    );
+    assert!(text.lines().any(|l| l == build), "{build} in {text}");
+    assert!(hop::VERSION.contains(hop::COMMIT));
+    assert_ne!(hop::COMMIT, "unknown", "built in a checkout: git knows");
+}
