@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need that a fresh Debian
-# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis) and a generated client (openapi-python-client).
+# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis), a generated client (openapi-python-client) and the observability check (Prometheus rules and Grafana panels against a real Prometheus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +34,7 @@ HOP_TEST_CLUSTER=1 cargo test --test api "$@"
 if [ $# -eq 0 ]; then
   ./scripts/api-contract.sh target/debug/hop
   ./scripts/client-check.sh target/debug/hop
+  # Deploy files: rules, dashboards (against a real Prometheus), image,
+  # Kubernetes, compose and workflow definitions.
+  ./scripts/observability-check.sh target/debug/hop
 fi

@@ -44,6 +44,11 @@ pub fn install() -> PrometheusHandle {
             // then this handle simply renders nothing of theirs.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            // Series that stay at zero on a healthy node exist from the
+            // start, so dashboards and alerts see 0, not "no data".
+            metrics::counter!(names::CLICKS_LOST).increment(0);
+            metrics::counter!(names::CLICKS_DROPPED).increment(0);
+            metrics::gauge!(names::LIVE_STREAMS).increment(0.0);
             metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => crate::COMMIT)
                 .set(1.0);
             handle
