@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need that a fresh Debian
-# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis), a generated client (openapi-python-client) the observability check (Prometheus rules and Grafana panels against a real Prometheus), the deploy files (Kubernetes, compose, workflows) and the container image (built and run with podman).
+# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis), a generated client (openapi-python-client) the observability check (Prometheus rules and Grafana panels against a real Prometheus), the deploy files (Kubernetes, compose, workflows), the container image and compose.yaml's two profiles (run with podman).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,4 +39,5 @@ if [ $# -eq 0 ]; then
   ./scripts/observability-check.sh target/debug/hop
   ./scripts/deploy-check.sh
   ./scripts/container-check.sh target/debug/hop
+  ./scripts/compose-check.sh
 fi
