@@ -20,6 +20,7 @@ pub mod names {
     pub const CLICKS_LOST: &str = "hop_clicks_lost_total";
     pub const STORE_DURATION: &str = "hop_store_duration_seconds";
     pub const LIVE_STREAMS: &str = "hop_live_streams";
+    /// Written by the `/metrics` handler itself (per node, per scrape).
     pub const STORE_UP: &str = "hop_store_up";
     pub const REDIS_UP: &str = "hop_redis_up";
     pub const BUILD_INFO: &str = "hop_build_info";
@@ -104,14 +105,6 @@ fn describe() {
         "Clicks that could not be stored before shutdown"
     );
     describe_gauge!(names::LIVE_STREAMS, "Open live (SSE) dashboard streams");
-    describe_gauge!(
-        names::STORE_UP,
-        "1 when the store answered the scrape's readiness check (as /readyz), else 0"
-    );
-    describe_gauge!(
-        names::REDIS_UP,
-        "Cluster mode: 1 when Redis is up (as /readyz reports it), else 0"
-    );
     describe_gauge!(
         names::BUILD_INFO,
         "Always 1; its labels say the version and the commit built from"

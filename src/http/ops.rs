@@ -68,15 +68,32 @@ async fn readiness(state: &AppState) -> Readiness {
 
 /// Prometheus text; each scrape first asks what `/readyz` asks, so alerts
 /// can say the store or Redis is down (`hop_store_up`, `hop_redis_up`).
+/// Those two are this node's answer to this scrape, written here rather
+/// than kept in the process-wide registry.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let ready = readiness(&state).await;
-    metrics::gauge!(names::STORE_UP).set(if ready.store.is_ok() { 1.0 } else { 0.0 });
+    let mut text = state.prometheus.render();
+    let mut gauge = |name: &str, help: &str, up: bool| {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}\n",
+            u8::from(up)
+        ));
+    };
+    gauge(
+        names::STORE_UP,
+        "1 when the store answered this scrape's readiness check (as /readyz), else 0",
+        ready.store.is_ok(),
+    );
     if let Some(redis) = ready.redis {
-        metrics::gauge!(names::REDIS_UP).set(if redis { 1.0 } else { 0.0 });
+        gauge(
+            names::REDIS_UP,
+            "Cluster mode: 1 when Redis is up (as /readyz reports it), else 0",
+            redis,
+        );
     }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.prometheus.render(),
+        text,
     )
         .into_response()
 }
