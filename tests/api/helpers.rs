@@ -210,6 +210,12 @@ impl TestApp {
     }
 
     /// A URL on the first node (pages, and anything a test pins to a node).
+    /// The node's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

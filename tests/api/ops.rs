@@ -157,15 +157,7 @@ async fn metrics_on_their_own_address() {
 #[tokio::test]
 async fn metrics_say_the_store_is_up_and_which_build_answers() {
     let app = TestApp::spawn().await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(text.lines().any(|l| l == "hop_store_up 1"), "{text}");
     // Redis is up in cluster mode (HOP_TEST_CLUSTER=1), absent embedded.
     let redis = text.lines().find(|l| l.starts_with("hop_redis_up "));
