@@ -256,3 +256,23 @@ mod upgrade {
         .await;
     }
 }
+
+#[cfg(feature = "dynamodb")]
+#[path = "support/dynamo.rs"]
+#[allow(dead_code)]
+mod dynamo_support;
+
+#[cfg(feature = "dynamodb")]
+mod dynamodb {
+    use super::*;
+
+    async fn make() -> (Arc<dyn Store>, ()) {
+        let server = tokio::task::spawn_blocking(dynamo_support::MotoServer::shared)
+            .await
+            .unwrap();
+        let config = hop::store::StoreConfig::parse(&server.url("eu-west-1")).unwrap();
+        (config.open(true).await.unwrap(), ())
+    }
+
+    hop::store_conformance!(make);
+}

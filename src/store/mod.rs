@@ -15,6 +15,8 @@
 //! generic code in [`crate::stats`] splits any range into aligned middles and
 //! raw edges, so every backend stays simple and exact.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
 pub mod memory;
 pub mod pack;
 pub mod rollup;
@@ -456,6 +458,12 @@ pub enum StoreConfig {
     Postgres {
         url: String,
     },
+    /// `dynamodb://TABLE?region=R[&endpoint=URL]`.
+    Dynamo {
+        table: String,
+        region: String,
+        endpoint: Option<String>,
+    },
     Memory,
 }
 
@@ -470,6 +478,16 @@ impl std::fmt::Debug for StoreConfig {
             StoreConfig::Postgres { url } => f
                 .debug_struct("Postgres")
                 .field("url", &redact_url(url))
+                .finish(),
+            StoreConfig::Dynamo {
+                table,
+                region,
+                endpoint,
+            } => f
+                .debug_struct("Dynamo")
+                .field("table", table)
+                .field("region", region)
+                .field("endpoint", endpoint)
                 .finish(),
             StoreConfig::Memory => f.write_str("Memory"),
         }
@@ -518,11 +536,16 @@ impl StoreConfig {
                 url: url.to_owned(),
             });
         }
+        if let Some(rest) = url.strip_prefix("dynamodb://") {
+            built_with("dynamodb", cfg!(feature = "dynamodb"))?;
+            return parse_dynamo(rest);
+        }
         if url == "memory:" || url == "memory://" {
             return Ok(StoreConfig::Memory);
         }
         Err(format!(
-            "unsupported database URL {:?}: use sqlite://PATH, postgres://… or memory://",
+            "unsupported database URL {:?}: use sqlite://PATH, postgres://…, dynamodb://TABLE?region=… \
+             or memory://",
             redact_url(url)
         ))
     }
@@ -545,9 +568,71 @@ impl StoreConfig {
             StoreConfig::Postgres { .. } => {
                 return Err(StoreError::Unavailable(without_feature("postgres")));
             }
+            #[cfg(feature = "dynamodb")]
+            StoreConfig::Dynamo {
+                table,
+                region,
+                endpoint,
+            } => Arc::new(
+                dynamo::DynamoStore::open(
+                    &dynamo::DynamoConfig {
+                        table: table.clone(),
+                        region: region.clone(),
+                        endpoint: endpoint.clone(),
+                    },
+                    migrate,
+                )
+                .await?,
+            ),
+            #[cfg(not(feature = "dynamodb"))]
+            StoreConfig::Dynamo { .. } => {
+                return Err(StoreError::Unavailable(without_feature("dynamodb")));
+            }
             StoreConfig::Memory => Arc::new(memory::MemoryStore::default()),
         })
     }
+}
+
+/// `dynamodb://TABLE?region=R&endpoint=URL` (the part after the scheme).
+fn parse_dynamo(rest: &str) -> Result<StoreConfig, String> {
+    let (table, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let table = table.trim_end_matches('/');
+    let valid = (3..=255).contains(&table.len())
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if !valid {
+        return Err(format!(
+            "dynamodb://{table}: the table name must be 3 to 255 of a-z, A-Z, 0-9, _ - ."
+        ));
+    }
+    let mut region = None;
+    let mut endpoint = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "region" => region = Some(v.into_owned()),
+            "endpoint" => {
+                url::Url::parse(&v)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| format!("endpoint={v:?}: give an http(s) URL"))?;
+                endpoint = Some(v.into_owned());
+            }
+            other => return Err(format!("dynamodb URL: unknown parameter {other:?}")),
+        }
+    }
+    let region = region
+        .filter(|r| {
+            !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        .ok_or("dynamodb URL needs ?region=, e.g. dynamodb://hop?region=eu-west-1")?;
+    Ok(StoreConfig::Dynamo {
+        table: table.to_owned(),
+        region,
+        endpoint,
+    })
 }
 
 /// Refuses a URL of a backend this binary was built without, in words that

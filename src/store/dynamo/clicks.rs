@@ -1,0 +1,622 @@
+//! Clicks on DynamoDB: the batch write (transactions of at most 100
+//! actions, replays dropped by their cancellation reasons) and every read
+//! (stats from the deltas, in one snapshot; raw clicks for edges, the
+//! recent list and exports).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use uuid::Uuid;
+
+use super::model::{Counts, dim_counts};
+use super::write::{Head, visitor_state};
+use super::{DynamoStore, Item, get_n, get_s, n, opt_s, ord_key, s, unavailable};
+use crate::domain::{DeviceType, EnrichedClick, LinkId, Utm};
+use crate::store::{
+    ClickStore, ExportCursor, Resolution, StatsReads, StatsRows, StoreError, TimeRange,
+};
+
+/// Raw clicks of a link are spread over this many partitions, so a hot
+/// link's click writes are not bound by one partition's 1 000 writes/s.
+pub const RAW_SHARDS: u32 = 4;
+
+/// Why one action of a cancelled transaction failed.
+#[derive(Debug, Clone)]
+pub(super) struct Reason {
+    pub code: Option<String>,
+    /// The item as it was, when the action asked for it (`ALL_OLD`).
+    pub item: Option<Item>,
+}
+
+impl Reason {
+    pub fn failed(&self) -> bool {
+        self.code.as_deref() == Some("ConditionalCheckFailed")
+    }
+}
+
+/// The reasons of a cancelled transaction, one per action.
+pub(super) fn cancelled<R>(e: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<Reason>> {
+    match e.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(ex) => Some(
+            ex.cancellation_reasons()
+                .iter()
+                .map(|r| Reason {
+                    code: r.code().filter(|c| *c != "None").map(str::to_owned),
+                    item: r.item().cloned(),
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+pub(super) fn day_key(day: i64) -> String {
+    ord_key(day)
+}
+
+fn raw_pk(link: LinkId, shard: u32) -> String {
+    format!("C#{}#{shard}", link.0)
+}
+
+fn shard_of(event: Uuid) -> u32 {
+    (event.as_u128() % u128::from(RAW_SHARDS)) as u32
+}
+
+fn raw_sk(at: i64, event: Uuid) -> String {
+    format!("{}#{}", ord_key(at), event.hyphenated())
+}
+
+pub(super) fn raw_item(c: &EnrichedClick, region: &str, seq: i64) -> Item {
+    let mut item = Item::from([
+        ("pk".into(), s(raw_pk(c.link_id, shard_of(c.event_id)))),
+        ("sk".into(), s(raw_sk(c.at, c.event_id))),
+        ("event".into(), s(c.event_id.hyphenated().to_string())),
+        ("link".into(), n(c.link_id.0)),
+        ("at".into(), n(c.at)),
+        ("bot".into(), AttributeValue::Bool(c.bot)),
+        ("browser".into(), s(c.browser.clone())),
+        ("os".into(), s(c.os.clone())),
+        ("device".into(), s(c.device.as_str())),
+        ("visitor".into(), n(c.visitor)),
+        ("region".into(), s(c.region.clone())),
+        ("w".into(), s(region)),
+        ("seq".into(), n(seq)),
+    ]);
+    for (k, v) in [
+        ("country", &c.country),
+        ("city", &c.city),
+        ("ref", &c.referrer_host),
+        ("us", &c.utm.source),
+        ("um", &c.utm.medium),
+        ("uc", &c.utm.campaign),
+    ] {
+        if let Some(v) = v {
+            item.insert(k.into(), s(v.clone()));
+        }
+    }
+    item
+}
+
+fn click_from_item(item: &Item) -> Result<EnrichedClick, StoreError> {
+    Ok(EnrichedClick {
+        event_id: Uuid::parse_str(get_s(item, "event")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        link_id: LinkId(get_n(item, "link")?),
+        at: get_n(item, "at")?,
+        bot: matches!(item.get("bot"), Some(AttributeValue::Bool(true))),
+        country: opt_s(item, "country"),
+        city: opt_s(item, "city"),
+        browser: get_s(item, "browser")?.to_owned(),
+        os: get_s(item, "os")?.to_owned(),
+        device: DeviceType::parse(get_s(item, "device")?),
+        referrer_host: opt_s(item, "ref"),
+        utm: Utm {
+            source: opt_s(item, "us"),
+            medium: opt_s(item, "um"),
+            campaign: opt_s(item, "uc"),
+        },
+        visitor: get_n(item, "visitor")?,
+        region: get_s(item, "region")?.to_owned(),
+    })
+}
+
+impl DynamoStore {
+    /// The heads of a link: region → its last published batch and totals.
+    pub(super) async fn heads(&self, link: LinkId) -> Result<HashMap<String, Head>, StoreError> {
+        let mut out = HashMap::new();
+        for item in self.query_all(format!("H#{}", link.0), None, true).await? {
+            out.insert(get_s(&item, "sk")?.to_owned(), Head::from_item(&item)?);
+        }
+        Ok(out)
+    }
+
+    /// Committed counts of the days `[first, last]`, each region's read up
+    /// to its head as read first: one snapshot (see the module docs).
+    async fn counts(
+        &self,
+        link: LinkId,
+        first: i64,
+        last: i64,
+    ) -> Result<(Counts, HashMap<String, Head>), StoreError> {
+        let heads = self.heads(link).await?;
+        let items = self
+            .query_all(
+                format!("D#{}", link.0),
+                Some((day_key(first), format!("{}~", day_key(last)))),
+                true,
+            )
+            .await?;
+        // Per (day, region): deltas by seq, packs by upto with their parts.
+        #[derive(Default)]
+        struct Day<'a> {
+            deltas: Vec<(i64, &'a [u8])>,
+            packs: BTreeMap<i64, (i64, Vec<&'a [u8]>)>,
+        }
+        let mut days: BTreeMap<(String, String), Day> = BTreeMap::new();
+        for item in &items {
+            let sk = get_s(item, "sk")?;
+            let mut parts = sk.split('#');
+            let (Some(day), Some(region), Some(kind)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(StoreError::Corrupt(format!("delta key {sk}")));
+            };
+            let Some(AttributeValue::B(blob)) = item.get("c") else {
+                return Err(StoreError::Corrupt(format!("delta {sk} without counts")));
+            };
+            let entry = days.entry((day.to_owned(), region.to_owned())).or_default();
+            match kind {
+                "d" => entry.deltas.push((get_n(item, "seq")?, blob.as_ref())),
+                "p" => {
+                    let pack = entry
+                        .packs
+                        .entry(get_n(item, "upto")?)
+                        .or_insert((get_n(item, "parts")?, Vec::new()));
+                    pack.1.push(blob.as_ref());
+                }
+                _ => return Err(StoreError::Corrupt(format!("delta key {sk}"))),
+            }
+        }
+        let mut total = Counts::default();
+        for ((_, region), day) in &days {
+            let head = heads.get(region).map_or(0, |h| h.seq);
+            // The newest complete pack within the snapshot.
+            let pack = day
+                .packs
+                .iter()
+                .rev()
+                .find(|(upto, (parts, blobs))| **upto <= head && blobs.len() as i64 == *parts);
+            let upto = match pack {
+                Some((upto, (_, blobs))) => {
+                    for b in blobs {
+                        total.add(&Counts::decode(b)?);
+                    }
+                    *upto
+                }
+                None => 0,
+            };
+            for (seq, blob) in &day.deltas {
+                if *seq > upto && *seq <= head {
+                    total.add(&Counts::decode(blob)?);
+                }
+            }
+        }
+        Ok((total, heads))
+    }
+
+    /// Raw clicks of a link in `[from, to)` from every shard, committed
+    /// within `heads` (when given), in time order.
+    async fn raw_in(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        heads: &HashMap<String, Head>,
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
+        let mut out = Vec::new();
+        if range.from >= range.to {
+            return Ok(out);
+        }
+        for shard in 0..RAW_SHARDS {
+            let items = self
+                .query_all(
+                    raw_pk(link, shard),
+                    Some((ord_key(range.from), format!("{}~", ord_key(range.to - 1)))),
+                    true,
+                )
+                .await?;
+            for item in &items {
+                if published(item, heads)? {
+                    out.push(click_from_item(item)?);
+                }
+            }
+        }
+        out.sort_by_key(|c| (c.at, c.event_id));
+        Ok(out)
+    }
+
+    /// Visitors whose first click of the day lies in `[from, to)` (an
+    /// unaligned edge of a visitors read).
+    async fn raw_visitors(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        include_bots: bool,
+        heads: &HashMap<String, Head>,
+    ) -> Result<i64, StoreError> {
+        let mut count = 0;
+        let mut day = Resolution::Day.floor(range.from);
+        while day < range.to {
+            for item in self
+                .query_all(format!("V#{}#{}", link.0, day_key(day)), None, true)
+                .await?
+            {
+                let region = get_s(&item, "sk")?.split('#').next().unwrap_or_default();
+                let Some(head) = heads.get(region) else {
+                    continue;
+                };
+                if let Some(f) = visitor_state(&item, head, None)?
+                    && f.at >= range.from
+                    && f.at < range.to
+                    && (include_bots || !f.bot)
+                {
+                    count += 1;
+                }
+            }
+            day += Resolution::Day.grain_ms();
+        }
+        Ok(count)
+    }
+
+    /// Deletes a link's raw clicks, deltas, visitors and (with `heads`)
+    /// its heads; returns how many raw clicks went.
+    pub(super) async fn delete_clicks_of(
+        &self,
+        link: LinkId,
+        heads: bool,
+    ) -> Result<u64, StoreError> {
+        let mut raw = 0;
+        let key = |i: &Item| -> Result<(String, String), StoreError> {
+            Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned()))
+        };
+        let head_items = self.heads(link).await?;
+        for shard in 0..RAW_SHARDS {
+            let items = self.query_all(raw_pk(link, shard), None, true).await?;
+            for item in &items {
+                raw += u64::from(published(item, &head_items)?);
+            }
+            self.delete_keys(items.iter().map(key).collect::<Result<_, _>>()?)
+                .await?;
+        }
+        let mut days = HashSet::new();
+        for head in head_items.values() {
+            days.extend(head.days.iter().cloned());
+        }
+        for day in days {
+            let items = self
+                .query_all(format!("V#{}#{day}", link.0), None, true)
+                .await?;
+            self.delete_keys(items.iter().map(key).collect::<Result<_, _>>()?)
+                .await?;
+        }
+        let items = self.query_all(format!("D#{}", link.0), None, true).await?;
+        self.delete_keys(items.iter().map(key).collect::<Result<_, _>>()?)
+            .await?;
+        if heads {
+            self.delete_keys(
+                head_items
+                    .keys()
+                    .map(|r| (format!("H#{}", link.0), r.clone()))
+                    .collect(),
+            )
+            .await?;
+        }
+        Ok(raw)
+    }
+}
+
+/// Whether a raw click item belongs to a published batch.
+fn published(item: &Item, heads: &HashMap<String, Head>) -> Result<bool, StoreError> {
+    let Some(head) = heads.get(get_s(item, "w")?) else {
+        return Ok(false);
+    };
+    Ok(head.published(
+        get_n(item, "seq")?,
+        &opt_s(item, "nonce").unwrap_or_default(),
+    ))
+}
+
+fn aligned(r: TimeRange) -> bool {
+    r.from.rem_euclid(60_000) == 0 && r.to.rem_euclid(60_000) == 0
+}
+
+/// A range cut into its minute-aligned middle and the raw edges around it.
+fn cut(r: TimeRange) -> (Option<TimeRange>, Vec<TimeRange>) {
+    if aligned(r) {
+        return (Some(r), Vec::new());
+    }
+    let g = Resolution::Minute.grain_ms();
+    let start = Resolution::Minute.floor(r.from + g - 1);
+    let end = Resolution::Minute.floor(r.to);
+    if start >= end {
+        return (None, vec![r]);
+    }
+    let edges = [
+        TimeRange {
+            from: r.from,
+            to: start,
+        },
+        TimeRange {
+            from: end,
+            to: r.to,
+        },
+    ]
+    .into_iter()
+    .filter(|e| e.from < e.to)
+    .collect();
+    (
+        Some(TimeRange {
+            from: start,
+            to: end,
+        }),
+        edges,
+    )
+}
+
+impl DynamoStore {
+    /// Up to `limit` raw clicks that `keep` accepts, from every shard,
+    /// between two sort keys, in time order (`forward`) or newest first.
+    async fn raw_page(
+        &self,
+        link: LinkId,
+        (lo, hi): (String, String),
+        forward: bool,
+        limit: usize,
+        keep: impl Fn(&EnrichedClick) -> bool,
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..RAW_SHARDS {
+            let mut kept = 0;
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(self.table())
+                    .consistent_read(true)
+                    .scan_index_forward(forward)
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":pk", s(raw_pk(link, shard)))
+                    .expression_attribute_values(":lo", s(lo.clone()))
+                    .expression_attribute_values(":hi", s(hi.clone()))
+                    .limit(limit.clamp(1, 1000) as i32)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in page.items() {
+                    let c = click_from_item(item)?;
+                    if keep(&c) {
+                        out.push(c);
+                        kept += 1;
+                    }
+                }
+                match page.last_evaluated_key {
+                    Some(k) if !k.is_empty() && kept < limit => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        if forward {
+            out.sort_by_key(|c| (c.at, c.event_id));
+        } else {
+            out.sort_by_key(|c| std::cmp::Reverse((c.at, c.event_id)));
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ClickStore for DynamoStore {
+    async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
+        // A click twice in one batch counts once; then per link.
+        let mut seen = HashSet::new();
+        let mut by_link: BTreeMap<LinkId, Vec<&EnrichedClick>> = BTreeMap::new();
+        for c in clicks {
+            if seen.insert(c.event_id) {
+                by_link.entry(c.link_id).or_default().push(c);
+            }
+        }
+        let mut new = 0;
+        for (link, clicks) in by_link {
+            new += self.record_link(link, clicks).await?;
+        }
+        Ok(new)
+    }
+
+    async fn stats_rows(
+        &self,
+        link: LinkId,
+        reads: &StatsReads,
+        include_bots: bool,
+        _top: usize,
+    ) -> Result<StatsRows, StoreError> {
+        let ranges = || {
+            reads
+                .series
+                .iter()
+                .chain(&reads.dims)
+                .chain(&reads.visitors)
+                .map(|p| p.1)
+                .filter(|r| r.from < r.to)
+        };
+        let (Some(from), Some(to)) = (ranges().map(|r| r.from).min(), ranges().map(|r| r.to).max())
+        else {
+            return Ok(StatsRows::default());
+        };
+        let (counts, heads) = self
+            .counts(
+                link,
+                Resolution::Day.floor(from),
+                Resolution::Day.floor(to - 1),
+            )
+            .await?;
+        let counted = |c: &EnrichedClick| include_bots || !c.bot;
+        let mut rows = StatsRows::default();
+        for (res, range) in &reads.series {
+            let bucket = match res {
+                Resolution::Raw | Resolution::Minute => Resolution::Minute,
+                Resolution::QuarterHour => Resolution::QuarterHour,
+                _ => return Err(StoreError::Unsupported("series at this resolution")),
+            };
+            let mut piece = BTreeMap::new();
+            let (middle, edges) = cut(*range);
+            if let Some(m) = middle {
+                counts.series_in(bucket, m, include_bots, &mut piece);
+            }
+            for edge in edges {
+                for c in self.raw_in(link, edge, &heads).await? {
+                    if counted(&c) {
+                        *piece.entry(bucket.floor(c.at)).or_default() += 1;
+                    }
+                }
+            }
+            rows.series.extend(
+                piece
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(b, n)| (b, n as u64)),
+            );
+        }
+        let mut dims = HashMap::new();
+        for (_, range) in &reads.dims {
+            let (middle, edges) = cut(*range);
+            if let Some(m) = middle {
+                counts.dims_in(m, include_bots, &mut dims);
+            }
+            for edge in edges {
+                for c in self.raw_in(link, edge, &heads).await? {
+                    if counted(&c) {
+                        for (dim, value) in crate::store::rollup_keys(&c) {
+                            *dims.entry((dim as u8, value)).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+        rows.dims = dim_counts(dims)?;
+        let mut visitors = 0;
+        for (_, range) in &reads.visitors {
+            let (middle, edges) = cut(*range);
+            if let Some(m) = middle {
+                visitors += counts.visitors_in(m, include_bots);
+            }
+            for edge in edges {
+                visitors += self.raw_visitors(link, edge, include_bots, &heads).await?;
+            }
+        }
+        rows.visitors = visitors.max(0) as u64;
+        Ok(rows)
+    }
+
+    async fn prune_minute_rollups(&self, _before: i64) -> Result<u64, StoreError> {
+        // Deltas and packs keep minutes for the whole day: nothing to prune.
+        Ok(0)
+    }
+
+    async fn click_totals(
+        &self,
+        links: &[LinkId],
+        include_bots: bool,
+    ) -> Result<HashMap<LinkId, u64>, StoreError> {
+        let mut out = HashMap::new();
+        for link in links {
+            let mut sum = 0;
+            for head in self.heads(*link).await?.values() {
+                sum += if include_bots { head.all } else { head.humans };
+            }
+            out.insert(*link, sum.max(0) as u64);
+        }
+        Ok(out)
+    }
+
+    async fn delete_raw_clicks_before(&self, before: i64) -> Result<u64, StoreError> {
+        let mut gone = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table())
+                .consistent_read(true)
+                .filter_expression("begins_with(pk, :c) AND #at < :b")
+                .expression_attribute_names("#at", "at")
+                .expression_attribute_values(":c", s("C#"))
+                .expression_attribute_values(":b", n(before))
+                .projection_expression("pk, sk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let keys = page
+                .items()
+                .iter()
+                .map(|i| Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned())))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            gone += keys.len() as u64;
+            self.delete_keys(keys).await?;
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(gone),
+            }
+        }
+    }
+
+    async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
+        self.delete_clicks_of(link, true).await
+    }
+
+    async fn recent_clicks(
+        &self,
+        link: LinkId,
+        include_bots: bool,
+        limit: usize,
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.raw_page(link, (ord_key(i64::MIN), "~".into()), false, limit, |c| {
+            include_bots || !c.bot
+        })
+        .await
+    }
+
+    async fn export_clicks(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        include_bots: bool,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<Vec<EnrichedClick>, StoreError> {
+        if limit == 0 || range.from >= range.to {
+            return Ok(Vec::new());
+        }
+        let from = after.map_or(range.from, |(at, _)| at.max(range.from));
+        self.raw_page(
+            link,
+            (ord_key(from), format!("{}~", ord_key(range.to - 1))),
+            true,
+            limit,
+            |c| {
+                c.at >= range.from
+                    && c.at < range.to
+                    && (include_bots || !c.bot)
+                    && after.is_none_or(|a| (c.at, c.event_id) > a)
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,999 @@
+//! `DynamoStore`: hop on one DynamoDB table (`dynamodb://TABLE?region=…`),
+//! built to run as a Global Table in several regions at once.
+//!
+//! Every item has a single writer region, so the Global Table's per-item
+//! last-writer-wins never discards a write (see docs/multi-region.md):
+//!
+//! | item | pk | sk | holds |
+//! |---|---|---|---|
+//! | link | `S#{slug}` | `S` | the link; GSI `links` (`gl`="L", `gs`=id) and `owner` (`go`, `gs`) |
+//! | link id | `I#{id}` | `I` | its slug, and `served` for click limits |
+//! | head | `H#{link}` | region | the region's last committed click batch (`seq`), its totals (`hc` humans, `ac` all) and days (`dd`) |
+//! | raw click | `C#{link}#{shard}` | `{at}#{event id}` | one click; the key is its idempotency |
+//! | visitor | `V#{link}#{day}` | `{region}#{hash}` | first click of a visitor that day |
+//! | delta | `D#{link}` | `{day}#{region}#d#{seq}` | one batch's counts for one day, minute grain |
+//! | pack | `D#{link}` | `{day}#{region}#p#{upto}#{part}` | the sealed sum of a day's deltas up to `upto` |
+//! | keys, reports, takedowns, sessions | `KEYS`, `REPORTS`, `TAKEDOWNS`, `SESSIONS` | their id | |
+//!
+//! A click batch is written per link as transactions of at most 100
+//! actions: the head's `seq` moves from n−1 to n (so one region's batches
+//! of a link commit one after another), each raw click is put only if absent
+//! (a replay is dropped by its cancellation reason and the rest retried),
+//! the new visitors are put, and one delta item per day carries the batch's
+//! counts. Deltas are immutable; readers read the heads first and ignore
+//! deltas of later batches, which makes every stats answer one snapshot
+//! although DynamoDB's queries are not.
+
+mod clicks;
+mod model;
+mod write;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::{
+    ApiKey, Conflict, KeyStore, LinkQuery, LinkStore, Report, ReportStore, SessionRecords,
+    StoreError, Takedown, host_in_domain,
+};
+use crate::domain::{KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Where a DynamoDB store lives (from `StoreConfig::Dynamo`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    pub table: String,
+    /// The AWS region this node writes in (its replica of a Global Table).
+    pub region: String,
+    /// A local server (moto, dynoxide) instead of AWS.
+    pub endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for DynamoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dynamo")
+            .field("table", &self.table)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    /// This node's region: the writer of its heads, deltas and visitors.
+    region: String,
+}
+
+/// Errors of the SDK: throttling, network and server errors are the
+/// store being unavailable (503, retried by the click pipeline).
+pub(crate) fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+/// Whether DynamoDB refused for now (throttling, a conflicting
+/// transaction): worth trying again after a pause.
+fn retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| {
+            matches!(
+                c,
+                "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "TransactionInProgressException"
+                    | "TransactionConflictException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+            )
+        })
+}
+
+/// Whether an SDK error is a failed condition expression.
+fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, k: &str) -> Result<&'a str, StoreError> {
+    match item.get(k) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Corrupt(format!("item without string {k}"))),
+    }
+}
+
+pub(crate) fn opt_s(item: &Item, k: &str) -> Option<String> {
+    match item.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+pub(crate) fn get_n(item: &Item, k: &str) -> Result<i64, StoreError> {
+    opt_n(item, k)?.ok_or_else(|| StoreError::Corrupt(format!("item without number {k}")))
+}
+
+pub(crate) fn opt_n(item: &Item, k: &str) -> Result<Option<i64>, StoreError> {
+    match item.get(k) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("{k} = {v:?}"))),
+        _ => Ok(None),
+    }
+}
+
+fn get_b<'a>(item: &'a Item, k: &str) -> Option<&'a [u8]> {
+    match item.get(k) {
+        Some(AttributeValue::B(v)) => Some(v.as_ref()),
+        _ => None,
+    }
+}
+
+fn hash32(bytes: Option<&[u8]>) -> Option<[u8; 32]> {
+    bytes.and_then(|b| b.try_into().ok())
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// A sort key that orders like the number: `i64` to 16 hex digits with
+/// the sign bit flipped.
+pub(crate) fn ord_key(v: i64) -> String {
+    format!("{:016x}", (v as u64) ^ (1 << 63))
+}
+
+const LINKS_INDEX: &str = "links";
+const OWNER_INDEX: &str = "owner";
+
+impl DynamoStore {
+    pub async fn open(config: &DynamoConfig, migrate: bool) -> Result<DynamoStore, StoreError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (id, secret) = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => (id, secret),
+            // A local server takes any credentials.
+            _ if config.endpoint.is_some() => ("hop".into(), "hop".into()),
+            _ => {
+                return Err(StoreError::Unavailable(
+                    "DynamoDB needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                     (and AWS_SESSION_TOKEN for temporary credentials)"
+                        .into(),
+                ));
+            }
+        };
+        let credentials = Credentials::new(id, secret, env("AWS_SESSION_TOKEN"), None, "hop");
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut builder = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .credentials_provider(credentials)
+            .http_client(http);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        let store = DynamoStore {
+            client: Client::from_conf(builder.build()),
+            table: config.table.clone(),
+            region: config.region.clone(),
+        };
+        if migrate {
+            store.create_table().await?;
+        }
+        Ok(store)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// `hop migrate`: creates the table, its two indexes and TTL on
+    /// `ttl` (sessions) unless they exist. Idempotent.
+    async fn create_table(&self) -> Result<(), StoreError> {
+        let exists = match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        if !exists {
+            let attr = |name: &str, t: ScalarAttributeType| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(t)
+                    .build()
+                    .expect("complete")
+            };
+            let key = |name: &str, t: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(t)
+                    .build()
+                    .expect("complete")
+            };
+            let index = |name: &str, pk: &str| {
+                GlobalSecondaryIndex::builder()
+                    .index_name(name)
+                    .key_schema(key(pk, KeyType::Hash))
+                    .key_schema(key("gs", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("complete")
+            };
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attr("pk", ScalarAttributeType::S))
+                .attribute_definitions(attr("sk", ScalarAttributeType::S))
+                .attribute_definitions(attr("gl", ScalarAttributeType::S))
+                .attribute_definitions(attr("go", ScalarAttributeType::N))
+                .attribute_definitions(attr("gs", ScalarAttributeType::N))
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("sk", KeyType::Range))
+                .global_secondary_indexes(index(LINKS_INDEX, "gl"))
+                .global_secondary_indexes(index(OWNER_INDEX, "go"))
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                // Another node created it meanwhile.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_resource_in_use_exception()) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        // Wait until the table is ACTIVE (real AWS takes seconds).
+        for _ in 0..120 {
+            let t = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let active =
+                t.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE");
+            if active {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let ttl = self
+            .client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .expect("complete"),
+            )
+            .send()
+            .await;
+        match ttl {
+            Ok(_) => Ok(()),
+            // Already enabled (AWS refuses to enable it twice).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.code() == Some("ValidationException")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    pub(crate) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .item)
+    }
+
+    /// Every item of a partition (optionally a sort-key range), in order.
+    pub(crate) async fn query_all(
+        &self,
+        pk: String,
+        range: Option<(String, String)>,
+        forward: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .scan_index_forward(forward)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start.take());
+            q = match &range {
+                Some((lo, hi)) => q
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":lo", s(lo.clone()))
+                    .expression_attribute_values(":hi", s(hi.clone())),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let page = q.send().await.map_err(unavailable)?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes items by key, 25 per request, retrying what is unprocessed.
+    pub(crate) async fn delete_keys(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        for chunk in keys.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .key("pk", s(pk.clone()))
+                                .key("sk", s(sk.clone()))
+                                .build()
+                                .expect("complete"),
+                        )
+                        .build()
+                })
+                .collect();
+            let mut backoff = Duration::from_millis(20);
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if !requests.is_empty() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next number of a sequence (key and report ids).
+    async fn next_id(&self, name: &str) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("SEQ"))
+            .key("sk", s(name))
+            .update_expression("ADD v :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        get_n(&out.attributes.unwrap_or_default(), "v")
+    }
+
+    /// Every link, newest first, from the `links` index (or one owner's).
+    async fn links_page(
+        &self,
+        owner: Option<KeyId>,
+        before: Option<LinkId>,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start);
+        let cond = match owner {
+            Some(owner) => {
+                q = q
+                    .index_name(OWNER_INDEX)
+                    .expression_attribute_values(":p", n(owner.0));
+                "go = :p"
+            }
+            None => {
+                q = q
+                    .index_name(LINKS_INDEX)
+                    .expression_attribute_values(":p", s("L"));
+                "gl = :p"
+            }
+        };
+        q = match before {
+            Some(b) => q
+                .key_condition_expression(format!("{cond} AND gs < :b"))
+                .expression_attribute_values(":b", n(b.0)),
+            None => q.key_condition_expression(cond),
+        };
+        let page = q.send().await.map_err(unavailable)?;
+        Ok((
+            page.items.unwrap_or_default(),
+            page.last_evaluated_key.filter(|k| !k.is_empty()),
+        ))
+    }
+}
+
+fn link_item(link: &Link) -> Item {
+    let mut item = Item::from([
+        ("pk".into(), s(format!("S#{}", link.slug.as_str()))),
+        ("sk".into(), s("S")),
+        ("gl".into(), s("L")),
+        ("gs".into(), n(link.id.0)),
+        ("id".into(), n(link.id.0)),
+        ("slug".into(), s(link.slug.as_str())),
+        ("target".into(), s(link.target.as_str())),
+        (
+            "tags".into(),
+            s(serde_json::to_string(&link.tags).expect("strings")),
+        ),
+        ("created_at".into(), n(link.created_at.timestamp_millis())),
+        ("updated_at".into(), n(link.updated_at.timestamp_millis())),
+        ("status".into(), n(link.redirect_status.code())),
+        ("disabled".into(), AttributeValue::Bool(link.disabled)),
+    ]);
+    if let Some(t) = &link.title {
+        item.insert("title".into(), s(t.clone()));
+    }
+    if let Some(t) = link.expires_at {
+        item.insert("expires_at".into(), n(t.timestamp_millis()));
+    }
+    if let Some(m) = link.max_clicks {
+        item.insert("max_clicks".into(), n(m));
+    }
+    if let Some(o) = link.owner {
+        item.insert("go".into(), n(o.0));
+    }
+    if let Some(h) = link.secret_hash {
+        item.insert("secret_hash".into(), AttributeValue::B(h.to_vec().into()));
+    }
+    item
+}
+
+fn link_from_item(item: &Item) -> Result<Link, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
+    let status = get_n(item, "status")?;
+    Ok(Link {
+        id: LinkId(get_n(item, "id")?),
+        slug: Slug::parse_path(get_s(item, "slug")?).map_err(|e| corrupt(&e))?,
+        target: TargetUrl::from_stored(get_s(item, "target")?).map_err(|e| corrupt(&e))?,
+        title: opt_s(item, "title"),
+        tags: serde_json::from_str(get_s(item, "tags")?).map_err(|e| corrupt(&e))?,
+        created_at: from_ms(get_n(item, "created_at")?),
+        updated_at: from_ms(get_n(item, "updated_at")?),
+        expires_at: opt_n(item, "expires_at")?.map(from_ms),
+        max_clicks: opt_n(item, "max_clicks")?.map(|m| m as u64),
+        redirect_status: RedirectStatus::from_code(status as u16)
+            .ok_or_else(|| StoreError::Corrupt(format!("redirect status {status}")))?,
+        disabled: matches!(item.get("disabled"), Some(AttributeValue::Bool(true))),
+        owner: opt_n(item, "go")?.map(KeyId),
+        secret_hash: hash32(get_b(item, "secret_hash")),
+    })
+}
+
+fn matches(link: &Link, q: &LinkQuery) -> bool {
+    if let Some(tag) = &q.tag
+        && !link.tags.iter().any(|t| t == tag)
+    {
+        return false;
+    }
+    if let Some(text) = &q.text {
+        let text = text.to_lowercase();
+        let hay = [
+            Some(link.slug.as_str()),
+            Some(link.target.as_str()),
+            link.title.as_deref(),
+        ];
+        return hay
+            .iter()
+            .flatten()
+            .any(|h| h.to_lowercase().contains(&text));
+    }
+    true
+}
+
+#[async_trait]
+impl LinkStore for DynamoStore {
+    async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let put = |item: Item| {
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .expect("complete"),
+                )
+                .build()
+        };
+        let id_item = Item::from([
+            ("pk".into(), s(format!("I#{}", link.id.0))),
+            ("sk".into(), s("I")),
+            ("slug".into(), s(link.slug.as_str())),
+        ]);
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(put(link_item(link)))
+            .transact_items(put(id_item))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => match clicks::cancelled(&e) {
+                Some(reasons) if reasons.first().is_some_and(|r| r.failed()) => {
+                    Ok(Err(Conflict::SlugTaken))
+                }
+                Some(reasons) if reasons.get(1).is_some_and(|r| r.failed()) => {
+                    Ok(Err(Conflict::IdTaken))
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn link_by_slug(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
+        self.get(format!("S#{}", slug.as_str()), "S")
+            .await?
+            .map(|i| link_from_item(&i))
+            .transpose()
+    }
+
+    async fn list_links(&self, q: &LinkQuery) -> Result<Vec<Link>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let (items, next) = self.links_page(q.owner, q.before, start).await?;
+            for item in &items {
+                let link = link_from_item(item)?;
+                if matches(&link, q) {
+                    out.push(link);
+                    if out.len() >= q.limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn update_link(&self, link: &Link) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(link_item(link)))
+            .condition_expression("id = :id")
+            .expression_attribute_values(":id", n(link.id.0))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
+        let Some(link) = self.link_by_slug(slug).await? else {
+            return Ok(false);
+        };
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("S#{}", slug.as_str())))
+            .key("sk", s("S"))
+            .condition_expression("id = :id")
+            .expression_attribute_values(":id", n(link.id.0))
+            .send()
+            .await;
+        match out {
+            Ok(_) => {}
+            Err(e) if condition_failed(&e) => return Ok(false),
+            Err(e) => return Err(unavailable(e)),
+        }
+        // Without its id item, no batch can add clicks to the link (each
+        // checks it), so what follows deletes everything for good.
+        self.delete_keys(vec![(format!("I#{}", link.id.0), "I".into())])
+            .await?;
+        self.delete_clicks_of(link.id, true).await?;
+        Ok(true)
+    }
+
+    async fn claim_click(&self, link: LinkId, max_clicks: u64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("I#{}", link.0)))
+            .key("sk", s("I"))
+            .update_expression("ADD served :one")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(served) OR served < :max)",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max_clicks))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn key_from_item(item: &Item) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: KeyId(get_n(item, "id")?),
+        name: get_s(item, "name")?.to_owned(),
+        hash: hash32(get_b(item, "hash")).ok_or(StoreError::Corrupt("key hash".into()))?,
+        admin: matches!(item.get("admin"), Some(AttributeValue::Bool(true))),
+        created_at: from_ms(get_n(item, "created_at")?),
+        revoked_at: opt_n(item, "revoked_at")?.map(from_ms),
+    })
+}
+
+#[async_trait]
+impl KeyStore for DynamoStore {
+    async fn insert_key(
+        &self,
+        name: &str,
+        hash: [u8; 32],
+        admin: bool,
+    ) -> Result<ApiKey, StoreError> {
+        let key = ApiKey {
+            id: KeyId(self.next_id("keys").await?),
+            name: name.to_owned(),
+            hash,
+            admin,
+            created_at: from_ms(Utc::now().timestamp_millis()),
+            revoked_at: None,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("KEYS"))
+            .item("sk", s(hex::encode(hash)))
+            .item("id", n(key.id.0))
+            .item("name", s(name))
+            .item("hash", AttributeValue::B(hash.to_vec().into()))
+            .item("admin", AttributeValue::Bool(admin))
+            .item("created_at", n(key.created_at.timestamp_millis()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(key)
+    }
+
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        self.get("KEYS".into(), &hex::encode(hash))
+            .await?
+            .map(|i| key_from_item(&i))
+            .transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let mut keys = self
+            .query_all("KEYS".into(), None, true)
+            .await?
+            .iter()
+            .map(key_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by_key(|k| k.id.0);
+        Ok(keys)
+    }
+
+    async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError> {
+        let Some(key) = self.list_keys().await?.into_iter().find(|k| k.id == id) else {
+            return Ok(false);
+        };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("KEYS"))
+            .key("sk", s(hex::encode(key.hash)))
+            .update_expression("SET revoked_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":now", n(Utc::now().timestamp_millis()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+fn report_from_item(item: &Item) -> Result<Report, StoreError> {
+    Ok(Report {
+        id: get_n(item, "id")?,
+        slug: get_s(item, "slug")?.to_owned(),
+        link_id: opt_n(item, "link_id")?.map(LinkId),
+        reason: get_s(item, "reason")?.to_owned(),
+        details: opt_s(item, "details"),
+        created_at: from_ms(get_n(item, "created_at")?),
+    })
+}
+
+#[async_trait]
+impl ReportStore for DynamoStore {
+    async fn insert_report(
+        &self,
+        slug: &str,
+        link: Option<LinkId>,
+        reason: &str,
+        details: Option<&str>,
+    ) -> Result<Report, StoreError> {
+        let report = Report {
+            id: self.next_id("reports").await?,
+            slug: slug.to_owned(),
+            link_id: link,
+            reason: reason.to_owned(),
+            details: details.map(str::to_owned),
+            created_at: from_ms(Utc::now().timestamp_millis()),
+        };
+        let mut item = Item::from([
+            ("pk".into(), s("REPORTS")),
+            ("sk".into(), s(ord_key(report.id))),
+            ("id".into(), n(report.id)),
+            ("slug".into(), s(slug)),
+            ("reason".into(), s(reason)),
+            ("created_at".into(), n(report.created_at.timestamp_millis())),
+        ]);
+        if let Some(l) = link {
+            item.insert("link_id".into(), n(l.0));
+        }
+        if let Some(d) = details {
+            item.insert("details".into(), s(d));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(report)
+    }
+
+    async fn list_reports(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Report>, StoreError> {
+        let hi = ord_key(before.map_or(i64::MAX, |b| b - 1));
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .scan_index_forward(false)
+                .key_condition_expression("pk = :pk AND sk <= :hi")
+                .expression_attribute_values(":pk", s("REPORTS"))
+                .expression_attribute_values(":hi", s(hi.clone()))
+                .limit(limit.clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                out.push(report_from_item(item)?);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn links_to_domain(&self, domain: &str) -> Result<Vec<Link>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let (items, next) = self.links_page(None, None, start).await?;
+            for item in &items {
+                let link = link_from_item(item)?;
+                if host_in_domain(link.target.host(), domain) {
+                    out.push(link);
+                }
+            }
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn add_takedown(&self, domain: &str, reason: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("TAKEDOWNS"))
+            .item("sk", s(domain))
+            .item("reason", s(reason))
+            .item("created_at", n(Utc::now().timestamp_millis()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn remove_takedown(&self, domain: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s("TAKEDOWNS"))
+            .key("sk", s(domain))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn list_takedowns(&self) -> Result<Vec<Takedown>, StoreError> {
+        self.query_all("TAKEDOWNS".into(), None, true)
+            .await?
+            .iter()
+            .map(|i| {
+                Ok(Takedown {
+                    domain: get_s(i, "sk")?.to_owned(),
+                    reason: get_s(i, "reason")?.to_owned(),
+                    created_at: from_ms(get_n(i, "created_at")?),
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl SessionRecords for DynamoStore {
+    async fn load_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let Some(item) = self.get("SESSIONS".into(), &hex::encode(id_hash)).await? else {
+            return Ok(None);
+        };
+        let expires = get_n(&item, "expires_at")?;
+        if expires <= now {
+            return Ok(None);
+        }
+        Ok(Some((get_s(&item, "data")?.to_owned(), expires)))
+    }
+
+    async fn save_session(
+        &self,
+        id_hash: &[u8; 32],
+        data: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("SESSIONS"))
+            .item("sk", s(hex::encode(id_hash)))
+            .item("data", s(data))
+            .item("expires_at", n(expires_at))
+            // DynamoDB's TTL deletes it some time after expiry (seconds).
+            .item("ttl", n(expires_at.div_euclid(1000) + 1))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.delete_keys(vec![("SESSIONS".into(), hex::encode(id_hash))])
+            .await
+    }
+
+    async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        let mut expired = Vec::new();
+        for item in self.query_all("SESSIONS".into(), None, true).await? {
+            if get_n(&item, "expires_at")? <= now {
+                expired.push(("SESSIONS".to_owned(), get_s(&item, "sk")?.to_owned()));
+            }
+        }
+        let count = expired.len() as u64;
+        self.delete_keys(expired).await?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,674 @@
+//! The click batch write on DynamoDB.
+//!
+//! One writer at a time per (link, region) holds a lease on the link's head
+//! item (`p_nonce`, `p_exp`). It stages the batch in transactions of at most
+//! 100 actions (raw clicks put only if absent, visitors), each renewing the
+//! lease, then publishes it in one last transaction: the head's `seq` moves
+//! from n−1 to n, the totals grow, and one delta item per day carries the
+//! whole batch's counts. Stats read deltas only up to the heads' `seq`, so
+//! a batch is in every number or in none.
+//!
+//! Staged items carry (seq, nonce). A writer that dies leaves them behind
+//! unpublished; the next writer takes the expired lease over, reuses seq n,
+//! and records the dead nonce in the head (`x{n}`), so that readers and
+//! writers treat those items as never written: a raw click of a dead nonce
+//! is overwritten when its click comes again (nothing is lost), and a
+//! visitor item keeps its last published state beside (`p_at`, `p_bot`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::clicks::{cancelled, day_key, raw_item};
+use super::model::Counts;
+use super::{DynamoStore, Item, get_n, n, opt_n, opt_s, ord_key, s, unavailable};
+use crate::domain::{EnrichedClick, LinkId};
+use crate::store::{Resolution, StoreError};
+
+/// How long a writer's lease on a link's head lasts without renewal.
+const LEASE_MS: i64 = 30_000;
+
+/// Actions of one transaction (DynamoDB's limit is 100).
+const MAX_ACTIONS: usize = 100;
+
+/// Days one published batch may span (one delta item per day, in the
+/// publishing transaction with the link check and the head).
+const MAX_DAYS: usize = 90;
+
+/// A region's head of a link: its last published batch and who writes now.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Head {
+    pub seq: i64,
+    pub humans: i64,
+    pub all: i64,
+    /// Day keys with visitor items (for purging).
+    pub days: HashSet<String>,
+    lease: Option<(String, i64)>,
+    /// Nonces of writers that died while staging batch n.
+    dead: HashMap<i64, HashSet<String>>,
+}
+
+impl Head {
+    pub fn from_item(item: &Item) -> Result<Head, StoreError> {
+        let mut head = Head {
+            seq: opt_n(item, "seq")?.unwrap_or(0),
+            humans: opt_n(item, "hc")?.unwrap_or(0),
+            all: opt_n(item, "ac")?.unwrap_or(0),
+            ..Head::default()
+        };
+        if let (Some(nonce), Some(exp)) = (opt_s(item, "p_nonce"), opt_n(item, "p_exp")?) {
+            head.lease = Some((nonce, exp));
+        }
+        for (k, v) in item {
+            match (k.as_str(), v) {
+                ("dd", AttributeValue::Ss(days)) => head.days.extend(days.iter().cloned()),
+                (k, AttributeValue::Ss(nonces)) if k.starts_with('x') => {
+                    if let Ok(seq) = k[1..].parse() {
+                        head.dead.insert(seq, nonces.iter().cloned().collect());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(head)
+    }
+
+    /// Whether items staged as (seq, nonce) belong to a published batch.
+    pub fn published(&self, seq: i64, nonce: &str) -> bool {
+        seq <= self.seq && !self.dead.get(&seq).is_some_and(|d| d.contains(nonce))
+    }
+}
+
+/// A visitor's first click of a day (its bucket for unique visitors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FirstClick {
+    pub at: i64,
+    pub bot: bool,
+}
+
+/// The state of a visitor item that counts: its current value if that
+/// is published (or staged by `me`), else the published one kept beside.
+pub(super) fn visitor_state(
+    item: &Item,
+    head: &Head,
+    me: Option<&str>,
+) -> Result<Option<FirstClick>, StoreError> {
+    let nonce = opt_s(item, "nonce").unwrap_or_default();
+    let seq = opt_n(item, "seq")?.unwrap_or(0);
+    let bot = |k: &str| matches!(item.get(k), Some(AttributeValue::Bool(true)));
+    if me == Some(nonce.as_str()) || head.published(seq, &nonce) {
+        return Ok(Some(FirstClick {
+            at: get_n(item, "first_at")?,
+            bot: bot("bot"),
+        }));
+    }
+    Ok(opt_n(item, "p_at")?.map(|at| FirstClick {
+        at,
+        bot: bot("p_bot"),
+    }))
+}
+
+/// What became of one staging transaction.
+enum Staged {
+    Done,
+    /// Clicks (indexes into the chunk) already stored by a published batch.
+    Stored(Vec<usize>),
+    /// Raw items left by dead writers: (index, their seq and nonce).
+    Orphans(Vec<(usize, i64, String)>),
+    LeaseLost,
+    Busy,
+}
+
+impl DynamoStore {
+    fn tx_put(&self, item: Item) -> Put {
+        Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .build()
+            .expect("complete")
+    }
+
+    pub(super) async fn head(&self, link: LinkId) -> Result<Head, StoreError> {
+        match self.get(format!("H#{}", link.0), &self.region).await? {
+            Some(item) => Head::from_item(&item),
+            None => Ok(Head::default()),
+        }
+    }
+
+    /// Takes the link's lease in this region; returns the head as it was
+    /// (with the dead writer it replaced, if any) and the batch number.
+    async fn acquire(&self, link: LinkId, me: &str) -> Result<(Head, i64), StoreError> {
+        let deadline = Utc::now().timestamp_millis() + 2 * LEASE_MS;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let mut head = self.head(link).await?;
+            let now = Utc::now().timestamp_millis();
+            if let Some((_, exp)) = &head.lease
+                && *exp > now
+            {
+                if now > deadline {
+                    return Err(StoreError::Unavailable(
+                        "another writer holds this link's click lease".into(),
+                    ));
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+                continue;
+            }
+            let next = head.seq + 1;
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(self.table())
+                .key("pk", s(format!("H#{}", link.0)))
+                .key("sk", s(self.region.clone()))
+                .expression_attribute_values(":me", s(me))
+                .expression_attribute_values(":exp", n(now + LEASE_MS));
+            let mut cond = vec![if head.seq == 0 {
+                "attribute_not_exists(seq)"
+            } else {
+                req = req.expression_attribute_values(":h", n(head.seq));
+                "seq = :h"
+            }];
+            match &head.lease {
+                Some((old, _)) => {
+                    // A writer died staging batch `next`: its items are void.
+                    req = req
+                        .update_expression("SET p_nonce = :me, p_exp = :exp ADD #x :old")
+                        .expression_attribute_names("#x", format!("x{next}"))
+                        .expression_attribute_values(":old", AttributeValue::Ss(vec![old.clone()]))
+                        .expression_attribute_values(":was", s(old.clone()));
+                    cond.push("p_nonce = :was");
+                    head.dead.entry(next).or_default().insert(old.clone());
+                }
+                None => {
+                    req = req.update_expression("SET p_nonce = :me, p_exp = :exp");
+                    cond.push("attribute_not_exists(p_nonce)");
+                }
+            }
+            let out = req.condition_expression(cond.join(" AND ")).send().await;
+            match out {
+                Ok(_) => {
+                    head.lease = Some((me.to_owned(), now + LEASE_MS));
+                    return Ok((head, next));
+                }
+                Err(e) if super::condition_failed(&e) => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    /// Gives the lease back; `staged`: items of batch `seq` were written,
+    /// which become void.
+    async fn release(
+        &self,
+        link: LinkId,
+        me: &str,
+        seq: i64,
+        staged: bool,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(format!("H#{}", link.0)))
+            .key("sk", s(self.region.clone()))
+            .condition_expression("p_nonce = :me")
+            .expression_attribute_values(":me", s(me));
+        req = if staged {
+            req.update_expression("REMOVE p_nonce, p_exp ADD #x :dead")
+                .expression_attribute_names("#x", format!("x{seq}"))
+                .expression_attribute_values(":dead", AttributeValue::Ss(vec![me.to_owned()]))
+        } else {
+            req.update_expression("REMOVE p_nonce, p_exp")
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if super::condition_failed(&e) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The counting state of these (day, visitor) pairs in this region.
+    async fn visitor_items(
+        &self,
+        link: LinkId,
+        wanted: &[(i64, i64)],
+    ) -> Result<HashMap<(i64, i64), Item>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in wanted.chunks(100) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|(day, visitor)| visitor_key(link, *day, &self.region, *visitor))
+                .collect();
+            let mut backoff = Duration::from_millis(20);
+            while !keys.is_empty() {
+                let got = self
+                    .client
+                    .batch_get_item()
+                    .request_items(
+                        self.table(),
+                        KeysAndAttributes::builder()
+                            .set_keys(Some(keys))
+                            .consistent_read(true)
+                            .build()
+                            .expect("complete"),
+                    )
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in got
+                    .responses
+                    .and_then(|mut r| r.remove(self.table()))
+                    .unwrap_or_default()
+                {
+                    out.insert((get_n(&item, "day")?, get_n(&item, "visitor")?), item);
+                }
+                keys = got
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(self.table()))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stages one chunk: its raw clicks and visitors, renewing the lease.
+    /// On success adds the chunk's counts to `counts`.
+    #[allow(clippy::too_many_arguments)]
+    async fn stage(
+        &self,
+        link: LinkId,
+        me: &str,
+        seq: i64,
+        head: &Head,
+        chunk: &[&EnrichedClick],
+        orphans: &HashMap<Uuid, (i64, String)>,
+        counts: &mut Counts,
+    ) -> Result<Staged, StoreError> {
+        let mut wanted: Vec<(i64, i64)> = chunk
+            .iter()
+            .map(|c| (Resolution::Day.floor(c.at), c.visitor))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let items = self.visitor_items(link, &wanted).await?;
+        let mut mine = Counts::default();
+        // Per visitor: its counting state now, and the published one.
+        let mut firsts: BTreeMap<(i64, i64), (FirstClick, Option<FirstClick>)> = BTreeMap::new();
+        for c in chunk {
+            mine.click(c);
+            let key = (Resolution::Day.floor(c.at), c.visitor);
+            let known = match firsts.get(&key) {
+                Some((f, _)) => Some(*f),
+                None => match items.get(&key) {
+                    Some(item) => visitor_state(item, head, Some(me))?,
+                    None => None,
+                },
+            };
+            let published = match firsts.get(&key) {
+                Some((_, p)) => *p,
+                None => match items.get(&key) {
+                    Some(item) => visitor_state(item, head, None)?,
+                    None => None,
+                },
+            };
+            let first = FirstClick {
+                at: c.at,
+                bot: c.bot,
+            };
+            match known {
+                Some(f) if f.at <= c.at => {}
+                Some(f) => {
+                    mine.visitor(f.at, f.bot, -1);
+                    mine.visitor(c.at, c.bot, 1);
+                    firsts.insert(key, (first, published));
+                }
+                None => {
+                    mine.visitor(c.at, c.bot, 1);
+                    firsts.insert(key, (first, published));
+                }
+            }
+        }
+        let mut actions = vec![
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(self.table())
+                        .key("pk", s(format!("H#{}", link.0)))
+                        .key("sk", s(self.region.clone()))
+                        .update_expression("SET p_exp = :exp")
+                        .condition_expression("p_nonce = :me")
+                        .expression_attribute_values(":me", s(me))
+                        .expression_attribute_values(
+                            ":exp",
+                            n(Utc::now().timestamp_millis() + LEASE_MS),
+                        )
+                        .build()
+                        .expect("complete"),
+                )
+                .build(),
+        ];
+        for c in chunk {
+            let mut item = raw_item(c, &self.region, seq);
+            item.insert("nonce".into(), s(me));
+            let put = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(item))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            let put = match orphans.get(&c.event_id) {
+                Some((oseq, once)) => put
+                    .condition_expression("#seq = :oseq AND nonce = :once")
+                    .expression_attribute_names("#seq", "seq")
+                    .expression_attribute_values(":oseq", n(*oseq))
+                    .expression_attribute_values(":once", s(once.clone())),
+                None => put.condition_expression("attribute_not_exists(pk)"),
+            };
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(put.build().expect("complete"))
+                    .build(),
+            );
+        }
+        for ((day, visitor), (f, published)) in &firsts {
+            let mut item = visitor_key(link, *day, &self.region, *visitor);
+            item.extend([
+                ("day".into(), n(*day)),
+                ("visitor".into(), n(*visitor)),
+                ("first_at".into(), n(f.at)),
+                ("bot".into(), AttributeValue::Bool(f.bot)),
+                ("seq".into(), n(seq)),
+                ("nonce".into(), s(me)),
+            ]);
+            if let Some(p) = published {
+                item.insert("p_at".into(), n(p.at));
+                item.insert("p_bot".into(), AttributeValue::Bool(p.bot));
+            }
+            actions.push(TransactWriteItem::builder().put(self.tx_put(item)).build());
+        }
+        debug_assert!(actions.len() <= MAX_ACTIONS);
+        let out = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        let e = match out {
+            Ok(_) => {
+                counts.add(&mine);
+                return Ok(Staged::Done);
+            }
+            Err(e) => e,
+        };
+        let Some(reasons) = cancelled(&e) else {
+            return if super::retryable(&e) {
+                Ok(Staged::Busy)
+            } else {
+                Err(unavailable(e))
+            };
+        };
+        if reasons.first().is_some_and(|r| r.failed()) {
+            return Ok(Staged::LeaseLost);
+        }
+        let mut stored = Vec::new();
+        let mut void = Vec::new();
+        for (i, c) in chunk.iter().enumerate() {
+            let Some(r) = reasons.get(1 + i).filter(|r| r.failed()) else {
+                continue;
+            };
+            let old = r.item.as_ref();
+            let oseq = old
+                .and_then(|o| opt_n(o, "seq").ok().flatten())
+                .unwrap_or(0);
+            let once = old.and_then(|o| opt_s(o, "nonce")).unwrap_or_default();
+            if old.is_none() || head.published(oseq, &once) || once == me {
+                stored.push(i);
+            } else if orphans.get(&c.event_id) != Some(&(oseq, once.clone())) {
+                void.push((i, oseq, once));
+            } else {
+                // Changed again since read: read again.
+                return Ok(Staged::Busy);
+            }
+        }
+        if !stored.is_empty() {
+            return Ok(Staged::Stored(stored));
+        }
+        if !void.is_empty() {
+            return Ok(Staged::Orphans(void));
+        }
+        Ok(Staged::Busy)
+    }
+
+    /// Publishes batch `seq`: the head moves to it, with the totals and one
+    /// delta item per day. `Ok(false)`: the link is gone.
+    async fn publish(
+        &self,
+        link: LinkId,
+        me: &str,
+        seq: i64,
+        counts: &Counts,
+        humans: usize,
+        all: usize,
+    ) -> Result<bool, StoreError> {
+        let by_day = counts.by_day();
+        let days: Vec<String> = by_day.keys().map(|d| day_key(*d)).collect();
+        let mut actions = vec![
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(self.table())
+                        .key("pk", s(format!("I#{}", link.0)))
+                        .key("sk", s("I"))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .expect("complete"),
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(self.table())
+                        .key("pk", s(format!("H#{}", link.0)))
+                        .key("sk", s(self.region.clone()))
+                        .update_expression(
+                            "SET seq = :seq REMOVE p_nonce, p_exp ADD hc :h, ac :a, dd :days",
+                        )
+                        .condition_expression("p_nonce = :me")
+                        .expression_attribute_values(":me", s(me))
+                        .expression_attribute_values(":seq", n(seq))
+                        .expression_attribute_values(":h", n(humans))
+                        .expression_attribute_values(":a", n(all))
+                        .expression_attribute_values(":days", AttributeValue::Ss(days))
+                        .build()
+                        .expect("complete"),
+                )
+                .build(),
+        ];
+        for (day, part) in &by_day {
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(self.tx_put(Item::from([
+                        ("pk".into(), s(format!("D#{}", link.0))),
+                        (
+                            "sk".into(),
+                            s(format!(
+                                "{}#{}#d#{}",
+                                day_key(*day),
+                                self.region,
+                                ord_key(seq)
+                            )),
+                        ),
+                        ("seq".into(), n(seq)),
+                        ("c".into(), AttributeValue::B(part.encode().into())),
+                    ])))
+                    .build(),
+            );
+        }
+        let mut busy = 0;
+        loop {
+            let out = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let e = match out {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            match cancelled(&e) {
+                Some(r) if r.first().is_some_and(|r| r.failed()) => return Ok(false),
+                Some(r) if r.get(1).is_some_and(|r| r.failed()) => {
+                    return Err(StoreError::Unavailable(
+                        "lost this link's click lease while publishing".into(),
+                    ));
+                }
+                Some(_) => {}
+                None if super::retryable(&e) => {}
+                None => return Err(unavailable(e)),
+            }
+            busy += 1;
+            if busy > 10 {
+                return Err(StoreError::Unavailable(
+                    "DynamoDB kept refusing to publish the click batch".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10 << busy.min(6))).await;
+        }
+    }
+
+    /// Stores one link's clicks (see the module docs); returns how many
+    /// were new.
+    pub(super) async fn record_link(
+        &self,
+        link: LinkId,
+        clicks: Vec<&EnrichedClick>,
+    ) -> Result<u64, StoreError> {
+        // A batch spanning many days (an import) is published in parts.
+        let mut groups: Vec<Vec<&EnrichedClick>> = Vec::new();
+        let mut by_day: BTreeMap<i64, Vec<&EnrichedClick>> = BTreeMap::new();
+        for c in clicks {
+            by_day
+                .entry(Resolution::Day.floor(c.at))
+                .or_default()
+                .push(c);
+        }
+        let days: Vec<Vec<&EnrichedClick>> = by_day.into_values().collect();
+        for part in days.chunks(MAX_DAYS) {
+            groups.push(part.iter().flatten().copied().collect());
+        }
+        let mut new = 0;
+        for group in groups {
+            let me = Uuid::new_v4().simple().to_string();
+            let (head, seq) = self.acquire(link, &me).await?;
+            let mut staged = false;
+            let result = self
+                .write_batch(link, &me, seq, &head, group, &mut staged)
+                .await;
+            match result {
+                Ok(Some(n)) => new += n,
+                Ok(None) => {
+                    self.release(link, &me, seq, staged).await?;
+                    return Ok(new);
+                }
+                Err(e) => {
+                    // Best effort: the next writer would wait out the lease.
+                    let _ = self.release(link, &me, seq, staged).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(new)
+    }
+
+    /// Stages and publishes one batch under the lease. `Ok(None)`: the link
+    /// is gone (the lease is still held).
+    async fn write_batch(
+        &self,
+        link: LinkId,
+        me: &str,
+        seq: i64,
+        head: &Head,
+        clicks: Vec<&EnrichedClick>,
+        staged: &mut bool,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut counts = Counts::default();
+        let (mut humans, mut all) = (0, 0);
+        let mut orphans: HashMap<Uuid, (i64, String)> = HashMap::new();
+        // Each click costs its raw item and at most one visitor item, plus
+        // the lease renewal.
+        let per_chunk = (MAX_ACTIONS - 1) / 2;
+        for chunk in clicks.chunks(per_chunk) {
+            let mut chunk: Vec<&EnrichedClick> = chunk.to_vec();
+            let mut busy = 0;
+            while !chunk.is_empty() {
+                match self
+                    .stage(link, me, seq, head, &chunk, &orphans, &mut counts)
+                    .await?
+                {
+                    Staged::Done => {
+                        *staged = true;
+                        all += chunk.len();
+                        humans += chunk.iter().filter(|c| !c.bot).count();
+                        break;
+                    }
+                    Staged::Stored(done) => {
+                        let done: HashSet<usize> = done.into_iter().collect();
+                        chunk = chunk
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(i, _)| !done.contains(i))
+                            .map(|(_, c)| c)
+                            .collect();
+                    }
+                    Staged::Orphans(void) => {
+                        for (i, oseq, once) in void {
+                            orphans.insert(chunk[i].event_id, (oseq, once));
+                        }
+                    }
+                    Staged::LeaseLost => {
+                        return Err(StoreError::Unavailable(
+                            "lost this link's click lease while staging".into(),
+                        ));
+                    }
+                    Staged::Busy => {
+                        busy += 1;
+                        if busy > 10 {
+                            return Err(StoreError::Unavailable(
+                                "DynamoDB kept refusing the click batch".into(),
+                            ));
+                        }
+                        tokio::time::sleep(Duration::from_millis(5 << busy.min(7))).await;
+                    }
+                }
+            }
+        }
+        if all == 0 {
+            return Ok(Some(0));
+        }
+        if !self.publish(link, me, seq, &counts, humans, all).await? {
+            return Ok(None);
+        }
+        Ok(Some(all as u64))
+    }
+}
+
+fn visitor_key(link: LinkId, day: i64, region: &str, visitor: i64) -> Item {
+    Item::from([
+        ("pk".into(), s(format!("V#{}#{}", link.0, day_key(day)))),
+        ("sk".into(), s(format!("{region}#{visitor}"))),
+    ])
+}

@@ -1,0 +1,112 @@
+//! A private DynamoDB server for tests: moto, single-threaded (see
+//! scripts/moto-server.py), on a free port, from the venv that
+//! scripts/test.sh makes (target/moto, or `HOP_TEST_MOTO_PYTHON`). Each
+//! test takes a table of its own.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct MotoServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("HOP_TEST_MOTO_PYTHON") {
+        return p.into();
+    }
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/moto/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/moto.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+impl MotoServer {
+    pub fn start() -> MotoServer {
+        let port = free_port();
+        // Its log, for when a test fails: target/moto-PORT.log.
+        let log = std::fs::File::create(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("target/moto-{port}.log")),
+        )
+        .expect("log file");
+        let child = Command::new(python())
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto-server.py"))
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("moto starts");
+        let server = MotoServer {
+            port,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// A server shared by every test of this test binary, stopped by a
+    /// watchdog when the binary exits (statics are never dropped).
+    pub fn shared() -> &'static MotoServer {
+        static SHARED: std::sync::OnceLock<MotoServer> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            let server = MotoServer::start();
+            let script = format!(
+                "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill {moto} 2>/dev/null",
+                me = std::process::id(),
+                moto = server.child.as_ref().expect("running").id(),
+            );
+            // Outlives this process by design (then reparented to init).
+            #[allow(clippy::zombie_processes)]
+            Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("watchdog starts");
+            server
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL of a table no other test uses, in `region`.
+    pub fn url(&self, region: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "dynamodb://hop-{}-{}?region={region}&endpoint={}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            self.endpoint()
+        )
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
