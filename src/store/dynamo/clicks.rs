@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
 use super::model::{Counts, dim_counts};
+use super::seal::DayItems;
 use super::write::{Head, visitor_state};
 use super::{DynamoStore, Item, get_n, get_s, n, opt_s, ord_key, s, unavailable};
 use crate::domain::{DeviceType, EnrichedClick, LinkId, Utm};
@@ -149,60 +150,11 @@ impl DynamoStore {
                 true,
             )
             .await?;
-        // Per (day, region): deltas by seq, packs by upto with their parts.
-        #[derive(Default)]
-        struct Day<'a> {
-            deltas: Vec<(i64, &'a [u8])>,
-            packs: BTreeMap<i64, (i64, Vec<&'a [u8]>)>,
-        }
-        let mut days: BTreeMap<(String, String), Day> = BTreeMap::new();
-        for item in &items {
-            let sk = get_s(item, "sk")?;
-            let mut parts = sk.split('#');
-            let (Some(day), Some(region), Some(kind)) = (parts.next(), parts.next(), parts.next())
-            else {
-                return Err(StoreError::Corrupt(format!("delta key {sk}")));
-            };
-            let Some(AttributeValue::B(blob)) = item.get("c") else {
-                return Err(StoreError::Corrupt(format!("delta {sk} without counts")));
-            };
-            let entry = days.entry((day.to_owned(), region.to_owned())).or_default();
-            match kind {
-                "d" => entry.deltas.push((get_n(item, "seq")?, blob.as_ref())),
-                "p" => {
-                    let pack = entry
-                        .packs
-                        .entry(get_n(item, "upto")?)
-                        .or_insert((get_n(item, "parts")?, Vec::new()));
-                    pack.1.push(blob.as_ref());
-                }
-                _ => return Err(StoreError::Corrupt(format!("delta key {sk}"))),
-            }
-        }
         let mut total = Counts::default();
-        for ((_, region), day) in &days {
-            let head = heads.get(region).map_or(0, |h| h.seq);
-            // The newest complete pack within the snapshot.
-            let pack = day
-                .packs
-                .iter()
-                .rev()
-                .find(|(upto, (parts, blobs))| **upto <= head && blobs.len() as i64 == *parts);
-            let upto = match pack {
-                Some((upto, (_, blobs))) => {
-                    for b in blobs {
-                        total.add(&Counts::decode(b)?);
-                    }
-                    *upto
-                }
-                None => 0,
-            };
-            for (seq, blob) in &day.deltas {
-                if *seq > upto && *seq <= head {
-                    total.add(&Counts::decode(blob)?);
-                }
-            }
+        for ((_, region), day) in DayItems::from_items(&items)? {
+            total.add(&day.counts(heads.get(&region).map_or(0, |h| h.seq))?);
         }
+        total.coarsen(self.prune_horizon().await?);
         Ok((total, heads))
     }
 
@@ -290,9 +242,17 @@ impl DynamoStore {
                 .await?;
         }
         let mut days = HashSet::new();
-        for head in head_items.values() {
+        let mut marks = Vec::new();
+        for (region, head) in &head_items {
             days.extend(head.days.iter().cloned());
+            for day in &head.days {
+                marks.push((
+                    format!("DIRTY#{}", link.0.rem_euclid(super::seal::DIRTY_SHARDS)),
+                    format!("{}#{day}#{region}", link.0),
+                ));
+            }
         }
+        self.delete_keys(marks).await?;
         for day in days {
             let items = self
                 .query_all(format!("V#{}#{day}", link.0), None, true)
@@ -491,10 +451,10 @@ impl ClickStore for DynamoStore {
             );
         }
         let mut dims = HashMap::new();
-        for (_, range) in &reads.dims {
+        for (res, range) in &reads.dims {
             let (middle, edges) = cut(*range);
             if let Some(m) = middle {
-                counts.dims_in(m, include_bots, &mut dims);
+                counts.dims_in(*res, m, include_bots, &mut dims);
             }
             for edge in edges {
                 for c in self.raw_in(link, edge, &heads).await? {
@@ -508,10 +468,10 @@ impl ClickStore for DynamoStore {
         }
         rows.dims = dim_counts(dims)?;
         let mut visitors = 0;
-        for (_, range) in &reads.visitors {
+        for (res, range) in &reads.visitors {
             let (middle, edges) = cut(*range);
             if let Some(m) = middle {
-                visitors += counts.visitors_in(m, include_bots);
+                visitors += counts.visitors_in(*res, m, include_bots);
             }
             for edge in edges {
                 visitors += self.raw_visitors(link, edge, include_bots, &heads).await?;
@@ -521,9 +481,17 @@ impl ClickStore for DynamoStore {
         Ok(rows)
     }
 
-    async fn prune_minute_rollups(&self, _before: i64) -> Result<u64, StoreError> {
-        // Deltas and packs keep minutes for the whole day: nothing to prune.
-        Ok(0)
+    async fn seal_rollups(
+        &self,
+        horizon: i64,
+        open_rows: u64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.seal(horizon, open_rows, limit).await
+    }
+
+    async fn prune_minute_rollups(&self, before: i64) -> Result<u64, StoreError> {
+        self.prune(before).await
     }
 
     async fn click_totals(

@@ -13,6 +13,7 @@
 //! | visitor | `V#{link}#{day}` | `{region}#{hash}` | first click of a visitor that day |
 //! | delta | `D#{link}` | `{day}#{region}#d#{seq}` | one batch's counts for one day, minute grain |
 //! | pack | `D#{link}` | `{day}#{region}#p#{upto}#{part}` | the sealed sum of a day's deltas up to `upto` |
+//! | to seal | `DIRTY#{link mod 16}` | `{link}#{day}#{region}` | deltas since the day was sealed (`rows`) |
 //! | keys, reports, takedowns, sessions | `KEYS`, `REPORTS`, `TAKEDOWNS`, `SESSIONS` | their id | |
 //!
 //! A click batch is written per link as transactions of at most 100
@@ -26,6 +27,7 @@
 
 mod clicks;
 mod model;
+mod seal;
 mod write;
 
 use std::collections::HashMap;
@@ -74,6 +76,9 @@ pub struct DynamoStore {
     table: String,
     /// This node's region: the writer of its heads, deltas and visitors.
     region: String,
+    /// How long after sealing a day the deltas it covers are deleted (a
+    /// read that began before the seal may still need them).
+    seal_grace_ms: i64,
 }
 
 /// Errors of the SDK: throttling, network and server errors are the
@@ -204,11 +209,19 @@ impl DynamoStore {
             client: Client::from_conf(builder.build()),
             table: config.table.clone(),
             region: config.region.clone(),
+            seal_grace_ms: 60_000,
         };
         if migrate {
             store.create_table().await?;
         }
         Ok(store)
+    }
+
+    /// Sets how long sealed deltas are kept for reads already running
+    /// (default 60 s).
+    pub fn with_seal_grace(mut self, ms: i64) -> DynamoStore {
+        self.seal_grace_ms = ms;
+        self
     }
 
     pub fn client(&self) -> &Client {

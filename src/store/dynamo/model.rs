@@ -22,6 +22,11 @@ pub struct Counts {
     /// is, −1 where an earlier batch had put it before a later batch
     /// brought an earlier click.
     pub visitors: BTreeMap<i64, Pair>,
+    /// Breakdowns before the minute window, per quarter hour (start, ms):
+    /// what `coarsen` leaves of the minutes there.
+    pub qdims: BTreeMap<(i64, u8, String), Pair>,
+    /// New visitors before the minute window, per quarter hour.
+    pub qvisitors: BTreeMap<i64, Pair>,
 }
 
 fn slot(bot: bool) -> usize {
@@ -43,21 +48,41 @@ impl Counts {
     }
 
     pub fn add(&mut self, other: &Counts) {
-        for (k, v) in &other.series {
-            let e = self.series.entry(*k).or_default();
+        fn merge<K: Ord + Clone>(into: &mut BTreeMap<K, Pair>, from: &BTreeMap<K, Pair>) {
+            for (k, v) in from {
+                let e = into.entry(k.clone()).or_default();
+                e[0] += v[0];
+                e[1] += v[1];
+            }
+        }
+        merge(&mut self.series, &other.series);
+        merge(&mut self.dims, &other.dims);
+        merge(&mut self.visitors, &other.visitors);
+        merge(&mut self.qdims, &other.qdims);
+        merge(&mut self.qvisitors, &other.qvisitors);
+    }
+
+    /// Moves breakdown and visitor minutes before `before` to their quarter
+    /// hours (`ClickStore::prune_minute_rollups`); returns how many minute
+    /// entries went.
+    pub fn coarsen(&mut self, before: i64) -> u64 {
+        let qh = |m: i64| Resolution::QuarterHour.floor(m);
+        let keep_dims = self.dims.split_off(&(before, 0, String::new()));
+        let old_dims = std::mem::replace(&mut self.dims, keep_dims);
+        let keep_visitors = self.visitors.split_off(&before);
+        let old_visitors = std::mem::replace(&mut self.visitors, keep_visitors);
+        let moved = (old_dims.len() + old_visitors.len()) as u64;
+        for ((m, dim, value), v) in old_dims {
+            let e = self.qdims.entry((qh(m), dim, value)).or_default();
             e[0] += v[0];
             e[1] += v[1];
         }
-        for (k, v) in &other.dims {
-            let e = self.dims.entry(k.clone()).or_default();
+        for (m, v) in old_visitors {
+            let e = self.qvisitors.entry(qh(m)).or_default();
             e[0] += v[0];
             e[1] += v[1];
         }
-        for (k, v) in &other.visitors {
-            let e = self.visitors.entry(*k).or_default();
-            e[0] += v[0];
-            e[1] += v[1];
-        }
+        moved
     }
 
     /// These counts split by UTC day.
@@ -72,6 +97,12 @@ impl Counts {
         }
         for (k, v) in &self.visitors {
             out.entry(day(*k)).or_default().visitors.insert(*k, *v);
+        }
+        for (k, v) in &self.qdims {
+            out.entry(day(k.0)).or_default().qdims.insert(k.clone(), *v);
+        }
+        for (k, v) in &self.qvisitors {
+            out.entry(day(*k)).or_default().qvisitors.insert(*k, *v);
         }
         out
     }
@@ -106,25 +137,45 @@ impl Counts {
         }
     }
 
+    /// Breakdowns over a minute-aligned range at `res`: minutes only at
+    /// minute grains (none before the minute window, as in every store),
+    /// quarter hours too at coarser ones.
     pub fn dims_in(
         &self,
+        res: Resolution,
         range: TimeRange,
         include_bots: bool,
         out: &mut HashMap<(u8, String), i64>,
     ) {
-        for ((m, dim, value), v) in &self.dims {
-            if *m >= range.from && *m < range.to {
+        let from = (range.from, 0, String::new());
+        let to = (range.to, 0, String::new());
+        let mut add = |map: &BTreeMap<(i64, u8, String), Pair>| {
+            for ((_, dim, value), v) in map.range(from.clone()..to.clone()) {
                 *out.entry((*dim, value.clone())).or_default() += Self::pick(v, include_bots);
             }
+        };
+        add(&self.dims);
+        if !fine(res) {
+            add(&self.qdims);
         }
     }
 
-    pub fn visitors_in(&self, range: TimeRange, include_bots: bool) -> i64 {
-        self.visitors
-            .range(range.from..range.to)
-            .map(|(_, v)| Self::pick(v, include_bots))
-            .sum()
+    pub fn visitors_in(&self, res: Resolution, range: TimeRange, include_bots: bool) -> i64 {
+        let sum = |map: &BTreeMap<i64, Pair>| -> i64 {
+            map.range(range.from..range.to)
+                .map(|(_, v)| Self::pick(v, include_bots))
+                .sum()
+        };
+        sum(&self.visitors) + if fine(res) { 0 } else { sum(&self.qvisitors) }
     }
+}
+
+/// Whether a resolution asks for minute precision.
+fn fine(res: Resolution) -> bool {
+    matches!(
+        res,
+        Resolution::Raw | Resolution::Minute | Resolution::FiveMinutes
+    )
 }
 
 /// Breakdown totals as the store trait returns them (zero counts left out).

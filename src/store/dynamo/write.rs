@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::clicks::{cancelled, day_key, raw_item};
 use super::model::Counts;
+use super::seal::dirty_key;
 use super::{DynamoStore, Item, get_n, n, opt_n, opt_s, ord_key, s, unavailable};
 use crate::domain::{EnrichedClick, LinkId};
 use crate::store::{Resolution, StoreError};
@@ -37,9 +38,9 @@ const LEASE_MS: i64 = 30_000;
 /// Actions of one transaction (DynamoDB's limit is 100).
 const MAX_ACTIONS: usize = 100;
 
-/// Days one published batch may span (one delta item per day, in the
-/// publishing transaction with the link check and the head).
-const MAX_DAYS: usize = 90;
+/// Days one published batch may span (a delta item and a to-seal mark per
+/// day, in the publishing transaction with the link check and the head).
+const MAX_DAYS: usize = 45;
 
 /// A region's head of a link: its last published batch and who writes now.
 #[derive(Debug, Clone, Default)]
@@ -498,6 +499,28 @@ impl DynamoStore {
                 .build(),
         ];
         for (day, part) in &by_day {
+            let (pk, sk) = dirty_key(link, *day, &self.region);
+            actions.push(
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(self.table())
+                            .key("pk", s(pk))
+                            .key("sk", s(sk))
+                            .update_expression("ADD #rows :one SET #l = :l, #d = :d, #r = :r")
+                            .expression_attribute_names("#rows", "rows")
+                            .expression_attribute_names("#l", "link")
+                            .expression_attribute_names("#d", "day")
+                            .expression_attribute_names("#r", "region")
+                            .expression_attribute_values(":one", n(1))
+                            .expression_attribute_values(":l", n(link.0))
+                            .expression_attribute_values(":d", n(*day))
+                            .expression_attribute_values(":r", s(self.region.clone()))
+                            .build()
+                            .expect("complete"),
+                    )
+                    .build(),
+            );
             actions.push(
                 TransactWriteItem::builder()
                     .put(self.tx_put(Item::from([
@@ -579,6 +602,7 @@ impl DynamoStore {
                 .write_batch(link, &me, seq, &head, group, &mut staged)
                 .await;
             match result {
+                Ok(Some(0)) => self.release(link, &me, seq, staged).await?,
                 Ok(Some(n)) => new += n,
                 Ok(None) => {
                     self.release(link, &me, seq, staged).await?;
