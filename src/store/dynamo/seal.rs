@@ -31,8 +31,11 @@ const OPEN_DELTAS: u64 = 50;
 /// Largest pack item written (DynamoDB's limit is 400 KB).
 const PACK_PART_BYTES: usize = 300_000;
 
+/// An item's counts blob and its key.
+pub(super) type Blob = (Vec<u8>, (String, String));
+
 /// A pack version: (parts expected, each part's blob and key, sealed at).
-pub(super) type Pack = (i64, Vec<(Vec<u8>, (String, String))>, i64);
+pub(super) type Pack = (i64, Vec<Blob>, i64);
 
 /// The delta and pack items of one (day, region), as read.
 #[derive(Default)]
@@ -84,7 +87,7 @@ impl DayItems {
 
     /// The newest complete pack with `upto` at most `head` (and sealed at
     /// or before `sealed_by`).
-    pub fn pack(&self, head: i64, sealed_by: i64) -> Option<(i64, &[(Vec<u8>, (String, String))])> {
+    pub fn pack(&self, head: i64, sealed_by: i64) -> Option<(i64, &[Blob])> {
         self.packs
             .iter()
             .rev()
