@@ -276,3 +276,212 @@ mod dynamodb {
 
     hop::store_conformance!(make);
 }
+
+/// What only the DynamoDB store does: leases, orphans of dead writers,
+/// several writers at once, and sealing's delayed deletes.
+#[cfg(feature = "dynamodb")]
+mod dynamodb_only {
+    use std::sync::Arc;
+
+    use hop::domain::{EnrichedClick, LinkId};
+    use hop::stats::{Interval, StatsQuery, link_stats};
+    use hop::store::dynamo::DynamoStore;
+    use hop::store::memory::MemoryStore;
+    use hop::store::{ClickStore, LinkStore, StoreConfig, TimeRange};
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::dynamo_support::MotoServer;
+
+    const DAY: i64 = 86_400_000;
+    /// 2026-03-01T00:00:00Z.
+    const BASE: i64 = 1_772_323_200_000;
+
+    async fn open(url: &str) -> DynamoStore {
+        let StoreConfig::Dynamo {
+            table,
+            region,
+            endpoint,
+        } = StoreConfig::parse(url).unwrap()
+        else {
+            panic!("a dynamodb URL");
+        };
+        DynamoStore::open(
+            &hop::store::dynamo::DynamoConfig {
+                table,
+                region,
+                endpoint,
+            },
+            true,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn url() -> String {
+        let server = tokio::task::spawn_blocking(MotoServer::shared)
+            .await
+            .unwrap();
+        server.url("eu-west-1")
+    }
+
+    fn clicks(link: LinkId, n: i64, seed: u64) -> Vec<EnrichedClick> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| hop::testing::click(link, BASE + i * 7_000 % (2 * DAY), &mut rng))
+            .collect()
+    }
+
+    /// The store and the in-memory reference answer the same, at every
+    /// interval over two days.
+    async fn same_answers(store: &dyn ClickStore, reference: &MemoryStore, link: LinkId) {
+        for interval in [Interval::Minute, Interval::Hour, Interval::Day] {
+            for include_bots in [false, true] {
+                let q = StatsQuery {
+                    range: TimeRange {
+                        from: BASE,
+                        to: BASE + 2 * DAY,
+                    },
+                    interval,
+                    tz: chrono_tz::UTC,
+                    include_bots,
+                    top: 1000,
+                    minute_since: i64::MIN,
+                    now: i64::MAX,
+                };
+                if q.bucket_estimate() > hop::stats::MAX_BUCKETS {
+                    continue;
+                }
+                assert_eq!(
+                    link_stats(store, link, &q).await.unwrap(),
+                    link_stats(reference, link, &q).await.unwrap(),
+                    "{interval:?}, bots {include_bots}"
+                );
+            }
+        }
+    }
+
+    /// A writer dies after staging part of a batch: its lease expires, the
+    /// next writer takes the link over, and every click counts once when
+    /// it comes again, the dead writer's raw items overwritten.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_dying_mid_batch_loses_nothing() {
+        let store = open(&url().await).await;
+        let l = hop::testing::link("dies", None);
+        store.insert_link(&l).await.unwrap().unwrap();
+        let reference = MemoryStore::default();
+        reference.insert_link(&l).await.unwrap().unwrap();
+        let all = clicks(l.id, 300, 1);
+        store.stage_and_die(&all[..200]).await.unwrap();
+        // Nothing of it counts.
+        assert_eq!(store.link_totals(l.id).await.unwrap().with_bots, 0);
+        same_answers(&store, &reference, l.id).await;
+        // The clicks come again, split otherwise (a stream re-read).
+        assert_eq!(store.record_clicks(&all[100..300]).await.unwrap(), 200);
+        assert_eq!(store.record_clicks(&all[..100]).await.unwrap(), 100);
+        assert_eq!(store.record_clicks(&all).await.unwrap(), 0, "replay");
+        reference.record_clicks(&all).await.unwrap();
+        assert_eq!(store.link_totals(l.id).await.unwrap().with_bots, 300);
+        same_answers(&store, &reference, l.id).await;
+        let exported = store
+            .export_clicks(
+                l.id,
+                TimeRange {
+                    from: BASE,
+                    to: BASE + 2 * DAY,
+                },
+                true,
+                None,
+                1000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(exported.len(), 300, "each click once in the export");
+    }
+
+    /// Two nodes write batches of one link at once, replays included: the
+    /// lease makes them take turns, and the counts are exact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_writers_of_one_link_count_exactly() {
+        let url = url().await;
+        let a = Arc::new(open(&url).await);
+        let b = Arc::new(open(&url).await);
+        let l = hop::testing::link("shared", None);
+        a.insert_link(&l).await.unwrap().unwrap();
+        let reference = MemoryStore::default();
+        reference.insert_link(&l).await.unwrap().unwrap();
+        let all = clicks(l.id, 400, 2);
+        reference.record_clicks(&all).await.unwrap();
+        let write = |store: Arc<DynamoStore>, batches: Vec<Vec<EnrichedClick>>| {
+            tokio::spawn(async move {
+                let mut new = 0;
+                for batch in batches {
+                    new += store.record_clicks(&batch).await.unwrap();
+                }
+                new
+            })
+        };
+        // Overlapping halves, in batches of 50: every click at least once.
+        let batches = |from: usize, to: usize| -> Vec<Vec<EnrichedClick>> {
+            all[from..to].chunks(50).map(|c| c.to_vec()).collect()
+        };
+        let (x, y) = tokio::join!(
+            write(a.clone(), batches(0, 250)),
+            write(b.clone(), batches(150, 400))
+        );
+        assert_eq!(x.unwrap() + y.unwrap(), 400, "each click new once");
+        assert_eq!(a.link_totals(l.id).await.unwrap().with_bots, 400);
+        same_answers(&*b, &reference, l.id).await;
+    }
+
+    /// Sealing packs a day and, once no read can still need them, deletes
+    /// the deltas and older packs: the answers never change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sealed_deltas_are_deleted_after_the_grace() {
+        let url = url().await;
+        let store = open(&url).await.with_seal_grace(0);
+        let l = hop::testing::link("packed", None);
+        store.insert_link(&l).await.unwrap().unwrap();
+        let reference = MemoryStore::default();
+        reference.insert_link(&l).await.unwrap().unwrap();
+        let all = clicks(l.id, 300, 3);
+        for batch in all.chunks(30) {
+            store.record_clicks(batch).await.unwrap();
+        }
+        reference.record_clicks(&all).await.unwrap();
+        let items = |store: &DynamoStore| {
+            let client = store.client().clone();
+            let table = store.table().to_owned();
+            async move {
+                client
+                    .query()
+                    .table_name(table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(
+                        ":pk",
+                        hop::store::dynamo::sdk::types::AttributeValue::S(format!("D#{}", l.id.0)),
+                    )
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .unwrap()
+                    .count
+            }
+        };
+        let before = items(&store).await;
+        assert!(before >= 10, "a delta per batch and day: {before}");
+        assert!(store.seal_rollups(i64::MAX, 1, 1000).await.unwrap() > 0);
+        same_answers(&store, &reference, l.id).await;
+        // The next pass deletes what the packs cover.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        store.seal_rollups(i64::MAX, 1, 1000).await.unwrap();
+        let after = items(&store).await;
+        assert!(after <= 4, "one pack per day left, not {after}");
+        same_answers(&store, &reference, l.id).await;
+        // More clicks on a sealed day, sealed again.
+        let more = clicks(l.id, 50, 4);
+        store.record_clicks(&more).await.unwrap();
+        reference.record_clicks(&more).await.unwrap();
+        store.seal_rollups(i64::MAX, 1, 1000).await.unwrap();
+        same_answers(&store, &reference, l.id).await;
+    }
+}

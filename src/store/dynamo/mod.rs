@@ -51,6 +51,9 @@ use crate::domain::{KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// The SDK, for tests that look at the table itself.
+pub use aws_sdk_dynamodb as sdk;
+
 /// Where a DynamoDB store lives (from `StoreConfig::Dynamo`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct DynamoConfig {

@@ -696,3 +696,40 @@ fn visitor_key(link: LinkId, day: i64, region: &str, visitor: i64) -> Item {
         ("sk".into(), s(format!("{region}#{visitor}"))),
     ])
 }
+
+#[cfg(feature = "testing")]
+impl DynamoStore {
+    /// Tests only: stages `clicks` as a writer that dies before publishing
+    /// (its lease left behind, already expired).
+    pub async fn stage_and_die(&self, clicks: &[EnrichedClick]) -> Result<(), StoreError> {
+        let mut by_link: BTreeMap<LinkId, Vec<&EnrichedClick>> = BTreeMap::new();
+        for c in clicks {
+            by_link.entry(c.link_id).or_default().push(c);
+        }
+        for (link, clicks) in by_link {
+            let me = Uuid::new_v4().simple().to_string();
+            let (head, seq) = self.acquire(link, &me).await?;
+            let mut counts = Counts::default();
+            for chunk in clicks.chunks((MAX_ACTIONS - 1) / 2) {
+                match self
+                    .stage(link, &me, seq, &head, chunk, &HashMap::new(), &mut counts)
+                    .await?
+                {
+                    Staged::Done => {}
+                    _ => return Err(StoreError::Unsupported("stage_and_die: a clean table")),
+                }
+            }
+            self.client
+                .update_item()
+                .table_name(self.table())
+                .key("pk", s(format!("H#{}", link.0)))
+                .key("sk", s(self.region.clone()))
+                .update_expression("SET p_exp = :gone")
+                .expression_attribute_values(":gone", n(0))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
