@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need that a fresh Debian
-# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis), fetches the real GeoIP test databases, runs cargo test, then the API contract check (schemathesis), a generated client (openapi-python-client) the observability check (Prometheus rules and Grafana panels against a real Prometheus), the deploy files (Kubernetes, compose, workflows), the container image and compose.yaml's two profiles (run with podman).
+# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis, moto), fetches the real GeoIP test databases, runs cargo test (and the DynamoDB store's tests with its feature), then the API contract check (schemathesis), a generated client (openapi-python-client) the observability check (Prometheus rules and Grafana panels against a real Prometheus), the deploy files (Kubernetes, compose, workflows), the container image and compose.yaml's two profiles (run with podman).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +26,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 ./scripts/test-data.sh
+./scripts/moto.sh
 cargo test "$@"
+# The DynamoDB store (cargo feature dynamodb, off by default): its unit
+# tests and the store conformance suite against moto, single-threaded
+# (skipped when only some tests were asked for).
+if [ $# -eq 0 ]; then
+  cargo test --features dynamodb --lib --test store_conformance dynamo
+fi
 # The API suite again, in cluster mode: PostgreSQL, Redis stream, worker.
 HOP_TEST_CLUSTER=1 cargo test --test api "$@"
 # The API contract: schemathesis against the OpenAPI document a live server

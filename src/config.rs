@@ -143,7 +143,7 @@ pub struct LogArgs {
 /// `Debug` shows no password (see [`crate::store::redact_url`]).
 #[derive(Clone, Args)]
 pub struct DatabaseArgs {
-    /// Storage backend: sqlite://PATH (embedded, default), postgres://USER:PASS@HOST/DB (cluster) or memory://.
+    /// Storage backend: sqlite://PATH (embedded, default), postgres://USER:PASS@HOST/DB (cluster), dynamodb://TABLE?region=R[&endpoint=URL] (cluster, with the dynamodb feature) or memory://.
     #[arg(
         long,
         env = "HOP_DATABASE_URL",

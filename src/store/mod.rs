@@ -723,6 +723,46 @@ mod tests {
         assert_eq!(StoreConfig::parse("memory://"), Ok(StoreConfig::Memory));
     }
 
+    /// `dynamodb://TABLE?region=R&endpoint=URL`: parsed when built with
+    /// the feature, refused by name without it.
+    #[test]
+    fn dynamodb_urls() {
+        let url = "dynamodb://hop-links?region=eu-west-1&endpoint=http://127.0.0.1:8000";
+        if !cfg!(feature = "dynamodb") {
+            let e = StoreConfig::parse(url).unwrap_err();
+            assert!(e.contains("the dynamodb feature"), "{e}");
+            return;
+        }
+        assert_eq!(
+            StoreConfig::parse(url).unwrap(),
+            StoreConfig::Dynamo {
+                table: "hop-links".into(),
+                region: "eu-west-1".into(),
+                endpoint: Some("http://127.0.0.1:8000".into()),
+            }
+        );
+        assert_eq!(
+            StoreConfig::parse("dynamodb://hop?region=us-east-1").unwrap(),
+            StoreConfig::Dynamo {
+                table: "hop".into(),
+                region: "us-east-1".into(),
+                endpoint: None,
+            }
+        );
+        for (bad, says) in [
+            ("dynamodb://hop", "needs ?region="),
+            ("dynamodb://hop?region=", "needs ?region="),
+            ("dynamodb://hop?region=EU_WEST", "needs ?region="),
+            ("dynamodb://h?region=eu-west-1", "table name"),
+            ("dynamodb://a/b?region=eu-west-1", "table name"),
+            ("dynamodb://hop?region=eu-west-1&endpoint=ftp://x", "http(s) URL"),
+            ("dynamodb://hop?region=eu-west-1&consistent=no", "unknown parameter"),
+        ] {
+            let e = StoreConfig::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
     #[test]
     #[cfg(feature = "sqlite")]
     fn sqlite_in_memory_is_refused_for_memory_scheme() {
