@@ -38,26 +38,105 @@ pub fn testdata(name: &str) -> PathBuf {
 
 /// Set `HOP_TEST_CLUSTER=1` to run the suite in cluster mode: PostgreSQL
 /// (a private server) and a private Redis, clicks through the stream and an
-/// in-process worker.
+/// in-process worker. `HOP_TEST_CLUSTER=dynamodb` (with the dynamodb
+/// feature): the same on DynamoDB, a private moto server per test.
 pub fn cluster_mode() -> bool {
     std::env::var_os("HOP_TEST_CLUSTER").is_some_and(|v| v != "0" && !v.is_empty())
 }
 
+/// Whether the cluster's store is DynamoDB (`HOP_TEST_CLUSTER=dynamodb`).
+pub fn on_dynamodb() -> bool {
+    std::env::var_os("HOP_TEST_CLUSTER").is_some_and(|v| v == "dynamodb")
+}
+
 /// What a test app keeps across a restart: its dir (SQLite), or in cluster
-/// mode its database and Redis.
+/// mode its database and Redis (and the DynamoDB server, if that is the
+/// store).
 pub struct DataDir {
     pub dir: tempfile::TempDir,
     cluster: Option<(String, RedisServer)>,
+    /// Held: dropping it stops the server.
+    #[cfg(feature = "dynamodb")]
+    #[allow(dead_code)]
+    moto: Option<crate::dynamo_support::MotoServer>,
 }
 
 impl DataDir {
     pub fn new() -> DataDir {
         let dir = tempfile::tempdir().unwrap();
+        #[cfg(feature = "dynamodb")]
+        if on_dynamodb() {
+            let moto = crate::dynamo_support::MotoServer::start();
+            return DataDir {
+                dir,
+                cluster: Some((moto.url("eu-west-1"), RedisServer::start())),
+                moto: Some(moto),
+            };
+        }
+        assert!(
+            !on_dynamodb(),
+            "HOP_TEST_CLUSTER=dynamodb needs cargo test --features dynamodb"
+        );
         let cluster = cluster_mode().then(|| {
             let pg = PgServer::shared();
             (pg.url(&pg.create_db()), RedisServer::start())
         });
-        DataDir { dir, cluster }
+        DataDir {
+            dir,
+            cluster,
+            #[cfg(feature = "dynamodb")]
+            moto: None,
+        }
+    }
+
+    /// Every item of the DynamoDB table, as the JSON the SDK reads (for
+    /// searching it like a database dump).
+    #[cfg(feature = "dynamodb")]
+    pub async fn dynamo_dump(&self) -> Vec<u8> {
+        let url = self.database_url().expect("cluster mode");
+        let config = hop::store::StoreConfig::parse(&url).unwrap();
+        let hop::store::StoreConfig::Dynamo {
+            table,
+            region,
+            endpoint,
+        } = config
+        else {
+            panic!("not DynamoDB: {url}");
+        };
+        let store = hop::store::dynamo::DynamoStore::open(
+            &hop::store::dynamo::DynamoConfig {
+                table: table.clone(),
+                region,
+                endpoint,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = store
+                .client()
+                .scan()
+                .table_name(&table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            for item in page.items() {
+                out.extend(format!("{item:?}\n").into_bytes());
+                for v in item.values() {
+                    if let Ok(b) = v.as_b() {
+                        out.extend_from_slice(b.as_ref());
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return out,
+            }
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -205,6 +284,8 @@ impl TestApp {
         let empty = DataDir {
             dir: tempfile::tempdir().unwrap(),
             cluster: None,
+            #[cfg(feature = "dynamodb")]
+            moto: None,
         };
         std::mem::replace(&mut self.dir, empty)
     }
@@ -379,9 +460,16 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
-    /// Waits until the stats (with `query`) count `n` clicks; panics after 15 s.
+    /// Waits until the stats (with `query`) count `n` clicks; panics after
+    /// 15 s (90 s on moto, whose one thread stores a few hundred clicks a
+    /// second, and is asked less often so as not to slow it more).
     pub async fn wait_for_clicks(&self, slug: &str, query: &str, n: u64) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let (wait, poll) = if on_dynamodb() {
+            (Duration::from_secs(90), Duration::from_millis(250))
+        } else {
+            (Duration::from_secs(15), Duration::from_millis(20))
+        };
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let s = self.stats(slug, query).await;
             if s["total_clicks"].as_u64() == Some(n) {
@@ -395,7 +483,7 @@ impl TestApp {
                 "waited for {n} clicks, stats: {}",
                 s["total_clicks"]
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(poll).await;
         }
     }
 

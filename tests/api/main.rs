@@ -18,6 +18,10 @@ mod secrets;
 mod stats;
 mod ui;
 
+#[cfg(feature = "dynamodb")]
+#[path = "../support/dynamo.rs"]
+#[allow(dead_code)]
+mod dynamo_support;
 #[path = "../support/postgres.rs"]
 #[allow(dead_code)]
 mod pg_support;
