@@ -755,8 +755,14 @@ mod tests {
             ("dynamodb://hop?region=EU_WEST", "needs ?region="),
             ("dynamodb://h?region=eu-west-1", "table name"),
             ("dynamodb://a/b?region=eu-west-1", "table name"),
-            ("dynamodb://hop?region=eu-west-1&endpoint=ftp://x", "http(s) URL"),
-            ("dynamodb://hop?region=eu-west-1&consistent=no", "unknown parameter"),
+            (
+                "dynamodb://hop?region=eu-west-1&endpoint=ftp://x",
+                "http(s) URL",
+            ),
+            (
+                "dynamodb://hop?region=eu-west-1&consistent=no",
+                "unknown parameter",
+            ),
         ] {
             let e = StoreConfig::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
