@@ -33,6 +33,8 @@ cargo test "$@"
 # (skipped when only some tests were asked for).
 if [ $# -eq 0 ]; then
   cargo test --features dynamodb --lib --test store_conformance dynamo
+  # Two regions of a Global Table, simulated (docs/multi-region.md).
+  cargo test --features dynamodb --test multi_region
   # And the API suite in cluster mode on DynamoDB (moto), Redis and workers.
   HOP_TEST_CLUSTER=dynamodb cargo test --features dynamodb --test api
 fi

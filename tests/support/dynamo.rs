@@ -90,6 +90,14 @@ impl MotoServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The URL of `table` in `region` (a region's replica of a table).
+    pub fn table_url(&self, table: &str, region: &str) -> String {
+        format!(
+            "dynamodb://{table}?region={region}&endpoint={}",
+            self.endpoint()
+        )
+    }
+
     /// The URL of a table no other test uses, in `region`.
     pub fn url(&self, region: &str) -> String {
         static N: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,298 @@
+//! Two regions of one Global Table, simulated: the same table in two
+//! regions of a local DynamoDB server (moto keeps regions apart by the
+//! signing region), with a test-only replicator between them
+//! (`support/replicator.rs`, last-writer-wins per item). Each test proves
+//! one rule of docs/multi-region.md.
+
+#![cfg(feature = "dynamodb")]
+
+#[path = "support/dynamo.rs"]
+#[allow(dead_code)]
+mod dynamo_support;
+#[path = "support/replicator.rs"]
+mod replicator;
+
+use hop::domain::{EnrichedClick, LinkId};
+use hop::stats::{Interval, StatsQuery, link_stats};
+use hop::store::dynamo::sdk::types::AttributeValue;
+use hop::store::dynamo::{DynamoConfig, DynamoStore};
+use hop::store::memory::MemoryStore;
+use hop::store::{ClickStore, LinkStore, StoreConfig, TimeRange};
+use rand::{SeedableRng, rngs::StdRng};
+
+use dynamo_support::MotoServer;
+use replicator::Replicator;
+
+const A: &str = "eu-west-1";
+const B: &str = "us-east-1";
+const DAY: i64 = 86_400_000;
+/// 2026-03-01T00:00:00Z.
+const BASE: i64 = 1_772_323_200_000;
+
+struct Regions {
+    a: DynamoStore,
+    b: DynamoStore,
+    replicator: Replicator,
+    table: String,
+    _server: MotoServer,
+}
+
+async fn open(url: &str) -> DynamoStore {
+    let StoreConfig::Dynamo {
+        table,
+        region,
+        endpoint,
+    } = StoreConfig::parse(url).unwrap()
+    else {
+        panic!("a dynamodb URL");
+    };
+    DynamoStore::open(
+        &DynamoConfig {
+            table,
+            region,
+            endpoint,
+        },
+        true,
+    )
+    .await
+    .unwrap()
+}
+
+async fn regions() -> Regions {
+    let server = tokio::task::spawn_blocking(MotoServer::start)
+        .await
+        .unwrap();
+    let table = "hop-global".to_owned();
+    let a = open(&server.table_url(&table, A)).await;
+    let b = open(&server.table_url(&table, B)).await;
+    let replicator = Replicator::new(&table, a.client().clone(), b.client().clone());
+    Regions {
+        a,
+        b,
+        replicator,
+        table,
+        _server: server,
+    }
+}
+
+/// `n` clicks of a link in one region, spread over two days.
+fn clicks(link: LinkId, n: i64, seed: u64, region: &str) -> Vec<EnrichedClick> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let mut c = hop::testing::click(
+                link,
+                BASE + (i * 7_919_000 + seed as i64) % (2 * DAY),
+                &mut rng,
+            );
+            c.region = region.to_owned();
+            // Visitors of different regions are different people here;
+            // the same person in both regions is another test's matter.
+            c.visitor = c.visitor * 2 + i64::from(region == B);
+            c
+        })
+        .collect()
+}
+
+/// The store answers as the in-memory reference holding every click.
+async fn same_answers(store: &dyn ClickStore, reference: &MemoryStore, link: LinkId, what: &str) {
+    for interval in [Interval::Minute, Interval::Hour, Interval::Day] {
+        for include_bots in [false, true] {
+            let q = StatsQuery {
+                range: TimeRange {
+                    from: BASE,
+                    to: BASE + 2 * DAY,
+                },
+                interval,
+                tz: chrono_tz::UTC,
+                include_bots,
+                top: 1000,
+                minute_since: i64::MIN,
+                now: i64::MAX,
+            };
+            if q.bucket_estimate() > hop::stats::MAX_BUCKETS {
+                continue;
+            }
+            assert_eq!(
+                link_stats(store, link, &q).await.unwrap(),
+                link_stats(reference, link, &q).await.unwrap(),
+                "{what}: {interval:?}, bots {include_bots}"
+            );
+        }
+    }
+}
+
+async fn write_batches(store: &DynamoStore, clicks: &[EnrichedClick]) -> u64 {
+    let mut new = 0;
+    for batch in clicks.chunks(50) {
+        new += store.record_clicks(batch).await.unwrap();
+    }
+    new
+}
+
+/// Clicks of one link arrive in both regions at once, with replication
+/// running meanwhile: each region writes counters of its own, so both
+/// regions end with the exact sum. The control, one counter item that
+/// both regions `ADD` to, loses increments to last-writer-wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_region_counters_add_up_while_a_shared_counter_loses() {
+    let mut r = regions().await;
+    let l = hop::testing::link("everywhere", None);
+    r.a.insert_link(&l).await.unwrap().unwrap();
+    r.replicator.sync().await;
+    assert_eq!(
+        r.b.link_by_slug(&l.slug).await.unwrap().map(|x| x.id),
+        Some(l.id),
+        "the link reached the other region"
+    );
+    let in_a = clicks(l.id, 300, 1, A);
+    let in_b = clicks(l.id, 300, 2, B);
+    let reference = MemoryStore::default();
+    reference.insert_link(&l).await.unwrap().unwrap();
+    reference.record_clicks(&in_a).await.unwrap();
+    reference.record_clicks(&in_b).await.unwrap();
+
+    let add = |store: &DynamoStore| {
+        let client = store.client().clone();
+        let table = r.table.clone();
+        async move {
+            for _ in 0..100 {
+                client
+                    .update_item()
+                    .table_name(&table)
+                    .key("pk", AttributeValue::S("CONTROL".into()))
+                    .key("sk", AttributeValue::S("shared".into()))
+                    .update_expression("ADD v :one")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .send()
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let replicating = async {
+        let mut conflicts = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            conflicts += r.replicator.sync().await.1;
+            // About as often as Global Tables replicate (under a second).
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        conflicts
+    };
+    let writing = async {
+        let (x, y) = tokio::join!(write_batches(&r.a, &in_a), write_batches(&r.b, &in_b));
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (x, y)
+    };
+    let ((new_a, new_b), _) = tokio::join!(writing, replicating);
+    assert_eq!((new_a, new_b), (300, 300));
+    r.replicator.sync().await;
+    // The control: both regions add to one item between two replications.
+    tokio::join!(add(&r.a), add(&r.b));
+    r.replicator.sync().await;
+    r.replicator.sync().await;
+
+    for (name, store) in [(A, &r.a), (B, &r.b)] {
+        assert_eq!(
+            store.link_totals(l.id).await.unwrap().with_bots,
+            600,
+            "totals read in {name}"
+        );
+        same_answers(store, &reference, l.id, name).await;
+    }
+    let shared = |store: &DynamoStore| {
+        let client = store.client().clone();
+        let table = r.table.clone();
+        async move {
+            let item = client
+                .get_item()
+                .table_name(&table)
+                .key("pk", AttributeValue::S("CONTROL".into()))
+                .key("sk", AttributeValue::S("shared".into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            match &item["v"] {
+                AttributeValue::N(v) => v.parse::<u64>().unwrap(),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let (in_a_now, in_b_now) = (shared(&r.a).await, shared(&r.b).await);
+    assert_eq!(in_a_now, in_b_now, "the regions agree on the control");
+    assert_eq!(
+        in_a_now, 100,
+        "200 increments, 100 kept: last-writer-wins lost the rest"
+    );
+}
+
+/// A region cut off from the other keeps counting its own clicks (replays
+/// included, counted once); when the cut heals, both regions count every
+/// click exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_cut_off_keeps_counting_and_heals_exactly() {
+    let mut r = regions().await;
+    let l = hop::testing::link("cut", None);
+    r.a.insert_link(&l).await.unwrap().unwrap();
+    r.replicator.sync().await;
+    let in_a = clicks(l.id, 200, 3, A);
+    let in_b = clicks(l.id, 250, 4, B);
+    // The cut: no replication from here.
+    assert_eq!(write_batches(&r.a, &in_a).await, 200);
+    assert_eq!(write_batches(&r.b, &in_b).await, 250);
+    assert_eq!(write_batches(&r.b, &in_b[100..]).await, 0, "a replay");
+    let own = |clicks: &[EnrichedClick]| {
+        let reference = MemoryStore::default();
+        let clicks = clicks.to_vec();
+        let l = l.clone();
+        async move {
+            reference.insert_link(&l).await.unwrap().unwrap();
+            reference.record_clicks(&clicks).await.unwrap();
+            reference
+        }
+    };
+    same_answers(&r.a, &own(&in_a).await, l.id, "A, cut off").await;
+    same_answers(&r.b, &own(&in_b).await, l.id, "B, cut off").await;
+    // A region seals and prunes on its own meanwhile.
+    assert!(r.b.seal_rollups(i64::MAX, 1, 1000).await.unwrap() > 0);
+
+    // Healed.
+    r.replicator.sync().await;
+    let all: Vec<EnrichedClick> = in_a.iter().chain(&in_b).cloned().collect();
+    let reference = own(&all).await;
+    for (name, store) in [(A, &r.a), (B, &r.b)] {
+        assert_eq!(
+            store.link_totals(l.id).await.unwrap().with_bots,
+            450,
+            "totals in {name}"
+        );
+        same_answers(store, &reference, l.id, name).await;
+    }
+}
+
+/// An edit in one region reaches the other's reads with replication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_reaches_the_other_region() {
+    let mut r = regions().await;
+    let mut l = hop::testing::link("edited", None);
+    r.a.insert_link(&l).await.unwrap().unwrap();
+    r.replicator.sync().await;
+    l.target = hop::domain::TargetUrl::parse("https://example.org/new", &[]).unwrap();
+    l.title = Some("New".into());
+    assert!(r.b.update_link(&l).await.unwrap(), "edited in B");
+    let in_a = r.a.link_by_slug(&l.slug).await.unwrap().unwrap();
+    assert_eq!(
+        in_a.target.as_str(),
+        "https://example.com/edited",
+        "not yet"
+    );
+    r.replicator.sync().await;
+    let in_a = r.a.link_by_slug(&l.slug).await.unwrap().unwrap();
+    assert_eq!(in_a.target.as_str(), "https://example.org/new");
+    assert_eq!(in_a.title.as_deref(), Some("New"));
+}
