@@ -106,6 +106,14 @@ def _partition_query(self, hash_key, *args, **kwargs):
 models.Table.all_items = _partition_items
 models.Table.query = _partition_query
 
+class _Handler(MotoRequestHandler):
+    """Logs each request's DynamoDB operation (bench/dynamodb.sh counts them)."""
+
+    def log_request(self, code="-", size="-"):
+        target = self.headers.get("X-Amz-Target", "-").rsplit(".", 1)[-1]
+        sys.stderr.write(f"{self.command} {code} {target}\n")
+
+
 # A clean exit on SIGTERM (the tests' watchdog stops it so).
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 port = int(sys.argv[1])
@@ -116,5 +124,5 @@ run_simple(
     threaded=False,
     processes=1,
     use_reloader=False,
-    request_handler=MotoRequestHandler,
+    request_handler=_Handler,
 )

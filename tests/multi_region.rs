@@ -14,8 +14,8 @@ mod replicator;
 
 use hop::domain::{EnrichedClick, LinkId};
 use hop::stats::{Interval, StatsQuery, link_stats};
+use hop::store::dynamo::DynamoStore;
 use hop::store::dynamo::sdk::types::AttributeValue;
-use hop::store::dynamo::{DynamoConfig, DynamoStore};
 use hop::store::memory::MemoryStore;
 use hop::store::{ClickStore, LinkStore, StoreConfig, TimeRange};
 use rand::{SeedableRng, rngs::StdRng};
@@ -38,33 +38,29 @@ struct Regions {
 }
 
 async fn open(url: &str) -> DynamoStore {
-    let StoreConfig::Dynamo {
-        table,
-        region,
-        endpoint,
-    } = StoreConfig::parse(url).unwrap()
-    else {
+    let StoreConfig::Dynamo(config) = StoreConfig::parse(url).unwrap() else {
         panic!("a dynamodb URL");
     };
-    DynamoStore::open(
-        &DynamoConfig {
-            table,
-            region,
-            endpoint,
-        },
-        true,
-    )
-    .await
-    .unwrap()
+    DynamoStore::open(&config, true).await.unwrap()
 }
 
 async fn regions() -> Regions {
+    two_regions(None).await
+}
+
+/// Two regions whose claims are decided in `claims` (`&claims=` in the
+/// URL), or each in its own (`None`).
+async fn two_regions(claims: Option<&str>) -> Regions {
     let server = tokio::task::spawn_blocking(MotoServer::start)
         .await
         .unwrap();
     let table = "hop-global".to_owned();
-    let a = open(&server.table_url(&table, A)).await;
-    let b = open(&server.table_url(&table, B)).await;
+    let url = |region: &str| match claims {
+        Some(home) => format!("{}&claims={home}", server.table_url(&table, region)),
+        None => server.table_url(&table, region),
+    };
+    let a = open(&url(A)).await;
+    let b = open(&url(B)).await;
     let replicator = Replicator::new(&table, a.client().clone(), b.client().clone());
     Regions {
         a,
@@ -295,4 +291,72 @@ async fn an_edit_reaches_the_other_region() {
     let in_a = r.a.link_by_slug(&l.slug).await.unwrap().unwrap();
     assert_eq!(in_a.target.as_str(), "https://example.org/new");
     assert_eq!(in_a.title.as_deref(), Some("New"));
+}
+
+/// One custom slug asked for in both regions at once: the claims region
+/// decides, so exactly one wins and the other is told at once. The control,
+/// each region deciding for itself, says yes to both and replication then
+/// silently replaces one link with the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_slug_raced_in_both_regions_has_one_winner() {
+    for claimed in [true, false] {
+        let mut r = two_regions(claimed.then_some(A)).await;
+        let mut in_a = hop::testing::link("race", None);
+        let mut in_b = hop::testing::link("race", None);
+        in_a.target = hop::domain::TargetUrl::parse("https://a.example/", &[]).unwrap();
+        in_b.target = hop::domain::TargetUrl::parse("https://b.example/", &[]).unwrap();
+        let (x, y) = tokio::join!(r.a.insert_link(&in_a), r.b.insert_link(&in_b));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        r.replicator.sync().await;
+        let seen_a = r.a.link_by_slug(&in_a.slug).await.unwrap().unwrap();
+        let seen_b = r.b.link_by_slug(&in_a.slug).await.unwrap().unwrap();
+        assert_eq!(seen_a.id, seen_b.id, "the regions agree");
+        if claimed {
+            assert!(
+                x.is_ok() != y.is_ok(),
+                "exactly one region wins the slug: {x:?} {y:?}"
+            );
+            let (winner, loser) = if x.is_ok() { (&in_a, y) } else { (&in_b, x) };
+            assert_eq!(
+                loser,
+                Err(hop::store::Conflict::SlugTaken),
+                "the loser is told"
+            );
+            assert_eq!(seen_a.id, winner.id);
+        } else {
+            assert_eq!((x, y), (Ok(()), Ok(())), "the control: both told yes");
+            // Last-writer-wins kept B's (the replicator takes B's write as
+            // the later): the link A's user was given now goes elsewhere.
+            assert_eq!(seen_a.id, in_b.id);
+            assert_eq!(seen_a.target.as_str(), "https://b.example/");
+        }
+    }
+}
+
+/// A link limited to 50 clicks, clicked 40 times in each region at once:
+/// with claims decided in one region exactly 50 are served. The control,
+/// each region counting its own, serves 80.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_limit_holds_across_regions() {
+    for claimed in [true, false] {
+        let mut r = two_regions(claimed.then_some(A)).await;
+        let mut l = hop::testing::link("limited", None);
+        l.max_clicks = Some(50);
+        r.a.insert_link(&l).await.unwrap().unwrap();
+        r.replicator.sync().await;
+        async fn claims(store: &DynamoStore, id: LinkId) -> u32 {
+            let mut granted = 0;
+            for _ in 0..40 {
+                granted += u32::from(store.claim_click(id, 50).await.unwrap());
+            }
+            granted
+        }
+        let (x, y) = tokio::join!(claims(&r.a, l.id), claims(&r.b, l.id));
+        r.replicator.sync().await;
+        if claimed {
+            assert_eq!(x + y, 50, "exactly the limit: {x} + {y}");
+        } else {
+            assert_eq!(x + y, 80, "the control serves past the limit: {x} + {y}");
+        }
+    }
 }

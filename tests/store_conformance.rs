@@ -297,24 +297,10 @@ mod dynamodb_only {
     const BASE: i64 = 1_772_323_200_000;
 
     async fn open(url: &str) -> DynamoStore {
-        let StoreConfig::Dynamo {
-            table,
-            region,
-            endpoint,
-        } = StoreConfig::parse(url).unwrap()
-        else {
+        let StoreConfig::Dynamo(config) = StoreConfig::parse(url).unwrap() else {
             panic!("a dynamodb URL");
         };
-        DynamoStore::open(
-            &hop::store::dynamo::DynamoConfig {
-                table,
-                region,
-                endpoint,
-            },
-            true,
-        )
-        .await
-        .unwrap()
+        DynamoStore::open(&config, true).await.unwrap()
     }
 
     async fn url() -> String {

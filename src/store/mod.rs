@@ -458,13 +458,22 @@ pub enum StoreConfig {
     Postgres {
         url: String,
     },
-    /// `dynamodb://TABLE?region=R[&endpoint=URL]`.
-    Dynamo {
-        table: String,
-        region: String,
-        endpoint: Option<String>,
-    },
+    /// `dynamodb://TABLE?region=R[&endpoint=URL][&claims=R]`.
+    Dynamo(DynamoConfig),
     Memory,
+}
+
+/// Where a DynamoDB store lives (`dynamodb://TABLE?region=R&…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    pub table: String,
+    /// The AWS region this node writes in (its replica of a Global Table).
+    pub region: String,
+    /// A local server (moto, dynoxide) instead of AWS.
+    pub endpoint: Option<String>,
+    /// The region that decides slug and click-limit claims for every
+    /// region (`claims=`); `None`: this one (a single-region table).
+    pub claims: Option<String>,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -479,16 +488,7 @@ impl std::fmt::Debug for StoreConfig {
                 .debug_struct("Postgres")
                 .field("url", &redact_url(url))
                 .finish(),
-            StoreConfig::Dynamo {
-                table,
-                region,
-                endpoint,
-            } => f
-                .debug_struct("Dynamo")
-                .field("table", table)
-                .field("region", region)
-                .field("endpoint", endpoint)
-                .finish(),
+            StoreConfig::Dynamo(c) => c.fmt(f),
             StoreConfig::Memory => f.write_str("Memory"),
         }
     }
@@ -569,23 +569,9 @@ impl StoreConfig {
                 return Err(StoreError::Unavailable(without_feature("postgres")));
             }
             #[cfg(feature = "dynamodb")]
-            StoreConfig::Dynamo {
-                table,
-                region,
-                endpoint,
-            } => Arc::new(
-                dynamo::DynamoStore::open(
-                    &dynamo::DynamoConfig {
-                        table: table.clone(),
-                        region: region.clone(),
-                        endpoint: endpoint.clone(),
-                    },
-                    migrate,
-                )
-                .await?,
-            ),
+            StoreConfig::Dynamo(c) => Arc::new(dynamo::DynamoStore::open(c, migrate).await?),
             #[cfg(not(feature = "dynamodb"))]
-            StoreConfig::Dynamo { .. } => {
+            StoreConfig::Dynamo(_) => {
                 return Err(StoreError::Unavailable(without_feature("dynamodb")));
             }
             StoreConfig::Memory => Arc::new(memory::MemoryStore::default()),
@@ -593,7 +579,7 @@ impl StoreConfig {
     }
 }
 
-/// `dynamodb://TABLE?region=R&endpoint=URL` (the part after the scheme).
+/// `dynamodb://TABLE?region=R&endpoint=URL&claims=R` (the part after the scheme).
 fn parse_dynamo(rest: &str) -> Result<StoreConfig, String> {
     let (table, query) = rest.split_once('?').unwrap_or((rest, ""));
     let table = table.trim_end_matches('/');
@@ -608,9 +594,21 @@ fn parse_dynamo(rest: &str) -> Result<StoreConfig, String> {
     }
     let mut region = None;
     let mut endpoint = None;
+    let mut claims = None;
+    let region_name = |r: &str| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "region" => region = Some(v.into_owned()),
+            "claims" => {
+                if !region_name(&v) {
+                    return Err(format!("claims={v:?}: give a region name, e.g. eu-west-1"));
+                }
+                claims = Some(v.into_owned());
+            }
             "endpoint" => {
                 url::Url::parse(&v)
                     .ok()
@@ -622,17 +620,14 @@ fn parse_dynamo(rest: &str) -> Result<StoreConfig, String> {
         }
     }
     let region = region
-        .filter(|r| {
-            !r.is_empty()
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
+        .filter(|r| region_name(r))
         .ok_or("dynamodb URL needs ?region=, e.g. dynamodb://hop?region=eu-west-1")?;
-    Ok(StoreConfig::Dynamo {
+    Ok(StoreConfig::Dynamo(DynamoConfig {
         table: table.to_owned(),
+        claims: claims.filter(|c| *c != region),
         region,
         endpoint,
-    })
+    }))
 }
 
 /// Refuses a URL of a backend this binary was built without, in words that
@@ -735,19 +730,31 @@ mod tests {
         }
         assert_eq!(
             StoreConfig::parse(url).unwrap(),
-            StoreConfig::Dynamo {
+            StoreConfig::Dynamo(DynamoConfig {
                 table: "hop-links".into(),
                 region: "eu-west-1".into(),
                 endpoint: Some("http://127.0.0.1:8000".into()),
-            }
+                claims: None,
+            })
         );
         assert_eq!(
-            StoreConfig::parse("dynamodb://hop?region=us-east-1").unwrap(),
-            StoreConfig::Dynamo {
+            StoreConfig::parse("dynamodb://hop?region=us-east-1&claims=eu-west-1").unwrap(),
+            StoreConfig::Dynamo(DynamoConfig {
                 table: "hop".into(),
                 region: "us-east-1".into(),
                 endpoint: None,
-            }
+                claims: Some("eu-west-1".into()),
+            })
+        );
+        // The claims region itself decides locally.
+        assert_eq!(
+            StoreConfig::parse("dynamodb://hop?region=eu-west-1&claims=eu-west-1").unwrap(),
+            StoreConfig::Dynamo(DynamoConfig {
+                table: "hop".into(),
+                region: "eu-west-1".into(),
+                endpoint: None,
+                claims: None,
+            })
         );
         for (bad, says) in [
             ("dynamodb://hop", "needs ?region="),
@@ -763,6 +770,7 @@ mod tests {
                 "dynamodb://hop?region=eu-west-1&consistent=no",
                 "unknown parameter",
             ),
+            ("dynamodb://hop?region=eu-west-1&claims=Home", "claims="),
         ] {
             let e = StoreConfig::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

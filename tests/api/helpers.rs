@@ -94,25 +94,14 @@ impl DataDir {
     #[cfg(feature = "dynamodb")]
     pub async fn dynamo_dump(&self) -> Vec<u8> {
         let url = self.database_url().expect("cluster mode");
-        let config = hop::store::StoreConfig::parse(&url).unwrap();
-        let hop::store::StoreConfig::Dynamo {
-            table,
-            region,
-            endpoint,
-        } = config
+        let hop::store::StoreConfig::Dynamo(config) = hop::store::StoreConfig::parse(&url).unwrap()
         else {
             panic!("not DynamoDB: {url}");
         };
-        let store = hop::store::dynamo::DynamoStore::open(
-            &hop::store::dynamo::DynamoConfig {
-                table: table.clone(),
-                region,
-                endpoint,
-            },
-            false,
-        )
-        .await
-        .unwrap();
+        let table = config.table.clone();
+        let store = hop::store::dynamo::DynamoStore::open(&config, false)
+            .await
+            .unwrap();
         let mut out = Vec::new();
         let mut start = None;
         loop {

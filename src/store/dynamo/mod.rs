@@ -54,28 +54,13 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 /// The SDK, for tests that look at the table itself.
 pub use aws_sdk_dynamodb as sdk;
 
-/// Where a DynamoDB store lives (from `StoreConfig::Dynamo`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct DynamoConfig {
-    pub table: String,
-    /// The AWS region this node writes in (its replica of a Global Table).
-    pub region: String,
-    /// A local server (moto, dynoxide) instead of AWS.
-    pub endpoint: Option<String>,
-}
-
-impl std::fmt::Debug for DynamoConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dynamo")
-            .field("table", &self.table)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .finish()
-    }
-}
+pub use super::DynamoConfig;
 
 pub struct DynamoStore {
     client: Client,
+    /// The claims region's replica (`claims=`): slugs and click limits are
+    /// decided there, so two regions never both win one. `None`: here.
+    claims: Option<Client>,
     table: String,
     /// This node's region: the writer of its heads, deltas and visitors.
     region: String,
@@ -200,16 +185,20 @@ impl DynamoStore {
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let mut builder = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .credentials_provider(credentials)
-            .http_client(http);
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint);
-        }
+        let client = |region: &str| {
+            let mut builder = aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(region.to_owned()))
+                .credentials_provider(credentials.clone())
+                .http_client(http.clone());
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.endpoint_url(endpoint);
+            }
+            Client::from_conf(builder.build())
+        };
         let store = DynamoStore {
-            client: Client::from_conf(builder.build()),
+            client: client(&config.region),
+            claims: config.claims.as_deref().map(client),
             table: config.table.clone(),
             region: config.region.clone(),
             seal_grace_ms: 60_000,
@@ -225,6 +214,11 @@ impl DynamoStore {
     pub fn with_seal_grace(mut self, ms: i64) -> DynamoStore {
         self.seal_grace_ms = ms;
         self
+    }
+
+    /// Where slug and click-limit claims are decided.
+    fn claims(&self) -> &Client {
+        self.claims.as_ref().unwrap_or(&self.client)
     }
 
     pub fn client(&self) -> &Client {
@@ -595,13 +589,27 @@ impl LinkStore for DynamoStore {
             ("slug".into(), s(link.slug.as_str())),
         ]);
         let out = self
-            .client
+            .claims()
             .transact_write_items()
             .transact_items(put(link_item(link)))
-            .transact_items(put(id_item))
+            .transact_items(put(id_item.clone()))
             .send()
             .await;
         match out {
+            Ok(_) if self.claims.is_some() => {
+                // Won in the claims region; here at once too (the same
+                // items replication brings, so last-writer-wins is moot).
+                for item in [link_item(link), id_item] {
+                    self.client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                }
+                Ok(Ok(()))
+            }
             Ok(_) => Ok(Ok(())),
             Err(e) => match clicks::cancelled(&e) {
                 Some(reasons) if reasons.first().is_some_and(|r| r.failed()) => {
@@ -689,7 +697,7 @@ impl LinkStore for DynamoStore {
 
     async fn claim_click(&self, link: LinkId, max_clicks: u64) -> Result<bool, StoreError> {
         let out = self
-            .client
+            .claims()
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("I#{}", link.0)))
