@@ -26,6 +26,7 @@
 //! although DynamoDB's queries are not.
 
 mod clicks;
+mod items;
 mod model;
 mod seal;
 mod write;
@@ -611,7 +612,7 @@ impl LinkStore for DynamoStore {
                 Ok(Ok(()))
             }
             Ok(_) => Ok(Ok(())),
-            Err(e) => match clicks::cancelled(&e) {
+            Err(e) => match items::cancelled(&e) {
                 Some(reasons) if reasons.first().is_some_and(|r| r.failed()) => {
                     Ok(Err(Conflict::SlugTaken))
                 }

@@ -15,14 +15,11 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 
-use super::clicks::day_key;
+use super::items::{DIRTY_SHARDS, day_key, dirty_key};
 use super::model::Counts;
 use super::{DynamoStore, Item, get_n, get_s, n, opt_n, ord_key, s, unavailable};
 use crate::domain::LinkId;
 use crate::store::{Resolution, StoreError};
-
-/// Partitions of the to-do list of days to seal.
-pub(super) const DIRTY_SHARDS: i64 = 16;
 
 /// An open day is sealed once it has this many deltas (or the caller's
 /// `open_rows`, if fewer).
@@ -156,13 +153,6 @@ fn parts(counts: Counts) -> Vec<Vec<u8>> {
         );
     }
     out
-}
-
-pub(super) fn dirty_key(link: LinkId, day: i64, region: &str) -> (String, String) {
-    (
-        format!("DIRTY#{}", link.0.rem_euclid(DIRTY_SHARDS)),
-        format!("{}#{}#{region}", link.0, day_key(day)),
-    )
 }
 
 impl DynamoStore {

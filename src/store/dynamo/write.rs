@@ -25,9 +25,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::clicks::{cancelled, day_key, raw_item};
+use super::items::{cancelled, day_key, dirty_key, raw_item, visitor_key};
 use super::model::Counts;
-use super::seal::dirty_key;
 use super::{DynamoStore, Item, get_n, n, opt_n, opt_s, ord_key, s, unavailable};
 use crate::domain::{EnrichedClick, LinkId};
 use crate::store::{Resolution, StoreError};
@@ -688,13 +687,6 @@ impl DynamoStore {
         }
         Ok(Some(all as u64))
     }
-}
-
-fn visitor_key(link: LinkId, day: i64, region: &str, visitor: i64) -> Item {
-    Item::from([
-        ("pk".into(), s(format!("V#{}#{}", link.0, day_key(day)))),
-        ("sk".into(), s(format!("{region}#{visitor}"))),
-    ])
 }
 
 #[cfg(feature = "testing")]
