@@ -98,6 +98,23 @@ start_pg_redis() {
   export HOP_CLUSTER_KEY
 }
 
+# Installs rootful podman and what scripts/container-check.sh builds with
+# (buildah, debootstrap, ...) where missing: root on Debian, or exits.
+need_podman() {
+  local need=() c
+  for c in podman buildah runc fuse-overlayfs slirp4netns debootstrap; do
+    command -v "$c" >/dev/null || need+=("$c")
+  done
+  [ -x /usr/bin/newuidmap ] || need+=(uidmap)
+  [ ${#need[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  else
+    echo "missing: ${need[*]} (rootful podman is needed)" >&2
+    exit 1
+  fi
+}
+
 # Rootful podman as these machines run it: runc and cgroupfs (the default
 # crun fails here on hybrid cgroups and rlimits), set through
 # CONTAINERS_CONF rather than written to /etc.

