@@ -70,36 +70,6 @@ impl Inner {
     }
 }
 
-fn matches(link: &Link, q: &LinkQuery) -> bool {
-    if q.owner.is_some() && link.owner != q.owner {
-        return false;
-    }
-    if q.before.is_some_and(|b| link.id >= b) {
-        return false;
-    }
-    if let Some(tag) = &q.tag
-        && !link.tags.iter().any(|t| t == tag)
-    {
-        return false;
-    }
-    if let Some(text) = &q.text {
-        let text = text.to_lowercase();
-        let hay = [
-            Some(link.slug.as_str()),
-            Some(link.target.as_str()),
-            link.title.as_deref(),
-        ];
-        if !hay
-            .iter()
-            .flatten()
-            .any(|h| h.to_lowercase().contains(&text))
-        {
-            return false;
-        }
-    }
-    true
-}
-
 #[async_trait]
 impl LinkStore for MemoryStore {
     async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
@@ -130,7 +100,7 @@ impl LinkStore for MemoryStore {
             .links
             .values()
             .rev()
-            .filter(|l| matches(l, q))
+            .filter(|l| q.matches(l))
             .take(q.limit)
             .cloned()
             .collect())

@@ -91,6 +91,37 @@ pub struct LinkQuery {
     pub limit: usize,
 }
 
+impl LinkQuery {
+    /// Whether `link` is one this query lists (owner, cursor, tag and
+    /// text), for stores that filter in memory.
+    pub fn matches(&self, link: &Link) -> bool {
+        if self.owner.is_some() && link.owner != self.owner {
+            return false;
+        }
+        if self.before.is_some_and(|b| link.id >= b) {
+            return false;
+        }
+        if let Some(tag) = &self.tag
+            && !link.tags.iter().any(|t| t == tag)
+        {
+            return false;
+        }
+        if let Some(text) = &self.text {
+            let text = text.to_lowercase();
+            let hay = [
+                Some(link.slug.as_str()),
+                Some(link.target.as_str()),
+                link.title.as_deref(),
+            ];
+            return hay
+                .iter()
+                .flatten()
+                .any(|h| h.to_lowercase().contains(&text));
+        }
+        true
+    }
+}
+
 /// A half-open range of milliseconds since the epoch: `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {

@@ -547,27 +547,6 @@ fn link_from_item(item: &Item) -> Result<Link, StoreError> {
     })
 }
 
-fn matches(link: &Link, q: &LinkQuery) -> bool {
-    if let Some(tag) = &q.tag
-        && !link.tags.iter().any(|t| t == tag)
-    {
-        return false;
-    }
-    if let Some(text) = &q.text {
-        let text = text.to_lowercase();
-        let hay = [
-            Some(link.slug.as_str()),
-            Some(link.target.as_str()),
-            link.title.as_deref(),
-        ];
-        return hay
-            .iter()
-            .flatten()
-            .any(|h| h.to_lowercase().contains(&text));
-    }
-    true
-}
-
 #[async_trait]
 impl LinkStore for DynamoStore {
     async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
@@ -638,7 +617,7 @@ impl LinkStore for DynamoStore {
             let (items, next) = self.links_page(q.owner, q.before, start).await?;
             for item in &items {
                 let link = link_from_item(item)?;
-                if matches(&link, q) {
+                if q.matches(&link) {
                     out.push(link);
                     if out.len() >= q.limit {
                         return Ok(out);
