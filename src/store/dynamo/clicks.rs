@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::items::{DIRTY_SHARDS, RAW_SHARDS, click_from_item, day_key, raw_pk};
+use super::items::{RAW_SHARDS, click_from_item, day_key, dirty_key, raw_pk};
 use super::model::{Counts, dim_counts};
 use super::seal::DayItems;
 use super::write::{Head, visitor_state};
@@ -114,13 +114,9 @@ impl DynamoStore {
         Ok(count)
     }
 
-    /// Deletes a link's raw clicks, deltas, visitors and (with `heads`)
-    /// its heads; returns how many raw clicks went.
-    pub(super) async fn delete_clicks_of(
-        &self,
-        link: LinkId,
-        heads: bool,
-    ) -> Result<u64, StoreError> {
+    /// Deletes a link's raw clicks, deltas, visitors, to-seal marks and
+    /// heads; returns how many (published) raw clicks went.
+    pub(super) async fn delete_clicks_of(&self, link: LinkId) -> Result<u64, StoreError> {
         let mut raw = 0;
         let key = |i: &Item| -> Result<(String, String), StoreError> {
             Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned()))
@@ -139,10 +135,7 @@ impl DynamoStore {
         for (region, head) in &head_items {
             days.extend(head.days.iter().cloned());
             for day in &head.days {
-                marks.push((
-                    format!("DIRTY#{}", link.0.rem_euclid(DIRTY_SHARDS)),
-                    format!("{}#{day}#{region}", link.0),
-                ));
+                marks.push(dirty_key(link, day, region));
             }
         }
         self.delete_keys(marks).await?;
@@ -156,15 +149,13 @@ impl DynamoStore {
         let items = self.query_all(format!("D#{}", link.0), None, true).await?;
         self.delete_keys(items.iter().map(key).collect::<Result<_, _>>()?)
             .await?;
-        if heads {
-            self.delete_keys(
-                head_items
-                    .keys()
-                    .map(|r| (format!("H#{}", link.0), r.clone()))
-                    .collect(),
-            )
-            .await?;
-        }
+        self.delete_keys(
+            head_items
+                .keys()
+                .map(|r| (format!("H#{}", link.0), r.clone()))
+                .collect(),
+        )
+        .await?;
         Ok(raw)
     }
 }
@@ -436,7 +427,7 @@ impl ClickStore for DynamoStore {
     }
 
     async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
-        self.delete_clicks_of(link, true).await
+        self.delete_clicks_of(link).await
     }
 
     async fn recent_clicks(

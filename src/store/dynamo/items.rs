@@ -118,10 +118,10 @@ pub(super) fn click_from_item(item: &Item) -> Result<EnrichedClick, StoreError> 
 /// Partitions of the to-do list of days to seal.
 pub(super) const DIRTY_SHARDS: i64 = 16;
 
-pub(super) fn dirty_key(link: LinkId, day: i64, region: &str) -> (String, String) {
+pub(super) fn dirty_key(link: LinkId, day_key: &str, region: &str) -> (String, String) {
     (
         format!("DIRTY#{}", link.0.rem_euclid(DIRTY_SHARDS)),
-        format!("{}#{}#{region}", link.0, day_key(day)),
+        format!("{}#{day_key}#{region}", link.0),
     )
 }
 

@@ -98,6 +98,20 @@ fn retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
         })
 }
 
+/// A conditional write's outcome: `Ok(true)` written, `Ok(false)` its
+/// condition did not hold, `Err` anything else.
+pub(crate) fn condition_held<T, E, R>(out: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match out {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// Whether an SDK error is a failed condition expression.
 fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
@@ -641,11 +655,7 @@ impl LinkStore for DynamoStore {
             .expression_attribute_values(":id", n(link.id.0))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        condition_held(out)
     }
 
     async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
@@ -662,16 +672,14 @@ impl LinkStore for DynamoStore {
             .expression_attribute_values(":id", n(link.id.0))
             .send()
             .await;
-        match out {
-            Ok(_) => {}
-            Err(e) if condition_failed(&e) => return Ok(false),
-            Err(e) => return Err(unavailable(e)),
+        if !condition_held(out)? {
+            return Ok(false);
         }
         // Without its id item, no batch can add clicks to the link (each
         // checks it), so what follows deletes everything for good.
         self.delete_keys(vec![(format!("I#{}", link.id.0), "I".into())])
             .await?;
-        self.delete_clicks_of(link.id, true).await?;
+        self.delete_clicks_of(link.id).await?;
         Ok(true)
     }
 
@@ -690,11 +698,7 @@ impl LinkStore for DynamoStore {
             .expression_attribute_values(":max", n(max_clicks))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        condition_held(out)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -784,11 +788,7 @@ impl KeyStore for DynamoStore {
             .expression_attribute_values(":now", n(Utc::now().timestamp_millis()))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        condition_held(out)
     }
 }
 
@@ -910,11 +910,7 @@ impl ReportStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        condition_held(out)
     }
 
     async fn remove_takedown(&self, domain: &str) -> Result<bool, StoreError> {

@@ -17,7 +17,7 @@ use chrono::Utc;
 
 use super::items::{DIRTY_SHARDS, day_key, dirty_key};
 use super::model::Counts;
-use super::{DynamoStore, Item, get_n, get_s, n, opt_n, ord_key, s, unavailable};
+use super::{DynamoStore, Item, condition_held, get_n, get_s, n, opt_n, ord_key, s, unavailable};
 use crate::domain::LinkId;
 use crate::store::{Resolution, StoreError};
 
@@ -132,25 +132,25 @@ fn parts(counts: Counts) -> Vec<Vec<u8>> {
         }
         .encode(),
     ];
-    let dims: Vec<_> = counts.dims.into_iter().collect();
-    for chunk in dims.chunks(dims.len().div_ceil(pieces).max(1)) {
-        out.push(
-            Counts {
-                dims: chunk.iter().cloned().collect(),
-                ..Counts::default()
-            }
-            .encode(),
-        );
-    }
-    let qdims: Vec<_> = counts.qdims.into_iter().collect();
-    for chunk in qdims.chunks(qdims.len().div_ceil(pieces).max(1)) {
-        out.push(
-            Counts {
-                qdims: chunk.iter().cloned().collect(),
-                ..Counts::default()
-            }
-            .encode(),
-        );
+    // The breakdowns, minutes then quarter hours, in pieces of about
+    // PACK_PART_BYTES each.
+    for (map, quarters) in [(counts.dims, false), (counts.qdims, true)] {
+        let entries: Vec<_> = map.into_iter().collect();
+        for chunk in entries.chunks(entries.len().div_ceil(pieces).max(1)) {
+            let piece = chunk.iter().cloned().collect();
+            let part = if quarters {
+                Counts {
+                    qdims: piece,
+                    ..Counts::default()
+                }
+            } else {
+                Counts {
+                    dims: piece,
+                    ..Counts::default()
+                }
+            };
+            out.push(part.encode());
+        }
     }
     out
 }
@@ -259,11 +259,7 @@ impl DynamoStore {
             .expression_attribute_values(":b", n(before))
             .send()
             .await;
-        match out {
-            Ok(_) => {}
-            Err(e) if super::condition_failed(&e) => {}
-            Err(e) => return Err(unavailable(e)),
-        }
+        condition_held(out)?;
         let horizon = self.prune_horizon().await?;
         let now = Utc::now().timestamp_millis();
         let mut coarsened = 0;
@@ -274,7 +270,7 @@ impl DynamoStore {
             }
             let n_day = self.seal_day(link, day, now, horizon, true).await?;
             coarsened += n_day;
-            let (pk, sk) = dirty_key(link, day, &self.region);
+            let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
             let out = self
                 .client
                 .update_item()
@@ -287,11 +283,7 @@ impl DynamoStore {
                 .expression_attribute_values(":gc", n(now + self.seal_grace_ms))
                 .send()
                 .await;
-            match out {
-                Ok(_) => {}
-                Err(e) if super::condition_failed(&e) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
+            condition_held(out)?;
         }
         Ok(coarsened)
     }
@@ -360,7 +352,7 @@ impl DynamoStore {
                 let gc_after = opt_n(&marker, "gc_after")?;
                 let closed = day + Resolution::Day.grain_ms() <= horizon;
                 let due = rows > 0 && (closed || rows as u64 >= open_rows.min(OPEN_DELTAS));
-                let (pk, sk) = dirty_key(link, day, &self.region);
+                let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
                 if due {
                     self.seal_day(link, day, now, pruned, false).await?;
                     sealed += 1;
@@ -415,11 +407,7 @@ impl DynamoStore {
                         .expression_attribute_values(":zero", n(0))
                         .send()
                         .await;
-                    match out {
-                        Ok(_) => {}
-                        Err(e) if super::condition_failed(&e) => {}
-                        Err(e) => return Err(unavailable(e)),
-                    }
+                    condition_held(out)?;
                 }
             }
         }

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
@@ -27,7 +28,7 @@ use uuid::Uuid;
 
 use super::items::{cancelled, day_key, dirty_key, raw_item, visitor_key};
 use super::model::Counts;
-use super::{DynamoStore, Item, get_n, n, opt_n, opt_s, ord_key, s, unavailable};
+use super::{DynamoStore, Item, condition_held, get_n, n, opt_n, opt_s, ord_key, s, unavailable};
 use crate::domain::{EnrichedClick, LinkId};
 use crate::store::{Resolution, StoreError};
 
@@ -134,6 +135,15 @@ impl DynamoStore {
             .expect("complete")
     }
 
+    /// An UpdateItem of this region's head of `link`.
+    fn head_update(&self, link: LinkId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(format!("H#{}", link.0)))
+            .key("sk", s(self.region.clone()))
+    }
+
     pub(super) async fn head(&self, link: LinkId) -> Result<Head, StoreError> {
         match self.get(format!("H#{}", link.0), &self.region).await? {
             Some(item) => Head::from_item(&item),
@@ -163,11 +173,7 @@ impl DynamoStore {
             }
             let next = head.seq + 1;
             let mut req = self
-                .client
-                .update_item()
-                .table_name(self.table())
-                .key("pk", s(format!("H#{}", link.0)))
-                .key("sk", s(self.region.clone()))
+                .head_update(link)
                 .expression_attribute_values(":me", s(me))
                 .expression_attribute_values(":exp", n(now + LEASE_MS));
             let mut cond = vec![if head.seq == 0 {
@@ -193,13 +199,9 @@ impl DynamoStore {
                 }
             }
             let out = req.condition_expression(cond.join(" AND ")).send().await;
-            match out {
-                Ok(_) => {
-                    head.lease = Some((me.to_owned(), now + LEASE_MS));
-                    return Ok((head, next));
-                }
-                Err(e) if super::condition_failed(&e) => continue,
-                Err(e) => return Err(unavailable(e)),
+            if condition_held(out)? {
+                head.lease = Some((me.to_owned(), now + LEASE_MS));
+                return Ok((head, next));
             }
         }
     }
@@ -214,11 +216,7 @@ impl DynamoStore {
         staged: bool,
     ) -> Result<(), StoreError> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .key("pk", s(format!("H#{}", link.0)))
-            .key("sk", s(self.region.clone()))
+            .head_update(link)
             .condition_expression("p_nonce = :me")
             .expression_attribute_values(":me", s(me));
         req = if staged {
@@ -228,11 +226,9 @@ impl DynamoStore {
         } else {
             req.update_expression("REMOVE p_nonce, p_exp")
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if super::condition_failed(&e) => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
+        // Not held: taken over meanwhile, nothing to give back.
+        condition_held(req.send().await)?;
+        Ok(())
     }
 
     /// The counting state of these (day, visitor) pairs in this region.
@@ -498,7 +494,7 @@ impl DynamoStore {
                 .build(),
         ];
         for (day, part) in &by_day {
-            let (pk, sk) = dirty_key(link, *day, &self.region);
+            let (pk, sk) = dirty_key(link, &day_key(*day), &self.region);
             actions.push(
                 TransactWriteItem::builder()
                     .update(
@@ -711,11 +707,7 @@ impl DynamoStore {
                     _ => return Err(StoreError::Unsupported("stage_and_die: a clean table")),
                 }
             }
-            self.client
-                .update_item()
-                .table_name(self.table())
-                .key("pk", s(format!("H#{}", link.0)))
-                .key("sk", s(self.region.clone()))
+            self.head_update(link)
                 .update_expression("SET p_exp = :gone")
                 .expression_attribute_values(":gone", n(0))
                 .send()
