@@ -13,21 +13,17 @@ mod dynamo_support;
 mod replicator;
 
 use hop::domain::{EnrichedClick, LinkId};
-use hop::stats::{Interval, StatsQuery, link_stats};
 use hop::store::dynamo::DynamoStore;
 use hop::store::dynamo::sdk::types::AttributeValue;
 use hop::store::memory::MemoryStore;
-use hop::store::{ClickStore, LinkStore, StoreConfig, TimeRange};
+use hop::store::{ClickStore, LinkStore};
 use rand::{SeedableRng, rngs::StdRng};
 
-use dynamo_support::MotoServer;
+use dynamo_support::{BASE, DAY, MotoServer, open, same_answers};
 use replicator::Replicator;
 
 const A: &str = "eu-west-1";
 const B: &str = "us-east-1";
-const DAY: i64 = 86_400_000;
-/// 2026-03-01T00:00:00Z.
-const BASE: i64 = 1_772_323_200_000;
 
 struct Regions {
     a: DynamoStore,
@@ -35,13 +31,6 @@ struct Regions {
     replicator: Replicator,
     table: String,
     _server: MotoServer,
-}
-
-async fn open(url: &str) -> DynamoStore {
-    let StoreConfig::Dynamo(config) = StoreConfig::parse(url).unwrap() else {
-        panic!("a dynamodb URL");
-    };
-    DynamoStore::open(&config, true).await.unwrap()
 }
 
 async fn regions() -> Regions {
@@ -88,34 +77,6 @@ fn clicks(link: LinkId, n: i64, seed: u64, region: &str) -> Vec<EnrichedClick> {
             c
         })
         .collect()
-}
-
-/// The store answers as the in-memory reference holding every click.
-async fn same_answers(store: &dyn ClickStore, reference: &MemoryStore, link: LinkId, what: &str) {
-    for interval in [Interval::Minute, Interval::Hour, Interval::Day] {
-        for include_bots in [false, true] {
-            let q = StatsQuery {
-                range: TimeRange {
-                    from: BASE,
-                    to: BASE + 2 * DAY,
-                },
-                interval,
-                tz: chrono_tz::UTC,
-                include_bots,
-                top: 1000,
-                minute_since: i64::MIN,
-                now: i64::MAX,
-            };
-            if q.bucket_estimate() > hop::stats::MAX_BUCKETS {
-                continue;
-            }
-            assert_eq!(
-                link_stats(store, link, &q).await.unwrap(),
-                link_stats(reference, link, &q).await.unwrap(),
-                "{what}: {interval:?}, bots {include_bots}"
-            );
-        }
-    }
 }
 
 async fn write_batches(store: &DynamoStore, clicks: &[EnrichedClick]) -> u64 {

@@ -284,24 +284,12 @@ mod dynamodb_only {
     use std::sync::Arc;
 
     use hop::domain::{EnrichedClick, LinkId};
-    use hop::stats::{Interval, StatsQuery, link_stats};
     use hop::store::dynamo::DynamoStore;
     use hop::store::memory::MemoryStore;
-    use hop::store::{ClickStore, LinkStore, StoreConfig, TimeRange};
+    use hop::store::{ClickStore, LinkStore, TimeRange};
     use rand::{SeedableRng, rngs::StdRng};
 
-    use super::dynamo_support::MotoServer;
-
-    const DAY: i64 = 86_400_000;
-    /// 2026-03-01T00:00:00Z.
-    const BASE: i64 = 1_772_323_200_000;
-
-    async fn open(url: &str) -> DynamoStore {
-        let StoreConfig::Dynamo(config) = StoreConfig::parse(url).unwrap() else {
-            panic!("a dynamodb URL");
-        };
-        DynamoStore::open(&config, true).await.unwrap()
-    }
+    use super::dynamo_support::{BASE, DAY, MotoServer, open, same_answers};
 
     async fn url() -> String {
         let server = tokio::task::spawn_blocking(MotoServer::shared)
@@ -315,35 +303,6 @@ mod dynamodb_only {
         (0..n)
             .map(|i| hop::testing::click(link, BASE + i * 7_000 % (2 * DAY), &mut rng))
             .collect()
-    }
-
-    /// The store and the in-memory reference answer the same, at every
-    /// interval over two days.
-    async fn same_answers(store: &dyn ClickStore, reference: &MemoryStore, link: LinkId) {
-        for interval in [Interval::Minute, Interval::Hour, Interval::Day] {
-            for include_bots in [false, true] {
-                let q = StatsQuery {
-                    range: TimeRange {
-                        from: BASE,
-                        to: BASE + 2 * DAY,
-                    },
-                    interval,
-                    tz: chrono_tz::UTC,
-                    include_bots,
-                    top: 1000,
-                    minute_since: i64::MIN,
-                    now: i64::MAX,
-                };
-                if q.bucket_estimate() > hop::stats::MAX_BUCKETS {
-                    continue;
-                }
-                assert_eq!(
-                    link_stats(store, link, &q).await.unwrap(),
-                    link_stats(reference, link, &q).await.unwrap(),
-                    "{interval:?}, bots {include_bots}"
-                );
-            }
-        }
     }
 
     /// A writer dies after staging part of a batch: its lease expires, the
@@ -360,14 +319,14 @@ mod dynamodb_only {
         store.stage_and_die(&all[..200]).await.unwrap();
         // Nothing of it counts.
         assert_eq!(store.link_totals(l.id).await.unwrap().with_bots, 0);
-        same_answers(&store, &reference, l.id).await;
+        same_answers(&store, &reference, l.id, "one region").await;
         // The clicks come again, split otherwise (a stream re-read).
         assert_eq!(store.record_clicks(&all[100..300]).await.unwrap(), 200);
         assert_eq!(store.record_clicks(&all[..100]).await.unwrap(), 100);
         assert_eq!(store.record_clicks(&all).await.unwrap(), 0, "replay");
         reference.record_clicks(&all).await.unwrap();
         assert_eq!(store.link_totals(l.id).await.unwrap().with_bots, 300);
-        same_answers(&store, &reference, l.id).await;
+        same_answers(&store, &reference, l.id, "one region").await;
         let exported = store
             .export_clicks(
                 l.id,
@@ -416,7 +375,7 @@ mod dynamodb_only {
         );
         assert_eq!(x.unwrap() + y.unwrap(), 400, "each click new once");
         assert_eq!(a.link_totals(l.id).await.unwrap().with_bots, 400);
-        same_answers(&*b, &reference, l.id).await;
+        same_answers(&*b, &reference, l.id, "two writers").await;
     }
 
     /// Sealing packs a day and, once no read can still need them, deletes
@@ -456,18 +415,18 @@ mod dynamodb_only {
         let before = items(&store).await;
         assert!(before >= 10, "a delta per batch and day: {before}");
         assert!(store.seal_rollups(i64::MAX, 1, 1000).await.unwrap() > 0);
-        same_answers(&store, &reference, l.id).await;
+        same_answers(&store, &reference, l.id, "one region").await;
         // The next pass deletes what the packs cover.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         store.seal_rollups(i64::MAX, 1, 1000).await.unwrap();
         let after = items(&store).await;
         assert!(after <= 4, "one pack per day left, not {after}");
-        same_answers(&store, &reference, l.id).await;
+        same_answers(&store, &reference, l.id, "one region").await;
         // More clicks on a sealed day, sealed again.
         let more = clicks(l.id, 50, 4);
         store.record_clicks(&more).await.unwrap();
         reference.record_clicks(&more).await.unwrap();
         store.seal_rollups(i64::MAX, 1, 1000).await.unwrap();
-        same_answers(&store, &reference, l.id).await;
+        same_answers(&store, &reference, l.id, "one region").await;
     }
 }

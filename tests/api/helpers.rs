@@ -94,14 +94,8 @@ impl DataDir {
     #[cfg(feature = "dynamodb")]
     pub async fn dynamo_dump(&self) -> Vec<u8> {
         let url = self.database_url().expect("cluster mode");
-        let hop::store::StoreConfig::Dynamo(config) = hop::store::StoreConfig::parse(&url).unwrap()
-        else {
-            panic!("not DynamoDB: {url}");
-        };
-        let table = config.table.clone();
-        let store = hop::store::dynamo::DynamoStore::open(&config, false)
-            .await
-            .unwrap();
+        let store = crate::dynamo_support::open(&url).await;
+        let table = store.table().to_owned();
         let mut out = Vec::new();
         let mut start = None;
         loop {

@@ -118,3 +118,55 @@ impl Drop for MotoServer {
         }
     }
 }
+
+/// One day, in ms.
+pub const DAY: i64 = 86_400_000;
+/// 2026-03-01T00:00:00Z: the first of the two days the helpers below ask about.
+pub const BASE: i64 = 1_772_323_200_000;
+
+/// A migrated DynamoDB store at a `dynamodb://` URL.
+pub async fn open(url: &str) -> hop::store::dynamo::DynamoStore {
+    let hop::store::StoreConfig::Dynamo(config) = hop::store::StoreConfig::parse(url).unwrap()
+    else {
+        panic!("a dynamodb URL: {url}");
+    };
+    hop::store::dynamo::DynamoStore::open(&config, true)
+        .await
+        .unwrap()
+}
+
+/// The store answers as the in-memory reference does over two days from
+/// [`BASE`], at every interval, with and without bots (`what` names the
+/// case in a failure).
+pub async fn same_answers(
+    store: &dyn hop::store::ClickStore,
+    reference: &hop::store::memory::MemoryStore,
+    link: hop::domain::LinkId,
+    what: &str,
+) {
+    use hop::stats::{Interval, StatsQuery, link_stats};
+    for interval in [Interval::Minute, Interval::Hour, Interval::Day] {
+        for include_bots in [false, true] {
+            let q = StatsQuery {
+                range: hop::store::TimeRange {
+                    from: BASE,
+                    to: BASE + 2 * DAY,
+                },
+                interval,
+                tz: chrono_tz::UTC,
+                include_bots,
+                top: 1000,
+                minute_since: i64::MIN,
+                now: i64::MAX,
+            };
+            if q.bucket_estimate() > hop::stats::MAX_BUCKETS {
+                continue;
+            }
+            assert_eq!(
+                link_stats(store, link, &q).await.unwrap(),
+                link_stats(reference, link, &q).await.unwrap(),
+                "{what}: {interval:?}, bots {include_bots}"
+            );
+        }
+    }
+}
