@@ -23,15 +23,7 @@ source bench/lib.sh
 
 start_pg_redis
 export HOP_LOG=warn
-$HOP migrate >/dev/null
-KEY=$($HOP keys create --name bench --admin 2>/dev/null)
-ports=()
-for _ in 1 2; do
-  p=$(free_port); ports+=("$p")
-  taskset -c 0 $HOP serve --listen "127.0.0.1:$p" --public-url http://hop.bench --no-migrate & pids+=($!)
-done
-$HOP worker --no-migrate --worker-name bench & pids+=($!)
-for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/healthz"; done
+start_cluster
 curl -sf -o /dev/null "http://127.0.0.1:${ports[0]}/api/v1/links" -H "authorization: Bearer $KEY" \
   -H 'content-type: application/json' -d '{"url":"https://example.com/","slug":"bench"}'
 for p in "${ports[@]}"; do curl -s -o /dev/null "http://127.0.0.1:$p/bench"; done

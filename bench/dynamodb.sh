@@ -28,23 +28,10 @@ source bench/lib.sh
 moto_port=$(free_port)
 target/moto/bin/python scripts/moto-server.py "$moto_port" 2>"$work/moto.log" & pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$moto_port/" && break; sleep 0.1; done
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" \
-  --appendonly yes --appendfsync everysec >/dev/null & pids+=($!)
-sleep 0.3
+start_redis
 export HOP_DATABASE_URL="dynamodb://hop-bench?region=eu-west-1&endpoint=http://127.0.0.1:$moto_port"
-export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/"
-HOP_CLUSTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export HOP_CLUSTER_KEY HOP_LOG=warn
-$HOP migrate >/dev/null
-KEY=$($HOP keys create --name bench --admin 2>/dev/null)
-ports=()
-for _ in 1 2; do
-  p=$(free_port); ports+=("$p")
-  taskset -c 0 $HOP serve --listen "127.0.0.1:$p" --public-url http://hop.bench --no-migrate & pids+=($!)
-done
-$HOP worker --no-migrate --worker-name bench & pids+=($!)
-for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/healthz"; done
+export HOP_LOG=warn
+start_cluster
 for slug in hot load; do
   curl -sf -o /dev/null "http://127.0.0.1:${ports[0]}/api/v1/links" -H "authorization: Bearer $KEY" \
     -H 'content-type: application/json' -d "{\"url\":\"https://example.com/\",\"slug\":\"$slug\"}"

@@ -78,24 +78,47 @@ await_exact_count() {
   counted=$n
 }
 
-# A private PostgreSQL (initdb, default durability) and redis-server (AOF,
-# appendfsync everysec) in $work; exports HOP_DATABASE_URL and HOP_REDIS_URL.
+# A private redis-server (AOF, appendfsync everysec) in $work; exports
+# HOP_REDIS_URL and a fresh HOP_CLUSTER_KEY.
+start_redis() {
+  local redis_port
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" \
+    --appendonly yes --appendfsync everysec >/dev/null & pids+=($!)
+  sleep 0.3
+  export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/"
+  HOP_CLUSTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  export HOP_CLUSTER_KEY
+}
+
+# A private PostgreSQL (initdb, default durability) and redis-server (see
+# start_redis) in $work; exports HOP_DATABASE_URL and HOP_REDIS_URL.
 start_pg_redis() {
-  local pg_port redis_port
+  local pg_port
   pg_port=$(free_port)
   mkdir "$work/pg"
   if [ "$(id -u)" = 0 ]; then chown postgres "$work/pg"; fi
   as_pg "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
   as_pg "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
     -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
-  redis_port=$(free_port)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" \
-    --appendonly yes --appendfsync everysec >/dev/null & pids+=($!)
-  sleep 0.3
   export HOP_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-  export HOP_REDIS_URL="redis://127.0.0.1:$redis_port/"
-  HOP_CLUSTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  export HOP_CLUSTER_KEY
+  start_redis
+}
+
+# A cluster of $HOP on HOP_DATABASE_URL and HOP_REDIS_URL: migrated, an
+# admin key in $KEY, 2 nodes pinned to CPU 0 (their ports in $ports) and 1
+# worker, the nodes answering.
+start_cluster() {
+  $HOP migrate >/dev/null
+  KEY=$($HOP keys create --name bench --admin 2>/dev/null)
+  ports=()
+  local p
+  for _ in 1 2; do
+    p=$(free_port); ports+=("$p")
+    taskset -c 0 $HOP serve --listen "127.0.0.1:$p" --public-url http://hop.bench --no-migrate & pids+=($!)
+  done
+  $HOP worker --no-migrate --worker-name bench & pids+=($!)
+  for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/healthz"; done
 }
 
 # Installs rootful podman and what scripts/container-check.sh builds with
