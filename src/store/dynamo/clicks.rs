@@ -102,6 +102,7 @@ impl DynamoStore {
                     continue;
                 };
                 if let Some(f) = visitor_state(&item, head, None)?
+                    && f.counted
                     && f.at >= range.from
                     && f.at < range.to
                     && (include_bots || !f.bot)

@@ -10,10 +10,10 @@
 //! | link id | `I#{id}` | `I` | its slug, and `served` for click limits |
 //! | head | `H#{link}` | region | the region's last committed click batch (`seq`), its totals (`hc` humans, `ac` all) and days (`dd`) |
 //! | raw click | `C#{link}#{shard}` | `{at}#{event id}` | one click; the key is its idempotency |
-//! | visitor | `V#{link}#{day}` | `{region}#{hash}` | first click of a visitor that day |
+//! | visitor | `V#{link}#{day}` | `{region}#{hash}` | first click of a visitor that day in the region, and whether the region counts it (`yielded`) |
 //! | delta | `D#{link}` | `{day}#{region}#d#{seq}` | one batch's counts for one day, minute grain |
 //! | pack | `D#{link}` | `{day}#{region}#p#{upto}#{part}` | the sealed sum of a day's deltas up to `upto` |
-//! | to seal | `DIRTY#{link mod 16}` | `{link}#{day}#{region}` | deltas since the day was sealed (`rows`) |
+//! | to seal | `DIRTY#{link mod 16}` | `{link}#{day}#{region}` | deltas since the day was sealed (`rows`), click batches ever (`b`), the last visitor reconciliation (`vr…`) |
 //! | keys, reports, takedowns, sessions | `KEYS`, `REPORTS`, `TAKEDOWNS`, `SESSIONS` | their id | |
 //!
 //! A click batch is written per link as transactions of at most 100
@@ -29,6 +29,7 @@ mod clicks;
 mod items;
 mod model;
 mod seal;
+mod visitors;
 mod write;
 
 use std::collections::HashMap;
@@ -68,6 +69,9 @@ pub struct DynamoStore {
     /// How long after sealing a day the deltas it covers are deleted (a
     /// read that began before the seal may still need them).
     seal_grace_ms: i64,
+    /// How long the sealer waits between two reconciliations of a day's
+    /// visitors with other regions' (`visitors.rs`).
+    visitor_settle_ms: i64,
 }
 
 /// Errors of the SDK: throttling, network and server errors are the
@@ -217,6 +221,7 @@ impl DynamoStore {
             table: config.table.clone(),
             region: config.region.clone(),
             seal_grace_ms: 60_000,
+            visitor_settle_ms: 60_000,
         };
         if migrate {
             store.create_table().await?;
@@ -228,6 +233,14 @@ impl DynamoStore {
     /// (default 60 s).
     pub fn with_seal_grace(mut self, ms: i64) -> DynamoStore {
         self.seal_grace_ms = ms;
+        self
+    }
+
+    /// Sets the settle period of visitor reconciliations across regions
+    /// (default 60 s): the least time between two of one day, and how long
+    /// after its last batch a day is reconciled once more.
+    pub fn with_visitor_settle(mut self, ms: i64) -> DynamoStore {
+        self.visitor_settle_ms = ms;
         self
     }
 

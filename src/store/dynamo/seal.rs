@@ -10,13 +10,14 @@
 //! deltas and the older pack are deleted only a grace period later, when no
 //! read that began before the new pack can still be running.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 
 use super::items::{DIRTY_SHARDS, day_key, dirty_key};
 use super::model::Counts;
+use super::visitors::{Progress, batch_counts};
 use super::{DynamoStore, Item, condition_held, get_n, get_s, n, opt_n, ord_key, s, unavailable};
 use crate::domain::LinkId;
 use crate::store::{Resolution, StoreError};
@@ -290,14 +291,59 @@ impl DynamoStore {
     /// This region's to-seal marks.
     async fn markers(&self) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
-        for shard in 0..DIRTY_SHARDS {
-            for marker in self.query_all(format!("DIRTY#{shard}"), None, true).await? {
-                if get_s(&marker, "region")? == self.region {
-                    out.push(marker);
-                }
+        for marker in self.all_markers().await? {
+            if get_s(&marker, "region")? == self.region {
+                out.push(marker);
             }
         }
         Ok(out)
+    }
+
+    /// Every region's to-seal marks (other regions' as replicated).
+    async fn all_markers(&self) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..DIRTY_SHARDS {
+            out.extend(self.query_all(format!("DIRTY#{shard}"), None, true).await?);
+        }
+        Ok(out)
+    }
+
+    /// Reconciles the visitors of `mark`'s (link, day) with the other
+    /// regions' when due (`visitors.rs`); `others`: their marks of it.
+    async fn reconcile_if_due(
+        &self,
+        mark: &Item,
+        others: &[&Item],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (link, day) = (LinkId(get_n(mark, "link")?), get_n(mark, "day")?);
+        let mut marks = others.to_vec();
+        marks.push(mark);
+        let counts = batch_counts(&marks)?;
+        let progress = Progress::from_mark(mark)?;
+        if !progress.due(&counts, now, self.visitor_settle_ms) {
+            return Ok(());
+        }
+        if !self.reconcile_visitors(link, day).await? {
+            return Ok(());
+        }
+        let next = progress.next(&counts, now);
+        let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
+        let out = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET vr = :vr, vr_at = :at, vr_done = :done")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":vr", s(counts))
+            .expression_attribute_values(":at", n(next.at))
+            .expression_attribute_values(":done", AttributeValue::Bool(next.settled))
+            .send()
+            .await;
+        condition_held(out)?;
+        Ok(())
     }
 
     /// Deletes what a pack sealed more than the grace period ago covers.
@@ -341,13 +387,29 @@ impl DynamoStore {
         let now = Utc::now().timestamp_millis();
         let pruned = self.prune_horizon().await?;
         let mut sealed = 0u64;
+        let marks = self.all_markers().await?;
+        // Other regions' marks by (link, day).
+        let mut others: HashMap<(i64, i64), Vec<&Item>> = HashMap::new();
+        for mark in &marks {
+            if get_s(mark, "region")? != self.region {
+                let key = (get_n(mark, "link")?, get_n(mark, "day")?);
+                others.entry(key).or_default().push(mark);
+            }
+        }
         {
-            for marker in self.markers().await? {
+            for marker in &marks {
+                if get_s(marker, "region")? != self.region {
+                    continue;
+                }
                 if sealed as usize >= limit {
                     return Ok(sealed);
                 }
+                let marker = marker.clone();
                 let link = LinkId(get_n(&marker, "link")?);
                 let day = get_n(&marker, "day")?;
+                if let Some(others) = others.get(&(link.0, day)) {
+                    self.reconcile_if_due(&marker, others, now).await?;
+                }
                 let rows = opt_n(&marker, "rows")?.unwrap_or(0);
                 let gc_after = opt_n(&marker, "gc_after")?;
                 let closed = day + Resolution::Day.grain_ms() <= horizon;

@@ -86,11 +86,15 @@ impl Head {
     }
 }
 
-/// A visitor's first click of a day (its bucket for unique visitors).
+/// A visitor's first click of a day in this region (its bucket for unique
+/// visitors), and whether this region counts it: a visitor seen in several
+/// regions is counted by the one with the earliest first click
+/// (`visitors.rs`), the others yield it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FirstClick {
     pub at: i64,
     pub bot: bool,
+    pub counted: bool,
 }
 
 /// The state of a visitor item that counts: its current value if that
@@ -102,17 +106,49 @@ pub(super) fn visitor_state(
 ) -> Result<Option<FirstClick>, StoreError> {
     let nonce = opt_s(item, "nonce").unwrap_or_default();
     let seq = opt_n(item, "seq")?.unwrap_or(0);
-    let bot = |k: &str| matches!(item.get(k), Some(AttributeValue::Bool(true)));
+    let flag = |k: &str| matches!(item.get(k), Some(AttributeValue::Bool(true)));
     if me == Some(nonce.as_str()) || head.published(seq, &nonce) {
         return Ok(Some(FirstClick {
             at: get_n(item, "first_at")?,
-            bot: bot("bot"),
+            bot: flag("bot"),
+            counted: !flag("yielded"),
         }));
     }
     Ok(opt_n(item, "p_at")?.map(|at| FirstClick {
         at,
-        bot: bot("p_bot"),
+        bot: flag("p_bot"),
+        counted: !flag("p_yielded"),
     }))
+}
+
+/// A visitor item of batch (`seq`, `me`) in `region`: its state `f`, and
+/// the published state kept beside for readers until the batch is.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn visitor_item(
+    link: LinkId,
+    (day, visitor): (i64, i64),
+    region: &str,
+    f: FirstClick,
+    published: Option<FirstClick>,
+    seq: i64,
+    me: &str,
+) -> Item {
+    let mut item = visitor_key(link, day, region, visitor);
+    item.extend([
+        ("day".into(), n(day)),
+        ("visitor".into(), n(visitor)),
+        ("first_at".into(), n(f.at)),
+        ("bot".into(), AttributeValue::Bool(f.bot)),
+        ("yielded".into(), AttributeValue::Bool(!f.counted)),
+        ("seq".into(), n(seq)),
+        ("nonce".into(), s(me)),
+    ]);
+    if let Some(p) = published {
+        item.insert("p_at".into(), n(p.at));
+        item.insert("p_bot".into(), AttributeValue::Bool(p.bot));
+        item.insert("p_yielded".into(), AttributeValue::Bool(!p.counted));
+    }
+    item
 }
 
 /// What became of one staging transaction.
@@ -127,12 +163,34 @@ enum Staged {
 }
 
 impl DynamoStore {
-    fn tx_put(&self, item: Item) -> Put {
+    pub(super) fn tx_put(&self, item: Item) -> Put {
         Put::builder()
             .table_name(self.table())
             .set_item(Some(item))
             .build()
             .expect("complete")
+    }
+
+    /// The first action of every staging transaction: renews the lease,
+    /// and fails the transaction if `me` no longer holds it.
+    pub(super) fn lease_renewal(&self, link: LinkId, me: &str) -> TransactWriteItem {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(self.table())
+                    .key("pk", s(format!("H#{}", link.0)))
+                    .key("sk", s(self.region.clone()))
+                    .update_expression("SET p_exp = :exp")
+                    .condition_expression("p_nonce = :me")
+                    .expression_attribute_values(":me", s(me))
+                    .expression_attribute_values(
+                        ":exp",
+                        n(Utc::now().timestamp_millis() + LEASE_MS),
+                    )
+                    .build()
+                    .expect("complete"),
+            )
+            .build()
     }
 
     /// An UpdateItem of this region's head of `link`.
@@ -153,7 +211,7 @@ impl DynamoStore {
 
     /// Takes the link's lease in this region; returns the head as it was
     /// (with the dead writer it replaced, if any) and the batch number.
-    async fn acquire(&self, link: LinkId, me: &str) -> Result<(Head, i64), StoreError> {
+    pub(super) async fn acquire(&self, link: LinkId, me: &str) -> Result<(Head, i64), StoreError> {
         let deadline = Utc::now().timestamp_millis() + 2 * LEASE_MS;
         let mut backoff = Duration::from_millis(5);
         loop {
@@ -208,7 +266,7 @@ impl DynamoStore {
 
     /// Gives the lease back; `staged`: items of batch `seq` were written,
     /// which become void.
-    async fn release(
+    pub(super) async fn release(
         &self,
         link: LinkId,
         me: &str,
@@ -320,42 +378,34 @@ impl DynamoStore {
                     None => None,
                 },
             };
-            let first = FirstClick {
-                at: c.at,
-                bot: c.bot,
-            };
             match known {
                 Some(f) if f.at <= c.at => {}
                 Some(f) => {
-                    mine.visitor(f.at, f.bot, -1);
-                    mine.visitor(c.at, c.bot, 1);
+                    // An earlier first click: it moves, counted or yielded
+                    // as before (the next reconciliation decides anew).
+                    if f.counted {
+                        mine.visitor(f.at, f.bot, -1);
+                        mine.visitor(c.at, c.bot, 1);
+                    }
+                    let first = FirstClick {
+                        at: c.at,
+                        bot: c.bot,
+                        counted: f.counted,
+                    };
                     firsts.insert(key, (first, published));
                 }
                 None => {
                     mine.visitor(c.at, c.bot, 1);
+                    let first = FirstClick {
+                        at: c.at,
+                        bot: c.bot,
+                        counted: true,
+                    };
                     firsts.insert(key, (first, published));
                 }
             }
         }
-        let mut actions = vec![
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(self.table())
-                        .key("pk", s(format!("H#{}", link.0)))
-                        .key("sk", s(self.region.clone()))
-                        .update_expression("SET p_exp = :exp")
-                        .condition_expression("p_nonce = :me")
-                        .expression_attribute_values(":me", s(me))
-                        .expression_attribute_values(
-                            ":exp",
-                            n(Utc::now().timestamp_millis() + LEASE_MS),
-                        )
-                        .build()
-                        .expect("complete"),
-                )
-                .build(),
-        ];
+        let mut actions = vec![self.lease_renewal(link, me)];
         for c in chunk {
             let mut item = raw_item(c, &self.region, seq);
             item.insert("nonce".into(), s(me));
@@ -379,20 +429,8 @@ impl DynamoStore {
                     .build(),
             );
         }
-        for ((day, visitor), (f, published)) in &firsts {
-            let mut item = visitor_key(link, *day, &self.region, *visitor);
-            item.extend([
-                ("day".into(), n(*day)),
-                ("visitor".into(), n(*visitor)),
-                ("first_at".into(), n(f.at)),
-                ("bot".into(), AttributeValue::Bool(f.bot)),
-                ("seq".into(), n(seq)),
-                ("nonce".into(), s(me)),
-            ]);
-            if let Some(p) = published {
-                item.insert("p_at".into(), n(p.at));
-                item.insert("p_bot".into(), AttributeValue::Bool(p.bot));
-            }
+        for (key, (f, published)) in &firsts {
+            let item = visitor_item(link, *key, &self.region, *f, *published, seq, me);
             actions.push(TransactWriteItem::builder().put(self.tx_put(item)).build());
         }
         debug_assert!(actions.len() <= MAX_ACTIONS);
@@ -449,8 +487,11 @@ impl DynamoStore {
     }
 
     /// Publishes batch `seq`: the head moves to it, with the totals and one
-    /// delta item per day. `Ok(false)`: the link is gone.
-    async fn publish(
+    /// delta item per day. `clicks`: a batch of clicks, counted in the
+    /// to-seal marks' `b` (other regions reconcile visitors when it moves),
+    /// not a reconciliation's corrections. `Ok(false)`: the link is gone.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn publish(
         &self,
         link: LinkId,
         me: &str,
@@ -458,6 +499,7 @@ impl DynamoStore {
         counts: &Counts,
         humans: usize,
         all: usize,
+        clicks: bool,
     ) -> Result<bool, StoreError> {
         let by_day = counts.by_day();
         let days: Vec<String> = by_day.keys().map(|d| day_key(*d)).collect();
@@ -502,8 +544,12 @@ impl DynamoStore {
                             .table_name(self.table())
                             .key("pk", s(pk))
                             .key("sk", s(sk))
-                            .update_expression("ADD #rows :one SET #l = :l, #d = :d, #r = :r")
+                            .update_expression(
+                                "ADD #rows :one, #b :b SET #l = :l, #d = :d, #r = :r",
+                            )
                             .expression_attribute_names("#rows", "rows")
+                            .expression_attribute_names("#b", "b")
+                            .expression_attribute_values(":b", n(i64::from(clicks)))
                             .expression_attribute_names("#l", "link")
                             .expression_attribute_names("#d", "day")
                             .expression_attribute_names("#r", "region")
@@ -678,7 +724,10 @@ impl DynamoStore {
         if all == 0 {
             return Ok(Some(0));
         }
-        if !self.publish(link, me, seq, &counts, humans, all).await? {
+        if !self
+            .publish(link, me, seq, &counts, humans, all, true)
+            .await?
+        {
             return Ok(None);
         }
         Ok(Some(all as u64))
