@@ -34,19 +34,26 @@ struct Regions {
 }
 
 async fn regions() -> Regions {
-    two_regions(None).await
+    two_regions(None, false).await
 }
 
 /// Two regions whose claims are decided in `claims` (`&claims=` in the
-/// URL), or each in its own (`None`).
-async fn two_regions(claims: Option<&str>) -> Regions {
+/// URL), or each in its own (`None`); with `slots`, A draws random slugs
+/// from slot 0 and B from slot 1 (`&slot=`).
+async fn two_regions(claims: Option<&str>, slots: bool) -> Regions {
     let server = tokio::task::spawn_blocking(MotoServer::start)
         .await
         .unwrap();
     let table = "hop-global".to_owned();
-    let url = |region: &str| match claims {
-        Some(home) => format!("{}&claims={home}", server.table_url(&table, region)),
-        None => server.table_url(&table, region),
+    let url = |region: &str| {
+        let mut url = server.table_url(&table, region);
+        if let Some(home) = claims {
+            url.push_str(&format!("&claims={home}"));
+        }
+        if slots {
+            url.push_str(&format!("&slot={}", u8::from(region == B)));
+        }
+        url
     };
     let a = open(&url(A)).await.with_visitor_settle(0);
     let b = open(&url(B)).await.with_visitor_settle(0);
@@ -378,7 +385,7 @@ async fn an_edit_reaches_the_other_region() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_slug_raced_in_both_regions_has_one_winner() {
     for claimed in [true, false] {
-        let mut r = two_regions(claimed.then_some(A)).await;
+        let mut r = two_regions(claimed.then_some(A), false).await;
         let mut in_a = hop::testing::link("race", None);
         let mut in_b = hop::testing::link("race", None);
         in_a.target = hop::domain::TargetUrl::parse("https://a.example/", &[]).unwrap();
@@ -411,13 +418,62 @@ async fn a_custom_slug_raced_in_both_regions_has_one_winner() {
     }
 }
 
+/// Random slugs: each region draws from a slot of its own (`slot=`), so
+/// the very same random draws in both regions give two different slugs,
+/// and each region creates its links alone: even with claims decided in A,
+/// B's link is not in A's replica before replication (so B creates links
+/// while cut off from A). After replication both links stand. The control,
+/// without slots and claims: the same draws give one slug twice, both
+/// regions say yes, and replication silently replaces one link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_slugs_never_collide_across_regions() {
+    for slots in [true, false] {
+        let mut r = two_regions(slots.then_some(A), slots).await;
+        let draw = |store: &DynamoStore, target: &str| {
+            // Both regions' random number generators give the same draws.
+            let mut rng = StdRng::seed_from_u64(42);
+            let mut l = hop::testing::link("unused", None);
+            l.slug = store.random_slug(&mut rng);
+            l.target = hop::domain::TargetUrl::parse(target, &[]).unwrap();
+            l
+        };
+        let in_a = draw(&r.a, "https://a.example/");
+        let in_b = draw(&r.b, "https://b.example/");
+        assert_eq!(
+            in_a.slug == in_b.slug,
+            !slots,
+            "{} / {}",
+            in_a.slug,
+            in_b.slug
+        );
+        let (x, y) = tokio::join!(r.a.insert_random_link(&in_a), r.b.insert_random_link(&in_b));
+        assert_eq!((x.unwrap(), y.unwrap()), (Ok(()), Ok(())), "both told yes");
+        if slots {
+            assert!(
+                r.a.link_by_slug(&in_b.slug).await.unwrap().is_none(),
+                "decided in B alone, not in the claims region"
+            );
+        }
+        r.replicator.sync().await;
+        for (name, store) in [(A, &r.a), (B, &r.b)] {
+            let a = store.link_by_slug(&in_a.slug).await.unwrap().unwrap();
+            let b = store.link_by_slug(&in_b.slug).await.unwrap().unwrap();
+            if slots {
+                assert_eq!((a.id, b.id), (in_a.id, in_b.id), "{name}: both stand");
+            } else {
+                assert_eq!((a.id, b.id), (in_b.id, in_b.id), "{name}: one replaced");
+            }
+        }
+    }
+}
+
 /// A link limited to 50 clicks, clicked 40 times in each region at once:
 /// with claims decided in one region exactly 50 are served. The control,
 /// each region counting its own, serves 80.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_limit_holds_across_regions() {
     for claimed in [true, false] {
-        let mut r = two_regions(claimed.then_some(A)).await;
+        let mut r = two_regions(claimed.then_some(A), false).await;
         let mut l = hop::testing::link("limited", None);
         l.max_clicks = Some(50);
         r.a.insert_link(&l).await.unwrap().unwrap();

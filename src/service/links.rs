@@ -176,7 +176,7 @@ pub async fn create(
         id: LinkId::generate(now, &mut rand::rng()),
         slug: custom
             .clone()
-            .unwrap_or_else(|| Slug::random(&mut rand::rng())),
+            .unwrap_or_else(|| state.store.random_slug(&mut rand::rng())),
         target,
         title: parse_title(new.title)?,
         tags: parse_tags(new.tags)?,
@@ -192,13 +192,17 @@ pub async fn create(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match state.store.insert_link(&link).await? {
+        let inserted = match custom {
+            Some(_) => state.store.insert_link(&link).await?,
+            None => state.store.insert_random_link(&link).await?,
+        };
+        match inserted {
             Ok(()) => break,
             Err(Conflict::SlugTaken) if custom.is_some() => return Err(LinkError::SlugTaken),
             Err(_) if attempt >= RANDOM_SLUG_ATTEMPTS => {
                 return Err(LinkError::SlugSpaceExhausted);
             }
-            Err(Conflict::SlugTaken) => link.slug = Slug::random(&mut rand::rng()),
+            Err(Conflict::SlugTaken) => link.slug = state.store.random_slug(&mut rand::rng()),
             Err(Conflict::IdTaken) => link.id = LinkId::generate(now, &mut rand::rng()),
         }
     }

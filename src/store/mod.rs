@@ -206,6 +206,18 @@ pub trait LinkStore: Send + Sync {
     /// Inserts a link unless its slug (or id) is taken. Conditional, so two
     /// nodes racing for one slug cannot both win.
     async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError>;
+    /// A fresh random slug. A store shared by several regions draws each
+    /// region's from a part of the slug space of its own, so that no two
+    /// regions ever draw the same one.
+    fn random_slug(&self, rng: &mut dyn rand::RngCore) -> Slug {
+        Slug::random(rng)
+    }
+    /// [`LinkStore::insert_link`] of a link whose slug came from
+    /// [`LinkStore::random_slug`], which a store whose regions draw from
+    /// parts of their own may decide in this region alone.
+    async fn insert_random_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
+        self.insert_link(link).await
+    }
     async fn link_by_slug(&self, slug: &Slug) -> Result<Option<Link>, StoreError>;
     async fn list_links(&self, query: &LinkQuery) -> Result<Vec<Link>, StoreError>;
     /// Replaces the mutable fields of the link with this id; false if gone.
@@ -505,6 +517,11 @@ pub struct DynamoConfig {
     /// The region that decides slug and click-limit claims for every
     /// region (`claims=`); `None`: this one (a single-region table).
     pub claims: Option<String>,
+    /// This region's part of the random slug space (`slot=0..63`, a
+    /// different one per region): its random slugs end in the slot's
+    /// character, so no other region can draw them, and they are decided
+    /// here alone (also while the claims region is out of reach).
+    pub slot: Option<u8>,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -626,6 +643,7 @@ fn parse_dynamo(rest: &str) -> Result<StoreConfig, String> {
     let mut region = None;
     let mut endpoint = None;
     let mut claims = None;
+    let mut slot = None;
     let region_name = |r: &str| {
         !r.is_empty()
             && r.bytes()
@@ -639,6 +657,14 @@ fn parse_dynamo(rest: &str) -> Result<StoreConfig, String> {
                     return Err(format!("claims={v:?}: give a region name, e.g. eu-west-1"));
                 }
                 claims = Some(v.into_owned());
+            }
+            "slot" => {
+                let n = v
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| usize::from(*n) < crate::domain::slug_rules::ALPHABET.len())
+                    .ok_or_else(|| format!("slot={v:?}: give a number from 0 to 63"))?;
+                slot = Some(n);
             }
             "endpoint" => {
                 url::Url::parse(&v)
@@ -658,6 +684,7 @@ fn parse_dynamo(rest: &str) -> Result<StoreConfig, String> {
         claims: claims.filter(|c| *c != region),
         region,
         endpoint,
+        slot,
     }))
 }
 
@@ -766,15 +793,17 @@ mod tests {
                 region: "eu-west-1".into(),
                 endpoint: Some("http://127.0.0.1:8000".into()),
                 claims: None,
+                slot: None,
             })
         );
         assert_eq!(
-            StoreConfig::parse("dynamodb://hop?region=us-east-1&claims=eu-west-1").unwrap(),
+            StoreConfig::parse("dynamodb://hop?region=us-east-1&claims=eu-west-1&slot=63").unwrap(),
             StoreConfig::Dynamo(DynamoConfig {
                 table: "hop".into(),
                 region: "us-east-1".into(),
                 endpoint: None,
                 claims: Some("eu-west-1".into()),
+                slot: Some(63),
             })
         );
         // The claims region itself decides locally.
@@ -785,6 +814,7 @@ mod tests {
                 region: "eu-west-1".into(),
                 endpoint: None,
                 claims: None,
+                slot: None,
             })
         );
         for (bad, says) in [
@@ -802,6 +832,8 @@ mod tests {
                 "unknown parameter",
             ),
             ("dynamodb://hop?region=eu-west-1&claims=Home", "claims="),
+            ("dynamodb://hop?region=eu-west-1&slot=64", "slot="),
+            ("dynamodb://hop?region=eu-west-1&slot=x", "slot="),
         ] {
             let e = StoreConfig::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

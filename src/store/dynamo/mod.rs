@@ -49,7 +49,7 @@ use super::{
     ApiKey, Conflict, KeyStore, LinkQuery, LinkStore, Report, ReportStore, SessionRecords,
     StoreError, Takedown, host_in_domain,
 };
-use crate::domain::{KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl};
+use crate::domain::{KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, slug_rules};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -63,6 +63,8 @@ pub struct DynamoStore {
     /// The claims region's replica (`claims=`): slugs and click limits are
     /// decided there, so two regions never both win one. `None`: here.
     claims: Option<Client>,
+    /// This region's part of the random slug space (`slot=`).
+    slot: Option<u8>,
     table: String,
     /// This node's region: the writer of its heads, deltas and visitors.
     region: String,
@@ -218,6 +220,7 @@ impl DynamoStore {
         let store = DynamoStore {
             client: client(&config.region),
             claims: config.claims.as_deref().map(client),
+            slot: config.slot,
             table: config.table.clone(),
             region: config.region.clone(),
             seal_grace_ms: 60_000,
@@ -574,9 +577,14 @@ fn link_from_item(item: &Item) -> Result<Link, StoreError> {
     })
 }
 
-#[async_trait]
-impl LinkStore for DynamoStore {
-    async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
+impl DynamoStore {
+    /// Puts the link and its id item only if absent, decided in `decider`'s
+    /// replica; then here too, if that is another region's.
+    async fn insert_in(
+        &self,
+        decider: &Client,
+        link: &Link,
+    ) -> Result<Result<(), Conflict>, StoreError> {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
         let put = |item: Item| {
             TransactWriteItem::builder()
@@ -595,15 +603,14 @@ impl LinkStore for DynamoStore {
             ("sk".into(), s("I")),
             ("slug".into(), s(link.slug.as_str())),
         ]);
-        let out = self
-            .claims()
+        let out = decider
             .transact_write_items()
             .transact_items(put(link_item(link)))
             .transact_items(put(id_item.clone()))
             .send()
             .await;
         match out {
-            Ok(_) if self.claims.is_some() => {
+            Ok(_) if !std::ptr::eq(decider, &self.client) => {
                 // Won in the claims region; here at once too (the same
                 // items replication brings, so last-writer-wins is moot).
                 for item in [link_item(link), id_item] {
@@ -627,6 +634,32 @@ impl LinkStore for DynamoStore {
                 }
                 _ => Err(unavailable(e)),
             },
+        }
+    }
+}
+
+#[async_trait]
+impl LinkStore for DynamoStore {
+    async fn insert_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
+        self.insert_in(self.claims(), link).await
+    }
+
+    fn random_slug(&self, rng: &mut dyn rand::RngCore) -> Slug {
+        match self.slot {
+            Some(slot) => Slug::random_in(rng, slot),
+            None => Slug::random(rng),
+        }
+    }
+
+    async fn insert_random_link(&self, link: &Link) -> Result<Result<(), Conflict>, StoreError> {
+        // A slug of this region's slot: no other region draws it.
+        let own = self.slot.is_some_and(|slot| {
+            link.slug.as_str().as_bytes().last() == slug_rules::ALPHABET.get(usize::from(slot))
+        });
+        if own {
+            self.insert_in(&self.client, link).await
+        } else {
+            self.insert_link(link).await
         }
     }
 
