@@ -209,6 +209,27 @@ impl Application {
             metrics_on_main: config.metrics_listen.is_none(),
             redirect_metrics: RedirectMetrics::new(),
         });
+        // One node alone (no Redis) on a store written by other regions too:
+        // it follows the store's link feed itself. In cluster mode a worker
+        // does, for every node.
+        if config.cluster.redis_url.is_none()
+            && let Some(mut feed) = state.store.link_feed()
+        {
+            let state = state.clone();
+            background.push(tokio::spawn(async move {
+                loop {
+                    let wait = crate::cache::feed_round(&mut *feed, |slug| {
+                        let state = state.clone();
+                        async move { state.invalidate_link(&slug).await }
+                    })
+                    .await;
+                    tokio::select! {
+                        _ = state.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }));
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -575,6 +596,7 @@ async fn join_cluster(
             recorder,
             worker_name(None),
             config.click_batch_size,
+            node.store.link_feed(),
         )
         .await?;
         background.push(tokio::spawn(worker.run(node.stop.clone())));
@@ -610,6 +632,7 @@ async fn click_worker(
     recorder: ClickRecorder,
     consumer: String,
     batch_size: usize,
+    link_feed: Option<Box<dyn crate::store::LinkFeed>>,
 ) -> anyhow::Result<crate::cluster::Worker> {
     let Some(url) = &cluster.redis_url else {
         anyhow::bail!("hop worker needs --redis-url (HOP_REDIS_URL)");
@@ -624,6 +647,7 @@ async fn click_worker(
         consumer,
         claim_idle: Duration::from_millis(cluster.claim_idle_ms),
         batch_size: batch_size.max(1),
+        link_feed,
     })
 }
 
@@ -674,6 +698,7 @@ async fn run_cluster_worker(
         .open(!config.no_migrate)
         .await
         .with_context(|| format!("opening {}", redact_url(&config.database.database_url)))?;
+    let link_feed = store.link_feed();
     let recorder = ClickRecorder {
         store,
         enricher: Arc::new(Enricher::new(Some(open_geo(
@@ -686,6 +711,7 @@ async fn run_cluster_worker(
         recorder,
         worker_name(config.worker_name.as_deref()),
         config.click_batch_size,
+        link_feed,
     )
     .await?;
     let stop = CancellationToken::new();

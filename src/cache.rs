@@ -27,7 +27,7 @@ use moka::Expiry;
 
 use crate::domain::{Link, Slug};
 use crate::metrics::names;
-use crate::store::{Store, StoreError};
+use crate::store::{LinkFeed, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub enum CachedLink {
@@ -234,6 +234,34 @@ impl CachedLink {
         match self {
             CachedLink::Found(link) => Some(link.clone()),
             CachedLink::Missing => None,
+        }
+    }
+}
+
+/// How long a link feed is left alone after a round that found nothing
+/// (DynamoDB Streams take about five reads a second per shard).
+pub const FEED_IDLE: Duration = Duration::from_millis(250);
+
+/// One round of a store's link feed ([`crate::store::LinkStore::link_feed`]):
+/// hands each slug it names to `invalidate`; returns how long to wait
+/// before the next round.
+pub async fn feed_round<F, Fut>(feed: &mut dyn LinkFeed, invalidate: F) -> Duration
+where
+    F: Fn(Slug) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    match feed.changed().await {
+        Ok(slugs) if slugs.is_empty() => FEED_IDLE,
+        Ok(slugs) => {
+            metrics::counter!(names::FEED_INVALIDATIONS).increment(slugs.len() as u64);
+            for slug in slugs {
+                invalidate(slug).await;
+            }
+            Duration::ZERO
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the link feed failed");
+            Duration::from_secs(1)
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod names {
     pub const STORE_UP: &str = "hop_store_up";
     pub const REDIS_UP: &str = "hop_redis_up";
     pub const BUILD_INFO: &str = "hop_build_info";
+    pub const FEED_INVALIDATIONS: &str = "hop_link_feed_invalidations_total";
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -105,6 +106,11 @@ fn describe() {
         "Clicks that could not be stored before shutdown"
     );
     describe_gauge!(names::LIVE_STREAMS, "Open live (SSE) dashboard streams");
+    describe_counter!(
+        names::FEED_INVALIDATIONS,
+        "Slugs invalidated because the link feed reported them written \
+         (another region's writes, replicated)"
+    );
     describe_gauge!(
         names::BUILD_INFO,
         "Always 1; its labels say the version and the commit built from"

@@ -9,6 +9,9 @@
 #[path = "support/dynamo.rs"]
 #[allow(dead_code)]
 mod dynamo_support;
+#[path = "support/redis.rs"]
+#[allow(dead_code)]
+mod redis_support;
 #[path = "support/replicator.rs"]
 mod replicator;
 
@@ -356,13 +359,35 @@ async fn unique_visitors_stay_exact_across_regions() {
     }
 }
 
-/// An edit in one region reaches the other's reads with replication.
+/// The slugs `feed` names within 10 s, until it names `want`.
+async fn feed_names(feed: &mut Box<dyn hop::store::LinkFeed>, want: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if feed
+            .changed()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str() == want)
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// An edit in one region reaches the other's reads with replication, and
+/// the other region's link feed (its replica's stream) names the slug, as
+/// it does for a delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_reaches_the_other_region() {
     let mut r = regions().await;
     let mut l = hop::testing::link("edited", None);
     r.a.insert_link(&l).await.unwrap().unwrap();
     r.replicator.sync().await;
+    let mut feed = r.a.link_feed().expect("DynamoDB has a link feed");
+    assert!(feed.changed().await.unwrap().is_empty(), "starts from now");
     l.target = hop::domain::TargetUrl::parse("https://example.org/new", &[]).unwrap();
     l.title = Some("New".into());
     assert!(r.b.update_link(&l).await.unwrap(), "edited in B");
@@ -376,6 +401,139 @@ async fn an_edit_reaches_the_other_region() {
     let in_a = r.a.link_by_slug(&l.slug).await.unwrap().unwrap();
     assert_eq!(in_a.target.as_str(), "https://example.org/new");
     assert_eq!(in_a.title.as_deref(), Some("New"));
+    assert!(
+        feed_names(&mut feed, l.slug.as_str()).await,
+        "the edit is fed"
+    );
+    assert!(r.b.delete_link(&l.slug).await.unwrap());
+    r.replicator.sync().await;
+    assert!(r.a.link_by_slug(&l.slug).await.unwrap().is_none());
+    assert!(
+        feed_names(&mut feed, l.slug.as_str()).await,
+        "the delete is fed"
+    );
+}
+
+/// A hop process of region A, killed on drop.
+struct Process {
+    _child: tokio::process::Child,
+}
+
+fn hop_process(db: &str, redis: &str, args: &[&str]) -> Process {
+    Process {
+        _child: tokio::process::Command::new(env!("CARGO_BIN_EXE_hop"))
+            .env("HOP_DATABASE_URL", db)
+            .env("HOP_REDIS_URL", redis)
+            .env(
+                "HOP_CLUSTER_KEY",
+                "test-cluster-key-0123456789abcdef0123456789abcdef",
+            )
+            .env("HOP_LOG", "error")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap(),
+    }
+}
+
+/// Where a redirect of `slug` on `base` goes.
+async fn location(client: &reqwest::Client, base: &str, slug: &str) -> String {
+    let r = client.get(format!("{base}/{slug}")).send().await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// An edit in B reaches the redirects of A's node, whose in-process and
+/// Redis caches hold the old target (TTL 300 s): A's worker follows A's
+/// link feed and invalidates them within a second or two of replication.
+/// The control, before that worker runs: replicated, the store has the
+/// new target, and the caches still serve the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_reaches_the_other_regions_redirects_through_its_caches() {
+    let mut r = regions().await;
+    let redis = tokio::task::spawn_blocking(redis_support::RedisServer::start)
+        .await
+        .unwrap();
+    let db = format!(
+        "dynamodb://{}?region={A}&endpoint={}",
+        r.table,
+        r._server.endpoint()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _node = hop_process(
+        &db,
+        &redis.url(),
+        &[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--no-migrate",
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "node did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut l = hop::testing::link("cached", None);
+    r.a.insert_link(&l).await.unwrap().unwrap();
+    r.replicator.sync().await;
+    assert_eq!(
+        location(&client, &base, "cached").await,
+        "https://example.com/cached"
+    );
+
+    l.target = hop::domain::TargetUrl::parse("https://example.org/moved", &[]).unwrap();
+    assert!(r.b.update_link(&l).await.unwrap(), "edited in B");
+    r.replicator.sync().await;
+    assert_eq!(
+        r.a.link_by_slug(&l.slug)
+            .await
+            .unwrap()
+            .unwrap()
+            .target
+            .as_str(),
+        "https://example.org/moved",
+        "replicated to A's replica"
+    );
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(
+            location(&client, &base, "cached").await,
+            "https://example.com/cached",
+            "the control: A's caches know nothing of it"
+        );
+    }
+
+    let _worker = hop_process(&db, &redis.url(), &["worker", "--no-migrate"]);
+    // The feed starts from now: the next edit is the one it sees.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    l.target = hop::domain::TargetUrl::parse("https://example.org/again", &[]).unwrap();
+    assert!(r.b.update_link(&l).await.unwrap(), "edited in B again");
+    r.replicator.sync().await;
+    let replicated = std::time::Instant::now();
+    loop {
+        let now = location(&client, &base, "cached").await;
+        if now == "https://example.org/again" {
+            break;
+        }
+        assert!(
+            replicated.elapsed() < std::time::Duration::from_secs(10),
+            "A's redirect still goes to {now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// One custom slug asked for in both regions at once: the claims region

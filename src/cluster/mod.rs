@@ -36,6 +36,7 @@
 //! - `salts`: the cluster's visitor salts and secret.
 
 mod cache;
+mod feed;
 pub mod limits;
 mod redis;
 pub mod relay;

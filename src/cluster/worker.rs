@@ -32,6 +32,9 @@ pub struct Worker {
     /// Entries pending this long with another consumer are claimed.
     pub claim_idle: Duration,
     pub batch_size: usize,
+    /// The store's link feed ([`crate::store::LinkStore::link_feed`]),
+    /// followed while this worker holds the reader's lease.
+    pub link_feed: Option<Box<dyn crate::store::LinkFeed>>,
 }
 
 impl EntryHandler for Worker {
@@ -78,8 +81,16 @@ impl EntryHandler for Worker {
 }
 
 impl Worker {
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(consumer = %self.consumer, "click worker started");
+        let feed = self.link_feed.take().map(|feed| {
+            tokio::spawn(super::feed::follow(
+                self.redis.clone(),
+                feed,
+                self.consumer.clone(),
+                shutdown.clone(),
+            ))
+        });
         let reader = GroupReader {
             redis: self.redis.clone(),
             stream: STREAM,
@@ -89,6 +100,9 @@ impl Worker {
             batch_size: self.batch_size,
         };
         reader.run(&self, &shutdown).await;
+        if let Some(feed) = feed {
+            let _ = feed.await;
+        }
         tracing::info!(consumer = %self.consumer, "click worker stopped");
     }
 }

@@ -228,6 +228,22 @@ pub trait LinkStore: Send + Sync {
     async fn claim_click(&self, link: LinkId, max_clicks: u64) -> Result<bool, StoreError>;
     /// Cheap round trip for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The links changed by writes this process hears of in no other way:
+    /// another region's, replicated into this region's replica of a
+    /// Global Table. `None`: every write is this deployment's own (the
+    /// node that makes it invalidates the caches).
+    fn link_feed(&self) -> Option<Box<dyn LinkFeed>> {
+        None
+    }
+}
+
+/// See [`LinkStore::link_feed`].
+#[async_trait]
+pub trait LinkFeed: Send + Sync {
+    /// The slugs written (created, edited, deleted) since the last call,
+    /// as the feed learns of them; empty when there are none yet. The
+    /// first call starts from now.
+    async fn changed(&mut self) -> Result<Vec<Slug>, StoreError>;
 }
 
 #[async_trait]

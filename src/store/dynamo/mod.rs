@@ -26,6 +26,7 @@
 //! although DynamoDB's queries are not.
 
 mod clicks;
+mod feed;
 mod items;
 mod model;
 mod seal;
@@ -60,6 +61,8 @@ pub use super::DynamoConfig;
 
 pub struct DynamoStore {
     client: Client,
+    /// DynamoDB Streams of this region's replica (the link feed).
+    streams: aws_sdk_dynamodbstreams::Client,
     /// The claims region's replica (`claims=`): slugs and click limits are
     /// decided there, so two regions never both win one. `None`: here.
     claims: Option<Client>,
@@ -185,6 +188,15 @@ pub(crate) fn ord_key(v: i64) -> String {
 const LINKS_INDEX: &str = "links";
 const OWNER_INDEX: &str = "owner";
 
+/// The table's stream: both images, as Global Tables require.
+fn stream() -> aws_sdk_dynamodb::types::StreamSpecification {
+    aws_sdk_dynamodb::types::StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+        .build()
+        .expect("complete")
+}
+
 impl DynamoStore {
     pub async fn open(config: &DynamoConfig, migrate: bool) -> Result<DynamoStore, StoreError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -217,8 +229,22 @@ impl DynamoStore {
             }
             Client::from_conf(builder.build())
         };
+        let streams = {
+            let mut builder = aws_sdk_dynamodbstreams::Config::builder()
+                .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodbstreams::config::Region::new(
+                    config.region.clone(),
+                ))
+                .credentials_provider(credentials.clone())
+                .http_client(http.clone());
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.endpoint_url(endpoint);
+            }
+            aws_sdk_dynamodbstreams::Client::from_conf(builder.build())
+        };
         let store = DynamoStore {
             client: client(&config.region),
+            streams,
             claims: config.claims.as_deref().map(client),
             slot: config.slot,
             table: config.table.clone(),
@@ -321,6 +347,7 @@ impl DynamoStore {
                 .key_schema(key("sk", KeyType::Range))
                 .global_secondary_indexes(index(LINKS_INDEX, "gl"))
                 .global_secondary_indexes(index(OWNER_INDEX, "go"))
+                .stream_specification(stream())
                 .send()
                 .await;
             match created {
@@ -348,6 +375,7 @@ impl DynamoStore {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        self.enable_stream().await?;
         let ttl = self
             .client
             .update_time_to_live()
@@ -364,6 +392,43 @@ impl DynamoStore {
         match ttl {
             Ok(_) => Ok(()),
             // Already enabled (AWS refuses to enable it twice).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.code() == Some("ValidationException")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Turns the table's stream on if it is off (a table made before the
+    /// link feed). Global Tables need it too, with both images.
+    async fn enable_stream(&self) -> Result<(), StoreError> {
+        let t = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let on = t
+            .table()
+            .and_then(|t| t.stream_specification())
+            .is_some_and(|s| s.stream_enabled());
+        if on {
+            return Ok(());
+        }
+        let out = self
+            .client
+            .update_table()
+            .table_name(&self.table)
+            .stream_specification(stream())
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // Another node turned it on meanwhile.
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.code() == Some("ValidationException")) =>
@@ -755,6 +820,14 @@ impl LinkStore for DynamoStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    fn link_feed(&self) -> Option<Box<dyn super::LinkFeed>> {
+        Some(Box::new(feed::StreamFeed::new(
+            self.client.clone(),
+            self.streams.clone(),
+            self.table.clone(),
+        )))
     }
 }
 
