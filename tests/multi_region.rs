@@ -347,6 +347,25 @@ async fn unique_visitors_stay_exact_across_regions() {
         }
         r.replicator.sync().await;
     }
+    // A newcomer seen in A, replicated, then in B: B's click write finds
+    // A's earlier first click and yields at once, before any sealer runs.
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut newcomer = hop::testing::click(l.id, BASE + 3_600_000 + 1, &mut rng);
+    newcomer.bot = false;
+    newcomer.visitor = 1_000;
+    newcomer.region = A.to_owned();
+    let mut again = newcomer.clone();
+    again.event_id = uuid::Uuid::new_v4();
+    again.at += 3_600_000;
+    again.region = B.to_owned();
+    reference
+        .record_clicks(&[newcomer.clone(), again.clone()])
+        .await
+        .unwrap();
+    write_batches(&r.a, &[newcomer]).await;
+    r.replicator.sync().await;
+    write_batches(&r.b, &[again]).await;
+    r.replicator.sync().await;
     for (name, store) in [(A, &r.a), (B, &r.b)] {
         same_answers(store, &reference, l.id, name).await;
         // An unaligned range, read partly from the visitor items.

@@ -289,17 +289,18 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The counting state of these (day, visitor) pairs in this region.
+    /// The visitor items of these (day, visitor) pairs in `region`.
     async fn visitor_items(
         &self,
         link: LinkId,
+        region: &str,
         wanted: &[(i64, i64)],
     ) -> Result<HashMap<(i64, i64), Item>, StoreError> {
         let mut out = HashMap::new();
         for chunk in wanted.chunks(100) {
             let mut keys: Vec<Item> = chunk
                 .iter()
-                .map(|(day, visitor)| visitor_key(link, *day, &self.region, *visitor))
+                .map(|(day, visitor)| visitor_key(link, *day, region, *visitor))
                 .collect();
             let mut backoff = Duration::from_millis(20);
             while !keys.is_empty() {
@@ -338,8 +339,39 @@ impl DynamoStore {
         Ok(out)
     }
 
+    /// The earliest published first click in another region (and which)
+    /// of each of these (day, visitor) pairs that has one; `others`: the
+    /// other regions' heads of the link.
+    async fn firsts_elsewhere(
+        &self,
+        link: LinkId,
+        others: &HashMap<String, Head>,
+        wanted: &[(i64, i64)],
+    ) -> Result<HashMap<(i64, i64), (i64, String)>, StoreError> {
+        let mut out: HashMap<(i64, i64), (i64, String)> = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        for (region, head) in others {
+            for (key, item) in self.visitor_items(link, region, wanted).await? {
+                if let Some(f) = visitor_state(&item, head, None)? {
+                    let theirs = (f.at, region.clone());
+                    match out.get(&key) {
+                        Some(known) if *known <= theirs => {}
+                        _ => {
+                            out.insert(key, theirs);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Stages one chunk: its raw clicks and visitors, renewing the lease.
-    /// On success adds the chunk's counts to `counts`.
+    /// On success adds the chunk's counts to `counts`. A visitor new here
+    /// whose first click another region already has earlier is yielded at
+    /// once (the sealer's reconciliation settles the races).
     #[allow(clippy::too_many_arguments)]
     async fn stage(
         &self,
@@ -347,6 +379,7 @@ impl DynamoStore {
         me: &str,
         seq: i64,
         head: &Head,
+        others: &HashMap<String, Head>,
         chunk: &[&EnrichedClick],
         orphans: &HashMap<Uuid, (i64, String)>,
         counts: &mut Counts,
@@ -357,7 +390,13 @@ impl DynamoStore {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let items = self.visitor_items(link, &wanted).await?;
+        let items = self.visitor_items(link, &self.region, &wanted).await?;
+        let new_here: Vec<(i64, i64)> = wanted
+            .iter()
+            .filter(|k| !items.contains_key(k))
+            .copied()
+            .collect();
+        let elsewhere = self.firsts_elsewhere(link, others, &new_here).await?;
         let mut mine = Counts::default();
         // Per visitor: its counting state now, and the published one.
         let mut firsts: BTreeMap<(i64, i64), (FirstClick, Option<FirstClick>)> = BTreeMap::new();
@@ -395,11 +434,16 @@ impl DynamoStore {
                     firsts.insert(key, (first, published));
                 }
                 None => {
-                    mine.visitor(c.at, c.bot, 1);
+                    let counted = elsewhere
+                        .get(&key)
+                        .is_none_or(|(at, r)| (c.at, self.region.as_str()) < (*at, r.as_str()));
+                    if counted {
+                        mine.visitor(c.at, c.bot, 1);
+                    }
                     let first = FirstClick {
                         at: c.at,
                         bot: c.bot,
-                        counted: true,
+                        counted,
                     };
                     firsts.insert(key, (first, published));
                 }
@@ -673,6 +717,8 @@ impl DynamoStore {
         let mut counts = Counts::default();
         let (mut humans, mut all) = (0, 0);
         let mut orphans: HashMap<Uuid, (i64, String)> = HashMap::new();
+        let mut others = self.heads(link).await?;
+        others.remove(&self.region);
         // Each click costs its raw item and at most one visitor item, plus
         // the lease renewal.
         let per_chunk = (MAX_ACTIONS - 1) / 2;
@@ -681,7 +727,7 @@ impl DynamoStore {
             let mut busy = 0;
             while !chunk.is_empty() {
                 match self
-                    .stage(link, me, seq, head, &chunk, &orphans, &mut counts)
+                    .stage(link, me, seq, head, &others, &chunk, &orphans, &mut counts)
                     .await?
                 {
                     Staged::Done => {
@@ -749,7 +795,16 @@ impl DynamoStore {
             let mut counts = Counts::default();
             for chunk in clicks.chunks((MAX_ACTIONS - 1) / 2) {
                 match self
-                    .stage(link, &me, seq, &head, chunk, &HashMap::new(), &mut counts)
+                    .stage(
+                        link,
+                        &me,
+                        seq,
+                        &head,
+                        &HashMap::new(),
+                        chunk,
+                        &HashMap::new(),
+                        &mut counts,
+                    )
                     .await?
                 {
                     Staged::Done => {}
