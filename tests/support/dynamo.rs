@@ -1,6 +1,7 @@
 //! A private DynamoDB server for tests: moto, single-threaded (see
 //! scripts/moto-server.py), on a free port, from the venv that
-//! scripts/test.sh makes (target/moto, or `HOP_TEST_MOTO_PYTHON`). Each
+//! scripts/test.sh makes (target/moto, or `HOP_TEST_MOTO_PYTHON`); or,
+//! with `HOP_TEST_DYNAMO=dynoxide`, dynoxide (scripts/dynoxide.sh). Each
 //! test takes a table of its own.
 
 use std::process::{Child, Command, Stdio};
@@ -33,7 +34,23 @@ fn python() -> std::path::PathBuf {
     p
 }
 
+/// The second server, dynoxide, when `HOP_TEST_DYNAMO=dynoxide`.
+fn dynoxide() -> Option<std::path::PathBuf> {
+    if std::env::var("HOP_TEST_DYNAMO").ok()?.as_str() != "dynoxide" {
+        return None;
+    }
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dynoxide/bin/dynoxide");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/dynoxide.sh (scripts/test.sh does)",
+        p.display()
+    );
+    Some(p)
+}
+
 impl MotoServer {
+    /// moto, or with `HOP_TEST_DYNAMO=dynoxide` dynoxide (in memory; one
+    /// namespace for every region, so not for the two-region tests).
     pub fn start() -> MotoServer {
         let port = free_port();
         // Its log, for when a test fails: target/moto-PORT.log.
@@ -42,14 +59,27 @@ impl MotoServer {
                 .join(format!("target/moto-{port}.log")),
         )
         .expect("log file");
-        let child = Command::new(python())
-            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto-server.py"))
+        let mut cmd = match dynoxide() {
+            Some(bin) => {
+                let mut cmd = Command::new(bin);
+                cmd.args(["serve", "--host", "127.0.0.1", "--log", "quiet", "--port"]);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(python());
+                cmd.arg(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto-server.py"),
+                );
+                cmd
+            }
+        };
+        let child = cmd
             .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
-            .expect("moto starts");
+            .expect("the DynamoDB server starts");
         let server = MotoServer {
             port,
             child: Some(child),

@@ -559,10 +559,12 @@ impl DynamoStore {
             .set_exclusive_start_key(start);
         let cond = match owner {
             Some(owner) => {
+                // GO is one of DynamoDB's reserved words.
                 q = q
                     .index_name(OWNER_INDEX)
+                    .expression_attribute_names("#go", "go")
                     .expression_attribute_values(":p", n(owner.0));
-                "go = :p"
+                "#go = :p"
             }
             None => {
                 q = q
