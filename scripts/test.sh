@@ -39,8 +39,10 @@ if [ $# -eq 0 ]; then
   HOP_TEST_DYNAMO=dynoxide cargo test --features dynamodb --test store_conformance dynamo
   # Two regions of a Global Table, simulated (docs/multi-region.md).
   cargo test --features dynamodb --test multi_region
-  # And the API suite in cluster mode on DynamoDB (moto), Redis and workers.
+  # And the API suite in cluster mode on DynamoDB (moto, then dynoxide),
+  # Redis and workers.
   HOP_TEST_CLUSTER=dynamodb cargo test --features dynamodb --test api
+  HOP_TEST_DYNAMO=dynoxide HOP_TEST_CLUSTER=dynamodb cargo test --features dynamodb --test api
 fi
 # The API suite again, in cluster mode: PostgreSQL, Redis stream, worker.
 HOP_TEST_CLUSTER=1 cargo test --test api "$@"
