@@ -70,8 +70,15 @@ async fn two_regions(claims: Option<&str>, slots: bool) -> Regions {
     }
 }
 
-/// `n` clicks of a link in one region, spread over two days.
-fn clicks(link: LinkId, n: i64, seed: u64, region: &str) -> Vec<EnrichedClick> {
+/// `n` clicks of a link in one region, spread over two days (no two clicks
+/// of different seeds at the same millisecond), by the visitor `who` says.
+fn clicks_by(
+    link: LinkId,
+    n: i64,
+    seed: u64,
+    region: &str,
+    who: impl Fn(i64, &EnrichedClick) -> i64,
+) -> Vec<EnrichedClick> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
         .map(|i| {
@@ -81,12 +88,19 @@ fn clicks(link: LinkId, n: i64, seed: u64, region: &str) -> Vec<EnrichedClick> {
                 &mut rng,
             );
             c.region = region.to_owned();
-            // Visitors of different regions are different people here;
-            // the same person in both regions is another test's matter.
-            c.visitor = c.visitor * 2 + i64::from(region == B);
+            c.visitor = who(i, &c);
             c
         })
         .collect()
+}
+
+/// `n` clicks of a link in one region.
+fn clicks(link: LinkId, n: i64, seed: u64, region: &str) -> Vec<EnrichedClick> {
+    // Visitors of different regions are different people here; the same
+    // person in both regions is another test's matter.
+    clicks_by(link, n, seed, region, |_, c| {
+        c.visitor * 2 + i64::from(region == B)
+    })
 }
 
 async fn write_batches(store: &DynamoStore, clicks: &[EnrichedClick]) -> u64 {
@@ -243,23 +257,13 @@ async fn a_region_cut_off_keeps_counting_and_heals_exactly() {
 }
 
 /// `n` clicks of a link in one region by 60 people who click in both
-/// regions, spread over two days (no two clicks at the same millisecond).
+/// regions.
 fn shared_clicks(link: LinkId, n: i64, seed: u64, region: &str) -> Vec<EnrichedClick> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|i| {
-            let mut c = hop::testing::click(
-                link,
-                BASE + (i * 7_919_000 + seed as i64) % (2 * DAY),
-                &mut rng,
-            );
-            c.region = region.to_owned();
-            // One visitor is never both bot and human (as in hop, where
-            // the hash covers the user agent).
-            c.visitor = (i * 7 + seed as i64) % 30 * 2 + i64::from(c.bot);
-            c
-        })
-        .collect()
+    // One visitor is never both bot and human (as in hop, where the hash
+    // covers the user agent).
+    clicks_by(link, n, seed, region, |i, c| {
+        (i * 7 + seed as i64) % 30 * 2 + i64::from(c.bot)
+    })
 }
 
 /// Unique visitors of `link` over `[from, to)`, humans and all.

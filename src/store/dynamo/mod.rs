@@ -121,6 +121,25 @@ where
     }
 }
 
+/// A table setting's change: done, or refused as already so (DynamoDB
+/// answers a `ValidationException` to turning on what is on).
+fn done_or_already<T, E, R>(out: Result<T, SdkError<E, R>>) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match out {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.code() == Some("ValidationException")) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// Whether an SDK error is a failed condition expression.
 fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
@@ -389,17 +408,8 @@ impl DynamoStore {
             )
             .send()
             .await;
-        match ttl {
-            Ok(_) => Ok(()),
-            // Already enabled (AWS refuses to enable it twice).
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.code() == Some("ValidationException")) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        // Already enabled: AWS refuses to enable it twice.
+        done_or_already(ttl)
     }
 
     /// Turns the table's stream on if it is off (a table made before the
@@ -426,17 +436,8 @@ impl DynamoStore {
             .stream_specification(stream())
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            // Another node turned it on meanwhile.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.code() == Some("ValidationException")) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        // Another node turned it on meanwhile.
+        done_or_already(out)
     }
 
     pub(crate) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {

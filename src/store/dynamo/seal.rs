@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 
@@ -271,13 +272,8 @@ impl DynamoStore {
             }
             let n_day = self.seal_day(link, day, now, horizon, true).await?;
             coarsened += n_day;
-            let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
             let out = self
-                .client
-                .update_item()
-                .table_name(self.table())
-                .key("pk", s(pk))
-                .key("sk", s(sk))
+                .mark_update(link, day)
                 .update_expression("SET pruned = :h, gc_after = :gc")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":h", n(horizon))
@@ -288,6 +284,16 @@ impl DynamoStore {
         }
         Ok(coarsened)
     }
+    /// An UpdateItem of this region's to-seal mark of (`link`, `day`).
+    fn mark_update(&self, link: LinkId, day: i64) -> UpdateItemFluentBuilder {
+        let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
+        self.client
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+    }
+
     /// This region's to-seal marks.
     async fn markers(&self) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
@@ -328,13 +334,8 @@ impl DynamoStore {
             return Ok(());
         }
         let next = progress.next(&counts, now);
-        let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
         let out = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .mark_update(link, day)
             .update_expression("SET vr = :vr, vr_at = :at, vr_done = :done")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":vr", s(counts))
@@ -414,15 +415,10 @@ impl DynamoStore {
                 let gc_after = opt_n(&marker, "gc_after")?;
                 let closed = day + Resolution::Day.grain_ms() <= horizon;
                 let due = rows > 0 && (closed || rows as u64 >= open_rows.min(OPEN_DELTAS));
-                let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
                 if due {
                     self.seal_day(link, day, now, pruned, false).await?;
                     sealed += 1;
-                    self.client
-                        .update_item()
-                        .table_name(self.table())
-                        .key("pk", s(pk))
-                        .key("sk", s(sk))
+                    self.mark_update(link, day)
                         .update_expression("ADD #rows :sealed SET gc_after = :gc")
                         .expression_attribute_names("#rows", "rows")
                         .expression_attribute_values(":sealed", n(-rows))
@@ -432,11 +428,7 @@ impl DynamoStore {
                         .map_err(unavailable)?;
                 } else if gc_after.is_some_and(|g| g <= now) {
                     if self.collect_day(link, day, now).await? {
-                        self.client
-                            .update_item()
-                            .table_name(self.table())
-                            .key("pk", s(pk))
-                            .key("sk", s(sk))
+                        self.mark_update(link, day)
                             .update_expression("SET gc_after = :gc")
                             .expression_attribute_values(":gc", n(now + self.seal_grace_ms))
                             .send()
@@ -446,11 +438,7 @@ impl DynamoStore {
                     }
                     if day + Resolution::Day.grain_ms() > pruned {
                         // Kept for pruning, which finds days by their marks.
-                        self.client
-                            .update_item()
-                            .table_name(self.table())
-                            .key("pk", s(pk))
-                            .key("sk", s(sk))
+                        self.mark_update(link, day)
                             .update_expression("REMOVE gc_after")
                             .send()
                             .await
@@ -458,6 +446,7 @@ impl DynamoStore {
                         continue;
                     }
                     // Done, unless a batch came meanwhile.
+                    let (pk, sk) = dirty_key(link, &day_key(day), &self.region);
                     let out = self
                         .client
                         .delete_item()

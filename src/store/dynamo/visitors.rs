@@ -29,15 +29,14 @@
 //! one by one, so a mark can arrive before the visitor items of its batch.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use uuid::Uuid;
 
-use super::items::{cancelled, day_key};
+use super::items::day_key;
 use super::model::Counts;
 use super::write::{FirstClick, Head, visitor_item, visitor_state};
-use super::{DynamoStore, Item, get_n, get_s, unavailable};
+use super::{DynamoStore, Item, get_n, get_s};
 use crate::domain::LinkId;
 use crate::store::StoreError;
 
@@ -225,35 +224,14 @@ impl DynamoStore {
                 );
                 actions.push(TransactWriteItem::builder().put(self.tx_put(item)).build());
             }
-            let mut busy = 0;
-            loop {
-                let out = self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(actions.clone()))
-                    .send()
-                    .await;
-                let e = match out {
-                    Ok(_) => break,
-                    Err(e) => e,
-                };
-                match cancelled(&e) {
-                    Some(r) if r.first().is_some_and(|r| r.failed()) => {
-                        return Err(StoreError::Unavailable(
-                            "lost this link's click lease while reconciling visitors".into(),
-                        ));
-                    }
-                    Some(_) => {}
-                    None if super::retryable(&e) => {}
-                    None => return Err(unavailable(e)),
-                }
-                busy += 1;
-                if busy > 10 {
-                    return Err(StoreError::Unavailable(
-                        "DynamoDB kept refusing the visitor reconciliation".into(),
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(5 << busy.min(7))).await;
+            if self
+                .transact(actions, "the visitor reconciliation")
+                .await?
+                .is_err()
+            {
+                return Err(StoreError::Unavailable(
+                    "lost this link's click lease while reconciling visitors".into(),
+                ));
             }
             *staged = true;
             for (_, published, count) in chunk {

@@ -625,6 +625,24 @@ impl DynamoStore {
                     .build(),
             );
         }
+        match self.transact(actions, "to publish the click batch").await? {
+            Ok(()) => Ok(true),
+            Err(r) if r.first().is_some_and(|r| r.failed()) => Ok(false),
+            Err(_) => Err(StoreError::Unavailable(
+                "lost this link's click lease while publishing".into(),
+            )),
+        }
+    }
+
+    /// Sends a transaction, and again after a pause while DynamoDB refuses
+    /// it for now (throttling, a conflicting transaction, a cancellation
+    /// naming no failed condition), up to ten times. `Ok(Err(reasons))`: a
+    /// condition failed; `what` names the transaction in errors.
+    pub(super) async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> Result<Result<(), Vec<super::items::Reason>>, StoreError> {
         let mut busy = 0;
         loop {
             let out = self
@@ -634,25 +652,20 @@ impl DynamoStore {
                 .send()
                 .await;
             let e = match out {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(Ok(())),
                 Err(e) => e,
             };
             match cancelled(&e) {
-                Some(r) if r.first().is_some_and(|r| r.failed()) => return Ok(false),
-                Some(r) if r.get(1).is_some_and(|r| r.failed()) => {
-                    return Err(StoreError::Unavailable(
-                        "lost this link's click lease while publishing".into(),
-                    ));
-                }
+                Some(r) if r.iter().any(|r| r.failed()) => return Ok(Err(r)),
                 Some(_) => {}
                 None if super::retryable(&e) => {}
                 None => return Err(unavailable(e)),
             }
             busy += 1;
             if busy > 10 {
-                return Err(StoreError::Unavailable(
-                    "DynamoDB kept refusing to publish the click batch".into(),
-                ));
+                return Err(StoreError::Unavailable(format!(
+                    "DynamoDB kept refusing {what}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(10 << busy.min(6))).await;
         }
