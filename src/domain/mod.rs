@@ -4,6 +4,7 @@
 mod click;
 mod link;
 mod rate;
+pub mod rules;
 mod slug;
 mod target_url;
 
