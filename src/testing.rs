@@ -29,7 +29,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@cases $make;
             insert_and_get, slug_conflict_is_a_value, slugs_are_case_sensitive,
             list_newest_first_with_filters, list_text_filter_is_literal, update_link,
-            delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
+            smart_link_fields_round_trip, delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
             a_click_twice_in_one_batch_counts_once, clicks_of_unknown_links_are_skipped,
             rollups_agree_with_raw, bots_are_separable,
             export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
@@ -71,6 +71,8 @@ pub fn link(slug: &str, owner: Option<i64>) -> Link {
         disabled: false,
         owner: owner.map(KeyId),
         secret_hash: Some([7; 32]),
+        rules: Default::default(),
+        fallback_url: None,
     }
 }
 
@@ -305,6 +307,52 @@ pub async fn update_link(store: &dyn Store) {
     assert_eq!(by_new_tag.len(), 1);
     let ghost = link("ghost", None);
     assert!(!store.update_link(&ghost).await.unwrap());
+}
+
+/// A link's rules (every kind of condition, a split) and fallback URL are
+/// stored, listed, replaced and cleared like its other fields.
+pub async fn smart_link_fields_round_trip(store: &dyn Store) {
+    use crate::domain::rules::{RuleSpec, Rules};
+    let specs: Vec<RuleSpec> = serde_json::from_str(
+        r#"[
+            {"id":"eu","if":[{"country":["DE","AT"]},{"city":["Wien"]},{"device":["mobile"]},
+                {"os":["android"]},{"browser":["Chrome"]},{"language":["de"]},
+                {"query":{"name":"ref","equals":"x y"}},{"ip":["203.0.113.0/24","2001:db8::/32"]},
+                {"time":{"from":"2026-01-01T00:00:00Z","days":["mon","sat"],"hours":[22,6],"tz":"Europe/Vienna"}},
+                {"referrer":["example.org"]}],
+             "target":"https://example.de/"},
+            {"id":"ab","split":[{"id":"a","target":"https://a.example/","weight":3},
+                {"id":"b","target":"https://b.example/?q=1","weight":1}]}
+        ]"#,
+    )
+    .unwrap();
+    let rules = Rules::parse(&specs, &[]).unwrap();
+    let mut l = link("smart", Some(1));
+    l.rules = rules.clone();
+    l.fallback_url = Some(TargetUrl::parse("https://example.com/over", &[]).unwrap());
+    insert(store, &l).await;
+    let smart = |x: &Link| (x.id, x.rules.clone(), x.fallback_url.clone());
+    let got = store.link_by_slug(&l.slug).await.unwrap().unwrap();
+    assert_eq!(smart(&got), smart(&l), "as inserted");
+    let listed = store
+        .list_links(&LinkQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got = listed.iter().find(|x| x.id == l.id).unwrap();
+    assert_eq!(smart(got), smart(&l), "as listed");
+
+    l.rules = Rules::parse(&specs[1..], &[]).unwrap();
+    l.fallback_url = None;
+    assert!(store.update_link(&l).await.unwrap());
+    let got = store.link_by_slug(&l.slug).await.unwrap().unwrap();
+    assert_eq!(smart(&got), smart(&l), "replaced");
+    l.rules = Rules::default();
+    assert!(store.update_link(&l).await.unwrap());
+    let got = store.link_by_slug(&l.slug).await.unwrap().unwrap();
+    assert!(got.rules.is_empty(), "cleared");
 }
 
 pub async fn delete_removes_clicks(store: &dyn Store) {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::rules::Rules;
 use super::{Slug, TargetUrl};
 
 /// Numeric identity of a link, independent of its slug: rollups and clicks
@@ -154,6 +155,14 @@ pub struct Link {
     pub owner: Option<KeyId>,
     /// SHA-256 of the per-link secret handed out for anonymous links.
     pub secret_hash: Option<[u8; 32]>,
+    /// Rules deciding where each visit goes (smart links); empty: always
+    /// the target.
+    #[serde(default, skip_serializing_if = "Rules::is_empty")]
+    pub rules: Rules,
+    /// Where visits go instead of the 410 page once the link has expired,
+    /// reached its click limit or been disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_url: Option<TargetUrl>,
 }
 
 /// Why a link that exists does not redirect.

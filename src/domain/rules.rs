@@ -834,5 +834,21 @@ impl Rules {
     }
 }
 
+/// As the API's JSON: the list of [`RuleSpec`]s. Stored and cached rules
+/// are read back through [`Rules::parse`] (without hop's own hosts, which
+/// were checked when they were written).
+impl Serialize for Rules {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_specs().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rules {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Rules, D::Error> {
+        let specs = Vec::<RuleSpec>::deserialize(d)?;
+        Rules::parse(&specs, &[]).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests;

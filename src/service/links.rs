@@ -188,6 +188,8 @@ pub async fn create(
         disabled: false,
         owner: owner.map(|k| k.id),
         secret_hash: secret.as_ref().map(Token::hash),
+        rules: Default::default(),
+        fallback_url: None,
     };
     let mut attempt = 0;
     loop {

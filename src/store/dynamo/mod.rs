@@ -621,6 +621,15 @@ fn link_item(link: &Link) -> Item {
     if let Some(h) = link.secret_hash {
         item.insert("secret_hash".into(), AttributeValue::B(h.to_vec().into()));
     }
+    if !link.rules.is_empty() {
+        item.insert(
+            "rules".into(),
+            s(serde_json::to_string(&link.rules).expect("rules as JSON")),
+        );
+    }
+    if let Some(f) = &link.fallback_url {
+        item.insert("fallback_url".into(), s(f.as_str()));
+    }
     item
 }
 
@@ -642,6 +651,15 @@ fn link_from_item(item: &Item) -> Result<Link, StoreError> {
         disabled: matches!(item.get("disabled"), Some(AttributeValue::Bool(true))),
         owner: opt_n(item, "go")?.map(KeyId),
         secret_hash: hash32(get_b(item, "secret_hash")),
+        rules: opt_s(item, "rules")
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| corrupt(&e))?
+            .unwrap_or_default(),
+        fallback_url: opt_s(item, "fallback_url")
+            .map(|f| TargetUrl::from_stored(&f))
+            .transpose()
+            .map_err(|e| corrupt(&e))?,
     })
 }
 

@@ -405,6 +405,8 @@ macro_rules! sql_store {
                 let tags: String = row.try_get("tags")?;
                 let status: i16 = row.try_get("redirect_status")?;
                 let secret: Option<Vec<u8>> = row.try_get("secret_hash")?;
+                let rules: Option<String> = row.try_get("rules")?;
+                let fallback: Option<String> = row.try_get("fallback_url")?;
                 Ok(Link {
                     id: LinkId(row.try_get("id")?),
                     slug: Slug::parse_path(&slug)
@@ -425,6 +427,22 @@ macro_rules! sql_store {
                     disabled: row.try_get("disabled")?,
                     owner: row.try_get::<Option<i64>, _>("owner_key")?.map(KeyId),
                     secret_hash: secret.and_then(|s| s.try_into().ok()),
+                    rules: rules
+                        .map(|r| serde_json::from_str(&r))
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("link rules: {e}")))?
+                        .unwrap_or_default(),
+                    fallback_url: fallback
+                        .map(|f| TargetUrl::from_stored(&f))
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            }
+
+            /// A link's rules as stored: the API's JSON, or NULL for none.
+            fn rules_json(link: &Link) -> Option<String> {
+                (!link.rules.is_empty()).then(|| {
+                    serde_json::to_string(&link.rules).unwrap_or_else(|_| "[]".into())
                 })
             }
 
@@ -487,8 +505,9 @@ macro_rules! sql_store {
                     let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                     let inserted = sqlx::query(
                         "INSERT INTO links (id, slug, target, title, tags, created_at, updated_at,
-                             expires_at, max_clicks, redirect_status, disabled, owner_key, secret_hash)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                             expires_at, max_clicks, redirect_status, disabled, owner_key, secret_hash,
+                             rules, fallback_url)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(link.id.0)
@@ -504,6 +523,8 @@ macro_rules! sql_store {
                     .bind(link.disabled)
                     .bind(link.owner.map(|k| k.0))
                     .bind(link.secret_hash.map(|h| h.to_vec()))
+                    .bind(rules_json(link))
+                    .bind(link.fallback_url.as_ref().map(|u| u.as_str().to_owned()))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -549,7 +570,8 @@ macro_rules! sql_store {
                     let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                     let n = sqlx::query(
                         "UPDATE links SET target = $1, title = $2, tags = $3, updated_at = $4,
-                             expires_at = $5, max_clicks = $6, redirect_status = $7, disabled = $8
+                             expires_at = $5, max_clicks = $6, redirect_status = $7, disabled = $8,
+                             rules = $10, fallback_url = $11
                          WHERE id = $9",
                     )
                     .bind(link.target.as_str())
@@ -561,6 +583,8 @@ macro_rules! sql_store {
                     .bind(link.redirect_status.code() as i16)
                     .bind(link.disabled)
                     .bind(link.id.0)
+                    .bind(rules_json(link))
+                    .bind(link.fallback_url.as_ref().map(|u| u.as_str().to_owned()))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
