@@ -208,6 +208,7 @@ impl Application {
             prometheus,
             metrics_on_main: config.metrics_listen.is_none(),
             redirect_metrics: RedirectMetrics::new(),
+            enricher: enricher.clone(),
         });
         // One node alone (no Redis) on a store written by other regions too:
         // it follows the store's link feed itself. In cluster mode a worker

@@ -75,6 +75,9 @@ pub struct StateInner {
     pub metrics_on_main: bool,
     /// Hot-path metric handles, resolved once.
     pub redirect_metrics: RedirectMetrics,
+    /// The click pipeline's geo lookup and user agent parser, for the
+    /// rules of smart links (the same answers clicks get).
+    pub enricher: Arc<crate::clicks::Enricher>,
 }
 
 /// Privacy switches: what the redirect keeps of a request.

@@ -318,7 +318,7 @@ pub async fn smart_link_fields_round_trip(store: &dyn Store) {
             {"id":"eu","if":[{"country":["DE","AT"]},{"city":["Wien"]},{"device":["mobile"]},
                 {"os":["android"]},{"browser":["Chrome"]},{"language":["de"]},
                 {"query":{"name":"ref","equals":"x y"}},{"ip":["203.0.113.0/24","2001:db8::/32"]},
-                {"time":{"from":"2026-01-01T00:00:00Z","days":["mon","sat"],"hours":[22,6],"tz":"Europe/Vienna"}},
+                {"time":{"from":"2026-01-01T00:00:00Z","days":["mon","sat"],"hours":{"from":22,"to":6},"tz":"Europe/Vienna"}},
                 {"referrer":["example.org"]}],
              "target":"https://example.de/"},
             {"id":"ab","split":[{"id":"a","target":"https://a.example/","weight":3},

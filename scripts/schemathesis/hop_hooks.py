@@ -1,12 +1,20 @@
 """Schemathesis hooks for hop's contract run (scripts/api-contract.sh).
 
-Three rules of the API depend on the clock or on several fields at once,
-which a JSON Schema cannot say:
+Some rules of the API depend on the clock, on several fields at once or
+on lists a JSON Schema does not hold:
 
 - an expiry (`expires_at`) must be in the future;
 - a stats range's `from` must not come after its `to`;
 - a stats range may hold at most 5000 buckets of its interval (`minute`,
-  `hour`, `day`; when absent, chosen from the range's length).
+  `hour`, `day`; when absent, chosen from the range's length);
+- smart link rules: ids unique in their list and not `default`, exactly
+  one of `target` and `split`, a time window not empty, its `from` before
+  its `to` and its hours not equal, a time zone that exists (IANA names are
+  replaced by one), addresses that parse (replaced by one), and a body
+  under the 64 KiB bound (long lists are cut);
+- a rule's target or a fallback URL must not be on a domain the run's
+  takedowns (made up by schemathesis too) took down: they are replaced by
+  example.com URLs (the `url` field checks target parsing already).
 
 Before each request, a schema-valid (positive) case that breaks only such
 a rule is moved to the nearest valid value, so that "schema-valid data is
@@ -20,6 +28,7 @@ link scripts/api-contract.sh creates, so that their query validation runs
 against a real link in every phase, not only where the stateful phase
 happens to chain a created link into them.
 """
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -98,6 +107,74 @@ def _valid_range(query):
         query["to"] = _rfc3339(end)
 
 
+MAX_BODY = 60_000
+
+
+def _unique_ids(items, prefix):
+    seen = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        n = i
+        while item["id"] in seen or item["id"] == "default":
+            item["id"] = f"{prefix}{n}"
+            n += 1
+        seen.add(item["id"])
+
+
+def _valid_time(window):
+    if not isinstance(window, dict):
+        return
+    if "tz" in window:
+        window["tz"] = "Europe/Berlin"
+    start, end = _instant(window.get("from")), _instant(window.get("to"))
+    if start is not None and end is not None and start >= end:
+        window["to"] = _rfc3339(start + timedelta(days=1))
+    hours = window.get("hours")
+    if isinstance(hours, dict) and hours.get("from") == hours.get("to"):
+        hours["to"] = 24 if hours.get("from") == 0 else hours["from"]
+        hours["from"] = 0
+    if not any(k in window for k in ("from", "to", "days", "hours")):
+        window["days"] = ["mon"]
+
+
+def _valid_rules(body):
+    if isinstance(body, dict) and isinstance(body.get("fallback_url"), str):
+        body["fallback_url"] = "https://example.com/fallback"
+    rules = body.get("rules") if isinstance(body, dict) else None
+    if not isinstance(rules, list):
+        return
+    _unique_ids(rules, "h")
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        if "target" in rule and "split" in rule:
+            del rule["split"]
+        if "target" in rule or "split" not in rule:
+            rule["target"] = "https://example.com/rule"
+        if isinstance(rule.get("split"), list):
+            _unique_ids(rule["split"], "v")
+            for variant in rule["split"]:
+                if isinstance(variant, dict):
+                    variant["target"] = "https://example.com/variant"
+        for condition in rule.get("if") or []:
+            if not isinstance(condition, dict):
+                continue
+            if isinstance(condition.get("ip"), list):
+                condition["ip"] = ["203.0.113.0/24"]
+            _valid_time(condition.get("time"))
+    if len(json.dumps(body)) > MAX_BODY:
+        del rules[3:]
+        for rule in rules:
+            if isinstance(rule, dict):
+                del (rule.get("if") or [])[3:]
+                del (rule.get("split") or [])[3:]
+                for condition in rule.get("if") or []:
+                    for value in condition.values() if isinstance(condition, dict) else []:
+                        if isinstance(value, list):
+                            del value[3:]
+
+
 def _positive(case):
     meta = case.meta
     return meta is not None and meta.generation.mode == GenerationMode.POSITIVE
@@ -109,6 +186,7 @@ def before_call(ctx, case, **kwargs):
         return
     if case.method.upper() in ("POST", "PATCH"):
         _future_expiry(case.body)
+        _valid_rules(case.body)
     if case.method.upper() == "GET" and case.path.endswith(("/stats", "/clicks.csv")):
         if isinstance(case.path_parameters, dict) and "slug" in case.path_parameters:
             case.path_parameters["slug"] = EXISTING_SLUG

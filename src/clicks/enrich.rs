@@ -108,10 +108,20 @@ impl Enricher {
         &self.salts
     }
 
+    /// The user agent's class (browser, OS, device), as clicks get it.
+    pub fn user_agent(&self, ua: Option<&str>) -> std::sync::Arc<super::user_agent::UserAgentInfo> {
+        self.user_agents.parse(ua)
+    }
+
+    /// The address's country and city, as clicks get them.
+    pub fn location(&self, ip: IpAddr) -> super::geo::Location {
+        self.geo.as_ref().map(|g| g.lookup(ip)).unwrap_or_default()
+    }
+
     /// What the address gives: location, and the visitor hash of the day
     /// of `at` (an unknown `ua` hashes as empty).
     pub fn locate(&self, link: LinkId, ip: IpAddr, ua: &str, at: i64) -> Located {
-        let location = self.geo.as_ref().map(|g| g.lookup(ip)).unwrap_or_default();
+        let location = self.location(ip);
         let salt = self.salts.salt_for(at);
         Located {
             visitor: visitor_hash(&salt, link, ip, ua),

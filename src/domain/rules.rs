@@ -66,6 +66,7 @@ pub struct RuleSpec {
     pub split: Option<Vec<VariantSpec>>,
 }
 
+/// One variant of a split.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSpec {
@@ -73,7 +74,35 @@ pub struct VariantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub target: String,
+    #[serde(deserialize_with = "whole")]
     pub weight: u32,
+}
+
+/// A whole number, also when written with a zero fraction (`5.0`), which
+/// JSON Schema counts as an integer too.
+fn whole<'de, D: serde::Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom("a whole number of at least 0"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            if v.fract() == 0.0 && (0.0..1.8e19).contains(&v) {
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    let n = d.deserialize_any(Visitor)?;
+    T::try_from(n).map_err(|_| serde::de::Error::custom("number out of range"))
 }
 
 /// One condition, as `{"country": ["DE", "AT"]}` and so on.
@@ -93,8 +122,12 @@ pub enum ConditionSpec {
     /// Language tags: the visitor's preferred language (Accept-Language,
     /// highest q) is one of them or a subtag of one (`en` ~ `en-GB`).
     Language(Vec<String>),
-    /// A query parameter of the short URL.
+    /// A query parameter of the short URL has this value.
     Query(QuerySpec),
+    /// The short URL's query has this parameter (any value).
+    QueryPresent(String),
+    /// The short URL's query does not have this parameter.
+    QueryAbsent(String),
     /// Addresses or networks (`203.0.113.0/24`, `2001:db8::/32`).
     Ip(Vec<String>),
     /// A time window.
@@ -103,18 +136,26 @@ pub enum ConditionSpec {
     Referrer(Vec<String>),
 }
 
+/// A query parameter with a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuerySpec {
     pub name: String,
-    /// The parameter has this value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub equals: Option<String>,
-    /// The parameter is there (`true`, any value) or not (`false`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub present: Option<bool>,
+    pub equals: String,
 }
 
+/// Hours of the day, from `from` (0–23) up to `to` (1–24); `to` before
+/// `from` spans midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursSpec {
+    #[serde(deserialize_with = "whole")]
+    pub from: u8,
+    #[serde(deserialize_with = "whole")]
+    pub to: u8,
+}
+
+/// A time window: instants, days and hours in a time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeSpec {
@@ -127,14 +168,16 @@ pub struct TimeSpec {
     /// On these days (`mon` … `sun`) in `tz`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<Vec<String>>,
-    /// From the first hour up to the second (0–24, `[22, 6]` spans
-    /// midnight) in `tz`.
+    /// Hours of the day in `tz`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hours: Option<[u8; 2]>,
+    pub hours: Option<HoursSpec>,
     /// IANA time zone of `days` and `hours` (default UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tz: Option<String>,
 }
+
+/// Days of the week as conditions name them, Monday first.
+pub const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Why rules were refused: one code per fault, for the API's 400s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -357,7 +400,8 @@ fn values<T>(list: &[String], one: impl Fn(&str) -> Result<T, String>) -> Result
     }
     list.iter()
         .map(|v| {
-            if v.is_empty() || v.len() > MAX_VALUE_LEN || v.chars().any(char::is_control) {
+            if v.is_empty() || v.chars().count() > MAX_VALUE_LEN || v.chars().any(char::is_control)
+            {
                 return Err(format!(
                     "{v:?}: 1 to {MAX_VALUE_LEN} characters, no control characters"
                 ));
@@ -394,8 +438,10 @@ fn parse_time(spec: &TimeSpec) -> Result<TimeWindow, String> {
         Some(days) => {
             let mut bits = 0u8;
             for d in values(days, |d| {
-                d.parse::<Weekday>()
-                    .map_err(|_| format!("days: {d:?} is not a day (mon … sun)"))
+                DAYS.iter()
+                    .position(|x| *x == d)
+                    .and_then(|i| Weekday::try_from(i as u8).ok())
+                    .ok_or_else(|| format!("days: {d:?} is not a day (mon … sun)"))
             })? {
                 bits |= 1 << d.num_days_from_monday();
             }
@@ -404,8 +450,10 @@ fn parse_time(spec: &TimeSpec) -> Result<TimeWindow, String> {
         None => None,
     };
     let hours = match spec.hours {
-        Some([a, b]) if a <= 23 && (1..=24).contains(&b) && a != b => Some((a, b)),
-        Some(_) => return Err("hours: [from, to], from 0 to 23, to 1 to 24, not equal".into()),
+        Some(HoursSpec { from, to }) if from <= 23 && (1..=24).contains(&to) && from != to => {
+            Some((from, to))
+        }
+        Some(_) => return Err("hours: from 0 to 23, to 1 to 24, not equal".into()),
         None => None,
     };
     if from.is_none() && to.is_none() && days.is_none() && hours.is_none() {
@@ -418,6 +466,14 @@ fn parse_time(spec: &TimeSpec) -> Result<TimeWindow, String> {
         hours,
         tz,
     })
+}
+
+fn query_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.chars().count() > MAX_VALUE_LEN || name.chars().any(char::is_control)
+    {
+        return Err("the parameter's name: 1 to 200 characters, no control characters".into());
+    }
+    Ok(name.to_owned())
 }
 
 fn parse_condition(spec: &ConditionSpec) -> Result<Condition, (&'static str, String)> {
@@ -435,7 +491,7 @@ fn parse_condition(spec: &ConditionSpec) -> Result<Condition, (&'static str, Str
         ),
         ConditionSpec::City(list) => Condition::City(values(list, lower).map_err(|e| ("city", e))?),
         ConditionSpec::Device(list) => Condition::Device(
-            values(list, |v| match v.to_ascii_lowercase().as_str() {
+            values(list, |v| match v {
                 "desktop" => Ok(DeviceType::Desktop),
                 "mobile" => Ok(DeviceType::Mobile),
                 "tablet" => Ok(DeviceType::Tablet),
@@ -445,7 +501,6 @@ fn parse_condition(spec: &ConditionSpec) -> Result<Condition, (&'static str, Str
         ),
         ConditionSpec::Os(list) => Condition::Os(
             values(list, |v| {
-                let v = v.to_ascii_lowercase();
                 OsFamily::ALL
                     .iter()
                     .find(|(n, _)| *n == v)
@@ -473,29 +528,26 @@ fn parse_condition(spec: &ConditionSpec) -> Result<Condition, (&'static str, Str
             .map_err(|e| ("language", e))?,
         ),
         ConditionSpec::Query(q) => {
-            let bad = |why: &str| ("query", why.to_owned());
-            if q.name.is_empty()
-                || q.name.len() > MAX_VALUE_LEN
-                || q.name.chars().any(char::is_control)
-            {
-                return Err(bad("name: 1 to 200 characters, no control characters"));
+            let name = query_name(&q.name).map_err(|e| ("query", e))?;
+            if q.equals.chars().count() > MAX_VALUE_LEN || q.equals.chars().any(char::is_control) {
+                return Err((
+                    "query",
+                    "equals: at most 200 characters, no control characters".into(),
+                ));
             }
-            let test = match (&q.equals, q.present) {
-                (Some(v), None) if v.len() <= MAX_VALUE_LEN && !v.chars().any(char::is_control) => {
-                    QueryTest::Equals(v.clone())
-                }
-                (Some(_), None) => {
-                    return Err(bad("equals: at most 200 characters, no control characters"));
-                }
-                (None, Some(true)) => QueryTest::Present,
-                (None, Some(false)) => QueryTest::Absent,
-                _ => return Err(bad("give either equals or present")),
-            };
             Condition::Query {
-                name: q.name.clone(),
-                test,
+                name,
+                test: QueryTest::Equals(q.equals.clone()),
             }
         }
+        ConditionSpec::QueryPresent(name) => Condition::Query {
+            name: query_name(name).map_err(|e| ("query_present", e))?,
+            test: QueryTest::Present,
+        },
+        ConditionSpec::QueryAbsent(name) => Condition::Query {
+            name: query_name(name).map_err(|e| ("query_absent", e))?,
+            test: QueryTest::Absent,
+        },
         ConditionSpec::Ip(list) => Condition::Ip(
             values(list, |v| {
                 v.parse::<IpNet>()
@@ -508,9 +560,8 @@ fn parse_condition(spec: &ConditionSpec) -> Result<Condition, (&'static str, Str
         ConditionSpec::Time(t) => Condition::Time(parse_time(t).map_err(|e| ("time", e))?),
         ConditionSpec::Referrer(list) => Condition::Referrer(
             values(list, |v| {
-                let host = v.trim_end_matches('.').to_ascii_lowercase();
-                if super::is_host_name(&host) {
-                    Ok(host)
+                if super::is_host_name(v) {
+                    Ok(v.strip_suffix('.').unwrap_or(v).to_ascii_lowercase())
                 } else {
                     Err(format!("{v:?} is not a host name"))
                 }
@@ -613,18 +664,14 @@ impl Condition {
             Condition::Os(v) => ConditionSpec::Os(v.iter().map(|f| f.name().to_owned()).collect()),
             Condition::Browser(v) => ConditionSpec::Browser(strings(v)),
             Condition::Language(v) => ConditionSpec::Language(strings(v)),
-            Condition::Query { name, test } => ConditionSpec::Query(QuerySpec {
-                name: name.clone(),
-                equals: match test {
-                    QueryTest::Equals(v) => Some(v.clone()),
-                    _ => None,
-                },
-                present: match test {
-                    QueryTest::Equals(_) => None,
-                    QueryTest::Present => Some(true),
-                    QueryTest::Absent => Some(false),
-                },
-            }),
+            Condition::Query { name, test } => match test {
+                QueryTest::Equals(v) => ConditionSpec::Query(QuerySpec {
+                    name: name.clone(),
+                    equals: v.clone(),
+                }),
+                QueryTest::Present => ConditionSpec::QueryPresent(name.clone()),
+                QueryTest::Absent => ConditionSpec::QueryAbsent(name.clone()),
+            },
             Condition::Ip(v) => ConditionSpec::Ip(v.iter().map(|n| n.to_string()).collect()),
             Condition::Time(w) => ConditionSpec::Time(TimeSpec {
                 from: w.from.map(|t| t.to_rfc3339()),
@@ -632,19 +679,32 @@ impl Condition {
                 days: w.days.map(|bits| {
                     (0..7)
                         .filter(|d| bits & (1 << d) != 0)
-                        .map(|d| {
-                            Weekday::try_from(d as u8)
-                                .map(|w| w.to_string().to_lowercase())
-                                .unwrap_or_default()
-                        })
+                        .map(|d| DAYS[d].to_owned())
                         .collect()
                 }),
-                hours: w.hours.map(|(a, b)| [a, b]),
+                hours: w.hours.map(|(from, to)| HoursSpec { from, to }),
                 tz: (w.tz != chrono_tz::UTC).then(|| w.tz.name().to_owned()),
             }),
             Condition::Referrer(v) => ConditionSpec::Referrer(strings(v)),
         }
     }
+}
+
+/// The key a split chooses a variant by: a keyed hash of the UTC day,
+/// the link, the address and the user agent: the inputs of the visitor
+/// hash analytics count unique visitors by, so each visitor of a day has
+/// one variant, on every node, with no salt to share. Never stored.
+pub fn visit_key(link: LinkId, at_ms: i64, ip: IpAddr, user_agent: &str) -> i64 {
+    let mut h =
+        siphasher::sip::SipHasher13::new_with_keys(0x6b65_7920_6f66_2061, 0x2076_6973_6974_2121);
+    h.write_i64(at_ms.div_euclid(86_400_000));
+    h.write_i64(link.0);
+    match ip {
+        IpAddr::V4(v4) => h.write(&v4.octets()),
+        IpAddr::V6(v6) => h.write(&v6.octets()),
+    }
+    h.write(user_agent.as_bytes());
+    h.finish() as i64
 }
 
 /// The point in `[0, total)` a visitor falls on for one rule's split:
@@ -667,11 +727,16 @@ impl Rules {
             return Err(RuleError::TooManyRules);
         }
         let mut rules: Vec<Rule> = Vec::with_capacity(specs.len());
+        let given: Vec<&str> = specs.iter().filter_map(|s| s.id.as_deref()).collect();
         for (i, spec) in specs.iter().enumerate() {
             let id = match &spec.id {
                 Some(id) if valid_id(id) => id.clone(),
                 Some(id) => return Err(RuleError::InvalidId(format!("{id:?}"))),
-                None => format!("r{}", i + 1),
+                // `r` and its position, or the next number no rule has.
+                None => (i + 1..)
+                    .map(|n| format!("r{n}"))
+                    .find(|c| !given.contains(&c.as_str()) && !rules.iter().any(|r| r.id == *c))
+                    .expect("a free id"),
             };
             if rules.iter().any(|r| r.id == id) {
                 return Err(RuleError::DuplicateId(id));
@@ -702,11 +767,19 @@ impl Rules {
                         return Err(RuleError::Split(id));
                     }
                     let mut out: Vec<Variant> = Vec::with_capacity(variants.len());
-                    for (j, v) in variants.iter().enumerate() {
+                    let given: Vec<&str> =
+                        variants.iter().filter_map(|v| v.id.as_deref()).collect();
+                    for v in variants {
                         let vid = match &v.id {
                             Some(vid) if valid_id(vid) => vid.clone(),
                             Some(_) => return Err(RuleError::Split(id)),
-                            None => ((b'a' + j as u8) as char).to_string(),
+                            // The first letter no variant has.
+                            None => (b'a'..=b'z')
+                                .map(|c| (c as char).to_string())
+                                .find(|c| {
+                                    !given.contains(&c.as_str()) && !out.iter().any(|o| o.id == *c)
+                                })
+                                .expect("a free letter for at most 10 variants"),
                         };
                         if out.iter().any(|o| o.id == vid) || !(1..=MAX_WEIGHT).contains(&v.weight)
                         {
@@ -775,6 +848,14 @@ impl Rules {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Every target the rules can send a visit to.
+    pub fn targets(&self) -> impl Iterator<Item = &TargetUrl> {
+        self.rules.iter().flat_map(|r| match &r.action {
+            Action::Target(t) => std::slice::from_ref(t).iter().collect::<Vec<_>>(),
+            Action::Split(vs) => vs.iter().map(|v| &v.target).collect(),
+        })
     }
 
     pub fn rules(&self) -> &[Rule] {

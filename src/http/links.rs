@@ -15,6 +15,7 @@ use super::access;
 use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppQuery, bounded_param};
+use crate::domain::rules::RuleSpec;
 use crate::domain::{Link, LinkId};
 use crate::public_host::Refusal;
 use crate::service;
@@ -45,10 +46,18 @@ pub struct CreateLink {
     #[serde(default, deserialize_with = "whole")]
     #[schema(value_type = Option<RedirectStatus>)]
     pub redirect_status: Option<u16>,
+    /// Smart link rules, in order: the first whose conditions all hold
+    /// decides where a visit goes; none: `url`. At most 50.
+    #[schema(max_items = 50)]
+    pub rules: Option<Vec<RuleSpec>>,
+    /// Where visits go instead of the 410 page once the link has expired,
+    /// reached its click limit or been disabled.
+    #[schema(schema_with = optional_url_schema)]
+    pub fallback_url: Option<String>,
 }
 
 /// The usual shape of an accepted target URL, for the OpenAPI document.
-const URL_PATTERN: &str = concat!(
+pub(crate) const URL_PATTERN: &str = concat!(
     r"^[Hh][Tt][Tt][Pp][Ss]?://",
     // host name: labels of letters, digits, `-`, `_`; the last starts with a letter
     r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z][A-Za-z0-9_-]{0,62}\.?",
@@ -209,6 +218,13 @@ pub struct UpdateLink {
     #[schema(value_type = Option<RedirectStatus>)]
     pub redirect_status: Option<u16>,
     pub disabled: Option<bool>,
+    /// The whole list of rules, replacing the link's (`[]`: none).
+    #[schema(max_items = 50)]
+    pub rules: Option<Vec<RuleSpec>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = optional_url_schema)]
+    pub fallback_url: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -228,6 +244,9 @@ pub struct LinkBody {
     /// whatever `disabled` says, until an admin lifts the takedown.
     #[serde(default)]
     pub taken_down: bool,
+    /// Smart link rules, in order (ids filled in).
+    pub rules: Vec<RuleSpec>,
+    pub fallback_url: Option<String>,
     /// All-time human clicks.
     pub clicks: u64,
     /// Per-link secret of an anonymous link: returned once, at creation.
@@ -271,6 +290,8 @@ pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
         redirect_status: link.redirect_status.code(),
         disabled: link.disabled,
         taken_down: state.takedowns.covers(link.target.host()),
+        rules: link.rules.to_specs(),
+        fallback_url: link.fallback_url.as_ref().map(|u| u.to_string()),
         clicks,
         secret: None,
     }
@@ -282,6 +303,7 @@ impl From<LinkError> for ApiError {
             LinkError::Url(e) => e.into(),
             LinkError::Slug(e) => e.into(),
             LinkError::Field(e) => e.into(),
+            LinkError::Rules(e) => ApiError::bad_request(e.code(), e.to_string()),
             LinkError::InvalidExpiry => ApiError::bad_request(
                 "invalid_expiry",
                 "expires_at must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
@@ -341,6 +363,8 @@ impl From<CreateLink> for NewLink {
             expires_at: req.expires_at,
             max_clicks: req.max_clicks,
             redirect_status: req.redirect_status,
+            rules: req.rules.unwrap_or_default(),
+            fallback_url: req.fallback_url,
         }
     }
 }
@@ -355,6 +379,8 @@ impl From<UpdateLink> for LinkChanges {
             max_clicks: req.max_clicks,
             redirect_status: req.redirect_status,
             disabled: req.disabled,
+            rules: req.rules,
+            fallback_url: req.fallback_url,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod qr;
 pub mod redirect;
 pub mod render;
 pub mod reports;
+pub mod rule_schema;
 pub mod stats;
 pub mod ui;
 

@@ -12,6 +12,7 @@ use super::reports::{
     TakedownBody, TakedownList,
 };
 use super::stats::{self, Bucket, Entry, StatsBody};
+use crate::domain::rules::RuleSpec;
 use crate::store::Report;
 
 /// What the document says besides its paths: title, shared schemas, tags.
@@ -19,7 +20,7 @@ use crate::store::Report;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hop", description = "URL shortener with exact, real-time click analytics."),
-    components(schemas(CreateLink, UpdateLink, RedirectStatus, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ClickBody, RecentClicks, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, RedirectStatus, RuleSpec, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ClickBody, RecentClicks, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),
          (name = "abuse", description = "Reports and domain takedowns")),

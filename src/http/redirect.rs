@@ -5,14 +5,15 @@
 use std::time::Instant;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
+use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::extract::{PeerAddr, client_addr};
 use super::pages;
-use crate::domain::{ClickRef, Gone, Link, MAX_ATTR_LEN, Slug, Utm};
+use crate::domain::rules::{Visit, visit_key};
+use crate::domain::{ClickRef, Gone, Link, MAX_ATTR_LEN, Slug, TargetUrl, Utm};
 use crate::state::AppState;
 
 pub async fn follow_link(
@@ -51,7 +52,10 @@ pub async fn answer(
         };
         let now = Utc::now();
         if let Err(gone) = link.check_live(now) {
-            return pages::gone_for(&slug, gone);
+            return match &link.fallback_url {
+                Some(fallback) => redirect(StatusCode::FOUND, fallback),
+                None => pages::gone_for(&slug, gone),
+            };
         }
         if state.blocklist.blocks(link.target.host()) {
             return pages::gone_for(&slug, Gone::Blocked);
@@ -66,20 +70,6 @@ pub async fn answer(
         {
             tracing::info!(link.slug = %slug, reason = %why, "target refused at redirect");
             return pages::gone_for(&slug, Gone::PrivateTarget);
-        }
-        // HEAD answers like GET but is not a click.
-        if method == Method::HEAD {
-            return redirect_to(&link);
-        }
-        if let Some(max) = link.max_clicks {
-            match state.store.claim_click(link.id, max).await {
-                Ok(true) => {}
-                Ok(false) => return pages::gone_for(&slug, Gone::Exhausted),
-                Err(e) => {
-                    tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
-                    return pages::unavailable();
-                }
-            }
         }
         // Header values that are `str` are visible ASCII, so cutting at a byte
         // is cutting at a character; the click borrows them (no copies here).
@@ -97,20 +87,46 @@ pub async fn answer(
                     .get(*h)
                     .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
             });
+        let client = client_addr(peer, headers, &state.trusted_proxies).ip();
         // A client the proxy could not name has no address to locate.
         let ip = (!anonymous)
-            .then(|| client_addr(peer, headers, &state.trusted_proxies).ip())
+            .then_some(client)
             .flatten()
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let user_agent = (!anonymous && !tracking.no_user_agent)
+            .then(|| header(USER_AGENT))
+            .flatten();
+        let target = if link.rules.is_empty() {
+            &link.target
+        } else {
+            decide(state, &link, now, client, ip, user_agent, query, headers)
+        };
+        // HEAD answers like GET but is not a click.
+        if method == Method::HEAD {
+            return redirect(status_of(&link), target);
+        }
+        if let Some(max) = link.max_clicks {
+            match state.store.claim_click(link.id, max).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return match &link.fallback_url {
+                        Some(fallback) => redirect(StatusCode::FOUND, fallback),
+                        None => pages::gone_for(&slug, Gone::Exhausted),
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
+                    return pages::unavailable();
+                }
+            }
+        }
         let utm = query.map(Utm::from_query).unwrap_or_default();
         state.clicks.submit(ClickRef {
             event_id: uuid::Uuid::now_v7(),
             link_id: link.id,
             at: now.timestamp_millis(),
             ip,
-            user_agent: (!anonymous && !tracking.no_user_agent)
-                .then(|| header(USER_AGENT))
-                .flatten(),
+            user_agent,
             referrer: (!anonymous && !tracking.no_referrer)
                 .then(|| header(REFERER))
                 .flatten(),
@@ -118,7 +134,7 @@ pub async fn answer(
             region: &state.region,
             withheld: anonymous || tracking.no_user_agent,
         });
-        redirect_to(&link)
+        redirect(status_of(&link), target)
     }
     .await;
     state
@@ -128,9 +144,71 @@ pub async fn answer(
     response
 }
 
-fn redirect_to(link: &Link) -> Response {
-    let status = StatusCode::from_u16(link.redirect_status.code()).unwrap_or(StatusCode::FOUND);
-    match HeaderValue::from_str(link.target.as_str()) {
+/// Where a link's rules send this visit: the facts they read (location,
+/// user agent class, the visit's key for splits) are worked out here, once,
+/// and only those they read.
+#[allow(clippy::too_many_arguments)]
+fn decide<'l>(
+    state: &AppState,
+    link: &'l Link,
+    now: DateTime<Utc>,
+    client: Option<std::net::IpAddr>,
+    ip: std::net::IpAddr,
+    user_agent: Option<&str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> &'l TargetUrl {
+    let needs = link.rules.needs();
+    // Rules place the client where it is, Do-Not-Track or not: nothing of
+    // it is kept.
+    let location = needs
+        .location
+        .then(|| client.map(|c| state.enricher.location(c)))
+        .flatten()
+        .unwrap_or_default();
+    let class = needs.user_agent.then(|| {
+        let ua = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+        state.enricher.user_agent(ua)
+    });
+    let referrer = headers
+        .get(REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::clicks::enrich::referrer_host);
+    let visit = Visit {
+        country: location.country.as_deref(),
+        city: location.city.as_deref(),
+        device: class.as_ref().map(|c| c.device),
+        os: class.as_ref().map(|c| c.os.as_str()),
+        browser: class.as_ref().map(|c| c.browser.as_str()),
+        accept_language: headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        query,
+        ip: client,
+        referrer_host: referrer.as_deref(),
+        // The inputs of the click's visitor hash: one variant per visitor.
+        visitor: if needs.visitor {
+            visit_key(
+                link.id,
+                now.timestamp_millis(),
+                ip,
+                user_agent.unwrap_or(""),
+            )
+        } else {
+            0
+        },
+        now,
+    };
+    link.rules
+        .decide(link.id, &visit)
+        .target
+        .unwrap_or(&link.target)
+}
+
+fn status_of(link: &Link) -> StatusCode {
+    StatusCode::from_u16(link.redirect_status.code()).unwrap_or(StatusCode::FOUND)
+}
+
+fn redirect(status: StatusCode, target: &TargetUrl) -> Response {
+    match HeaderValue::from_str(target.as_str()) {
         Ok(location) => (
             status,
             [

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::auth::{LINK_SECRET_PREFIX, Token};
+use crate::domain::rules::{RuleError, RuleSpec, Rules};
 use crate::domain::{
     FieldError, Link, LinkId, RedirectStatus, Slug, SlugError, TargetUrl, UrlError, parse_expiry,
     parse_max_clicks, parse_tags, parse_title,
@@ -34,6 +35,11 @@ pub struct NewLink {
     pub max_clicks: Option<i64>,
     /// 301, 302, 307 or 308; 302 if absent.
     pub redirect_status: Option<u16>,
+    /// Smart link rules, in order.
+    pub rules: Vec<RuleSpec>,
+    /// Where visits go once the link has expired, reached its click limit
+    /// or been disabled.
+    pub fallback_url: Option<String>,
 }
 
 /// An edit: `None` leaves a field alone; `Some(None)` clears it.
@@ -47,6 +53,9 @@ pub struct LinkChanges {
     pub max_clicks: Option<Option<i64>>,
     pub redirect_status: Option<u16>,
     pub disabled: Option<bool>,
+    /// The whole list of rules, replaced (empty: none).
+    pub rules: Option<Vec<RuleSpec>>,
+    pub fallback_url: Option<Option<String>>,
 }
 
 /// Which links to list, newest first.
@@ -77,6 +86,8 @@ pub enum LinkError {
     Slug(#[from] SlugError),
     #[error(transparent)]
     Field(#[from] FieldError),
+    #[error(transparent)]
+    Rules(#[from] RuleError),
     /// `expires_at` is not an RFC 3339 time.
     #[error("expires_at must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z")]
     InvalidExpiry,
@@ -136,6 +147,16 @@ async fn allowed_target(state: &AppState, url: &str) -> Result<TargetUrl, LinkEr
     Ok(target)
 }
 
+/// Rules whose every target may be linked to (as [`allowed_target`]).
+async fn allowed_rules(state: &AppState, specs: &[RuleSpec]) -> Result<Rules, LinkError> {
+    let rules = Rules::parse(specs, &state.own_hosts)?;
+    for target in rules.targets() {
+        refuse_blocked(state, target)?;
+        refuse_private(state, target).await?;
+    }
+    Ok(rules)
+}
+
 fn parse_time(s: &str) -> Result<DateTime<Utc>, LinkError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -172,6 +193,11 @@ pub async fn create(
     let custom = new.slug.as_deref().map(Slug::parse).transpose()?;
     let expires_at = new.expires_at.as_deref().map(parse_time).transpose()?;
     let secret = owner.is_none().then(|| Token::generate(LINK_SECRET_PREFIX));
+    let rules = allowed_rules(state, &new.rules).await?;
+    let fallback_url = match &new.fallback_url {
+        Some(url) => Some(allowed_target(state, url).await?),
+        None => None,
+    };
     let mut link = Link {
         id: LinkId::generate(now, &mut rand::rng()),
         slug: custom
@@ -188,8 +214,8 @@ pub async fn create(
         disabled: false,
         owner: owner.map(|k| k.id),
         secret_hash: secret.as_ref().map(Token::hash),
-        rules: Default::default(),
-        fallback_url: None,
+        rules,
+        fallback_url,
     };
     let mut attempt = 0;
     loop {
@@ -276,6 +302,15 @@ pub async fn update(
     }
     if let Some(disabled) = changes.disabled {
         link.disabled = disabled;
+    }
+    if let Some(specs) = &changes.rules {
+        link.rules = allowed_rules(state, specs).await?;
+    }
+    if let Some(fallback) = &changes.fallback_url {
+        link.fallback_url = match fallback {
+            Some(url) => Some(allowed_target(state, url).await?),
+            None => None,
+        };
     }
     link.updated_at = now;
     if !state.store.update_link(&link).await? {

@@ -15,6 +15,7 @@ mod pipeline;
 mod privacy;
 mod redirect;
 mod secrets;
+mod smart;
 mod stats;
 mod ui;
 

@@ -218,16 +218,16 @@ fn every_condition_holds_and_fails() {
             true,
         ),
         (
-            r#"{"query":{"name":"ref","present":true}}"#,
+            r#"{"query_present":"ref"}"#,
             Visit {
                 query: Some("ref="),
                 ..visit()
             },
             true,
         ),
-        (r#"{"query":{"name":"ref","present":true}}"#, visit(), false),
+        (r#"{"query_present":"ref"}"#, visit(), false),
         (
-            r#"{"query":{"name":"ref","present":false}}"#,
+            r#"{"query_absent":"ref"}"#,
             Visit {
                 query: Some("x=1"),
                 ..visit()
@@ -235,7 +235,7 @@ fn every_condition_holds_and_fails() {
             true,
         ),
         (
-            r#"{"query":{"name":"ref","present":false}}"#,
+            r#"{"query_absent":"ref"}"#,
             Visit {
                 query: Some("ref=1"),
                 ..visit()
@@ -323,9 +323,8 @@ fn every_condition_holds_and_fails() {
 
 #[test]
 fn time_windows_follow_the_zone_and_its_daylight_saving() {
-    let office =
-        r#"{"time":{"days":["mon","tue","wed","thu","fri"],"hours":[9,17],"tz":"Europe/Berlin"}}"#;
-    let night = r#"{"time":{"hours":[22,6],"tz":"America/New_York"}}"#;
+    let office = r#"{"time":{"days":["mon","tue","wed","thu","fri"],"hours":{"from":9,"to":17},"tz":"Europe/Berlin"}}"#;
+    let night = r#"{"time":{"hours":{"from":22,"to":6},"tz":"America/New_York"}}"#;
     for (condition, now, want) in [
         // 08:30 UTC is 09:30 in Berlin in winter (UTC+1)...
         (office, "2026-03-27T08:30:00Z", true),
@@ -382,7 +381,7 @@ fn the_first_rule_that_holds_decides_and_none_leaves_the_link_target() {
         r#"[
             {"id":"de-mobile","if":[{"country":["DE"]},{"device":["mobile"]}],"target":"https://m.example.de/"},
             {"id":"de","if":[{"country":["DE"]}],"target":"https://example.de/"},
-            {"id":"promo","if":[{"query":{"name":"ref","present":true}}],"target":"https://promo.example/"}
+            {"id":"promo","if":[{"query_present":"ref"}],"target":"https://promo.example/"}
         ]"#,
     );
     let decide = |v: Visit| {
@@ -426,8 +425,7 @@ fn the_first_rule_that_holds_decides_and_none_leaves_the_link_target() {
 #[test]
 fn needs_say_what_to_work_out() {
     assert_eq!(Rules::default().needs(), Needs::default());
-    let r =
-        rules(r#"[{"if":[{"query":{"name":"a","present":true}}],"target":"https://x.example/"}]"#);
+    let r = rules(r#"[{"if":[{"query_present":"a"}],"target":"https://x.example/"}]"#);
     assert_eq!(r.needs(), Needs::default());
     let r = rules(
         r#"[{"if":[{"city":["Paris"]}],"target":"https://x.example/"},
@@ -446,7 +444,7 @@ fn needs_say_what_to_work_out() {
 #[test]
 fn ids_are_given_and_the_specs_round_trip() {
     let r = rules(
-        r#"[{"if":[{"country":["de"]},{"ip":["203.0.113.7"]},{"time":{"days":["fri","mon"],"hours":[9,17],"tz":"Europe/Berlin"}}],"target":"https://x.example/"},
+        r#"[{"if":[{"country":["de"]},{"ip":["203.0.113.7"]},{"time":{"days":["fri","mon"],"hours":{"from":9,"to":17},"tz":"Europe/Berlin"}}],"target":"https://x.example/"},
             {"id":"ab","split":[{"target":"https://a.example/","weight":3},{"id":"new","target":"https://b.example/","weight":1}]}]"#,
     );
     let specs = r.to_specs();
@@ -456,6 +454,13 @@ fn ids_are_given_and_the_specs_round_trip() {
         Some("a"),
         "variants get a, b, … by position"
     );
+    // A default id never takes one given further on.
+    let r2 = rules(
+        r#"[{"target":"https://x.example/"},{"id":"r1","split":[{"target":"https://a.example/","weight":1},{"id":"a","target":"https://b.example/","weight":1}]}]"#,
+    );
+    let ids = r2.to_specs();
+    assert_eq!(ids[0].id.as_deref(), Some("r2"));
+    assert_eq!(ids[1].split.as_ref().unwrap()[0].id.as_deref(), Some("b"));
     let json = serde_json::to_string(&specs).unwrap();
     assert!(json.contains(r#""country":["DE"]"#), "{json}");
     assert!(json.contains(r#""ip":["203.0.113.7/32"]"#), "{json}");
@@ -527,11 +532,19 @@ fn bad_rules_get_specific_codes() {
             "invalid_condition",
         ),
         (
-            &*format!(r#"[{{"if":[{{"query":{{"name":"a"}}}}],{t}}}]"#),
+            &*format!(r#"[{{"if":[{{"query_present":""}}],{t}}}]"#),
             "invalid_condition",
         ),
         (
-            &*format!(r#"[{{"if":[{{"query":{{"name":"a","equals":"b","present":true}}}}],{t}}}]"#),
+            &*format!(r#"[{{"if":[{{"device":["Mobile"]}}],{t}}}]"#),
+            "invalid_condition",
+        ),
+        (
+            &*format!(r#"[{{"if":[{{"time":{{"days":["Monday"]}}}}],{t}}}]"#),
+            "invalid_condition",
+        ),
+        (
+            &*format!(r#"[{{"if":[{{"referrer":["example.com.."]}}],{t}}}]"#),
             "invalid_condition",
         ),
         (
@@ -580,6 +593,22 @@ fn bad_rules_get_specific_codes() {
     // Unknown fields and condition kinds are refused by the JSON itself.
     assert!(serde_json::from_str::<Vec<RuleSpec>>(r#"[{"when":[]}]"#).is_err());
     assert!(serde_json::from_str::<Vec<RuleSpec>>(r#"[{"if":[{"planet":["mars"]}]}]"#).is_err());
+    assert!(
+        serde_json::from_str::<Vec<RuleSpec>>(r#"[{"if":[{"query":{"name":"a"}}]}]"#).is_err(),
+        "a query condition needs its value"
+    );
+    // Whole numbers may carry a zero fraction, as JSON Schema allows.
+    let specs: Vec<RuleSpec> = serde_json::from_str(
+        r#"[{"if":[{"time":{"hours":{"from":9.0,"to":17}}}],"split":[{"target":"https://a.example/","weight":2.0},{"target":"https://b.example/","weight":1}]}]"#,
+    )
+    .unwrap();
+    assert!(Rules::parse(&specs, &[]).is_ok());
+    assert!(
+        serde_json::from_str::<Vec<RuleSpec>>(
+            r#"[{"split":[{"target":"https://a.example/","weight":2.5}]}]"#
+        )
+        .is_err()
+    );
 }
 
 fn split_rules(weights: &[u32]) -> Rules {

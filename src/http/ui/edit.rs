@@ -87,6 +87,9 @@ impl EditForm {
             max_clicks: Some(max_clicks),
             redirect_status: status,
             disabled: Some(self.disabled.is_some()),
+            // Not on this form yet: left as they are.
+            rules: None,
+            fallback_url: None,
         })
     }
 }

@@ -1,0 +1,277 @@
+//! Smart links through the real server: rules chosen by user agent,
+//! Accept-Language, query and the client's country (X-Forwarded-For from
+//! the trusted proxy, real GeoIP file), a split sticky per visitor, the
+//! fallback URL of an expired, disabled or exhausted link, and rules
+//! refused with their codes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{FIREFOX, IPHONE, TestApp, error_code};
+
+/// Where a GET of `/slug` goes, as `ua` from `ip` with these headers.
+async fn goes(app: &TestApp, path: &str, ua: &str, ip: &str, extra: &[(&str, &str)]) -> String {
+    let mut req = app
+        .client
+        .get(app.any_url(path))
+        .header("user-agent", ua)
+        .header("x-forwarded-for", ip);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    assert!(res.status().is_redirection(), "{path}: {}", res.status());
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn rules_choose_by_device_language_query_and_country() {
+    let app = TestApp::spawn().await;
+    let link = app
+        .create(json!({
+            "url": "https://example.com/default",
+            "slug": "smart",
+            "rules": [
+                {"id": "promo", "if": [{"query": {"name": "ref", "equals": "promo"}}], "target": "https://example.com/promo"},
+                {"id": "ios", "if": [{"os": ["ios"]}, {"device": ["mobile"]}], "target": "https://apps.example.com/ios"},
+                {"id": "german", "if": [{"language": ["de"]}], "target": "https://example.de/"},
+                {"if": [{"country": ["GB"]}], "target": "https://example.co.uk/"}
+            ]
+        }))
+        .await;
+    assert_eq!(link["rules"][3]["id"], "r4", "ids filled in by position");
+    let us = "8.8.8.8";
+    let uk = "81.2.69.142";
+    for (path, ua, ip, extra, want) in [
+        (
+            "/smart?ref=promo",
+            IPHONE,
+            uk,
+            vec![],
+            "https://example.com/promo",
+        ),
+        ("/smart", IPHONE, us, vec![], "https://apps.example.com/ios"),
+        (
+            "/smart",
+            FIREFOX,
+            us,
+            vec![("accept-language", "fr;q=0.5, de-AT")],
+            "https://example.de/",
+        ),
+        (
+            "/smart",
+            FIREFOX,
+            us,
+            vec![("accept-language", "de;q=0.5, fr")],
+            "https://example.com/default",
+        ),
+        ("/smart", FIREFOX, uk, vec![], "https://example.co.uk/"),
+        (
+            "/smart?ref=other",
+            FIREFOX,
+            us,
+            vec![],
+            "https://example.com/default",
+        ),
+    ] {
+        assert_eq!(
+            goes(&app, path, ua, ip, &extra).await,
+            want,
+            "{path} {ua} {ip} {extra:?}"
+        );
+    }
+    // HEAD decides the same, without a click.
+    let res = app
+        .client
+        .head(app.any_url("/smart"))
+        .header("user-agent", FIREFOX)
+        .header("x-forwarded-for", uk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "https://example.co.uk/");
+}
+
+#[tokio::test]
+async fn a_split_is_sticky_per_visitor_and_follows_the_weights() {
+    let app = TestApp::spawn().await;
+    app.create(json!({
+        "url": "https://example.com/",
+        "slug": "ab",
+        "rules": [{"id": "test", "split": [
+            {"id": "a", "target": "https://example.com/a", "weight": 1},
+            {"id": "b", "target": "https://example.com/b", "weight": 1}
+        ]}]
+    }))
+    .await;
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..200 {
+        let ip = format!("198.51.100.{}", i % 250);
+        let ua = format!("{FIREFOX} visitor/{i}");
+        let first = goes(&app, "/ab", &ua, &ip, &[]).await;
+        for _ in 0..2 {
+            assert_eq!(
+                goes(&app, "/ab", &ua, &ip, &[]).await,
+                first,
+                "sticky for {ip} {ua}"
+            );
+        }
+        *seen.entry(first).or_insert(0u32) += 1;
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // 200 visitors, half each: within five standard deviations (±35).
+    assert!(seen.values().all(|n| (65..=135).contains(n)), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_fallback_url_replaces_the_410_page() {
+    let app = TestApp::spawn().await;
+    app.create(json!({
+        "url": "https://example.com/live", "slug": "limited", "max_clicks": 1,
+        "fallback_url": "https://example.com/sold-out"
+    }))
+    .await;
+    assert_eq!(
+        goes(&app, "/limited", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/live"
+    );
+    assert_eq!(
+        goes(&app, "/limited", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/sold-out"
+    );
+
+    app.create(json!({
+        "url": "https://example.com/live", "slug": "switched",
+        "fallback_url": "https://example.com/paused"
+    }))
+    .await;
+    let res = app
+        .api(
+            Method::PATCH,
+            "/api/v1/links/switched",
+            Some(&app.admin_key),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        goes(&app, "/switched", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/paused"
+    );
+    // Removed: the 410 page again.
+    let res = app
+        .api(
+            Method::PATCH,
+            "/api/v1/links/switched",
+            Some(&app.admin_key),
+            Some(json!({"fallback_url": null})),
+        )
+        .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["fallback_url"], Value::Null);
+    assert_eq!(app.click("/switched").await.status(), StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn rules_are_replaced_and_cleared_by_patch() {
+    let app = TestApp::spawn().await;
+    app.create(json!({
+        "url": "https://example.com/", "slug": "edit-rules",
+        "rules": [{"if": [{"query_present": "x"}], "target": "https://example.com/x"}]
+    }))
+    .await;
+    assert_eq!(
+        goes(&app, "/edit-rules?x", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/x"
+    );
+    let patch = |body: Value| {
+        app.api(
+            Method::PATCH,
+            "/api/v1/links/edit-rules",
+            Some(&app.admin_key),
+            Some(body),
+        )
+    };
+    let res = patch(json!({"rules": [{"id": "y", "if": [{"query_present": "y"}], "target": "https://example.com/y"}]})).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["rules"][0]["id"], "y");
+    assert_eq!(
+        goes(&app, "/edit-rules?x", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/",
+        "the edit reached the cache"
+    );
+    assert_eq!(
+        goes(&app, "/edit-rules?y", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/y"
+    );
+    let res = patch(json!({"rules": []})).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["rules"], json!([]));
+    assert_eq!(
+        goes(&app, "/edit-rules?y", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/"
+    );
+}
+
+#[tokio::test]
+async fn bad_rules_are_refused_with_their_codes() {
+    let app = TestApp::spawn().await;
+    let t = "https://example.com/";
+    for (rules, code) in [
+        (
+            json!([{"if": [{"country": ["Germany"]}], "target": t}]),
+            "invalid_condition",
+        ),
+        (
+            json!([{"if": [{"ip": ["300.1.1.1"]}], "target": t}]),
+            "invalid_condition",
+        ),
+        (
+            json!([{"if": [{"time": {"tz": "Nowhere/Land"}}], "target": t}]),
+            "invalid_condition",
+        ),
+        (
+            json!([{"target": "javascript:alert(1)"}]),
+            "invalid_rule_target",
+        ),
+        (
+            json!([{"target": "http://hop.test/loop"}]),
+            "invalid_rule_target",
+        ),
+        (
+            json!([{"split": [{"target": t, "weight": 1}]}]),
+            "invalid_split",
+        ),
+        (json!([{"if": []}]), "invalid_rule_action"),
+        (
+            json!([{"id": "x", "target": t}, {"id": "x", "target": t}]),
+            "duplicate_rule_id",
+        ),
+        (json!([{"id": "Not An Id", "target": t}]), "invalid_rule_id"),
+    ] {
+        let (status, got) = app.create_refused(json!({"url": t, "rules": rules})).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::BAD_REQUEST, code),
+            "{rules}"
+        );
+    }
+    // Not the shape at all: the JSON body is refused as such.
+    let res = app
+        .api(
+            Method::POST,
+            "/api/v1/links",
+            Some(&app.admin_key),
+            Some(json!({"url": t, "rules": [{"if": [{"planet": ["mars"]}], "target": t}]})),
+        )
+        .await;
+    let (status, _) = error_code(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, code) = app
+        .create_refused(json!({"url": t, "fallback_url": "ftp://example.com/"}))
+        .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "unsupported_scheme")
+    );
+}
