@@ -242,6 +242,10 @@ impl OsFamily {
         ("chromeos", OsFamily::ChromeOs),
     ];
 
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
     fn name(self) -> &'static str {
         Self::ALL
             .iter()
@@ -282,23 +286,33 @@ pub struct TimeWindow {
 }
 
 impl TimeWindow {
-    fn holds(&self, now: DateTime<Utc>) -> bool {
+    fn holds(&self, now: DateTime<Utc>, memo: &mut Option<(Tz, u8, u8)>) -> bool {
         if self.from.is_some_and(|f| now < f) || self.to.is_some_and(|t| now >= t) {
             return false;
         }
         if self.days.is_none() && self.hours.is_none() {
             return true;
         }
-        let local = self.tz.from_utc_datetime(&now.naive_utc());
+        // (weekday, hour) in the zone, kept for the next rule of that zone.
+        let (weekday, hour) = match memo {
+            Some((tz, d, h)) if *tz == self.tz => (*d, *h),
+            _ => {
+                let local = self.tz.from_utc_datetime(&now.naive_utc());
+                let d = local.weekday().num_days_from_monday() as u8;
+                let h = local.hour() as u8;
+                *memo = Some((self.tz, d, h));
+                (d, h)
+            }
+        };
         if let Some(days) = self.days
-            && days & (1 << local.weekday().num_days_from_monday()) == 0
+            && days & (1 << weekday) == 0
         {
             return false;
         }
         match self.hours {
-            Some((from, to)) if from <= to => (from..to).contains(&(local.hour() as u8)),
+            Some((from, to)) if from <= to => (from..to).contains(&hour),
             // Across midnight: from the first hour to 24, and 0 to the second.
-            Some((from, to)) => local.hour() as u8 >= from || (local.hour() as u8) < to,
+            Some((from, to)) => hour >= from || hour < to,
             None => true,
         }
     }
@@ -600,34 +614,92 @@ fn language_holds(range: &str, tag: &str) -> bool {
     tag == range || (tag.starts_with(range) && tag.as_bytes().get(range.len()) == Some(&b'-'))
 }
 
-fn query_value<'q>(query: &'q str, name: &str) -> Option<std::borrow::Cow<'q, str>> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+/// What a decision works out of a visit at most once, for every rule that
+/// reads it.
+#[derive(Default)]
+struct Memo<'v> {
+    language: Option<Option<String>>,
+    city: Option<Option<String>>,
+    os: Option<u8>,
+    referrer: Option<Option<String>>,
+    query: Option<Vec<(std::borrow::Cow<'v, str>, std::borrow::Cow<'v, str>)>>,
+    /// A zone, and the weekday (Monday 0) and hour there.
+    local: Option<(Tz, u8, u8)>,
+}
+
+impl<'v> Memo<'v> {
+    fn language(&mut self, visit: &Visit<'v>) -> Option<&str> {
+        self.language
+            .get_or_insert_with(|| visit.accept_language.and_then(preferred_language))
+            .as_deref()
+    }
+
+    fn city(&mut self, visit: &Visit<'v>) -> Option<&str> {
+        self.city
+            .get_or_insert_with(|| visit.city.map(str::to_lowercase))
+            .as_deref()
+    }
+
+    /// The OS families the visit's OS is of, as bits.
+    fn os(&mut self, visit: &Visit<'v>) -> u8 {
+        *self.os.get_or_insert_with(|| {
+            visit.os.map_or(0, |os| {
+                OsFamily::ALL
+                    .iter()
+                    .filter(|(_, f)| f.holds(os))
+                    .fold(0, |bits, (_, f)| bits | f.bit())
+            })
+        })
+    }
+
+    fn referrer(&mut self, visit: &Visit<'v>) -> Option<&str> {
+        self.referrer
+            .get_or_insert_with(|| {
+                visit
+                    .referrer_host
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            })
+            .as_deref()
+    }
+
+    fn query(
+        &mut self,
+        visit: &Visit<'v>,
+    ) -> &[(std::borrow::Cow<'v, str>, std::borrow::Cow<'v, str>)] {
+        self.query.get_or_insert_with(|| {
+            visit
+                .query
+                .map(|q| url::form_urlencoded::parse(q.as_bytes()).collect())
+                .unwrap_or_default()
+        })
+    }
 }
 
 impl Condition {
-    fn holds(&self, visit: &Visit, language: &mut Option<Option<String>>) -> bool {
+    fn holds<'v>(&self, visit: &Visit<'v>, memo: &mut Memo<'v>) -> bool {
         let any_eq = |list: &[String], v: Option<&str>| {
             v.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
         };
         match self {
             Condition::Country(list) => any_eq(list, visit.country),
-            Condition::City(list) => visit
-                .city
-                .is_some_and(|c| list.iter().any(|x| *x == c.to_lowercase())),
+            Condition::City(list) => memo
+                .city(visit)
+                .is_some_and(|c| list.iter().any(|x| x == c)),
             Condition::Device(list) => visit.device.is_some_and(|d| list.contains(&d)),
-            Condition::Os(list) => visit.os.is_some_and(|os| list.iter().any(|f| f.holds(os))),
-            Condition::Browser(list) => any_eq(list, visit.browser),
-            Condition::Language(list) => {
-                let preferred = language
-                    .get_or_insert_with(|| visit.accept_language.and_then(preferred_language));
-                preferred
-                    .as_deref()
-                    .is_some_and(|tag| list.iter().any(|range| language_holds(range, tag)))
+            Condition::Os(list) => {
+                let families = memo.os(visit);
+                list.iter().any(|f| families & f.bit() != 0)
             }
+            Condition::Browser(list) => any_eq(list, visit.browser),
+            Condition::Language(list) => memo
+                .language(visit)
+                .is_some_and(|tag| list.iter().any(|range| language_holds(range, tag))),
             Condition::Query { name, test } => {
-                let value = visit.query.and_then(|q| query_value(q, name));
+                let value = memo
+                    .query(visit)
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v);
                 match test {
                     QueryTest::Equals(want) => value.is_some_and(|v| v == want.as_str()),
                     QueryTest::Present => value.is_some(),
@@ -641,11 +713,10 @@ impl Condition {
                 };
                 nets.iter().any(|n| n.contains(&ip))
             }),
-            Condition::Time(window) => window.holds(visit.now),
-            Condition::Referrer(hosts) => visit.referrer_host.is_some_and(|h| {
-                let h = h.trim_end_matches('.').to_ascii_lowercase();
+            Condition::Time(window) => window.holds(visit.now, &mut memo.local),
+            Condition::Referrer(hosts) => memo.referrer(visit).is_some_and(|h| {
                 hosts.iter().any(|host| {
-                    h == *host
+                    h == host
                         || (h.ends_with(host.as_str())
                             && h.as_bytes().get(h.len() - host.len() - 1) == Some(&b'.'))
                 })
@@ -869,15 +940,11 @@ impl Rules {
 
     /// Where `visit` of link `link` goes: the first rule whose conditions
     /// all hold decides.
-    pub fn decide(&self, link: LinkId, visit: &Visit) -> Decision<'_> {
-        // Parsed once per visit, and only if a rule asks.
-        let mut language = None;
+    pub fn decide<'v>(&self, link: LinkId, visit: &Visit<'v>) -> Decision<'_> {
+        // What rules read of the visit: worked out once, and only if asked.
+        let mut memo = Memo::default();
         for rule in &self.rules {
-            if rule
-                .conditions
-                .iter()
-                .all(|c| c.holds(visit, &mut language))
-            {
+            if rule.conditions.iter().all(|c| c.holds(visit, &mut memo)) {
                 return match &rule.action {
                     Action::Target(t) => Decision {
                         rule: Some(&rule.id),
