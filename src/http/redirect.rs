@@ -52,24 +52,7 @@ pub async fn answer(
         };
         let now = Utc::now();
         if let Err(gone) = link.check_live(now) {
-            return match &link.fallback_url {
-                Some(fallback) => redirect(StatusCode::FOUND, fallback),
-                None => pages::gone_for(&slug, gone),
-            };
-        }
-        if state.blocklist.blocks(link.target.host()) {
-            return pages::gone_for(&slug, Gone::Blocked);
-        }
-        if state.takedowns.covers(link.target.host()) {
-            return pages::gone_for(&slug, Gone::TakenDown);
-        }
-        // `--refuse-private-targets`, again at redirect time: a name may have
-        // started resolving to a private address since the link was made.
-        if let Some(guard) = &state.target_guard
-            && let Err(why) = guard.check_cached(link.target.host()).await
-        {
-            tracing::info!(link.slug = %slug, reason = %why, "target refused at redirect");
-            return pages::gone_for(&slug, Gone::PrivateTarget);
+            return fallback_or_gone(state, &slug, &link, gone).await;
         }
         // Header values that are `str` are visible ASCII, so cutting at a byte
         // is cutting at a character; the click borrows them (no copies here).
@@ -101,6 +84,9 @@ pub async fn answer(
         } else {
             decide(state, &link, now, client, ip, user_agent, query, headers)
         };
+        if let Some(gone) = refused(state, &slug, target).await {
+            return pages::gone_for(&slug, gone);
+        }
         // HEAD answers like GET but is not a click.
         if method == Method::HEAD {
             return redirect(status_of(&link), target);
@@ -108,12 +94,7 @@ pub async fn answer(
         if let Some(max) = link.max_clicks {
             match state.store.claim_click(link.id, max).await {
                 Ok(true) => {}
-                Ok(false) => {
-                    return match &link.fallback_url {
-                        Some(fallback) => redirect(StatusCode::FOUND, fallback),
-                        None => pages::gone_for(&slug, Gone::Exhausted),
-                    };
-                }
+                Ok(false) => return fallback_or_gone(state, &slug, &link, Gone::Exhausted).await,
                 Err(e) => {
                     tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
                     return pages::unavailable();
@@ -142,6 +123,38 @@ pub async fn answer(
         .latency
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Why `target` may not be redirected to now, if it may not: its domain
+/// is blocked or taken down, or (`--refuse-private-targets`, checked again
+/// at redirect time: a name may have started resolving to a private
+/// address since the link was made) it is not public.
+async fn refused(state: &AppState, slug: &Slug, target: &TargetUrl) -> Option<Gone> {
+    if state.blocklist.blocks(target.host()) {
+        return Some(Gone::Blocked);
+    }
+    if state.takedowns.covers(target.host()) {
+        return Some(Gone::TakenDown);
+    }
+    if let Some(guard) = &state.target_guard
+        && let Err(why) = guard.check_cached(target.host()).await
+    {
+        tracing::info!(link.slug = %slug, reason = %why, "target refused at redirect");
+        return Some(Gone::PrivateTarget);
+    }
+    None
+}
+
+/// A link that no longer redirects (`gone`): to its fallback URL if it has
+/// one that may be redirected to, else the 410 page.
+async fn fallback_or_gone(state: &AppState, slug: &Slug, link: &Link, gone: Gone) -> Response {
+    match &link.fallback_url {
+        Some(fallback) => match refused(state, slug, fallback).await {
+            None => redirect(StatusCode::FOUND, fallback),
+            Some(why) => pages::gone_for(slug, why),
+        },
+        None => pages::gone_for(slug, gone),
+    }
 }
 
 /// Where a link's rules send this visit: the facts they read (location,

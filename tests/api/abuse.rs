@@ -24,6 +24,19 @@ async fn blocked_domains_are_refused_and_their_links_stop() {
         );
     }
     app.create_slug("fine", "https://shady.example/offer").await;
+    // A rule's target on a domain that gets listed later stops too.
+    app.create(json!({
+        "url": "https://ok.example/", "slug": "ruled",
+        "rules": [{"if": [{"query_present": "r"}], "target": "https://shady.example/r"}]
+    }))
+    .await;
+    // And so does a fallback URL there.
+    app.create(json!({
+        "url": "https://ok.example/", "slug": "spent", "max_clicks": 1,
+        "fallback_url": "https://shady.example/f"
+    }))
+    .await;
+    assert_eq!(app.click("/spent").await.status(), StatusCode::FOUND);
     let res = app
         .api(
             Method::PATCH,
@@ -51,6 +64,9 @@ async fn blocked_domains_are_refused_and_their_links_stop() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(app.click("/ruled?r").await.status(), StatusCode::GONE);
+    assert_eq!(app.click("/spent").await.status(), StatusCode::GONE);
+    assert_eq!(app.click("/ruled").await.status(), StatusCode::FOUND);
     // The web form explains it next to the URL field.
     let b = reqwest::Client::builder()
         .cookie_store(true)
