@@ -929,10 +929,6 @@ impl Rules {
         })
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
     /// What the rules read of a visit.
     pub fn needs(&self) -> Needs {
         self.needs
