@@ -14,7 +14,7 @@
   var regionNames = null;
   try { regionNames = new Intl.DisplayNames([navigator.language || "en"], { type: "region" }); } catch (e) {}
 
-  var BREAKDOWNS = ["countries", "cities", "referrers", "browsers", "oses", "devices", "utm_sources"];
+  var BREAKDOWNS = ["countries", "cities", "referrers", "browsers", "oses", "devices", "utm_sources", "rules", "variants"];
   var PRESETS = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
   var STEP = { minute: 60e3, hour: 3600e3, day: 86400e3 };
 
@@ -110,6 +110,9 @@
     var table = $("top-" + key);
     if (!table) return;
     var entries = (current.top[key] || []).slice().sort(function (a, b) { return b.clicks - a.clicks; }).slice(0, 10);
+    // Smart links' breakdowns (rules, variants) show once a click has one.
+    var section = table.closest("section");
+    if (section && section.hasAttribute("data-optional")) section.hidden = !entries.length;
     var body = document.createElement("tbody");
     if (!entries.length) {
       var tr = document.createElement("tr");
@@ -231,8 +234,9 @@
     var where = [c.city, c.country].filter(Boolean).join(", ") || "unknown place";
     var what = c.browser + " on " + c.os + " (" + c.device + ")";
     var from = c.referrer ? " from " + c.referrer : "";
+    var route = c.rule ? " · rule " + c.rule + (c.variant ? ", variant " + c.variant : "") : "";
     li.appendChild(t);
-    li.appendChild(document.createTextNode((c.country && /^[A-Z]{2}$/.test(c.country) ? label("countries", c.country).split(" ")[0] + " " : "") + where + " · " + what + from + (c.bot ? " · bot" : "")));
+    li.appendChild(document.createTextNode((c.country && /^[A-Z]{2}$/.test(c.country) ? label("countries", c.country).split(" ")[0] + " " : "") + where + " · " + what + from + route + (c.bot ? " · bot" : "")));
     if (old) feed.appendChild(li); else feed.insertBefore(li, feed.firstChild);
     while (feed.children.length > 50) feed.removeChild(feed.lastChild);
   }

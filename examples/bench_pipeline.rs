@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
             region: "local".into(),
             withheld: false,
             located: None,
+            route: Default::default(),
         })
         .collect();
     // What the stored breakdown must be: each address looked up on its own,

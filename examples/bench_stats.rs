@@ -123,6 +123,7 @@ fn click(link: LinkId, s: &Spec) -> EnrichedClick {
         },
         visitor: s.visitor,
         region: "local".into(),
+        route: Default::default(),
     }
 }
 
@@ -139,7 +140,9 @@ fn label(dim: Dimension, code: usize) -> Option<String> {
         Dimension::Device => ["desktop", "mobile", "tablet", "bot"][code].into(),
         Dimension::UtmSource if code == 0 => return None,
         Dimension::UtmSource => format!("src{}", code - 1),
-        Dimension::UtmMedium | Dimension::UtmCampaign => return None,
+        Dimension::UtmMedium | Dimension::UtmCampaign | Dimension::Rule | Dimension::Variant => {
+            return None;
+        }
     })
 }
 

@@ -109,6 +109,7 @@ fn events(link: LinkId, n: usize, window: TimeRange) -> Vec<ClickEvent> {
                 region: "local".into(),
                 withheld: false,
                 located: None,
+                route: Default::default(),
             }
         })
         .collect()

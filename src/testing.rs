@@ -13,7 +13,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
 use crate::domain::{
-    DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, Utm,
+    DeviceType, Dimension, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Route, Slug,
+    TargetUrl, Utm,
 };
 use crate::stats::{Interval, LinkStats, StatsQuery, link_stats};
 use crate::store::{ClickTotals, Conflict, LinkQuery, Resolution, Store, TimeRange};
@@ -112,6 +113,23 @@ pub fn click(link: LinkId, at: i64, rng: &mut impl Rng) -> EnrichedClick {
         // the user agent: one visitor is never both bot and human.
         visitor: rng.random_range(0..40) * 2 + i64::from(bot),
         region: "local".into(),
+        // A smart link's route on some clicks: a rule alone, or with the
+        // variant of its split.
+        route: match rng.random_range(0..6) {
+            0 => Route {
+                rule: Some("eu".into()),
+                variant: None,
+            },
+            1 => Route {
+                rule: Some("ab".into()),
+                variant: Some(["a", "b"][rng.random_range(0..2)].into()),
+            },
+            2 => Route {
+                rule: Some("fallback".into()),
+                variant: None,
+            },
+            _ => Route::default(),
+        },
     }
 }
 

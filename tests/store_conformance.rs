@@ -134,8 +134,12 @@ mod upgrade {
         store.insert_link(&l).await.unwrap().unwrap();
         let now = chrono::Utc::now().timestamp_millis();
         let mut rng = StdRng::seed_from_u64(21);
+        // Clicks as the old layouts knew them: no smart link routes.
         let clicks: Vec<_> = (0..5000)
-            .map(|_| hop::testing::click(l.id, now - rng.random_range(1..5 * DAY), &mut rng))
+            .map(|_| hop::domain::EnrichedClick {
+                route: Default::default(),
+                ..hop::testing::click(l.id, now - rng.random_range(1..5 * DAY), &mut rng)
+            })
             .collect();
         for batch in clicks.chunks(500) {
             store.record_clicks(batch).await.unwrap();

@@ -159,6 +159,7 @@ impl Enricher {
             utm: ev.utm.clone(),
             visitor: located.visitor,
             region: ev.region.clone(),
+            route: ev.route.clone(),
         }
     }
 }

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::drain::ClickSource;
 use super::enrich::Enricher;
 use super::sink::{ClickRef, ClickSink};
-use crate::domain::{ClickEvent, LinkId, Located, Utm};
+use crate::domain::{ClickEvent, LinkId, Located, Route, Utm};
 use crate::metrics::names;
 
 /// A click as the log keeps it: the [`ClickEvent`] without the address,
@@ -58,6 +58,8 @@ struct RecordRef<'a> {
     utm: &'a Utm,
     region: &'a str,
     withheld: bool,
+    rule: Option<&'a str>,
+    variant: Option<&'a str>,
 }
 
 /// [`RecordRef`] read back (same fields, same order).
@@ -74,9 +76,59 @@ struct Record {
     utm: Utm,
     region: String,
     withheld: bool,
+    rule: Option<String>,
+    variant: Option<String>,
+}
+
+/// A record as logs written before routes were recorded hold it: a
+/// [`Record`] without its last two fields (read after an upgrade).
+#[derive(Deserialize)]
+struct RecordV1 {
+    event_id: uuid::Uuid,
+    link_id: LinkId,
+    at: i64,
+    visitor: i64,
+    country: Option<String>,
+    city: Option<String>,
+    user_agent: Option<String>,
+    referrer: Option<String>,
+    utm: Utm,
+    region: String,
+    withheld: bool,
+}
+
+impl From<RecordV1> for Record {
+    fn from(r: RecordV1) -> Record {
+        Record {
+            event_id: r.event_id,
+            link_id: r.link_id,
+            at: r.at,
+            visitor: r.visitor,
+            country: r.country,
+            city: r.city,
+            user_agent: r.user_agent,
+            referrer: r.referrer,
+            utm: r.utm,
+            region: r.region,
+            withheld: r.withheld,
+            rule: None,
+            variant: None,
+        }
+    }
 }
 
 impl Record {
+    /// Reads a payload, written by this version or an older one.
+    fn parse(payload: &[u8]) -> Option<Record> {
+        match postcard::take_from_bytes::<Record>(payload) {
+            Ok((record, [])) => Some(record),
+            _ => match postcard::take_from_bytes::<RecordV1>(payload) {
+                Ok((record, [])) => Some(record.into()),
+                _ => None,
+            },
+        }
+    }
+
     fn into_event(self) -> ClickEvent {
         ClickEvent {
             event_id: self.event_id,
@@ -93,6 +145,10 @@ impl Record {
                 country: self.country,
                 city: self.city,
             }),
+            route: Route {
+                rule: self.rule,
+                variant: self.variant,
+            },
         }
     }
 }
@@ -251,9 +307,9 @@ fn parse(bytes: &[u8]) -> Parsed {
     if crc32fast::hash(payload) != crc {
         return Parsed::Corrupt;
     }
-    match postcard::from_bytes::<Record>(payload) {
-        Ok(record) => Parsed::Click(Box::new(record.into_event()), HEADER + len),
-        Err(_) => Parsed::Corrupt,
+    match Record::parse(payload) {
+        Some(record) => Parsed::Click(Box::new(record.into_event()), HEADER + len),
+        None => Parsed::Corrupt,
     }
 }
 
@@ -271,6 +327,8 @@ fn record_of<'a>(click: &ClickRef<'a>, located: &'a Located) -> RecordRef<'a> {
         utm: click.utm,
         region: click.region,
         withheld: click.withheld,
+        rule: click.route.rule,
+        variant: click.route.variant,
     }
 }
 
@@ -798,7 +856,67 @@ mod tests {
             region: "eu".into(),
             withheld: n.is_multiple_of(3),
             located: None,
+            route: if n.is_multiple_of(4) {
+                crate::domain::Route {
+                    rule: Some("r1".into()),
+                    variant: n.is_multiple_of(8).then(|| "b".into()),
+                }
+            } else {
+                crate::domain::Route::default()
+            },
         }
+    }
+
+    /// A record as logs before routes hold it is still read, routeless;
+    /// a record with a route keeps it.
+    #[test]
+    fn records_of_the_previous_layout_are_read() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            event_id: uuid::Uuid,
+            link_id: LinkId,
+            at: i64,
+            visitor: i64,
+            country: Option<&'a str>,
+            city: Option<&'a str>,
+            user_agent: Option<&'a str>,
+            referrer: Option<&'a str>,
+            utm: &'a Utm,
+            region: &'a str,
+            withheld: bool,
+        }
+        let utm = Utm::default();
+        let old = postcard::to_allocvec(&V1 {
+            event_id: uuid::Uuid::from_u128(9),
+            link_id: LinkId(7),
+            at: 5,
+            visitor: 11,
+            country: Some("DE"),
+            city: None,
+            user_agent: Some("ua"),
+            referrer: None,
+            utm: &utm,
+            region: "eu",
+            withheld: false,
+        })
+        .unwrap();
+        let record = Record::parse(&old).expect("an old record is read");
+        let event = record.into_event();
+        assert_eq!(event.event_id, uuid::Uuid::from_u128(9));
+        assert_eq!(
+            event.located.as_ref().unwrap().country.as_deref(),
+            Some("DE")
+        );
+        assert!(event.route.is_none());
+
+        let c = click(8, "ua");
+        let located = Located::default();
+        let new = postcard::to_allocvec(&record_of(&c.borrowed(), &located)).unwrap();
+        let back = Record::parse(&new).unwrap().into_event();
+        assert_eq!(back.route.rule.as_deref(), Some("r1"));
+        assert_eq!(back.route.variant.as_deref(), Some("b"));
+        // Cut short, neither layout reads it.
+        assert!(Record::parse(&new[..new.len() - 1]).is_none());
     }
 
     fn enricher() -> Arc<Enricher> {

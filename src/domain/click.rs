@@ -67,6 +67,50 @@ pub struct ClickEvent {
     /// back from the click log carry this, and `ip` unspecified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub located: Option<Located>,
+    /// Which way a smart link sent the visit (rule, variant), or that it
+    /// went to the link's fallback.
+    #[serde(default, skip_serializing_if = "Route::is_none")]
+    pub route: Route,
+}
+
+/// Which way a link sent a visit, recorded with its click: the rule that
+/// decided ([`DEFAULT_ROUTE`] when a link with rules used its own target,
+/// [`FALLBACK_ROUTE`] when a link that no longer redirects sent it to its
+/// fallback URL) and the variant of a split. Both `None` for a link
+/// without rules, which is every click of such a link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// The rule recorded for a visit of a link with rules that no rule took.
+pub const DEFAULT_ROUTE: &str = "default";
+/// The rule recorded for a visit sent to a link's fallback URL.
+pub const FALLBACK_ROUTE: &str = "fallback";
+
+impl Route {
+    pub fn is_none(&self) -> bool {
+        self.rule.is_none() && self.variant.is_none()
+    }
+}
+
+/// [`Route`] borrowing from the link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteRef<'a> {
+    pub rule: Option<&'a str>,
+    pub variant: Option<&'a str>,
+}
+
+impl RouteRef<'_> {
+    pub fn to_route(self) -> Route {
+        Route {
+            rule: self.rule.map(str::to_owned),
+            variant: self.variant.map(str::to_owned),
+        }
+    }
 }
 
 /// What enrichment takes from a client's address: its location and the
@@ -92,6 +136,7 @@ pub struct ClickRef<'a> {
     pub utm: &'a Utm,
     pub region: &'a str,
     pub withheld: bool,
+    pub route: RouteRef<'a>,
 }
 
 impl ClickRef<'_> {
@@ -107,6 +152,7 @@ impl ClickRef<'_> {
             region: self.region.to_owned(),
             withheld: self.withheld,
             located: None,
+            route: self.route.to_route(),
         }
     }
 }
@@ -123,6 +169,10 @@ impl ClickEvent {
             utm: &self.utm,
             region: &self.region,
             withheld: self.withheld,
+            route: RouteRef {
+                rule: self.route.rule.as_deref(),
+                variant: self.route.variant.as_deref(),
+            },
         }
     }
 }
@@ -177,6 +227,8 @@ pub struct EnrichedClick {
     /// within a day without being able to recognise anyone across days.
     pub visitor: i64,
     pub region: String,
+    #[serde(default, skip_serializing_if = "Route::is_none")]
+    pub route: Route,
 }
 
 /// The breakdowns that stats report, in a stable numeric encoding for stores.
@@ -191,10 +243,12 @@ pub enum Dimension {
     UtmSource = 7,
     UtmMedium = 8,
     UtmCampaign = 9,
+    Rule = 10,
+    Variant = 11,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 9] = [
+    pub const ALL: [Dimension; 11] = [
         Dimension::Country,
         Dimension::City,
         Dimension::Referrer,
@@ -204,6 +258,8 @@ impl Dimension {
         Dimension::UtmSource,
         Dimension::UtmMedium,
         Dimension::UtmCampaign,
+        Dimension::Rule,
+        Dimension::Variant,
     ];
 
     pub fn from_code(code: i64) -> Option<Dimension> {
@@ -228,6 +284,8 @@ impl Dimension {
             Dimension::UtmSource => c.utm.source.clone(),
             Dimension::UtmMedium => c.utm.medium.clone(),
             Dimension::UtmCampaign => c.utm.campaign.clone(),
+            Dimension::Rule => c.route.rule.clone(),
+            Dimension::Variant => c.route.variant.clone(),
         }
     }
 }

@@ -9,7 +9,8 @@ mod slug;
 mod target_url;
 
 pub use click::{
-    ClickEvent, ClickRef, DeviceType, Dimension, EnrichedClick, Located, MAX_ATTR_LEN, Utm,
+    ClickEvent, ClickRef, DEFAULT_ROUTE, DeviceType, Dimension, EnrichedClick, FALLBACK_ROUTE,
+    Located, MAX_ATTR_LEN, Route, RouteRef, Utm,
 };
 pub use link::{
     FieldError, Gone, KeyId, Link, LinkId, MAX_CLICK_LIMIT, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN,

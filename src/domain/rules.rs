@@ -45,7 +45,8 @@ pub const MAX_WEIGHT: u32 = 10_000;
 /// Longest rule or variant id.
 pub const MAX_ID_LEN: usize = 32;
 /// What a click that no rule decided records as its rule.
-pub const DEFAULT_RULE: &str = "default";
+pub use super::click::DEFAULT_ROUTE as DEFAULT_RULE;
+use super::click::FALLBACK_ROUTE;
 
 /// A rule as the API takes it and gives it back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -405,6 +406,7 @@ fn valid_id(id: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         && id != DEFAULT_RULE
+        && id != FALLBACK_ROUTE
 }
 
 /// A condition's list of values: 1 to [`MAX_VALUES`], each checked by `one`.

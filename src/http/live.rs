@@ -81,6 +81,13 @@ pub struct ClickBody {
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
     pub region: String,
+    /// Smart links: the rule that sent the visit (`default`: none held,
+    /// `fallback`: sent to the fallback URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Smart links: the variant of a split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The breakdown value this click adds to, per breakdown of the stats
     /// answer (`countries`, `cities`, …): the same keys the stats use.
     pub breakdown: BTreeMap<String, String>,
@@ -113,6 +120,8 @@ impl From<&EnrichedClick> for ClickBody {
             utm_medium: c.utm.medium.clone(),
             utm_campaign: c.utm.campaign.clone(),
             region: c.region.clone(),
+            rule: c.route.rule.clone(),
+            variant: c.route.variant.clone(),
             breakdown: Dimension::ALL
                 .iter()
                 .filter_map(|d| Some((dimension_key(*d).to_owned(), d.value_of(c)?)))

@@ -2,6 +2,7 @@
 //! that cannot be slugs), resolve it through the cache, answer, and hand the
 //! click to the sink without waiting for it.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::{Path, RawQuery, State};
@@ -13,7 +14,10 @@ use chrono::{DateTime, Utc};
 use super::extract::{PeerAddr, client_addr};
 use super::pages;
 use crate::domain::rules::{Visit, visit_key};
-use crate::domain::{ClickRef, Gone, Link, MAX_ATTR_LEN, Slug, TargetUrl, Utm};
+use crate::domain::{
+    ClickRef, DEFAULT_ROUTE, FALLBACK_ROUTE, Gone, Link, MAX_ATTR_LEN, RouteRef, Slug, TargetUrl,
+    Utm,
+};
 use crate::state::AppState;
 
 pub async fn follow_link(
@@ -52,37 +56,14 @@ pub async fn answer(
         };
         let now = Utc::now();
         if let Err(gone) = link.check_live(now) {
-            return fallback_or_gone(state, &slug, &link, gone).await;
+            return fallback_or_gone(state, method, &slug, &link, gone, now, peer, query, headers)
+                .await;
         }
-        // Header values that are `str` are visible ASCII, so cutting at a byte
-        // is cutting at a character; the click borrows them (no copies here).
-        let header = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(|s| &s[..s.len().min(MAX_ATTR_LEN * 2)])
-        };
-        let tracking = state.tracking;
-        // A browser asking not to be tracked is counted, and nothing else.
-        let anonymous = tracking.honor_dnt
-            && ["dnt", "sec-gpc"].iter().any(|h| {
-                headers
-                    .get(*h)
-                    .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
-            });
-        let client = client_addr(peer, headers, &state.trusted_proxies).ip();
-        // A client the proxy could not name has no address to locate.
-        let ip = (!anonymous)
-            .then_some(client)
-            .flatten()
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let user_agent = (!anonymous && !tracking.no_user_agent)
-            .then(|| header(USER_AGENT))
-            .flatten();
-        let target = if link.rules.is_empty() {
-            &link.target
+        let visitor = Visitor::of(state, peer, headers);
+        let (target, route) = if link.rules.is_empty() {
+            (&link.target, RouteRef::default())
         } else {
-            decide(state, &link, now, client, ip, user_agent, query, headers)
+            decide(state, &link, now, &visitor, query, headers)
         };
         if let Some(gone) = refused(state, &slug, target).await {
             return pages::gone_for(&slug, gone);
@@ -94,27 +75,27 @@ pub async fn answer(
         if let Some(max) = link.max_clicks {
             match state.store.claim_click(link.id, max).await {
                 Ok(true) => {}
-                Ok(false) => return fallback_or_gone(state, &slug, &link, Gone::Exhausted).await,
+                Ok(false) => {
+                    return fallback_or_gone(
+                        state,
+                        method,
+                        &slug,
+                        &link,
+                        Gone::Exhausted,
+                        now,
+                        peer,
+                        query,
+                        headers,
+                    )
+                    .await;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, link.slug = %slug, "claiming a click failed");
                     return pages::unavailable();
                 }
             }
         }
-        let utm = query.map(Utm::from_query).unwrap_or_default();
-        state.clicks.submit(ClickRef {
-            event_id: uuid::Uuid::now_v7(),
-            link_id: link.id,
-            at: now.timestamp_millis(),
-            ip,
-            user_agent,
-            referrer: (!anonymous && !tracking.no_referrer)
-                .then(|| header(REFERER))
-                .flatten(),
-            utm: &utm,
-            region: &state.region,
-            withheld: anonymous || tracking.no_user_agent,
-        });
+        visitor.click(state, &link, now, query, route);
         redirect(status_of(&link), target)
     }
     .await;
@@ -146,31 +127,125 @@ async fn refused(state: &AppState, slug: &Slug, target: &TargetUrl) -> Option<Go
 }
 
 /// A link that no longer redirects (`gone`): to its fallback URL if it has
-/// one that may be redirected to, else the 410 page.
-async fn fallback_or_gone(state: &AppState, slug: &Slug, link: &Link, gone: Gone) -> Response {
-    match &link.fallback_url {
-        Some(fallback) => match refused(state, slug, fallback).await {
-            None => redirect(StatusCode::FOUND, fallback),
-            Some(why) => pages::gone_for(slug, why),
-        },
-        None => pages::gone_for(slug, gone),
+/// one that may be redirected to (a GET of it counted as a click routed
+/// [`FALLBACK_ROUTE`]; it claims no click of a limit), else the 410 page.
+#[allow(clippy::too_many_arguments)]
+async fn fallback_or_gone(
+    state: &AppState,
+    method: &Method,
+    slug: &Slug,
+    link: &Link,
+    gone: Gone,
+    now: DateTime<Utc>,
+    peer: IpAddr,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let Some(fallback) = &link.fallback_url else {
+        return pages::gone_for(slug, gone);
+    };
+    if let Some(why) = refused(state, slug, fallback).await {
+        return pages::gone_for(slug, why);
+    }
+    if method != Method::HEAD {
+        let route = RouteRef {
+            rule: Some(FALLBACK_ROUTE),
+            variant: None,
+        };
+        Visitor::of(state, peer, headers).click(state, link, now, query, route);
+    }
+    redirect(StatusCode::FOUND, fallback)
+}
+
+/// What a click keeps of the client, as tracking allows: worked out once
+/// per visit, for the rules and the click.
+struct Visitor<'h> {
+    /// The client's address as the trusted proxies give it, Do-Not-Track
+    /// or not: rules may place it (nothing of it is kept).
+    client: Option<IpAddr>,
+    /// The address the click is located and hashed by: unspecified when
+    /// the client asked not to be tracked or could not be named.
+    ip: IpAddr,
+    user_agent: Option<&'h str>,
+    referrer: Option<&'h str>,
+    withheld: bool,
+}
+
+impl<'h> Visitor<'h> {
+    fn of(state: &AppState, peer: IpAddr, headers: &'h HeaderMap) -> Visitor<'h> {
+        // Header values that are `str` are visible ASCII, so cutting at a
+        // byte is cutting at a character; the click borrows them (no copies
+        // here).
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(|s| &s[..s.len().min(MAX_ATTR_LEN * 2)])
+        };
+        let tracking = state.tracking;
+        // A browser asking not to be tracked is counted, and nothing else.
+        let anonymous = tracking.honor_dnt
+            && ["dnt", "sec-gpc"].iter().any(|h| {
+                headers
+                    .get(*h)
+                    .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+            });
+        let client = client_addr(peer, headers, &state.trusted_proxies).ip();
+        // A client the proxy could not name has no address to locate.
+        let ip = (!anonymous)
+            .then_some(client)
+            .flatten()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        Visitor {
+            client,
+            ip,
+            user_agent: (!anonymous && !tracking.no_user_agent)
+                .then(|| header(USER_AGENT))
+                .flatten(),
+            referrer: (!anonymous && !tracking.no_referrer)
+                .then(|| header(REFERER))
+                .flatten(),
+            withheld: anonymous || tracking.no_user_agent,
+        }
+    }
+
+    /// Hands this visit's click to the sink (never waits).
+    fn click(
+        &self,
+        state: &AppState,
+        link: &Link,
+        now: DateTime<Utc>,
+        query: Option<&str>,
+        route: RouteRef<'_>,
+    ) {
+        let utm = query.map(Utm::from_query).unwrap_or_default();
+        state.clicks.submit(ClickRef {
+            event_id: uuid::Uuid::now_v7(),
+            link_id: link.id,
+            at: now.timestamp_millis(),
+            ip: self.ip,
+            user_agent: self.user_agent,
+            referrer: self.referrer,
+            utm: &utm,
+            region: &state.region,
+            withheld: self.withheld,
+            route,
+        });
     }
 }
 
 /// Where a link's rules send this visit: the facts they read (location,
 /// user agent class, the visit's key for splits) are worked out here, once,
 /// and only those they read.
-#[allow(clippy::too_many_arguments)]
 fn decide<'l>(
     state: &AppState,
     link: &'l Link,
     now: DateTime<Utc>,
-    client: Option<std::net::IpAddr>,
-    ip: std::net::IpAddr,
-    user_agent: Option<&str>,
+    visitor: &Visitor<'_>,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> &'l TargetUrl {
+) -> (&'l TargetUrl, RouteRef<'l>) {
+    let client = visitor.client;
     let needs = link.rules.needs();
     // Rules place the client where it is, Do-Not-Track or not: nothing of
     // it is kept.
@@ -202,18 +277,20 @@ fn decide<'l>(
             visit_key(
                 link.id,
                 now.timestamp_millis(),
-                ip,
-                user_agent.unwrap_or(""),
+                visitor.ip,
+                visitor.user_agent.unwrap_or(""),
             )
         } else {
             0
         },
         now,
     };
-    link.rules
-        .decide(link.id, &visit)
-        .target
-        .unwrap_or(&link.target)
+    let decision = link.rules.decide(link.id, &visit);
+    let route = RouteRef {
+        rule: Some(decision.rule.unwrap_or(DEFAULT_ROUTE)),
+        variant: decision.variant,
+    };
+    (decision.target.unwrap_or(&link.target), route)
 }
 
 fn status_of(link: &Link) -> StatusCode {

@@ -151,7 +151,10 @@ pub struct StatsBody {
     pub unique_visitors: u64,
     pub series: Vec<Bucket>,
     /// Breakdowns: countries, cities, referrers, browsers, oses, devices,
-    /// utm_sources, utm_mediums, utm_campaigns.
+    /// utm_sources, utm_mediums, utm_campaigns, and for smart links rules
+    /// (the rule that sent each click: its id, `default` when none held,
+    /// `fallback` for clicks sent to the fallback URL) and variants (the
+    /// variant of a split).
     pub top: BTreeMap<String, Vec<Entry>>,
 }
 
@@ -166,6 +169,8 @@ pub fn dimension_key(d: Dimension) -> &'static str {
         Dimension::UtmSource => "utm_sources",
         Dimension::UtmMedium => "utm_mediums",
         Dimension::UtmCampaign => "utm_campaigns",
+        Dimension::Rule => "rules",
+        Dimension::Variant => "variants",
     }
 }
 
@@ -294,7 +299,7 @@ pub async fn link_stats_handler(
     }))
 }
 
-const CSV_HEADER: [&str; 14] = [
+const CSV_HEADER: [&str; 16] = [
     "event_id",
     "time",
     "country",
@@ -309,6 +314,8 @@ const CSV_HEADER: [&str; 14] = [
     "utm_campaign",
     "visitor",
     "region",
+    "rule",
+    "variant",
 ];
 const EXPORT_PAGE: usize = 5000;
 
@@ -350,6 +357,8 @@ fn csv_rows(clicks: &[EnrichedClick], header: bool) -> Vec<u8> {
             text(c.utm.campaign.as_deref()),
             Cow::Owned(format!("{:016x}", c.visitor)),
             text(Some(&c.region)),
+            text(c.route.rule.as_deref()),
+            text(c.route.variant.as_deref()),
         ];
         let _ = w.write_record(row.iter().map(|cell| cell.as_bytes()));
     }

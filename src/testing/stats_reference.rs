@@ -482,6 +482,10 @@ fn random_click(rng: &mut StdRng, link: LinkId, at: i64, visitors_per_agent: i64
         },
         visitor,
         region: "local".into(),
+        route: crate::domain::Route {
+            rule: maybe(rng, &["r1", "r2", "default"], 0.5),
+            variant: maybe(rng, &["a", "b"], 0.7),
+        },
     }
 }
 
@@ -661,6 +665,8 @@ impl Reference {
             Dimension::UtmSource,
             Dimension::UtmMedium,
             Dimension::UtmCampaign,
+            Dimension::Rule,
+            Dimension::Variant,
         ]
         .into_iter()
         .map(|dim| {
@@ -735,6 +741,8 @@ fn breakdown_values(c: &EnrichedClick) -> Vec<(Dimension, String)> {
         (Dimension::UtmSource, &c.utm.source),
         (Dimension::UtmMedium, &c.utm.medium),
         (Dimension::UtmCampaign, &c.utm.campaign),
+        (Dimension::Rule, &c.route.rule),
+        (Dimension::Variant, &c.route.variant),
     ] {
         if let Some(v) = value {
             out.push((dim, v.clone()));

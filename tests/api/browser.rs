@@ -517,3 +517,108 @@ async fn a_dashboard_opened_after_the_clicks_shows_them_all() {
     b.screenshot("dashboard-loaded-phone-breakdowns.png").await;
     b.close().await;
 }
+
+/// A smart link's dashboard shows its clicks per rule and per variant; a
+/// plain link's has no such panels.
+#[tokio::test]
+async fn the_dashboard_shows_rules_and_variants_of_a_smart_link() {
+    let app = TestApp::spawn().await;
+    app.create(json!({
+        "url": "https://example.com/", "slug": "launch",
+        "rules": [
+            {"id": "phones", "if": [{"device": ["mobile"]}], "target": "https://example.com/app"},
+            {"id": "hero-test", "split": [
+                {"id": "blue", "target": "https://example.com/blue", "weight": 1},
+                {"id": "green", "target": "https://example.com/green", "weight": 1}
+            ]}
+        ]
+    }))
+    .await;
+    app.create_slug("plain", "https://example.com/plain").await;
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let mut variants = [0u64; 2];
+    for i in 0..40 {
+        let ua = if i % 4 == 0 {
+            IPHONE.to_owned()
+        } else {
+            format!("{CHROME} visitor/{i}")
+        };
+        let res = app
+            .click_as("/launch", &ua, &format!("198.51.100.{i}"))
+            .await;
+        match res.headers()["location"].to_str().unwrap() {
+            "https://example.com/blue" => variants[0] += 1,
+            "https://example.com/green" => variants[1] += 1,
+            other => assert_eq!(other, "https://example.com/app"),
+        }
+    }
+    assert_eq!(variants[0] + variants[1], 30);
+    app.click("/plain").await;
+    app.wait_for_clicks("launch", "", 40).await;
+    app.wait_for_clicks("plain", "", 1).await;
+
+    let b = Browser::start().await;
+    b.client.goto(&app.url("/login")).await.unwrap();
+    b.fill("#key", &app.admin_key).await;
+    b.click("form button.primary").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
+        .await;
+    b.client.goto(&app.url("/links/launch")).await.unwrap();
+    b.wait_text("#total", Duration::from_secs(5), |t| t == "40")
+        .await;
+    b.wait_text("#top-rules", Duration::from_secs(5), |t| {
+        t.contains("hero-test")
+    })
+    .await;
+    let rules = b.text("#top-rules").await;
+    assert_eq!(rules, "hero-test 30\nphones 10");
+    // The feed says which way each click went.
+    b.wait_text("#feed li", Duration::from_secs(5), |t| {
+        t.contains(" · rule ")
+    })
+    .await;
+    let shown = b.text("#top-variants").await;
+    for (name, n) in ["blue", "green"].iter().zip(variants) {
+        if n > 0 {
+            assert!(shown.contains(&format!("{name} {n}")), "{shown:?}");
+        }
+    }
+    b.client
+        .execute(
+            "document.getElementById('top-rules').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("dashboard-smart.png").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.client
+        .execute(
+            "document.getElementById('top-variants').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("dashboard-smart-phone.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
+
+    // A plain link: the panels stay hidden.
+    b.client.goto(&app.url("/links/plain")).await.unwrap();
+    b.wait_text("#total", Duration::from_secs(5), |t| t == "1")
+        .await;
+    b.wait_text("#top-browsers", Duration::from_secs(5), |t| {
+        t.contains("Firefox")
+    })
+    .await;
+    let hidden = b
+        .client
+        .execute(
+            "return ['top-rules', 'top-variants']
+                 .map(id => document.getElementById(id).closest('section').hidden)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hidden, json!([true, true]));
+    b.close().await;
+}

@@ -4,6 +4,8 @@
 //! fallback URL of an expired, disabled or exhausted link, and rules
 //! refused with their codes.
 
+use std::collections::BTreeMap;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,6 +24,25 @@ async fn goes(app: &TestApp, path: &str, ua: &str, ip: &str, extra: &[(&str, &st
     let res = req.send().await.unwrap();
     assert!(res.status().is_redirection(), "{path}: {}", res.status());
     res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// A breakdown of a stats answer, as value → clicks.
+fn top(stats: &Value, key: &str) -> BTreeMap<String, u64> {
+    stats["top"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {stats}"))
+        .iter()
+        .map(|e| {
+            (
+                e["value"].as_str().unwrap().to_owned(),
+                e["clicks"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn counts<const N: usize>(pairs: [(&str, u64); N]) -> BTreeMap<String, u64> {
+    pairs.into_iter().map(|(k, n)| (k.to_owned(), n)).collect()
 }
 
 #[tokio::test]
@@ -90,6 +111,20 @@ async fn rules_choose_by_device_language_query_and_country() {
         .await
         .unwrap();
     assert_eq!(res.headers()["location"], "https://example.co.uk/");
+
+    // Each click is counted under the rule that sent it; HEAD is no click.
+    let stats = app.wait_for_clicks("smart", "", 6).await;
+    assert_eq!(
+        top(&stats, "rules"),
+        counts([
+            ("promo", 1),
+            ("ios", 1),
+            ("german", 1),
+            ("r4", 1),
+            ("default", 2)
+        ])
+    );
+    assert_eq!(top(&stats, "variants"), counts([]));
 }
 
 #[tokio::test]
@@ -121,6 +156,15 @@ async fn a_split_is_sticky_per_visitor_and_follows_the_weights() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     // 200 visitors, half each: within five standard deviations (±35).
     assert!(seen.values().all(|n| (65..=135).contains(n)), "{seen:?}");
+
+    // The stats count each variant's clicks exactly, under the rule.
+    let stats = app.wait_for_clicks("ab", "", 600).await;
+    let a = u64::from(seen["https://example.com/a"]);
+    assert_eq!(
+        top(&stats, "variants"),
+        counts([("a", 3 * a), ("b", 3 * (200 - a))])
+    );
+    assert_eq!(top(&stats, "rules"), counts([("test", 600)]));
 }
 
 #[tokio::test]
@@ -139,6 +183,18 @@ async fn the_fallback_url_replaces_the_410_page() {
         goes(&app, "/limited", FIREFOX, "8.8.8.8", &[]).await,
         "https://example.com/sold-out"
     );
+    // A HEAD of it is not a click (it claims none of the limit either).
+    let res = app
+        .client
+        .head(app.any_url("/limited"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection());
+    // The visit sent to the fallback is a click, counted as such; a link
+    // without rules records no rule for its own clicks.
+    let stats = app.wait_for_clicks("limited", "", 2).await;
+    assert_eq!(top(&stats, "rules"), counts([("fallback", 1)]));
 
     app.create(json!({
         "url": "https://example.com/live", "slug": "switched",

@@ -477,6 +477,7 @@ fn bad_rules_get_specific_codes() {
         (many.as_str(), "too_many_rules"),
         (&*format!(r#"[{{"id":"Bad Id",{t}}}]"#), "invalid_rule_id"),
         (&*format!(r#"[{{"id":"default",{t}}}]"#), "invalid_rule_id"),
+        (&*format!(r#"[{{"id":"fallback",{t}}}]"#), "invalid_rule_id"),
         (
             &*format!(r#"[{{"id":"a",{t}}},{{"id":"a",{t}}}]"#),
             "duplicate_rule_id",

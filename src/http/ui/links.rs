@@ -79,14 +79,19 @@ pub struct DashboardQuery {
     secret: Option<String>,
 }
 
-const BREAKDOWNS: [(&str, &str); 7] = [
-    ("countries", "Countries"),
-    ("cities", "Cities"),
-    ("referrers", "Referrers"),
-    ("browsers", "Browsers"),
-    ("oses", "Operating systems"),
-    ("devices", "Devices"),
-    ("utm_sources", "UTM sources"),
+/// The dashboard's breakdowns: key in the stats answer, heading, and
+/// whether it is shown only once the range has clicks in it (smart links'
+/// rules and variants).
+const BREAKDOWNS: [(&str, &str, bool); 9] = [
+    ("countries", "Countries", false),
+    ("cities", "Cities", false),
+    ("referrers", "Referrers", false),
+    ("browsers", "Browsers", false),
+    ("oses", "Operating systems", false),
+    ("devices", "Devices", false),
+    ("utm_sources", "UTM sources", false),
+    ("rules", "Rules", true),
+    ("variants", "Variants", true),
 ];
 
 pub async fn dashboard(

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
 use super::{Item, get_n, get_s, n, opt_s, ord_key, s};
-use crate::domain::{DeviceType, EnrichedClick, LinkId, Utm};
+use crate::domain::{DeviceType, EnrichedClick, LinkId, Route, Utm};
 use crate::store::StoreError;
 
 /// Raw clicks of a link are spread over this many partitions, so a hot
@@ -84,6 +84,8 @@ pub(super) fn raw_item(c: &EnrichedClick, region: &str, seq: i64) -> Item {
         ("us", &c.utm.source),
         ("um", &c.utm.medium),
         ("uc", &c.utm.campaign),
+        ("rl", &c.route.rule),
+        ("vr", &c.route.variant),
     ] {
         if let Some(v) = v {
             item.insert(k.into(), s(v.clone()));
@@ -112,6 +114,10 @@ pub(super) fn click_from_item(item: &Item) -> Result<EnrichedClick, StoreError> 
         },
         visitor: get_n(item, "visitor")?,
         region: get_s(item, "region")?.to_owned(),
+        route: Route {
+            rule: opt_s(item, "rl"),
+            variant: opt_s(item, "vr"),
+        },
     })
 }
 

@@ -127,6 +127,8 @@ fn raw_dimension(dim: Dimension) -> (&'static str, Option<&'static str>) {
         Dimension::UtmSource => ("utm_source", Some("utm_source IS NOT NULL")),
         Dimension::UtmMedium => ("utm_medium", Some("utm_medium IS NOT NULL")),
         Dimension::UtmCampaign => ("utm_campaign", Some("utm_campaign IS NOT NULL")),
+        Dimension::Rule => ("route_rule", Some("route_rule IS NOT NULL")),
+        Dimension::Variant => ("route_variant", Some("route_variant IS NOT NULL")),
     }
 }
 
@@ -384,7 +386,7 @@ macro_rules! sql_store {
 
             use $crate::domain::{
                 DeviceType, EnrichedClick, KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl,
-                Utm,
+                Route, Utm,
             };
             use $crate::store::sql::{
                 PRUNE_DIMS, RAW_DIMENSIONS, SEAL_DIMS, SqlDialect, TOP_DIMS_PIECES, dim_counts, from_ms,
@@ -468,6 +470,10 @@ macro_rules! sql_store {
                     },
                     visitor: row.try_get("visitor")?,
                     region: row.try_get("region")?,
+                    route: Route {
+                        rule: row.try_get("route_rule")?,
+                        variant: row.try_get("route_variant")?,
+                    },
                 })
             }
 

@@ -254,10 +254,11 @@ impl PgStore {
         };
         Ok(sqlx::query(
             "INSERT INTO clicks (link_id, at, event_id, bot, country, city, browser, os, device,
-                 referrer_host, utm_source, utm_medium, utm_campaign, visitor, region)
+                 referrer_host, utm_source, utm_medium, utm_campaign, visitor, region, route_rule,
+                 route_variant)
              SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bool[], $5::text[],
                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                 $13::text[], $14::bigint[], $15::text[])
+                 $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[])
              ON CONFLICT DO NOTHING",
         )
         .bind(clicks.iter().map(|c| c.link_id.0).collect::<Vec<_>>())
@@ -280,6 +281,8 @@ impl PgStore {
         .bind(col(|c| c.utm.campaign.clone()))
         .bind(clicks.iter().map(|c| c.visitor).collect::<Vec<_>>())
         .bind(col(|c| Some(c.region.clone())))
+        .bind(col(|c| c.route.rule.clone()))
+        .bind(col(|c| c.route.variant.clone()))
         .execute(&mut *conn)
         .await?
         .rows_affected())

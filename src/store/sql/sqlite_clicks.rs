@@ -48,8 +48,9 @@ pub(super) struct ClickWriter {
 }
 
 const INSERT_CLICK: &str = "INSERT INTO clicks (link_id, at, event_id, bot, country, city, \
-     browser, os, device, referrer_host, utm_source, utm_medium, utm_campaign, visitor, region) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     browser, os, device, referrer_host, utm_source, utm_medium, utm_campaign, visitor, region, \
+     route_rule, route_variant) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
      ON CONFLICT DO NOTHING";
 
 impl ClickWriter {
@@ -119,6 +120,8 @@ fn insert_clicks(tx: &Transaction, clicks: &[EnrichedClick]) -> Result<u64, Stor
             c.utm.campaign.as_deref(),
             c.visitor,
             c.region.as_str(),
+            c.route.rule.as_deref(),
+            c.route.variant.as_deref(),
         ])?;
         if inserted == 1 {
             rollup.add(c);
