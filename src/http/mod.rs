@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod assets;
+pub mod csrf;
 pub mod embedded;
 pub mod error;
 pub mod extract;

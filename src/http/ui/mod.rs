@@ -11,7 +11,8 @@
 //! - `edit` and `delete`: `/links/{slug}/edit` and `/delete`;
 //! - `report`: `/report`, the abuse report form.
 //!
-//! This file holds what they share: the page frame, CSRF checks, sessions,
+//! This file holds what they share: the page frame, CSRF checks (through
+//! [`super::csrf`]), sessions,
 //! and [`PageError`], the page shown instead when a handler fails.
 //!
 //! Every form carries a CSRF token (double-submit: a random `hop_csrf`
@@ -25,20 +26,18 @@ use std::sync::Arc;
 
 use axum::extract::Form;
 use axum::extract::rejection::FormRejection;
-use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
-use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::cookie::SameSite;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use minijinja::{Value, context};
-use subtle::ConstantTimeEq;
 
 use super::access::{self, Caller, SESSION_COOKIE};
+use super::csrf;
 use super::error::ApiError;
 use super::render::{message, render};
-use crate::auth::Token;
 use crate::domain::{FieldError, Link, UrlError};
 use crate::session::{Session, SessionId};
 use crate::state::AppState;
@@ -74,8 +73,7 @@ pub use report::{report, report_page};
 pub use shorten::{home, shorten};
 pub use sign_in::{login, login_page, logout};
 
-/// Name of the CSRF cookie.
-pub const CSRF_COOKIE: &str = "hop_csrf";
+pub use super::csrf::CSRF_COOKIE;
 
 /// The page to show instead of the one asked for: sign in, not found, the
 /// form refused, the database unavailable. Page handlers return
@@ -146,7 +144,7 @@ struct Frame {
 
 impl Frame {
     async fn load(state: &AppState, jar: CookieJar) -> Result<Frame, PageError> {
-        let (jar, csrf) = ensure_csrf(state, jar);
+        let (jar, csrf) = csrf::ensure(state, jar);
         let session = access::session_of(state, &jar).await?;
         Ok(Frame { jar, csrf, session })
     }
@@ -174,55 +172,10 @@ impl Frame {
     }
 }
 
-fn cookie(
-    state: &AppState,
-    name: &'static str,
-    value: String,
-    same_site: SameSite,
-) -> Cookie<'static> {
-    Cookie::build((name, value))
-        .path("/")
-        .http_only(true)
-        .secure(state.secure_cookies)
-        .same_site(same_site)
-        .build()
-}
-
-fn ensure_csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
-    if let Some(c) = jar.get(CSRF_COOKIE)
-        && c.value().len() >= 32
-    {
-        let token = c.value().to_owned();
-        return (jar, token);
-    }
-    let token = Token::generate("").expose().to_owned();
-    let jar = jar.add(cookie(state, CSRF_COOKIE, token.clone(), SameSite::Strict));
-    (jar, token)
-}
-
 /// Refuses a form post whose token does not match the cookie, or that comes
 /// from another origin.
 fn check_csrf(jar: &CookieJar, headers: &HeaderMap, sent: Option<&str>) -> Result<(), PageError> {
-    let refused = || {
-        PageError::page(message(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "The page was open too long or came from another site. Go back, reload the page and try again.",
-        ))
-    };
-    if let (Some(origin), Some(host)) = (headers.get(ORIGIN), headers.get(HOST)) {
-        let origin = origin.to_str().unwrap_or_default();
-        let origin_host = origin.split_once("://").map_or("", |(_, h)| h);
-        if origin == "null" || origin_host.as_bytes() != host.as_bytes() {
-            return Err(refused());
-        }
-    }
-    let expected = jar.get(CSRF_COOKIE).map(|c| c.value()).unwrap_or_default();
-    let sent = sent.unwrap_or_default();
-    if expected.len() < 32 || !bool::from(expected.as_bytes().ct_eq(sent.as_bytes())) {
-        return Err(refused());
-    }
-    Ok(())
+    csrf::check(jar, headers, sent).map_err(PageError::page)
 }
 
 /// Accepts a posted form: readable, from this site (CSRF token and Origin),
@@ -333,7 +286,7 @@ async fn save_session(
         state.sessions.remove(old).await?;
     }
     state.sessions.save(&id, session).await?;
-    Ok(jar.add(cookie(
+    Ok(jar.add(csrf::cookie(
         state,
         SESSION_COOKIE,
         id.expose().to_owned(),
