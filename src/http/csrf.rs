@@ -46,9 +46,9 @@ pub fn ensure(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
     (jar, token)
 }
 
-/// Refuses (with the page to show) a form post whose token does not match
-/// the cookie, or that comes from another origin.
-pub fn check(jar: &CookieJar, headers: &HeaderMap, sent: Option<&str>) -> Result<(), Response> {
+/// The page refusing a form post whose token does not match the cookie, or
+/// that comes from another origin; `None`: the post may go on.
+pub fn refusal(jar: &CookieJar, headers: &HeaderMap, sent: Option<&str>) -> Option<Response> {
     let refused = || {
         message(
             StatusCode::FORBIDDEN,
@@ -60,13 +60,13 @@ pub fn check(jar: &CookieJar, headers: &HeaderMap, sent: Option<&str>) -> Result
         let origin = origin.to_str().unwrap_or_default();
         let origin_host = origin.split_once("://").map_or("", |(_, h)| h);
         if origin == "null" || origin_host.as_bytes() != host.as_bytes() {
-            return Err(refused());
+            return Some(refused());
         }
     }
     let expected = jar.get(CSRF_COOKIE).map(|c| c.value()).unwrap_or_default();
     let sent = sent.unwrap_or_default();
     if expected.len() < 32 || !bool::from(expected.as_bytes().ct_eq(sent.as_bytes())) {
-        return Err(refused());
+        return Some(refused());
     }
-    Ok(())
+    None
 }

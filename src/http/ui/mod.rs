@@ -175,7 +175,10 @@ impl Frame {
 /// Refuses a form post whose token does not match the cookie, or that comes
 /// from another origin.
 fn check_csrf(jar: &CookieJar, headers: &HeaderMap, sent: Option<&str>) -> Result<(), PageError> {
-    csrf::check(jar, headers, sent).map_err(PageError::page)
+    match csrf::refusal(jar, headers, sent) {
+        Some(page) => Err(PageError::page(page)),
+        None => Ok(()),
+    }
 }
 
 /// Accepts a posted form: readable, from this site (CSRF token and Origin),
