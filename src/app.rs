@@ -82,6 +82,8 @@ impl Application {
             auth_failures: config.rate_auth_failures,
             api: config.rate_api,
             link_secret: config.rate_link_secret,
+            password_failures: config.rate_password_failures,
+            password_link_failures: config.rate_password_link_failures,
         };
         let node = NodeParts {
             store: &store,

@@ -290,6 +290,19 @@ pub struct ServeConfig {
     /// API calls per link secret (the holder of an anonymous link).
     #[arg(long, env = "HOP_RATE_LINK_SECRET", default_value = "300/min")]
     pub rate_link_secret: crate::domain::Rate,
+    /// Wrong passwords of protected links per client before it is refused
+    /// for a while.
+    #[arg(long, env = "HOP_RATE_PASSWORD_FAILURES", default_value = "10/min")]
+    pub rate_password_failures: crate::domain::Rate,
+    /// Wrong passwords per protected link, from all clients together,
+    /// before the link's form refuses everyone for a while (guessing spread
+    /// over many addresses).
+    #[arg(
+        long,
+        env = "HOP_RATE_PASSWORD_LINK_FAILURES",
+        default_value = "100/min"
+    )]
+    pub rate_password_link_failures: crate::domain::Rate,
     /// Bits of an IPv6 address that name one client for limits and caps
     /// (a subscriber usually holds a whole /64); IPv4 clients are their
     /// address.

@@ -16,10 +16,11 @@
 //!   edges.
 //! - [`testing`]: the conformance suite every store passes (only with the
 //!   `testing` feature, or in unit tests).
-//! - [`auth`], [`session`], [`blocklist`], [`takedown`], [`public_host`], [`ratelimit`], [`slots`]:
+//! - [`auth`], [`session`], [`blocklist`], [`takedown`], [`public_host`], [`ratelimit`], [`slots`], [`password`]:
 //!   API keys and link secrets, web UI sessions,
 //!   blocked and taken-down domains, whether a host is on the public
-//!   internet, in-process rate limits, caps on live streams.
+//!   internet, in-process rate limits, caps on live streams, protected
+//!   links' password hashes.
 //! - [`clicks`]: the click pipeline: sink (hand-off from the redirect), one
 //!   drain loop, enrichment (user agent, geo, visitor hash), the recorder
 //!   and batch writer, the live feed.
@@ -54,6 +55,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod password;
 pub mod priority;
 pub mod public_host;
 pub mod ratelimit;

@@ -45,6 +45,10 @@ pub enum Bucket {
     Api,
     /// API calls, per link secret (anonymous links' holders).
     LinkSecret,
+    /// Wrong passwords of protected links, per client.
+    PasswordFailure,
+    /// Wrong passwords, per protected link (from every client together).
+    PasswordLinkFailure,
 }
 
 impl Bucket {
@@ -55,7 +59,18 @@ impl Bucket {
             Bucket::AuthFailure => "authfail",
             Bucket::Api => "api",
             Bucket::LinkSecret => "secret",
+            Bucket::PasswordFailure => "pwfail",
+            Bucket::PasswordLinkFailure => "pwlink",
         }
+    }
+
+    /// A bucket of failures: what is taken from it has already happened,
+    /// so the attempt after the allowance's last is the one refused.
+    pub fn counts_failures(self) -> bool {
+        matches!(
+            self,
+            Bucket::AuthFailure | Bucket::PasswordFailure | Bucket::PasswordLinkFailure
+        )
     }
 }
 
@@ -65,6 +80,8 @@ pub struct Limits {
     pub auth_failures: Rate,
     pub api: Rate,
     pub link_secret: Rate,
+    pub password_failures: Rate,
+    pub password_link_failures: Rate,
 }
 
 impl Limits {
@@ -74,6 +91,8 @@ impl Limits {
             Bucket::AuthFailure => self.auth_failures,
             Bucket::Api => self.api,
             Bucket::LinkSecret => self.link_secret,
+            Bucket::PasswordFailure => self.password_failures,
+            Bucket::PasswordLinkFailure => self.password_link_failures,
         }
     }
 }
@@ -119,6 +138,8 @@ pub struct LocalLimiter {
     auth_failures: Option<Keyed>,
     api: Option<Keyed>,
     link_secret: Option<Keyed>,
+    password_failures: Option<Keyed>,
+    password_link_failures: Option<Keyed>,
     clock: DefaultClock,
     /// Keys refused until a moment: governor cannot look without taking, so
     /// a refusal is remembered for [`Limiter::refused`].
@@ -141,6 +162,8 @@ impl LocalLimiter {
             auth_failures: keyed(limits.auth_failures),
             api: keyed(limits.api),
             link_secret: keyed(limits.link_secret),
+            password_failures: keyed(limits.password_failures),
+            password_link_failures: keyed(limits.password_link_failures),
             limits,
             clock: DefaultClock::default(),
             refused_until: moka::sync::Cache::builder()
@@ -156,6 +179,8 @@ impl LocalLimiter {
             Bucket::AuthFailure => self.auth_failures.as_ref(),
             Bucket::Api => self.api.as_ref(),
             Bucket::LinkSecret => self.link_secret.as_ref(),
+            Bucket::PasswordFailure => self.password_failures.as_ref(),
+            Bucket::PasswordLinkFailure => self.password_link_failures.as_ref(),
         }
     }
 
@@ -199,7 +224,7 @@ impl Limiter for LocalLimiter {
         // with the shared counters, until one of the allowance is back.
         let wait = if !d.allowed {
             Some(d.reset_secs)
-        } else if bucket == Bucket::AuthFailure && d.limit > 0 && d.remaining == 0 {
+        } else if bucket.counts_failures() && d.limit > 0 && d.remaining == 0 {
             let interval = self.limits.rate(bucket).interval().as_secs_f64();
             Some(interval.ceil().max(1.0) as u64)
         } else {
@@ -218,6 +243,8 @@ impl Limiter for LocalLimiter {
                 &self.auth_failures,
                 &self.api,
                 &self.link_secret,
+                &self.password_failures,
+                &self.password_link_failures,
             ]
             .into_iter()
             .flatten()
@@ -269,6 +296,8 @@ mod tests {
             auth_failures: auth_failures.parse().unwrap(),
             api: Rate::UNLIMITED,
             link_secret: Rate::UNLIMITED,
+            password_failures: auth_failures.parse().unwrap(),
+            password_link_failures: Rate::UNLIMITED,
         }
     }
 
@@ -327,6 +356,16 @@ mod tests {
         let d = l.refused(Bucket::AuthFailure, "ip").await.unwrap();
         assert_eq!(d.limit, 10);
         assert!((359..=360).contains(&d.reset_secs), "{d:?}");
+        // Wrong passwords count the same way, in a bucket of their own.
+        for n in 0..10 {
+            assert!(
+                l.refused(Bucket::PasswordFailure, "ip").await.is_none(),
+                "{n}"
+            );
+            l.take(Bucket::PasswordFailure, "ip").await;
+        }
+        assert!(l.refused(Bucket::PasswordFailure, "ip").await.is_some());
+        assert!(l.refused(Bucket::PasswordFailure, "other").await.is_none());
     }
 
     #[test]

@@ -33,7 +33,8 @@ macro_rules! store_conformance {
             smart_link_fields_round_trip, delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
             a_click_twice_in_one_batch_counts_once, clicks_of_unknown_links_are_skipped,
             rollups_agree_with_raw, bots_are_separable,
-            export_pages_in_order, sessions_expire_and_are_replaced, retention_keeps_rollups,
+            export_pages_in_order, sessions_expire_and_are_replaced, one_time_records_are_taken_once,
+            retention_keeps_rollups,
             purge_removes_a_links_clicks, reports_and_domains, takedowns_add_list_and_lift,
             stats_equal_reference, retention_and_pruning_keep_every_answer,
             stats_answers_are_one_snapshot, sealing_while_writing_loses_nothing);
@@ -74,6 +75,7 @@ pub fn link(slug: &str, owner: Option<i64>) -> Link {
         secret_hash: Some([7; 32]),
         rules: Default::default(),
         fallback_url: None,
+        password_hash: None,
     }
 }
 
@@ -348,8 +350,16 @@ pub async fn smart_link_fields_round_trip(store: &dyn Store) {
     let mut l = link("smart", Some(1));
     l.rules = rules.clone();
     l.fallback_url = Some(TargetUrl::parse("https://example.com/over", &[]).unwrap());
+    l.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into());
     insert(store, &l).await;
-    let smart = |x: &Link| (x.id, x.rules.clone(), x.fallback_url.clone());
+    let smart = |x: &Link| {
+        (
+            x.id,
+            x.rules.clone(),
+            x.fallback_url.clone(),
+            x.password_hash.clone(),
+        )
+    };
     let got = store.link_by_slug(&l.slug).await.unwrap().unwrap();
     assert_eq!(smart(&got), smart(&l), "as inserted");
     let listed = store
@@ -364,6 +374,7 @@ pub async fn smart_link_fields_round_trip(store: &dyn Store) {
 
     l.rules = Rules::parse(&specs[1..], &[]).unwrap();
     l.fallback_url = None;
+    l.password_hash = None;
     assert!(store.update_link(&l).await.unwrap());
     let got = store.link_by_slug(&l.slug).await.unwrap().unwrap();
     assert_eq!(smart(&got), smart(&l), "replaced");
@@ -763,6 +774,29 @@ pub async fn sessions_expire_and_are_replaced(store: &dyn Store) {
     store.remove_session(&a).await.unwrap();
     assert!(store.load_session(&a, 0).await.unwrap().is_none());
     store.remove_session(&a).await.unwrap();
+}
+
+/// A record taken is gone: of many takers at once exactly one gets it; an
+/// expired one is nobody's (and is removed all the same).
+pub async fn one_time_records_are_taken_once(store: &dyn Store) {
+    let (a, b) = ([21u8; 32], [22u8; 32]);
+    store.save_session(&a, "once", 5_000).await.unwrap();
+    let takers = (0..8).map(|_| store.take_session(&a, 1_000));
+    let got: Vec<Option<String>> = futures::future::join_all(takers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        got.iter().filter(|g| g.as_deref() == Some("once")).count(),
+        1,
+        "{got:?}"
+    );
+    assert_eq!(got.iter().filter(|g| g.is_none()).count(), 7);
+    assert!(store.load_session(&a, 0).await.unwrap().is_none());
+    store.save_session(&b, "late", 5_000).await.unwrap();
+    assert_eq!(store.take_session(&b, 5_000).await.unwrap(), None);
+    assert!(store.load_session(&b, 0).await.unwrap().is_none());
 }
 
 pub async fn retention_keeps_rollups(store: &dyn Store) {

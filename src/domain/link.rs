@@ -70,6 +70,10 @@ pub enum FieldError {
     RedirectStatus,
     #[error("expires_at must be in the future")]
     Expiry,
+    #[error(
+        "password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters without control characters"
+    )]
+    Password,
 }
 
 impl FieldError {
@@ -80,8 +84,24 @@ impl FieldError {
             FieldError::MaxClicks => "invalid_max_clicks",
             FieldError::RedirectStatus => "invalid_redirect_status",
             FieldError::Expiry => "invalid_expiry",
+            FieldError::Password => "invalid_password",
         }
     }
+}
+
+/// Shortest and longest password of a protected link, in characters.
+pub const MIN_PASSWORD_LEN: usize = 4;
+pub const MAX_PASSWORD_LEN: usize = 128;
+
+/// A protected link's password as given: kept exactly (no trimming: a
+/// space may be part of it), checked for length and control characters.
+pub fn parse_password(password: &str) -> Result<&str, FieldError> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&n) || password.chars().any(char::is_control)
+    {
+        return Err(FieldError::Password);
+    }
+    Ok(password)
 }
 
 pub fn parse_title(title: Option<String>) -> Result<Option<String>, FieldError> {
@@ -163,6 +183,10 @@ pub struct Link {
     /// reached its click limit or been disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_url: Option<TargetUrl>,
+    /// The argon2id hash (PHC string) of the password a visitor must give
+    /// before being redirected; `None`: not protected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
 
 /// Why a link that exists does not redirect.

@@ -54,6 +54,10 @@ pub struct CreateLink {
     /// reached its click limit or been disabled.
     #[schema(schema_with = optional_url_schema)]
     pub fallback_url: Option<String>,
+    /// A password visitors must give (on a form hop shows) before being
+    /// redirected. Stored as an argon2id hash, never shown again.
+    #[schema(schema_with = password_schema)]
+    pub password: Option<String>,
 }
 
 /// The usual shape of an accepted target URL, for the OpenAPI document.
@@ -105,6 +109,19 @@ fn title_schema() -> utoipa::openapi::Object {
         .pattern(Some(format!("^{NO_CONTROLS}*$")))
         .description(Some(
             "At most 500 characters, no control characters; blank means none.",
+        ))
+        .build()
+}
+
+fn password_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(nullable(utoipa::openapi::Type::String))
+        .min_length(Some(crate::domain::MIN_PASSWORD_LEN))
+        .max_length(Some(crate::domain::MAX_PASSWORD_LEN))
+        .pattern(Some(format!("^{NO_CONTROLS}*$")))
+        .write_only(Some(true))
+        .description(Some(
+            "4 to 128 characters, no control characters; kept exactly as given.",
         ))
         .build()
 }
@@ -170,7 +187,9 @@ impl<'de> Deserialize<'de> for Whole {
     }
 }
 
-fn whole<'de, T: TryFrom<i64>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(super) fn whole<'de, T: TryFrom<i64>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     Option::<Whole>::deserialize(d)?
         .map(|w| T::try_from(w.0).map_err(|_| serde::de::Error::custom("integer out of range")))
         .transpose()
@@ -225,6 +244,10 @@ pub struct UpdateLink {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = optional_url_schema)]
     pub fallback_url: Option<Option<String>>,
+    /// A new password; `null` removes the protection.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = password_schema)]
+    pub password: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -247,6 +270,9 @@ pub struct LinkBody {
     /// Smart link rules, in order (ids filled in).
     pub rules: Vec<RuleSpec>,
     pub fallback_url: Option<String>,
+    /// Visitors must give the link's password before being redirected.
+    #[serde(default)]
+    pub password_protected: bool,
     /// All-time human clicks.
     pub clicks: u64,
     /// Per-link secret of an anonymous link: returned once, at creation.
@@ -292,6 +318,7 @@ pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
         taken_down: state.takedowns.covers(link.target.host()),
         rules: link.rules.to_specs(),
         fallback_url: link.fallback_url.as_ref().map(|u| u.to_string()),
+        password_protected: link.password_hash.is_some(),
         clicks,
         secret: None,
     }
@@ -365,6 +392,7 @@ impl From<CreateLink> for NewLink {
             redirect_status: req.redirect_status,
             rules: req.rules.unwrap_or_default(),
             fallback_url: req.fallback_url,
+            password: req.password,
         }
     }
 }
@@ -381,6 +409,7 @@ impl From<UpdateLink> for LinkChanges {
             disabled: req.disabled,
             rules: req.rules,
             fallback_url: req.fallback_url,
+            password: req.password,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod live;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod protect;
 pub mod qr;
 pub mod redirect;
 pub mod render;
@@ -65,6 +66,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(live::recent_clicks))
         .routes(routes!(qr::link_qr_svg))
         .routes(routes!(qr::link_qr_png))
+        .routes(routes!(protect::create_access_token))
         .routes(routes!(reports::list_reports, reports::create_report))
         .routes(routes!(reports::disable_domain))
         .routes(routes!(reports::list_takedowns, reports::create_takedown))
@@ -137,7 +139,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(managed)
-        .route("/{slug}", get(redirect::follow_link))
+        .route("/{slug}", get(redirect::follow_link).post(redirect::unlock))
         .fallback(pages::fallback)
         .layer(middleware::from_fn(ops::head_bound))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

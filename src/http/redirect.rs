@@ -5,7 +5,8 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, RawQuery, State};
 use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::extract::{PeerAddr, client_addr};
 use super::pages;
+use super::protect::{self, PasswordForm};
 use crate::domain::rules::{Visit, visit_key};
 use crate::domain::{
     ClickRef, DEFAULT_ROUTE, FALLBACK_ROUTE, Gone, Link, MAX_ATTR_LEN, RouteRef, Slug, TargetUrl,
@@ -31,6 +33,69 @@ pub async fn follow_link(
     answer(&state, &method, &slug, peer, query.as_deref(), &headers).await
 }
 
+/// `POST /{slug}`: the password form of a protected link, posted. A right
+/// password answers the redirect (a 303, so the browser follows it with a
+/// GET whatever the link's own status) and counts the click; anything else
+/// answers the form again, or the page that refuses it.
+pub async fn unlock(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    PeerAddr(peer): PeerAddr,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    form: Result<Form<PasswordForm>, FormRejection>,
+) -> Response {
+    let Ok(parsed) = Slug::parse_path(&slug) else {
+        return pages::not_found();
+    };
+    let link = match state.resolve(&parsed).await {
+        Ok(Some(link)) => link,
+        Ok(None) => return pages::not_found_for(&parsed),
+        Err(e) => {
+            tracing::error!(error = %e, link.slug = %parsed, "link lookup failed");
+            return pages::unavailable();
+        }
+    };
+    if link.password_hash.is_none() {
+        let mut res = super::render::message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Nothing to send here",
+            "This link has no password: open it with a plain visit.",
+        );
+        res.headers_mut().insert(
+            axum::http::header::ALLOW,
+            HeaderValue::from_static("GET, HEAD"),
+        );
+        return res;
+    }
+    let Ok(Form(form)) = form else {
+        return protect::form(
+            &state,
+            &parsed,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            Some("The form could not be read. Please try again."),
+        );
+    };
+    if let Some(page) = protect::refusal(&state, &link, peer, &headers, form).await {
+        return page;
+    }
+    let mut res = answer_as(
+        &state,
+        &Method::GET,
+        &slug,
+        peer,
+        query.as_deref(),
+        &headers,
+        true,
+    )
+    .await;
+    if res.status().is_redirection() {
+        *res.status_mut() = StatusCode::SEE_OTHER;
+    }
+    res
+}
+
 /// The redirect, timed into the redirect latency histogram: what the
 /// router's `/{slug}` route and [`super::front`]'s fast path both answer.
 pub async fn answer(
@@ -40,6 +105,19 @@ pub async fn answer(
     peer: std::net::IpAddr,
     query: Option<&str>,
     headers: &HeaderMap,
+) -> Response {
+    answer_as(state, method, slug, peer, query, headers, false).await
+}
+
+/// [`answer`]; `unlocked`: a protected link's password was given.
+async fn answer_as(
+    state: &AppState,
+    method: &Method,
+    slug: &str,
+    peer: std::net::IpAddr,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    unlocked: bool,
 ) -> Response {
     let started = Instant::now();
     let response = async {
@@ -58,6 +136,28 @@ pub async fn answer(
         if let Err(gone) = link.check_live(now) {
             return fallback_or_gone(state, method, &slug, &link, gone, now, peer, query, headers)
                 .await;
+        }
+        // A protected link shows its form, to HEAD and bots too: nothing
+        // of its target is in the answer before the password is given (or
+        // a GET brings an access token, used up by it).
+        if link.password_hash.is_some() && !unlocked {
+            let token = method == Method::GET && protect::has_token(query);
+            let granted = if token {
+                match protect::redeem(state, &link, query.unwrap_or_default()).await {
+                    Ok(granted) => granted,
+                    Err(e) => {
+                        tracing::error!(error = %e, link.slug = %slug, "redeeming an access token failed");
+                        return pages::unavailable();
+                    }
+                }
+            } else {
+                false
+            };
+            if !granted {
+                let error =
+                    token.then_some("This access link has expired or has been used already.");
+                return protect::form(state, &slug, headers, StatusCode::OK, error);
+            }
         }
         let visitor = Visitor::of(state, peer, headers);
         let (target, route) = if link.rules.is_empty() {

@@ -42,6 +42,7 @@ pub(super) static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     template!("delete.html");
     template!("report.html");
     template!("unlock.html");
+    template!("password.html");
     env.add_function("asset", |name: &str| {
         Value::from_safe_string(super::embedded::url(name))
     });

@@ -11,7 +11,7 @@ use crate::auth::{LINK_SECRET_PREFIX, Token};
 use crate::domain::rules::{RuleError, RuleSpec, Rules};
 use crate::domain::{
     FieldError, Link, LinkId, RedirectStatus, Slug, SlugError, TargetUrl, UrlError, parse_expiry,
-    parse_max_clicks, parse_tags, parse_title,
+    parse_max_clicks, parse_password, parse_tags, parse_title,
 };
 use crate::public_host::Refusal;
 use crate::state::AppState;
@@ -40,6 +40,8 @@ pub struct NewLink {
     /// Where visits go once the link has expired, reached its click limit
     /// or been disabled.
     pub fallback_url: Option<String>,
+    /// A password visitors must give before being redirected.
+    pub password: Option<String>,
 }
 
 /// An edit: `None` leaves a field alone; `Some(None)` clears it.
@@ -56,6 +58,8 @@ pub struct LinkChanges {
     /// The whole list of rules, replaced (empty: none).
     pub rules: Option<Vec<RuleSpec>>,
     pub fallback_url: Option<Option<String>>,
+    /// A new password (`Some(None)`: the link is no longer protected).
+    pub password: Option<Option<String>>,
 }
 
 /// Which links to list, newest first.
@@ -181,6 +185,12 @@ pub async fn clicks(state: &AppState, link: &Link) -> Result<u64, StoreError> {
         .unwrap_or(0))
 }
 
+/// The stored hash of a protected link's new password, once it is checked.
+async fn password_hash(password: String) -> Result<String, LinkError> {
+    parse_password(&password)?;
+    Ok(crate::password::hash_blocking(password).await)
+}
+
 /// Creates a link for `owner` (anonymous when `None`, which also mints the
 /// link's secret, returned once here).
 pub async fn create(
@@ -196,6 +206,10 @@ pub async fn create(
     let rules = allowed_rules(state, &new.rules).await?;
     let fallback_url = match &new.fallback_url {
         Some(url) => Some(allowed_target(state, url).await?),
+        None => None,
+    };
+    let password_hash = match new.password {
+        Some(p) => Some(password_hash(p).await?),
         None => None,
     };
     let mut link = Link {
@@ -216,6 +230,7 @@ pub async fn create(
         secret_hash: secret.as_ref().map(Token::hash),
         rules,
         fallback_url,
+        password_hash,
     };
     let mut attempt = 0;
     loop {
@@ -309,6 +324,12 @@ pub async fn update(
     if let Some(fallback) = &changes.fallback_url {
         link.fallback_url = match fallback {
             Some(url) => Some(allowed_target(state, url).await?),
+            None => None,
+        };
+    }
+    if let Some(password) = changes.password {
+        link.password_hash = match password {
+            Some(p) => Some(password_hash(p).await?),
             None => None,
         };
     }

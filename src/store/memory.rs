@@ -310,6 +310,15 @@ impl SessionRecords for MemoryStore {
         Ok(())
     }
 
+    async fn take_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let taken = self.inner.lock().sessions.remove(id_hash);
+        Ok(taken.filter(|(_, exp)| *exp > now).map(|(data, _)| data))
+    }
+
     async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
         let mut inner = self.inner.lock();
         let before = inner.sessions.len();

@@ -477,6 +477,14 @@ pub trait SessionRecords: Send + Sync {
         expires_at: i64,
     ) -> Result<(), StoreError>;
     async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError>;
+    /// Removes a record and returns its data, unless it expired before
+    /// `now`: at most one caller ever gets a record's data, however many
+    /// take it at once (one-time tokens).
+    async fn take_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
     /// Deletes sessions that expired before `now`; returns how many.
     async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError>;
 }

@@ -13,6 +13,7 @@ mod live;
 mod ops;
 mod pipeline;
 mod privacy;
+mod protected;
 mod redirect;
 mod secrets;
 mod smart;

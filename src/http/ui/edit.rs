@@ -90,6 +90,7 @@ impl EditForm {
             // Not on this form yet: left as they are.
             rules: None,
             fallback_url: None,
+            password: None,
         })
     }
 }

@@ -630,6 +630,9 @@ fn link_item(link: &Link) -> Item {
     if let Some(f) = &link.fallback_url {
         item.insert("fallback_url".into(), s(f.as_str()));
     }
+    if let Some(p) = &link.password_hash {
+        item.insert("password_hash".into(), s(p.as_str()));
+    }
     item
 }
 
@@ -660,6 +663,7 @@ fn link_from_item(item: &Item) -> Result<Link, StoreError> {
             .map(|f| TargetUrl::from_stored(&f))
             .transpose()
             .map_err(|e| corrupt(&e))?,
+        password_hash: opt_s(item, "password_hash"),
     })
 }
 
@@ -1123,6 +1127,31 @@ impl SessionRecords for DynamoStore {
     async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
         self.delete_keys(vec![("SESSIONS".into(), hex::encode(id_hash))])
             .await
+    }
+
+    async fn take_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        // The old item comes back only to the one delete that removed it.
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s("SESSIONS"))
+            .key("sk", s(hex::encode(id_hash)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = out.attributes else {
+            return Ok(None);
+        };
+        if get_n(&item, "expires_at")? <= now {
+            return Ok(None);
+        }
+        Ok(Some(get_s(&item, "data")?.to_owned()))
     }
 
     async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {

@@ -438,6 +438,7 @@ macro_rules! sql_store {
                         .map(|f| TargetUrl::from_stored(&f))
                         .transpose()
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    password_hash: row.try_get("password_hash")?,
                 })
             }
 
@@ -512,8 +513,9 @@ macro_rules! sql_store {
                     let inserted = sqlx::query(
                         "INSERT INTO links (id, slug, target, title, tags, created_at, updated_at,
                              expires_at, max_clicks, redirect_status, disabled, owner_key, secret_hash,
-                             rules, fallback_url)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                             rules, fallback_url, password_hash)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                             $16)
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(link.id.0)
@@ -531,6 +533,7 @@ macro_rules! sql_store {
                     .bind(link.secret_hash.map(|h| h.to_vec()))
                     .bind(rules_json(link))
                     .bind(link.fallback_url.as_ref().map(|u| u.as_str().to_owned()))
+                    .bind(&link.password_hash)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -577,7 +580,7 @@ macro_rules! sql_store {
                     let n = sqlx::query(
                         "UPDATE links SET target = $1, title = $2, tags = $3, updated_at = $4,
                              expires_at = $5, max_clicks = $6, redirect_status = $7, disabled = $8,
-                             rules = $10, fallback_url = $11
+                             rules = $10, fallback_url = $11, password_hash = $12
                          WHERE id = $9",
                     )
                     .bind(link.target.as_str())
@@ -591,6 +594,7 @@ macro_rules! sql_store {
                     .bind(link.id.0)
                     .bind(rules_json(link))
                     .bind(link.fallback_url.as_ref().map(|u| u.as_str().to_owned()))
+                    .bind(&link.password_hash)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -844,6 +848,20 @@ macro_rules! sql_store {
                         .execute(self.writer())
                         .await?;
                     Ok(())
+                }
+
+                async fn take_session(
+                    &self,
+                    id_hash: &[u8; 32],
+                    now: i64,
+                ) -> Result<Option<String>, StoreError> {
+                    let row: Option<(String, i64)> = sqlx::query_as(
+                        "DELETE FROM sessions WHERE id_hash = $1 RETURNING data, expires_at",
+                    )
+                    .bind(id_hash.as_slice())
+                    .fetch_optional(self.writer())
+                    .await?;
+                    Ok(row.filter(|(_, exp)| *exp > now).map(|(data, _)| data))
                 }
 
                 async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
