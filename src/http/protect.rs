@@ -46,6 +46,12 @@ pub const ACCESS_PREFIX: &str = "hpa_";
 /// Longest an access token is valid: 30 days.
 pub const MAX_ACCESS_SECS: u64 = 30 * 86_400;
 
+/// The site's Content-Security-Policy with `form-action` opened to any
+/// web address (see [`form`]).
+const PASSWORD_PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'self' https: http:; frame-ancestors 'none'";
+
 /// The password form, as posted.
 #[derive(Debug, Deserialize)]
 pub struct PasswordForm {
@@ -71,6 +77,13 @@ pub fn form(
     res.headers_mut().insert(
         axum::http::HeaderName::from_static("x-robots-tag"),
         HeaderValue::from_static("noindex"),
+    );
+    // The form's answer redirects to the target, and browsers hold that
+    // redirect to `form-action` too: any web address may follow (naming the
+    // target's origin here would show it before the password).
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PASSWORD_PAGE_POLICY),
     );
     (jar, res).into_response()
 }

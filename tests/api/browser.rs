@@ -622,3 +622,63 @@ async fn the_dashboard_shows_rules_and_variants_of_a_smart_link() {
     assert_eq!(hidden, json!([true, true]));
     b.close().await;
 }
+
+/// A protected link in a real browser: the form, a wrong password, then
+/// the right one, followed to the target (a small page served here, so
+/// the browser goes nowhere else).
+#[tokio::test]
+async fn the_password_form_of_a_protected_link() {
+    let landing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!(
+        "http://127.0.0.1:{}/landed",
+        landing.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut conn, _)) = landing.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let page = "<!doctype html><title>Landed</title><h1>Landed</h1>";
+                let _ = conn
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                            page.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    let app = TestApp::spawn().await;
+    app.create(json!({"url": target, "slug": "plans", "password": "swordfish"}))
+        .await;
+
+    let b = Browser::start().await;
+    b.client.goto(&app.url("/plans")).await.unwrap();
+    b.wait_text("h1", Duration::from_secs(5), |t| {
+        t == "This link is protected"
+    })
+    .await;
+    assert_labelled(&b).await;
+    b.screenshot("password.png").await;
+    b.fill("#password", "guess").await;
+    b.click("form button.primary").await;
+    let error = b.text("#password-error").await;
+    assert_eq!(error, "That password is not right.");
+    b.screenshot("password-wrong.png").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.screenshot("password-phone.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
+
+    b.fill("#password", "swordfish").await;
+    b.click("form button.primary").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "Landed")
+        .await;
+    assert_eq!(b.client.current_url().await.unwrap().as_str(), target);
+    // Counted (headless Chromium names itself, so as a bot).
+    app.wait_for_clicks("plans", "include_bots=true", 1).await;
+    b.close().await;
+}
