@@ -601,6 +601,47 @@ async fn signed_in_users_list_search_edit_and_delete_their_links() {
     assert_eq!(res.status(), StatusCode::GONE);
     assert!(res.text().await.unwrap().contains("disabled"));
 
+    // A password: too short is explained (and never echoed back), a good
+    // one protects the link, an empty field keeps it, the box removes it.
+    let edit_with = |password: &'static str, remove: bool| {
+        let (b, app, csrf) = (&b, &app, csrf.clone());
+        async move {
+            let mut fields = vec![
+                ("csrf", csrf.as_str()),
+                ("url", "https://example.net/new"),
+                ("redirect_status", "302"),
+                ("password", password),
+            ];
+            if remove {
+                fields.push(("remove_password", "on"));
+            }
+            post(b, &app.url("/links/s3/edit"), &fields).await
+        }
+    };
+    let res = edit_with("abc", false).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"password-error\""), "{html}");
+    assert!(
+        !html.contains("value=\"abc\""),
+        "the password is not shown back"
+    );
+    assert_eq!(
+        edit_with("tiger tiger", false).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.click("/s3").await.status(), StatusCode::OK, "the form");
+    let (_, html) = page(&b, &app.url("/links/s3/edit")).await;
+    assert!(html.contains("id=\"remove_password\""), "offered once set");
+    assert_eq!(edit_with("", false).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.click("/s3").await.status(), StatusCode::OK, "kept");
+    assert_eq!(edit_with("", true).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.click("/s3").await.status(),
+        StatusCode::FOUND,
+        "removed"
+    );
+
     // Someone else's link is not there.
     let (status, _) = page(&b, &app.url("/links/admins/edit")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -30,6 +30,13 @@ pub struct EditForm {
     max_clicks: Option<String>,
     redirect_status: Option<String>,
     disabled: Option<String>,
+    /// A new password (empty: the one it has, or none); never shown back.
+    #[serde(skip_serializing)]
+    password: Option<String>,
+    remove_password: Option<String>,
+    /// Whether the link has a password now (shown, not posted).
+    #[serde(skip_deserializing)]
+    protected: bool,
     csrf: Option<String>,
 }
 
@@ -49,6 +56,9 @@ impl EditForm {
             max_clicks: link.max_clicks.map(|n| n.to_string()),
             redirect_status: Some(link.redirect_status.to_string()),
             disabled: link.disabled.then(|| "on".to_owned()),
+            password: None,
+            remove_password: None,
+            protected: link.password_protected,
             csrf: None,
         }
     }
@@ -90,7 +100,12 @@ impl EditForm {
             // Not on this form yet: left as they are.
             rules: None,
             fallback_url: None,
-            password: None,
+            password: if self.remove_password.is_some() {
+                Some(None)
+            } else {
+                // Kept exactly as typed (a space may be part of it).
+                self.password.clone().filter(|p| !p.is_empty()).map(Some)
+            },
         })
     }
 }
@@ -134,8 +149,9 @@ pub async fn edit(
     Path(slug): Path<String>,
     form: Result<Form<EditForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let (form, frame) = accept(&state, jar, &headers, form).await?;
+    let (mut form, frame) = accept(&state, jar, &headers, form).await?;
     let link = managed_link(&state, &frame, &slug, &format!("/links/{slug}/edit")).await?;
+    form.protected = link.password_hash.is_some();
     let result = match form.to_changes() {
         Ok(changes) => crate::service::links::update(&state, link.clone(), changes)
             .await

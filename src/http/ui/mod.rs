@@ -225,6 +225,7 @@ fn field_of(code: &str) -> &'static str {
         c if c == FieldError::Tags.code() => "tags",
         c if c == FieldError::MaxClicks.code() => "max_clicks",
         c if c == FieldError::RedirectStatus.code() => "redirect_status",
+        c if c == FieldError::Password.code() => "password",
         _ => "general",
     }
 }
