@@ -7,7 +7,8 @@ on lists a JSON Schema does not hold:
 - a stats range's `from` must not come after its `to`;
 - a stats range may hold at most 5000 buckets of its interval (`minute`,
   `hour`, `day`; when absent, chosen from the range's length);
-- smart link rules: ids unique in their list and not `default`, exactly
+- smart link rules: ids unique in their list and not `default` or
+  `fallback`, exactly
   one of `target` and `split`, a time window not empty, its `from` before
   its `to` and its hours not equal, a time zone that exists (IANA names are
   replaced by one), addresses that parse (replaced by one), and a body
@@ -116,7 +117,7 @@ def _unique_ids(items, prefix):
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             continue
         n = i
-        while item["id"] in seen or item["id"] == "default":
+        while item["id"] in seen or item["id"] in ("default", "fallback"):
             item["id"] = f"{prefix}{n}"
             n += 1
         seen.add(item["id"])
@@ -187,6 +188,9 @@ def before_call(ctx, case, **kwargs):
     if case.method.upper() in ("POST", "PATCH"):
         _future_expiry(case.body)
         _valid_rules(case.body)
+    if case.method.upper() == "PATCH" and "/rules/" in case.path and isinstance(case.body, dict):
+        # One rule's patch: checked with the link's list like a whole one.
+        _valid_rules({"rules": [case.body]})
     if case.method.upper() == "GET" and case.path.endswith(("/stats", "/clicks.csv")):
         if isinstance(case.path_parameters, dict) and "slug" in case.path_parameters:
             case.path_parameters["slug"] = EXISTING_SLUG

@@ -355,6 +355,11 @@ impl From<LinkError> for ApiError {
                 "could not find a free slug; try again",
             ),
             LinkError::NotFound => ApiError::link_not_found(),
+            LinkError::RuleNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "rule_not_found",
+                "this link has no rule with that id",
+            ),
             LinkError::Store(e) => e.into(),
         }
     }
@@ -524,6 +529,47 @@ pub async fn update_link(
 ) -> Result<Json<LinkBody>, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
     let link = service::links::update(&state, link, req.into()).await?;
+    let clicks = clicks_of(&state, &link).await?;
+    Ok(Json(body(&state, &link, clicks)))
+}
+
+/// A change to one rule of a link: each field given replaces the rule's
+/// (`target` replaces a `split` and the other way round), the rest stays.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRule {
+    pub id: Option<String>,
+    #[serde(rename = "if")]
+    pub conditions: Option<Vec<crate::domain::rules::ConditionSpec>>,
+    pub target: Option<String>,
+    pub split: Option<Vec<crate::domain::rules::VariantSpec>>,
+}
+
+#[utoipa::path(patch, operation_id = "update_link_rule", path = "/links/{slug}/rules/{rule_id}", tag = "links",
+    request_body = PatchRule,
+    params(("slug" = String, Path, description = "The link's slug"),
+        ("rule_id" = String, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "The link, with the rule changed", body = LinkBody),
+        (status = 400, description = "Invalid input: the rule, or the list with it, fails a check", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials, or no such rule", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn update_link_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, rule_id)): Path<(String, String)>,
+    AppJson(req): AppJson<PatchRule>,
+) -> Result<Json<LinkBody>, ApiError> {
+    let link = access::link(&state, &caller, &slug).await?;
+    let patch = service::links::RulePatch {
+        id: req.id,
+        conditions: req.conditions,
+        target: req.target,
+        split: req.split,
+    };
+    let link = service::links::patch_rule(&state, link, &rule_id, patch).await?;
     let clicks = clicks_of(&state, &link).await?;
     Ok(Json(body(&state, &link, clicks)))
 }

@@ -59,6 +59,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             links::update_link,
             links::delete_link
         ))
+        .routes(routes!(links::update_link_rule))
         .routes(routes!(stats::link_stats_handler))
         .routes(routes!(stats::export_clicks))
         .routes(routes!(stats::purge_clicks))

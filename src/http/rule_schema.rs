@@ -2,7 +2,7 @@
 //! condition is one of several single-key objects, which the derive cannot
 //! say. It is as strict as [`crate::domain::rules::Rules::parse`] wherever
 //! JSON Schema can be; what it cannot say (ids unique in their list and not
-//! `default`, exactly one of `target` and `split`, a time window's `from`
+//! `default` or `fallback`, exactly one of `target` and `split`, a time window's `from`
 //! before its `to` and not empty, a time zone or an address that exists)
 //! is in the descriptions, and scripts/schemathesis/hop_hooks.py moves
 //! generated rules that break only that to valid ones.
@@ -113,19 +113,37 @@ fn rule() -> Value {
             daily hash (sticky, in proportion to the weights). Give exactly one of `target` \
             and `split`.",
         "properties": {
-            "id": id("Unique in the link, not `default`; `r1`, `r2`, … by position when absent."),
+            "id": id("Unique in the link, not `default` or `fallback`; `r1`, `r2`, … by position when absent."),
             "if": {"type": "array", "maxItems": MAX_CONDITIONS, "items": condition()},
             "target": url(),
             "split": {"type": "array", "minItems": MIN_VARIANTS, "maxItems": MAX_VARIANTS,
                 "items": {"type": "object", "additionalProperties": false,
                     "required": ["target", "weight"],
                     "properties": {
-                        "id": id("Unique in the split; `a`, `b`, … by position when absent."),
+                        "id": id("Unique in the split, not `default` or `fallback`; `a`, `b`, … by position when absent."),
                         "target": url(),
                         "weight": {"type": "integer", "minimum": 1, "maximum": MAX_WEIGHT}
                     }}}
         }
     })
+}
+
+impl utoipa::PartialSchema for super::links::PatchRule {
+    fn schema() -> RefOr<Schema> {
+        let mut patch = rule();
+        patch["description"] = json!(
+            "A change to one rule: each field given replaces the rule's (`target` replaces \
+             a `split`, `split` a `target`; give at most one of them), the others stay. \
+             The link's list with the changed rule is checked like a whole list."
+        );
+        serde_json::from_value(patch).expect("a schema utoipa reads")
+    }
+}
+
+impl utoipa::ToSchema for super::links::PatchRule {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "RulePatch".into()
+    }
 }
 
 impl utoipa::PartialSchema for RuleSpec {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::auth::{LINK_SECRET_PREFIX, Token};
-use crate::domain::rules::{RuleError, RuleSpec, Rules};
+use crate::domain::rules::{ConditionSpec, RuleError, RuleSpec, Rules, VariantSpec};
 use crate::domain::{
     FieldError, Link, LinkId, RedirectStatus, Slug, SlugError, TargetUrl, UrlError, parse_expiry,
     parse_max_clicks, parse_password, parse_tags, parse_title,
@@ -113,6 +113,9 @@ pub enum LinkError {
     /// The link went away (deleted in between).
     #[error("no such link")]
     NotFound,
+    /// The link has no rule with this id.
+    #[error("this link has no rule with that id")]
+    RuleNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -340,6 +343,58 @@ pub async fn update(
     state.invalidate_link(&link.slug).await;
     tracing::info!(link.slug = %link.slug, "link updated");
     Ok(link)
+}
+
+/// A change to one rule: each field given replaces the rule's (a `target`
+/// replaces a `split` and the other way round), the others stay.
+#[derive(Debug, Default, Clone)]
+pub struct RulePatch {
+    pub id: Option<String>,
+    pub conditions: Option<Vec<ConditionSpec>>,
+    pub target: Option<String>,
+    pub split: Option<Vec<VariantSpec>>,
+}
+
+/// Patches the rule `id` of `link` (its place in the list kept), checked
+/// like a whole list, and saves the link as [`update`] does.
+pub async fn patch_rule(
+    state: &AppState,
+    link: Link,
+    id: &str,
+    patch: RulePatch,
+) -> Result<Link, LinkError> {
+    let mut specs = link.rules.to_specs();
+    let rule = specs
+        .iter_mut()
+        .find(|r| r.id.as_deref() == Some(id))
+        .ok_or(LinkError::RuleNotFound)?;
+    if let Some(new_id) = patch.id {
+        rule.id = Some(new_id);
+    }
+    if let Some(conditions) = patch.conditions {
+        rule.conditions = conditions;
+    }
+    match (patch.target, patch.split) {
+        (Some(target), None) => {
+            rule.target = Some(target);
+            rule.split = None;
+        }
+        (None, Some(split)) => {
+            rule.split = Some(split);
+            rule.target = None;
+        }
+        // Both: refused by the check, as in a whole list.
+        (Some(target), Some(split)) => {
+            rule.target = Some(target);
+            rule.split = Some(split);
+        }
+        (None, None) => {}
+    }
+    let changes = LinkChanges {
+        rules: Some(specs),
+        ..LinkChanges::default()
+    };
+    update(state, link, changes).await
 }
 
 /// Deletes a link with its clicks and drops it from the cache.

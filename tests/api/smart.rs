@@ -331,3 +331,104 @@ async fn bad_rules_are_refused_with_their_codes() {
         (StatusCode::BAD_REQUEST, "unsupported_scheme")
     );
 }
+
+#[tokio::test]
+async fn one_rule_is_patched_in_place() {
+    let app = TestApp::spawn().await;
+    app.create(json!({
+        "url": "https://example.com/", "slug": "one-rule",
+        "rules": [
+            {"id": "a", "if": [{"query_present": "a"}], "target": "https://example.com/a"},
+            {"id": "b", "if": [{"query_present": "b"}], "target": "https://example.com/b"},
+            {"id": "c", "if": [{"query_present": "c"}], "target": "https://example.com/c"}
+        ]
+    }))
+    .await;
+    let patch = |id: &str, body: Value| {
+        let path = format!("/api/v1/links/one-rule/rules/{id}");
+        let app = &app;
+        async move {
+            app.api(Method::PATCH, &path, Some(&app.admin_key), Some(body))
+                .await
+        }
+    };
+    // A new target for b: its conditions, id and place stay.
+    let res = patch("b", json!({"target": "https://example.com/b2"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let ids: Vec<&str> = body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(body["rules"][1]["if"], json!([{"query_present": "b"}]));
+    assert_eq!(
+        goes(&app, "/one-rule?b", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/b2",
+        "the change reached the cache"
+    );
+    // A split replaces the target; renamed; new conditions.
+    let res = patch(
+        "b",
+        json!({"id": "ab", "if": [{"query_present": "z"}], "split": [
+            {"target": "https://example.com/v1", "weight": 1},
+            {"target": "https://example.com/v2", "weight": 1}]}),
+    )
+    .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["rules"][1]["id"], "ab");
+    assert!(body["rules"][1].get("target").is_none(), "{body}");
+    assert_eq!(body["rules"][1]["split"][1]["id"], "b");
+    assert!(
+        goes(&app, "/one-rule?z", FIREFOX, "8.8.8.8", &[])
+            .await
+            .starts_with("https://example.com/v")
+    );
+    // Refused: no such rule, an id taken, both target and split, a bad
+    // target; the link is as it was.
+    for (id, body, status, code) in [
+        (
+            "nope",
+            json!({"target": "https://example.com/"}),
+            StatusCode::NOT_FOUND,
+            "rule_not_found",
+        ),
+        (
+            "ab",
+            json!({"id": "a"}),
+            StatusCode::BAD_REQUEST,
+            "duplicate_rule_id",
+        ),
+        (
+            "ab",
+            json!({"target": "https://example.com/", "split": []}),
+            StatusCode::BAD_REQUEST,
+            "invalid_rule_action",
+        ),
+        (
+            "c",
+            json!({"target": "ftp://example.com/"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_rule_target",
+        ),
+        (
+            "c",
+            json!({"when": []}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+    ] {
+        let res = patch(id, body.clone()).await;
+        assert_eq!(
+            error_code(res).await,
+            (status, code.to_owned()),
+            "{id} {body}"
+        );
+    }
+    assert_eq!(
+        goes(&app, "/one-rule?c", FIREFOX, "8.8.8.8", &[]).await,
+        "https://example.com/c"
+    );
+}
