@@ -76,6 +76,7 @@ pub fn link(slug: &str, owner: Option<i64>) -> Link {
         rules: Default::default(),
         fallback_url: None,
         password_hash: None,
+        preview: None,
     }
 }
 
@@ -351,6 +352,11 @@ pub async fn smart_link_fields_round_trip(store: &dyn Store) {
     l.rules = rules.clone();
     l.fallback_url = Some(TargetUrl::parse("https://example.com/over", &[]).unwrap());
     l.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into());
+    l.preview = Some(crate::domain::LinkPreview {
+        title: Some("Spring sale".into()),
+        description: Some("Two lines\nof text".into()),
+        image: Some(TargetUrl::parse("https://cdn.example.com/card.png", &[]).unwrap()),
+    });
     insert(store, &l).await;
     let smart = |x: &Link| {
         (
@@ -358,6 +364,7 @@ pub async fn smart_link_fields_round_trip(store: &dyn Store) {
             x.rules.clone(),
             x.fallback_url.clone(),
             x.password_hash.clone(),
+            x.preview.clone(),
         )
     };
     let got = store.link_by_slug(&l.slug).await.unwrap().unwrap();
@@ -375,6 +382,7 @@ pub async fn smart_link_fields_round_trip(store: &dyn Store) {
     l.rules = Rules::parse(&specs[1..], &[]).unwrap();
     l.fallback_url = None;
     l.password_hash = None;
+    l.preview = None;
     assert!(store.update_link(&l).await.unwrap());
     let got = store.link_by_slug(&l.slug).await.unwrap().unwrap();
     assert_eq!(smart(&got), smart(&l), "replaced");

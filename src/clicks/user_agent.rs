@@ -43,7 +43,42 @@ const BOT_MARKERS: &[&str] = &[
     "reqwest",
     "aiohttp",
     "httpx",
+    "whatsapp/",
+    "slack-imgproxy",
+    "mastodon/",
+    "embedly",
+    "iframely",
+    "vkshare",
 ];
+
+/// Substrings (lower case) of the user agents of link preview bots: the
+/// chat apps and social sites that fetch a shared link to show a card of it
+/// (iMessage sends `facebookexternalhit` and `Twitterbot`; Teams and Skype
+/// `SkypeUriPreview`). Every one is also a [`BOT_MARKERS`] bot.
+const PREVIEWER_MARKERS: &[&str] = &[
+    "slackbot",
+    "slack-imgproxy",
+    "twitterbot",
+    "facebookexternalhit",
+    "facebot",
+    "linkedinbot",
+    "discordbot",
+    "whatsapp/",
+    "telegrambot",
+    "skypeuripreview",
+    "mastodon/",
+    "pinterestbot",
+    "redditbot",
+    "embedly",
+    "iframely",
+    "vkshare",
+];
+
+/// Whether `ua` is a link preview bot's (see [`PREVIEWER_MARKERS`]).
+pub fn is_link_previewer(ua: &str) -> bool {
+    let lower = ua.to_ascii_lowercase();
+    PREVIEWER_MARKERS.iter().any(|m| lower.contains(m))
+}
 
 pub struct UserAgentParser {
     parser: woothee::parser::Parser,
@@ -130,6 +165,36 @@ impl UserAgentParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The user agents chat apps and social sites fetch previews with:
+    /// each is a previewer, and a bot (never a human click).
+    #[test]
+    fn link_previewers_are_known_and_are_bots() {
+        let parser = UserAgentParser::default();
+        for ua in [
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+            "Slack-ImgProxy (+https://api.slack.com/robots)",
+            "Twitterbot/1.0",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "facebookexternalhit/1.1 Facebot Twitterbot/1.0",
+            "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+            "WhatsApp/2.23.20.0 A",
+            "TelegramBot (like TwitterBot)",
+            "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com",
+            "http.rb/5.1.1 (Mastodon/4.2.1; +https://mastodon.social/)",
+        ] {
+            assert!(is_link_previewer(ua), "{ua}");
+            assert!(parser.parse(Some(ua)).bot, "{ua} is a bot");
+        }
+        for ua in [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        ] {
+            assert!(!is_link_previewer(ua), "{ua}");
+        }
+    }
 
     #[test]
     fn table() {

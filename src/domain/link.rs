@@ -74,6 +74,10 @@ pub enum FieldError {
         "password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters without control characters"
     )]
     Password,
+    #[error(
+        "preview: title at most {MAX_PREVIEW_TITLE_LEN} and description at most {MAX_PREVIEW_DESCRIPTION_LEN} characters, without control characters"
+    )]
+    Preview,
 }
 
 impl FieldError {
@@ -85,6 +89,7 @@ impl FieldError {
             FieldError::RedirectStatus => "invalid_redirect_status",
             FieldError::Expiry => "invalid_expiry",
             FieldError::Password => "invalid_password",
+            FieldError::Preview => "invalid_preview",
         }
     }
 }
@@ -102,6 +107,45 @@ pub fn parse_password(password: &str) -> Result<&str, FieldError> {
         return Err(FieldError::Password);
     }
     Ok(password)
+}
+
+/// Longest preview title and description, in characters.
+pub const MAX_PREVIEW_TITLE_LEN: usize = 200;
+pub const MAX_PREVIEW_DESCRIPTION_LEN: usize = 1000;
+
+/// What chat apps and social sites show of a link (Open Graph and Twitter
+/// card tags), answered to their preview bots instead of the redirect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkPreview {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<TargetUrl>,
+}
+
+impl LinkPreview {
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none() && self.description.is_none() && self.image.is_none()
+    }
+}
+
+/// A preview's title or description: at most `max` characters, no control
+/// characters but line breaks where `lines`; trimmed, and blank is none.
+pub fn parse_preview_text(
+    text: Option<String>,
+    max: usize,
+    lines: bool,
+) -> Result<Option<String>, FieldError> {
+    let Some(t) = text else {
+        return Ok(None);
+    };
+    if t.chars().count() > max || t.chars().any(|c| c.is_control() && !(lines && c == '\n')) {
+        return Err(FieldError::Preview);
+    }
+    let t = t.trim();
+    Ok((!t.is_empty()).then(|| t.to_owned()))
 }
 
 pub fn parse_title(title: Option<String>) -> Result<Option<String>, FieldError> {
@@ -187,6 +231,9 @@ pub struct Link {
     /// before being redirected; `None`: not protected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+    /// What link preview bots are shown instead of the redirect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<LinkPreview>,
 }
 
 /// Why a link that exists does not redirect.

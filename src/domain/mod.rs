@@ -13,9 +13,10 @@ pub use click::{
     Located, MAX_ATTR_LEN, Route, RouteRef, Utm,
 };
 pub use link::{
-    FieldError, Gone, KeyId, Link, LinkId, MAX_CLICK_LIMIT, MAX_PASSWORD_LEN, MAX_TAG_LEN,
-    MAX_TAGS, MAX_TITLE_LEN, MIN_PASSWORD_LEN, RedirectStatus, parse_expiry, parse_max_clicks,
-    parse_password, parse_tags, parse_title,
+    FieldError, Gone, KeyId, Link, LinkId, LinkPreview, MAX_CLICK_LIMIT, MAX_PASSWORD_LEN,
+    MAX_PREVIEW_DESCRIPTION_LEN, MAX_PREVIEW_TITLE_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN,
+    MIN_PASSWORD_LEN, RedirectStatus, parse_expiry, parse_max_clicks, parse_password,
+    parse_preview_text, parse_tags, parse_title,
 };
 pub use rate::Rate;
 pub use slug::{Slug, SlugError, is_reserved, is_slug};

@@ -58,6 +58,37 @@ pub struct CreateLink {
     /// redirected. Stored as an argon2id hash, never shown again.
     #[schema(schema_with = password_schema)]
     pub password: Option<String>,
+    pub preview: Option<Preview>,
+}
+
+/// What chat apps' and social sites' preview bots (Slack, X, Facebook,
+/// LinkedIn, Discord, WhatsApp, Telegram, iMessage, …) are shown instead
+/// of the redirect, as Open Graph and Twitter card tags. Blank texts count
+/// as absent; a preview with nothing in it is none.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preview {
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    pub title: Option<String>,
+    /// Line breaks allowed.
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
+    pub description: Option<String>,
+    /// An image URL (checked like a target): what `og:image` names.
+    #[schema(schema_with = optional_url_schema)]
+    pub image: Option<String>,
+}
+
+impl From<Preview> for service::links::PreviewSpec {
+    fn from(p: Preview) -> Self {
+        service::links::PreviewSpec {
+            title: p.title,
+            description: p.description,
+            image: p.image,
+        }
+    }
 }
 
 /// The usual shape of an accepted target URL, for the OpenAPI document.
@@ -248,6 +279,10 @@ pub struct UpdateLink {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = password_schema)]
     pub password: Option<Option<String>>,
+    /// The whole preview, replaced; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Preview>)]
+    pub preview: Option<Option<Preview>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -273,6 +308,9 @@ pub struct LinkBody {
     /// Visitors must give the link's password before being redirected.
     #[serde(default)]
     pub password_protected: bool,
+    /// What link preview bots are shown instead of the redirect.
+    #[serde(default)]
+    pub preview: Option<Preview>,
     /// All-time human clicks.
     pub clicks: u64,
     /// Per-link secret of an anonymous link: returned once, at creation.
@@ -319,6 +357,11 @@ pub fn body(state: &AppState, link: &Link, clicks: u64) -> LinkBody {
         rules: link.rules.to_specs(),
         fallback_url: link.fallback_url.as_ref().map(|u| u.to_string()),
         password_protected: link.password_hash.is_some(),
+        preview: link.preview.as_ref().map(|p| Preview {
+            title: p.title.clone(),
+            description: p.description.clone(),
+            image: p.image.as_ref().map(|u| u.to_string()),
+        }),
         clicks,
         secret: None,
     }
@@ -398,6 +441,7 @@ impl From<CreateLink> for NewLink {
             rules: req.rules.unwrap_or_default(),
             fallback_url: req.fallback_url,
             password: req.password,
+            preview: req.preview.map(Into::into),
         }
     }
 }
@@ -415,6 +459,7 @@ impl From<UpdateLink> for LinkChanges {
             rules: req.rules,
             fallback_url: req.fallback_url,
             password: req.password,
+            preview: req.preview.map(|p| p.map(Into::into)),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod live;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod preview;
 pub mod protect;
 pub mod qr;
 pub mod redirect;

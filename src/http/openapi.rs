@@ -5,7 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::links::{CreateLink, LinkBody, LinkPage, PatchRule, RedirectStatus, UpdateLink};
+use super::links::{
+    CreateLink, LinkBody, LinkPage, PatchRule, Preview, RedirectStatus, UpdateLink,
+};
 use super::live::{ClickBody, LiveClickBody, LiveTotals, RecentClicks};
 use super::reports::{
     DisableDomain, DomainDisabled, NewReport, NewTakedown, ReportPage, ReportReceived,
@@ -20,7 +22,7 @@ use crate::store::Report;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hop", description = "URL shortener with exact, real-time click analytics."),
-    components(schemas(CreateLink, UpdateLink, RedirectStatus, RuleSpec, PatchRule, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ClickBody, RecentClicks, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, RedirectStatus, RuleSpec, PatchRule, Preview, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ClickBody, RecentClicks, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),
          (name = "abuse", description = "Reports and domain takedowns")),

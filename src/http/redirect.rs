@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use super::extract::{PeerAddr, client_addr};
 use super::pages;
 use super::protect::{self, PasswordForm};
+use crate::clicks::user_agent::is_link_previewer;
 use crate::domain::rules::{Visit, visit_key};
 use crate::domain::{
     ClickRef, DEFAULT_ROUTE, FALLBACK_ROUTE, Gone, Link, MAX_ATTR_LEN, RouteRef, Slug, TargetUrl,
@@ -136,6 +137,23 @@ async fn answer_as(
         if let Err(gone) = link.check_live(now) {
             return fallback_or_gone(state, method, &slug, &link, gone, now, peer, query, headers)
                 .await;
+        }
+        // A link preview bot gets the link's preview, if it has one, and
+        // its visit is counted as a bot's (by its user agent, kept even
+        // where tracking withholds people's: a bot's is nobody's data).
+        if let Some(preview) = &link.preview
+            && let Some(ua) = headers
+                .get(USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .filter(|ua| is_link_previewer(ua))
+        {
+            if method == Method::GET {
+                let mut bot = Visitor::of(state, peer, headers);
+                bot.user_agent = Some(&ua[..ua.len().min(MAX_ATTR_LEN * 2)]);
+                bot.withheld = false;
+                bot.click(state, &link, now, query, RouteRef::default());
+            }
+            return super::preview::page(state, &link, preview);
         }
         // A protected link shows its form, to HEAD and bots too: nothing
         // of its target is in the answer before the password is given (or

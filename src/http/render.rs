@@ -43,6 +43,7 @@ pub(super) static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     template!("report.html");
     template!("unlock.html");
     template!("password.html");
+    template!("preview.html");
     env.add_function("asset", |name: &str| {
         Value::from_safe_string(super::embedded::url(name))
     });

@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use crate::auth::{LINK_SECRET_PREFIX, Token};
 use crate::domain::rules::{ConditionSpec, RuleError, RuleSpec, Rules, VariantSpec};
 use crate::domain::{
-    FieldError, Link, LinkId, RedirectStatus, Slug, SlugError, TargetUrl, UrlError, parse_expiry,
-    parse_max_clicks, parse_password, parse_tags, parse_title,
+    FieldError, Link, LinkId, LinkPreview, MAX_PREVIEW_DESCRIPTION_LEN, MAX_PREVIEW_TITLE_LEN,
+    RedirectStatus, Slug, SlugError, TargetUrl, UrlError, parse_expiry, parse_max_clicks,
+    parse_password, parse_preview_text, parse_tags, parse_title,
 };
 use crate::public_host::Refusal;
 use crate::state::AppState;
@@ -42,6 +43,16 @@ pub struct NewLink {
     pub fallback_url: Option<String>,
     /// A password visitors must give before being redirected.
     pub password: Option<String>,
+    /// What link preview bots are shown.
+    pub preview: Option<PreviewSpec>,
+}
+
+/// A link preview as given: text fields and an image URL.
+#[derive(Debug, Default, Clone)]
+pub struct PreviewSpec {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub image: Option<String>,
 }
 
 /// An edit: `None` leaves a field alone; `Some(None)` clears it.
@@ -60,6 +71,8 @@ pub struct LinkChanges {
     pub fallback_url: Option<Option<String>>,
     /// A new password (`Some(None)`: the link is no longer protected).
     pub password: Option<Option<String>>,
+    /// A new preview, whole (`Some(None)`: none).
+    pub preview: Option<Option<PreviewSpec>>,
 }
 
 /// Which links to list, newest first.
@@ -188,6 +201,24 @@ pub async fn clicks(state: &AppState, link: &Link) -> Result<u64, StoreError> {
         .unwrap_or(0))
 }
 
+/// A preview as stored, once checked: its texts, and its image URL checked
+/// like a target (bots fetch it); `None` when it says nothing.
+async fn allowed_preview(
+    state: &AppState,
+    spec: PreviewSpec,
+) -> Result<Option<LinkPreview>, LinkError> {
+    let image = match spec.image.as_deref().map(str::trim) {
+        Some(url) if !url.is_empty() => Some(allowed_target(state, url).await?),
+        _ => None,
+    };
+    let preview = LinkPreview {
+        title: parse_preview_text(spec.title, MAX_PREVIEW_TITLE_LEN, false)?,
+        description: parse_preview_text(spec.description, MAX_PREVIEW_DESCRIPTION_LEN, true)?,
+        image,
+    };
+    Ok((!preview.is_empty()).then_some(preview))
+}
+
 /// The stored hash of a protected link's new password, once it is checked.
 async fn password_hash(password: String) -> Result<String, LinkError> {
     parse_password(&password)?;
@@ -215,6 +246,10 @@ pub async fn create(
         Some(p) => Some(password_hash(p).await?),
         None => None,
     };
+    let preview = match new.preview {
+        Some(p) => allowed_preview(state, p).await?,
+        None => None,
+    };
     let mut link = Link {
         id: LinkId::generate(now, &mut rand::rng()),
         slug: custom
@@ -234,6 +269,7 @@ pub async fn create(
         rules,
         fallback_url,
         password_hash,
+        preview,
     };
     let mut attempt = 0;
     loop {
@@ -327,6 +363,12 @@ pub async fn update(
     if let Some(fallback) = &changes.fallback_url {
         link.fallback_url = match fallback {
             Some(url) => Some(allowed_target(state, url).await?),
+            None => None,
+        };
+    }
+    if let Some(preview) = changes.preview {
+        link.preview = match preview {
+            Some(p) => allowed_preview(state, p).await?,
             None => None,
         };
     }

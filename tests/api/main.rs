@@ -12,6 +12,7 @@ mod links;
 mod live;
 mod ops;
 mod pipeline;
+mod preview;
 mod privacy;
 mod protected;
 mod redirect;

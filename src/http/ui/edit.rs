@@ -100,6 +100,7 @@ impl EditForm {
             // Not on this form yet: left as they are.
             rules: None,
             fallback_url: None,
+            preview: None,
             password: if self.remove_password.is_some() {
                 Some(None)
             } else {

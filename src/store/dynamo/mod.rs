@@ -633,6 +633,12 @@ fn link_item(link: &Link) -> Item {
     if let Some(p) = &link.password_hash {
         item.insert("password_hash".into(), s(p.as_str()));
     }
+    if let Some(p) = &link.preview {
+        item.insert(
+            "preview".into(),
+            s(serde_json::to_string(p).expect("a preview as JSON")),
+        );
+    }
     item
 }
 
@@ -664,6 +670,10 @@ fn link_from_item(item: &Item) -> Result<Link, StoreError> {
             .transpose()
             .map_err(|e| corrupt(&e))?,
         password_hash: opt_s(item, "password_hash"),
+        preview: opt_s(item, "preview")
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|e| corrupt(&e))?,
     })
 }
 

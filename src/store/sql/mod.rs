@@ -439,7 +439,19 @@ macro_rules! sql_store {
                         .transpose()
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     password_hash: row.try_get("password_hash")?,
+                    preview: row
+                        .try_get::<Option<String>, _>("preview")?
+                        .map(|p| serde_json::from_str(&p))
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("link preview: {e}")))?,
                 })
+            }
+
+            /// A link's preview as stored: JSON, or NULL for none.
+            fn preview_json(link: &Link) -> Option<String> {
+                link.preview
+                    .as_ref()
+                    .and_then(|p| serde_json::to_string(p).ok())
             }
 
             /// A link's rules as stored: the API's JSON, or NULL for none.
@@ -513,9 +525,9 @@ macro_rules! sql_store {
                     let inserted = sqlx::query(
                         "INSERT INTO links (id, slug, target, title, tags, created_at, updated_at,
                              expires_at, max_clicks, redirect_status, disabled, owner_key, secret_hash,
-                             rules, fallback_url, password_hash)
+                             rules, fallback_url, password_hash, preview)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                             $16)
+                             $16, $17)
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(link.id.0)
@@ -534,6 +546,7 @@ macro_rules! sql_store {
                     .bind(rules_json(link))
                     .bind(link.fallback_url.as_ref().map(|u| u.as_str().to_owned()))
                     .bind(&link.password_hash)
+                    .bind(preview_json(link))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -580,7 +593,8 @@ macro_rules! sql_store {
                     let n = sqlx::query(
                         "UPDATE links SET target = $1, title = $2, tags = $3, updated_at = $4,
                              expires_at = $5, max_clicks = $6, redirect_status = $7, disabled = $8,
-                             rules = $10, fallback_url = $11, password_hash = $12
+                             rules = $10, fallback_url = $11, password_hash = $12,
+                             preview = $13
                          WHERE id = $9",
                     )
                     .bind(link.target.as_str())
@@ -595,6 +609,7 @@ macro_rules! sql_store {
                     .bind(rules_json(link))
                     .bind(link.fallback_url.as_ref().map(|u| u.as_str().to_owned()))
                     .bind(&link.password_hash)
+                    .bind(preview_json(link))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
