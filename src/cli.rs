@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::auth::{KEY_PREFIX, Token};
 use crate::clicks::geo;
 use crate::config::{
-    ClientArgs, DatabaseArgs, GeoipCommand, GeoipUpdateArgs, KeysCommand, ShortenArgs, StatsArgs,
+    AccessTokenArgs, ClientArgs, DatabaseArgs, GeoipCommand, GeoipUpdateArgs, KeysCommand,
+    RulesCommand, ShortenArgs, StatsArgs,
 };
 use crate::domain::KeyId;
 use crate::store::{Store, StoreConfig};
@@ -120,6 +121,32 @@ pub async fn shorten(args: ShortenArgs) -> anyhow::Result<()> {
     if !args.tags.is_empty() {
         body["tags"] = json!(args.tags);
     }
+    if let Some(file) = &args.rules {
+        body["rules"] = json_of(&read_input(file)?).context("reading the rules")?;
+    }
+    if let Some(url) = &args.fallback_url {
+        body["fallback_url"] = json!(url);
+    }
+    if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        body["password"] = json!(line.trim_end_matches(['\r', '\n']));
+    }
+    let mut preview = serde_json::Map::new();
+    for (k, v) in [
+        ("title", &args.preview_title),
+        ("description", &args.preview_description),
+        ("image", &args.preview_image),
+    ] {
+        if let Some(v) = v {
+            preview.insert(k.into(), json!(v));
+        }
+    }
+    if !preview.is_empty() {
+        body["preview"] = Value::Object(preview);
+    }
     let res = request(
         &client,
         &args.client,
@@ -186,6 +213,99 @@ pub async fn stats(args: StatsArgs) -> anyhow::Result<()> {
             println!("{name:<16} {}", shown.join(", "));
         }
     }
+    Ok(())
+}
+
+/// The text of FILE, or of standard input for `-`.
+fn read_input(file: &str) -> anyhow::Result<String> {
+    if file == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading standard input")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+}
+
+fn json_of(text: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(text).context("not JSON")
+}
+
+pub async fn rules(cmd: RulesCommand) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let (args, method, path, body) = match &cmd {
+        RulesCommand::Show { slug, client } => (
+            client,
+            reqwest::Method::GET,
+            format!("/api/v1/links/{slug}"),
+            None,
+        ),
+        RulesCommand::Set { slug, file, client } => {
+            let rules = json_of(&read_input(file)?).context("reading the rules")?;
+            let body = json!({ "rules": rules });
+            (
+                client,
+                reqwest::Method::PATCH,
+                format!("/api/v1/links/{slug}"),
+                Some(body),
+            )
+        }
+        RulesCommand::Clear { slug, client } => (
+            client,
+            reqwest::Method::PATCH,
+            format!("/api/v1/links/{slug}"),
+            Some(json!({ "rules": [] })),
+        ),
+        RulesCommand::Patch {
+            slug,
+            rule_id,
+            change,
+            client,
+        } => {
+            let text = match change.strip_prefix('@') {
+                Some(file) => read_input(file)?,
+                None => change.clone(),
+            };
+            let body = json_of(&text).context("reading the change")?;
+            (
+                client,
+                reqwest::Method::PATCH,
+                format!("/api/v1/links/{slug}/rules/{rule_id}"),
+                Some(body),
+            )
+        }
+    };
+    let mut req = request(&client, args, method, &path)?;
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", args.server))?;
+    let link = answer(res).await?;
+    println!("{}", serde_json::to_string_pretty(&link["rules"])?);
+    Ok(())
+}
+
+pub async fn access_token(args: AccessTokenArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut body = json!({});
+    if let Some(secs) = args.expires_in {
+        body["expires_in"] = json!(secs);
+    }
+    let path = format!("/api/v1/links/{}/access-tokens", args.slug);
+    let res = request(&client, &args.client, reqwest::Method::POST, &path)?
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", args.client.server))?;
+    let token = answer(res).await?;
+    println!("{}", token["url"].as_str().unwrap_or_default());
+    eprintln!(
+        "opens the link once, until {}",
+        token["expires_at"].as_str().unwrap_or("?")
+    );
     Ok(())
 }
 

@@ -37,6 +37,12 @@ pub enum Command {
     Shorten(ShortenArgs),
     /// Show a link's stats through a running server's API.
     Stats(StatsArgs),
+    /// Show or change a smart link's rules through a running server's API.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Make a one-time access token of a password-protected link (prints
+    /// the URL that opens it once).
+    AccessToken(AccessTokenArgs),
     /// Manage API keys (directly in the database).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -118,6 +124,13 @@ impl Cli {
             | Command::Keys(KeysCommand::Revoke { database, .. }) => set_db(database),
             Command::Shorten(a) => set_key(&mut a.client),
             Command::Stats(a) => set_key(&mut a.client),
+            Command::Rules(
+                RulesCommand::Show { client, .. }
+                | RulesCommand::Set { client, .. }
+                | RulesCommand::Patch { client, .. }
+                | RulesCommand::Clear { client, .. },
+            ) => set_key(client),
+            Command::AccessToken(a) => set_key(&mut a.client),
             Command::Geoip(_) => {}
         }
         Ok(())
@@ -438,6 +451,71 @@ pub struct ShortenArgs {
     /// Tag (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// Smart link rules: a file holding their JSON list (`-`: standard
+    /// input), as the API takes them.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<String>,
+    /// Where visits go once the link has expired, reached its click limit
+    /// or been disabled.
+    #[arg(long)]
+    pub fallback_url: Option<String>,
+    /// Protect the link with a password read from standard input (one
+    /// line), so that it is in no command line.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// What chat apps' preview bots show: a title.
+    #[arg(long)]
+    pub preview_title: Option<String>,
+    /// …a description.
+    #[arg(long)]
+    pub preview_description: Option<String>,
+    /// …an image URL.
+    #[arg(long)]
+    pub preview_image: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Print a link's rules (JSON, ids filled in).
+    Show {
+        slug: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Replace a link's rules with the JSON list in FILE (`-`: standard
+    /// input).
+    Set {
+        slug: String,
+        file: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change one rule: each field of the JSON object given replaces the
+    /// rule's (`{"target": "…"}`), the rest stays.
+    Patch {
+        slug: String,
+        rule_id: String,
+        /// A JSON object, or `@FILE` (`@-`: standard input).
+        change: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove every rule of a link.
+    Clear {
+        slug: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AccessTokenArgs {
+    pub slug: String,
+    /// Seconds the token stays valid (60 to 2592000; default one day).
+    #[arg(long)]
+    pub expires_in: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -432,3 +432,125 @@ async fn one_rule_is_patched_in_place() {
         "https://example.com/c"
     );
 }
+
+/// Runs `hop ARGS` against `app` (with the admin key), `stdin` as its
+/// input; returns whether it succeeded, its output and its errors.
+async fn hop_cli(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hop"))
+        .args(args)
+        .args(["--server", &app.base, "--api-key", &app.admin_key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_makes_and_edits_smart_links() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"[{"if": [{"query_present": "app"}], "target": "https://example.com/app"}]"#,
+    )
+    .unwrap();
+    let (ok, out, err) = hop_cli(
+        &app,
+        &[
+            "shorten",
+            "https://example.com/home",
+            "--slug",
+            "clismart",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--fallback-url",
+            "https://example.com/over",
+            "--password-stdin",
+            "--preview-title",
+            "From the CLI",
+        ],
+        "two words\n",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "http://hop.test/clismart");
+    let link: Value = app
+        .api(
+            Method::GET,
+            "/api/v1/links/clismart",
+            Some(&app.admin_key),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(link["rules"][0]["id"], "r1");
+    assert_eq!(link["fallback_url"], "https://example.com/over");
+    assert_eq!(link["password_protected"], true);
+    assert_eq!(link["preview"]["title"], "From the CLI");
+
+    let (ok, out, _) = hop_cli(&app, &["rules", "show", "clismart"], "").await;
+    assert!(ok);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown, link["rules"]);
+    let (ok, out, err) = hop_cli(
+        &app,
+        &["rules", "patch", "clismart", "r1", "@-"],
+        r#"{"target": "https://example.com/app2"}"#,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown[0]["target"], "https://example.com/app2");
+    let (ok, _, err) = hop_cli(
+        &app,
+        &[
+            "rules",
+            "patch",
+            "clismart",
+            "nope",
+            r#"{"target": "https://example.com/"}"#,
+        ],
+        "",
+    )
+    .await;
+    assert!(!ok && err.contains("rule_not_found"), "{err}");
+
+    // An access token opens the protected link once, to the rule's target.
+    let (ok, out, err) = hop_cli(
+        &app,
+        &["access-token", "clismart", "--expires-in", "600"],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    let url = out.trim();
+    let path = &url[url.find("/clismart").unwrap()..];
+    let res = app
+        .client
+        .get(app.any_url(&format!("{path}&app")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(res.headers()["location"], "https://example.com/app2");
+
+    let (ok, out, _) = hop_cli(&app, &["rules", "clear", "clismart"], "").await;
+    assert!(ok);
+    assert_eq!(out.trim(), "[]");
+    let (ok, _, err) = hop_cli(&app, &["rules", "set", "clismart", "-"], "not json").await;
+    assert!(!ok && err.contains("not JSON"), "{err}");
+}
