@@ -682,3 +682,150 @@ async fn the_password_form_of_a_protected_link() {
     app.wait_for_clicks("plans", "include_bots=true", 1).await;
     b.close().await;
 }
+
+/// The edit page of a link: rules written as JSON (a fault explained next
+/// to them), listed in words once saved, then followed by the redirect; a
+/// fallback and a preview set too. Screenshots at desktop and phone sizes.
+#[tokio::test]
+async fn rules_fallback_and_preview_are_edited_in_the_ui() {
+    let app = TestApp::spawn().await;
+    app.create_slug("editme", "https://example.com/home").await;
+    let b = Browser::start().await;
+    b.client.goto(&app.url("/login")).await.unwrap();
+    b.fill("#key", &app.admin_key).await;
+    b.click("form button.primary").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
+        .await;
+    b.client.goto(&app.url("/links/editme/edit")).await.unwrap();
+    b.wait_text("#rule-list", Duration::from_secs(5), |t| {
+        t.contains("No rules")
+    })
+    .await;
+    assert_labelled(&b).await;
+
+    // A rule with a mistake: explained, nothing saved.
+    b.fill(
+        "#rules",
+        r#"[{"id": "ios", "if": [{"os": ["iphone"]}], "target": "https://example.com/ios"}]"#,
+    )
+    .await;
+    b.click("form button.primary").await;
+    let error = b.text("#rules-error").await;
+    assert!(error.contains("iphone"), "{error}");
+    b.screenshot("edit-rules-error.png").await;
+
+    let rules = r#"[
+  {"id": "ios", "if": [{"os": ["ios"]}, {"device": ["mobile"]}], "target": "https://example.com/ios"},
+  {"id": "launch", "split": [
+    {"id": "a", "target": "https://example.com/a", "weight": 3},
+    {"id": "b", "target": "https://example.com/b", "weight": 1}]}
+]"#;
+    b.fill("#rules", rules).await;
+    b.fill("#fallback_url", "https://example.com/over").await;
+    b.fill("#preview_title", "The launch").await;
+    b.fill("#preview_image", "https://cdn.example.com/launch.png")
+        .await;
+    b.click("form button.primary").await;
+    b.wait_text(".notice", Duration::from_secs(5), |t| {
+        t.starts_with("Saved")
+    })
+    .await;
+    let listed = b.text("#rule-list").await;
+    assert!(
+        listed.contains("ios if OS is ios and device is mobile → https://example.com/ios"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(
+            "launch if every visit → a 75% → https://example.com/a; b 25% → https://example.com/b"
+        ),
+        "{listed}"
+    );
+    b.screenshot("edit-rules.png").await;
+    b.client
+        .execute(
+            "document.getElementById('preview_title').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("edit-preview.png").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.client
+        .execute(
+            "document.getElementById('rule-list').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("edit-rules-phone.png").await;
+    b.close().await;
+
+    // Saved: the API says so, and the redirect follows the rules.
+    let link: serde_json::Value = app
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/links/editme",
+            Some(&app.admin_key),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(link["rules"][1]["split"][0]["weight"], 3);
+    assert_eq!(link["fallback_url"], "https://example.com/over");
+    assert_eq!(link["preview"]["title"], "The launch");
+    let res = app.click_as("/editme", IPHONE, "198.51.100.9").await;
+    assert_eq!(res.headers()["location"], "https://example.com/ios");
+}
+
+/// What Slack's preview bot sees of a link with a preview, in a browser
+/// that presents itself as Slack's.
+#[tokio::test]
+async fn a_preview_as_slack_fetches_it() {
+    let app = TestApp::spawn().await;
+    app.create(json!({
+        "url": "https://example.com/sale", "slug": "sale",
+        "preview": {"title": "Spring sale", "description": "30% off until Sunday."}
+    }))
+    .await;
+    let b = Browser::start_with(&[
+        "--user-agent=Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    ])
+    .await;
+    b.client.goto(&app.url("/sale")).await.unwrap();
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "Spring sale")
+        .await;
+    let tags = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('meta[property^=og], meta[name^=twitter]')]
+                 .map(m => (m.getAttribute('property') || m.getAttribute('name')) + '=' + m.content)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let tags: Vec<String> = serde_json::from_value(tags).unwrap();
+    assert!(
+        tags.contains(&"og:title=Spring sale".to_owned()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&"og:description=30% off until Sunday.".to_owned()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&"twitter:card=summary".to_owned()),
+        "{tags:?}"
+    );
+    assert_eq!(
+        b.client.current_url().await.unwrap().as_str(),
+        app.url("/sale")
+    );
+    b.screenshot("preview-as-slack.png").await;
+    b.close().await;
+    // Counted, as a bot.
+    let stats = app.wait_for_clicks("sale", "include_bots=true", 1).await;
+    assert_eq!(stats["top"]["devices"][0]["value"], "bot");
+}

@@ -12,10 +12,11 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{Frame, PageError, accept, field_errors, managed_link, non_empty, parse_local_time};
-use crate::domain::FieldError;
+use crate::domain::rules::{ConditionSpec, RuleSpec};
+use crate::domain::{FieldError, TargetUrl};
 use crate::http::error::ApiError;
 use crate::http::links::{self, LinkBody};
-use crate::service::links::LinkChanges;
+use crate::service::links::{LinkChanges, PreviewSpec};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
@@ -37,6 +38,12 @@ pub struct EditForm {
     /// Whether the link has a password now (shown, not posted).
     #[serde(skip_deserializing)]
     protected: bool,
+    fallback_url: Option<String>,
+    preview_title: Option<String>,
+    preview_description: Option<String>,
+    preview_image: Option<String>,
+    /// The rules as the API's JSON list, pretty-printed (empty: none).
+    rules: Option<String>,
     csrf: Option<String>,
 }
 
@@ -59,6 +66,12 @@ impl EditForm {
             password: None,
             remove_password: None,
             protected: link.password_protected,
+            fallback_url: link.fallback_url.clone(),
+            preview_title: link.preview.as_ref().and_then(|p| p.title.clone()),
+            preview_description: link.preview.as_ref().and_then(|p| p.description.clone()),
+            preview_image: link.preview.as_ref().and_then(|p| p.image.clone()),
+            rules: (!link.rules.is_empty())
+                .then(|| serde_json::to_string_pretty(&link.rules).unwrap_or_default()),
             csrf: None,
         }
     }
@@ -97,10 +110,13 @@ impl EditForm {
             max_clicks: Some(max_clicks),
             redirect_status: status,
             disabled: Some(self.disabled.is_some()),
-            // Not on this form yet: left as they are.
-            rules: None,
-            fallback_url: None,
-            preview: None,
+            rules: Some(self.rules()?),
+            fallback_url: Some(checked_url(
+                &self.fallback_url,
+                "invalid_fallback_url",
+                "Fallback URL",
+            )?),
+            preview: Some(self.preview()?),
             password: if self.remove_password.is_some() {
                 Some(None)
             } else {
@@ -108,6 +124,126 @@ impl EditForm {
                 self.password.clone().filter(|p| !p.is_empty()).map(Some)
             },
         })
+    }
+}
+
+impl EditForm {
+    /// The rules field: a JSON list of rules (blank: none).
+    fn rules(&self) -> Result<Vec<RuleSpec>, ApiError> {
+        match non_empty(self.rules.clone()) {
+            None => Ok(Vec::new()),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_rules_json",
+                    format!("The rules must be a JSON list of rules ({e})"),
+                )
+            }),
+        }
+    }
+
+    fn preview(&self) -> Result<Option<PreviewSpec>, ApiError> {
+        let spec = PreviewSpec {
+            title: non_empty(self.preview_title.clone()),
+            description: non_empty(self.preview_description.clone()),
+            image: checked_url(
+                &self.preview_image,
+                "invalid_preview_image",
+                "Preview image",
+            )?,
+        };
+        let empty = spec.title.is_none() && spec.description.is_none() && spec.image.is_none();
+        Ok((!empty).then_some(spec))
+    }
+}
+
+/// A URL field other than the target (blank: none), checked for shape here
+/// so that a fault is shown next to it; the service checks the rest.
+fn checked_url(
+    field: &Option<String>,
+    code: &'static str,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(url) = non_empty(field.clone()) else {
+        return Ok(None);
+    };
+    TargetUrl::parse(&url, &[]).map_err(|e| ApiError::bad_request(code, format!("{name}: {e}")))?;
+    Ok(Some(url))
+}
+
+/// A rule as the edit page lists it: id, what it asks, where it sends.
+#[derive(Debug, serde::Serialize)]
+struct RuleLine {
+    id: String,
+    when: String,
+    then: String,
+}
+
+fn rule_lines(rules: &[RuleSpec]) -> Vec<RuleLine> {
+    rules
+        .iter()
+        .map(|r| RuleLine {
+            id: r.id.clone().unwrap_or_default(),
+            when: if r.conditions.is_empty() {
+                "every visit".into()
+            } else {
+                r.conditions
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            },
+            then: match (&r.target, &r.split) {
+                (Some(t), _) => t.clone(),
+                (None, Some(vs)) => {
+                    let total: u64 = vs.iter().map(|v| u64::from(v.weight)).sum();
+                    vs.iter()
+                        .map(|v| {
+                            let share = 100 * u64::from(v.weight) / total.max(1);
+                            format!("{} {share}% → {}", v.id.as_deref().unwrap_or("?"), v.target)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+                (None, None) => String::new(),
+            },
+        })
+        .collect()
+}
+
+/// One condition in words.
+fn describe(c: &ConditionSpec) -> String {
+    let list = |v: &[String]| v.join(", ");
+    match c {
+        ConditionSpec::Country(v) => format!("country is {}", list(v)),
+        ConditionSpec::City(v) => format!("city is {}", list(v)),
+        ConditionSpec::Device(v) => format!("device is {}", list(v)),
+        ConditionSpec::Os(v) => format!("OS is {}", list(v)),
+        ConditionSpec::Browser(v) => format!("browser is {}", list(v)),
+        ConditionSpec::Language(v) => format!("language is {}", list(v)),
+        ConditionSpec::Query(q) => format!("query {}={}", q.name, q.equals),
+        ConditionSpec::QueryPresent(n) => format!("query has {n}"),
+        ConditionSpec::QueryAbsent(n) => format!("query lacks {n}"),
+        ConditionSpec::Ip(v) => format!("address in {}", list(v)),
+        ConditionSpec::Referrer(v) => format!("referred by {}", list(v)),
+        ConditionSpec::Time(t) => {
+            let mut parts = Vec::new();
+            if let Some(f) = &t.from {
+                parts.push(format!("from {f}"));
+            }
+            if let Some(to) = &t.to {
+                parts.push(format!("until {to}"));
+            }
+            if let Some(days) = &t.days {
+                parts.push(format!("on {}", list(days)));
+            }
+            if let Some(h) = &t.hours {
+                parts.push(format!("{}:00–{}:00", h.from, h.to));
+            }
+            if let Some(tz) = &t.tz {
+                parts.push(format!("({tz})"));
+            }
+            format!("time {}", parts.join(" "))
+        }
     }
 }
 
@@ -138,6 +274,7 @@ pub async fn edit_page(
         "edit.html",
         context! {
             slug => link.slug.as_str(), form => EditForm::of(&body), statuses => STATUSES,
+            rule_lines => rule_lines(&body.rules),
             errors => HashMap::<String, String>::new(), saved, noindex => true,
         },
     ))
@@ -168,6 +305,7 @@ pub async fn edit(
                 "edit.html",
                 context! {
                     slug => link.slug.as_str(), form, statuses => STATUSES, errors,
+                    rule_lines => rule_lines(&link.rules.to_specs()),
                     saved => false, noindex => true,
                 },
             ))

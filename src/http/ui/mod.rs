@@ -226,6 +226,18 @@ fn field_of(code: &str) -> &'static str {
         c if c == FieldError::MaxClicks.code() => "max_clicks",
         c if c == FieldError::RedirectStatus.code() => "redirect_status",
         c if c == FieldError::Password.code() => "password",
+        c if c == FieldError::Preview.code() => "preview",
+        "invalid_fallback_url" => "fallback_url",
+        "invalid_preview_image" => "preview_image",
+        "invalid_rules_json"
+        | "too_many_rules"
+        | "invalid_rule_id"
+        | "duplicate_rule_id"
+        | "too_many_conditions"
+        | "invalid_rule_action"
+        | "invalid_rule_target"
+        | "invalid_split"
+        | "invalid_condition" => "rules",
         _ => "general",
     }
 }
