@@ -30,7 +30,8 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@cases $make;
             insert_and_get, slug_conflict_is_a_value, slugs_are_case_sensitive,
             list_newest_first_with_filters, list_text_filter_is_literal, update_link,
-            smart_link_fields_round_trip, delete_removes_clicks, claim_click_limits, api_keys, record_is_idempotent,
+            smart_link_fields_round_trip, delete_removes_clicks,
+            variant_segments_count_like_a_link_of_their_own, claim_click_limits, api_keys, record_is_idempotent,
             a_click_twice_in_one_batch_counts_once, clicks_of_unknown_links_are_skipped,
             rollups_agree_with_raw, bots_are_separable,
             export_pages_in_order, sessions_expire_and_are_replaced, one_time_records_are_taken_once,
@@ -411,6 +412,87 @@ pub async fn delete_removes_clicks(store: &dyn Store) {
     assert_eq!(totals.get(&l.id).copied().unwrap_or(0), 0);
     // Replaying the old clicks stores nothing: their link is gone.
     assert_eq!(store.record_clicks(&clicks).await.unwrap(), 0);
+}
+
+/// A variant's segment counts that variant's clicks as a link of their own
+/// would: every stats answer of it equals a control link's that was sent
+/// only those clicks; replays count once; the link's own count is not
+/// changed; deleting the link (or its clicks) takes the segments too.
+pub async fn variant_segments_count_like_a_link_of_their_own(store: &dyn Store) {
+    let l = link("split", None);
+    let control = link("control", None);
+    insert(store, &l).await;
+    insert(store, &control).await;
+    let mut rng = StdRng::seed_from_u64(16);
+    let clicks: Vec<_> = (0..600)
+        .map(|_| {
+            click(
+                l.id,
+                base_ms() - rng.random_range(0..3 * 86_400_000),
+                &mut rng,
+            )
+        })
+        .collect();
+    let of_b: Vec<EnrichedClick> = clicks
+        .iter()
+        .filter(|c| c.route.variant.as_deref() == Some("b"))
+        .map(|c| EnrichedClick {
+            event_id: Uuid::new_v4(),
+            link_id: control.id,
+            ..c.clone()
+        })
+        .collect();
+    assert!(of_b.len() > 20, "{}", of_b.len());
+    let mut stored = 0;
+    for batch in clicks.chunks(150) {
+        stored += store.record_clicks(batch).await.unwrap();
+    }
+    assert_eq!(stored, 600, "the link's own clicks, not their copies");
+    assert_eq!(store.record_clicks(&clicks[..150]).await.unwrap(), 0);
+    store.record_clicks(&of_b).await.unwrap();
+    let segment = l.id.variant_segment("b");
+    for (interval, bots) in [(Interval::Day, true), (Interval::Hour, false)] {
+        let q = StatsQuery {
+            range: TimeRange {
+                from: base_ms() - 4 * 86_400_000,
+                to: base_ms() + 60_000,
+            },
+            interval,
+            tz: chrono_tz::Europe::Berlin,
+            include_bots: bots,
+            top: 100,
+            minute_since: base_ms() - 1,
+            now: i64::MAX,
+        };
+        let got = link_stats(store, segment, &q).await.unwrap();
+        let want = link_stats(store, control.id, &q).await.unwrap();
+        assert_eq!(got, want, "{interval:?}");
+        assert!(got.total_clicks > 0 && got.unique_visitors > 0);
+    }
+    assert_eq!(
+        store.link_totals(segment).await.unwrap(),
+        store.link_totals(control.id).await.unwrap()
+    );
+    assert_eq!(store.link_totals(l.id).await.unwrap().with_bots, 600);
+
+    assert!(store.delete_link(&l.slug).await.unwrap());
+    assert_eq!(store.link_totals(segment).await.unwrap().with_bots, 0);
+    let q = StatsQuery {
+        range: TimeRange {
+            from: base_ms() - 4 * 86_400_000,
+            to: base_ms() + 60_000,
+        },
+        interval: Interval::Day,
+        tz: chrono_tz::UTC,
+        include_bots: true,
+        top: 100,
+        minute_since: base_ms() - 1,
+        now: i64::MAX,
+    };
+    assert_eq!(
+        link_stats(store, segment, &q).await.unwrap().total_clicks,
+        0
+    );
 }
 
 pub async fn claim_click_limits(store: &dyn Store) {

@@ -231,6 +231,23 @@ pub struct EnrichedClick {
     pub route: Route,
 }
 
+/// Turns a click's event id into its segment copy's, and back: a fixed
+/// bijection, so a replayed click's copy is the same copy (and skipped).
+const SEGMENT_EVENT_MASK: u128 = 0x7365_676d_656e_7420_636f_7079_2d2d_2d2d;
+
+impl EnrichedClick {
+    /// This click as counted again under its variant's segment
+    /// ([`LinkId::variant_segment`]); `None` when it took no variant.
+    pub fn segment_copy(&self) -> Option<EnrichedClick> {
+        let variant = self.route.variant.as_deref()?;
+        Some(EnrichedClick {
+            event_id: Uuid::from_u128(self.event_id.as_u128() ^ SEGMENT_EVENT_MASK),
+            link_id: self.link_id.variant_segment(variant),
+            ..self.clone()
+        })
+    }
+}
+
 /// The breakdowns that stats report, in a stable numeric encoding for stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Dimension {

@@ -18,6 +18,23 @@ impl LinkId {
         let ms = now.timestamp_millis().max(0);
         LinkId((ms << 20) | rng.random_range(0..(1i64 << 20)))
     }
+
+    /// The id under which this link's clicks that went to `variant` are
+    /// counted a second time, so that stats can be asked of a variant alone
+    /// (`?variant=`): a segment of the link. Negative, so never a link's
+    /// own id (those are positive), and the same on every node and region.
+    pub fn variant_segment(self, variant: &str) -> LinkId {
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(0x686f_7020_7365_676d, 0x656e_7473);
+        h.write_i64(self.0);
+        h.write(variant.as_bytes());
+        LinkId(-1 - (h.finish() >> 1) as i64)
+    }
+
+    /// Whether this is a segment's id ([`LinkId::variant_segment`]).
+    pub fn is_segment(self) -> bool {
+        self.0 < 0
+    }
 }
 
 /// Id of an API key (the owner of the links created with it).

@@ -30,12 +30,33 @@ struct Inner {
     keys: Vec<ApiKey>,
     event_ids: HashSet<Uuid>,
     clicks: HashMap<LinkId, Vec<EnrichedClick>>,
+    /// Each link's variant segments, whose copies of its clicks are kept
+    /// in `clicks` under the segment's id.
+    segments: HashMap<LinkId, HashSet<LinkId>>,
     sessions: HashMap<[u8; 32], (String, i64)>,
     reports: Vec<Report>,
     takedowns: BTreeMap<String, Takedown>,
 }
 
 impl Inner {
+    /// Forgets the clicks of `link` and of its segments; returns how many
+    /// of the link's own there were.
+    fn remove_clicks(&mut self, link: LinkId) -> u64 {
+        let segments = self.segments.remove(&link).unwrap_or_default();
+        let mut own = 0;
+        for id in std::iter::once(link).chain(segments) {
+            if let Some(clicks) = self.clicks.remove(&id) {
+                if id == link {
+                    own = clicks.len() as u64;
+                }
+                for c in clicks {
+                    self.event_ids.remove(&c.event_id);
+                }
+            }
+        }
+        own
+    }
+
     /// Clicks per minute (`Raw`, `Minute`) or quarter hour.
     fn series(
         &self,
@@ -124,11 +145,7 @@ impl LinkStore for MemoryStore {
         };
         inner.links.remove(&id);
         inner.served.remove(&id);
-        if let Some(clicks) = inner.clicks.remove(&id) {
-            for c in clicks {
-                inner.event_ids.remove(&c.event_id);
-            }
-        }
+        inner.remove_clicks(id);
         Ok(true)
     }
 
@@ -341,8 +358,7 @@ impl ClickStore for MemoryStore {
     }
 
     async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
-        let mut inner = self.inner.lock();
-        Ok(inner.clicks.remove(&link).map_or(0, |c| c.len() as u64))
+        Ok(self.inner.lock().remove_clicks(link))
     }
 
     fn keeps_rollups(&self) -> bool {
@@ -358,6 +374,15 @@ impl ClickStore for MemoryStore {
             }
             inner.clicks.entry(c.link_id).or_default().push(c.clone());
             new += 1;
+            if let Some(copy) = c.segment_copy() {
+                inner
+                    .segments
+                    .entry(c.link_id)
+                    .or_default()
+                    .insert(copy.link_id);
+                inner.event_ids.insert(copy.event_id);
+                inner.clicks.entry(copy.link_id).or_default().push(copy);
+            }
         }
         Ok(new)
     }

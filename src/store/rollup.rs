@@ -29,6 +29,9 @@ pub struct BatchRollup {
     pub visitors: Map<(i64, i64, i64), (bool, i64)>,
     /// (link, bot) → clicks: the all-time totals.
     pub totals: Map<(i64, bool), i64>,
+    /// (link, segment) pairs this batch counted clicks under: the segments'
+    /// list (`link_segments`), so that deleting a link finds them.
+    pub segments: Map<(i64, i64), ()>,
 }
 
 /// Grains of the series rollup (`rollup_series`), kept for ever.
@@ -74,7 +77,17 @@ impl BatchRollup {
         out
     }
 
+    /// Adds a new click, and its copy under its variant's segment (see
+    /// [`EnrichedClick::segment_copy`]).
     pub fn add(&mut self, c: &EnrichedClick) {
+        self.add_one(c);
+        if let Some(copy) = c.segment_copy() {
+            self.segments.insert((c.link_id.0, copy.link_id.0), ());
+            self.add_one(&copy);
+        }
+    }
+
+    fn add_one(&mut self, c: &EnrichedClick) {
         let link = c.link_id.0;
         *self.totals.entry((link, c.bot)).or_default() += 1;
         for res in SERIES_GRAINS {

@@ -107,6 +107,32 @@ pub(crate) trait SqlDialect: Sync {
     async fn delete_raw_before(&self, before: i64) -> Result<u64, StoreError>;
 }
 
+/// Deletes every rolled-up count of link `$1` and of its segments (the
+/// variants' stats, see [`crate::domain::LinkId::variant_segment`]), then
+/// the list of its segments; in this order, as the segment rows are found
+/// through that list.
+pub(crate) static ROLLUPS_OF_LINK: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let tables = [
+        "rollup_series",
+        "rollup_dims",
+        "visitors",
+        "rollup_visitors",
+        "link_totals",
+        "rollup_packs",
+        "rollup_dirty",
+    ];
+    let mut out = Vec::new();
+    for t in tables {
+        out.push(format!("DELETE FROM {t} WHERE link_id = $1"));
+        out.push(format!(
+            "DELETE FROM {t} WHERE link_id IN \
+             (SELECT segment_id FROM link_segments WHERE link_id = $1)"
+        ));
+    }
+    out.push("DELETE FROM link_segments WHERE link_id = $1".into());
+    out
+});
+
 /// How raw clicks count towards each breakdown, in SQL: mirrors
 /// [`Dimension::value_of`] (the conformance suite checks that raw and rollup
 /// answers agree). The value expression and an extra condition (`None`
@@ -639,14 +665,10 @@ macro_rules! sql_store {
                     for statement in [
                         "DELETE FROM link_tags WHERE link_id = $1",
                         "DELETE FROM clicks WHERE link_id = $1",
-                        "DELETE FROM rollup_series WHERE link_id = $1",
-                        "DELETE FROM rollup_dims WHERE link_id = $1",
-                        "DELETE FROM visitors WHERE link_id = $1",
-                        "DELETE FROM rollup_visitors WHERE link_id = $1",
-                        "DELETE FROM link_totals WHERE link_id = $1",
-                        "DELETE FROM rollup_packs WHERE link_id = $1",
-                        "DELETE FROM rollup_dirty WHERE link_id = $1",
-                    ] {
+                    ]
+                    .into_iter()
+                    .chain($crate::store::sql::ROLLUPS_OF_LINK.iter().map(String::as_str))
+                    {
                         sqlx::query(statement).bind(id).execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
@@ -1208,9 +1230,11 @@ macro_rules! sql_store {
 
                 async fn prune_minute_rollups(&self, before: i64) -> Result<u64, StoreError> {
                     // Link by link, so each delete is a range of the key.
-                    let links: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
-                        .fetch_all(self.readers())
-                        .await?;
+                    let links: Vec<i64> = sqlx::query_scalar(
+                        "SELECT id FROM links UNION SELECT segment_id FROM link_segments",
+                    )
+                    .fetch_all(self.readers())
+                    .await?;
                     let mut n = 0;
                     for link in links {
                         for res in $crate::store::rollup::WINDOW_GRAINS {
@@ -1352,15 +1376,7 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                    for statement in [
-                        "DELETE FROM rollup_series WHERE link_id = $1",
-                        "DELETE FROM rollup_dims WHERE link_id = $1",
-                        "DELETE FROM visitors WHERE link_id = $1",
-                        "DELETE FROM rollup_visitors WHERE link_id = $1",
-                        "DELETE FROM link_totals WHERE link_id = $1",
-                        "DELETE FROM rollup_packs WHERE link_id = $1",
-                        "DELETE FROM rollup_dirty WHERE link_id = $1",
-                    ] {
+                    for statement in $crate::store::sql::ROLLUPS_OF_LINK.iter().map(String::as_str) {
                         sqlx::query(statement)
                             .bind(link.0)
                             .execute(&mut *tx)

@@ -319,6 +319,18 @@ impl PgStore {
         // batch to commit and then sees its breakdown rows. Taken after the
         // breakdown rows, a claim in between could miss rows inserted by
         // this batch (they would stay rows: slower, never wrong).
+        if !rollup.segments.is_empty() {
+            let (links, segs): (Vec<i64>, Vec<i64>) = rollup.segments.keys().copied().unzip();
+            sqlx::query(
+                "INSERT INTO link_segments (link_id, segment_id)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(links)
+            .bind(segs)
+            .execute(&mut *conn)
+            .await?;
+        }
         let touched = rollup.touched();
         if !touched.is_empty() {
             sqlx::query(

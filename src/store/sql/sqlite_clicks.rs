@@ -144,6 +144,12 @@ fn write_rollups(tx: &Transaction, rollup: BatchRollup) -> Result<(), StoreError
         crate::priority::share_core();
         dirty.execute(params![closes_at, link, res, bucket, n])?;
     }
+    let mut segment = tx.prepare_cached(
+        "INSERT INTO link_segments (link_id, segment_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for (link, seg) in rollup.segments.keys() {
+        segment.execute(params![link, seg])?;
+    }
     add_counts(
         tx,
         "INSERT INTO rollup_series (link_id, res, bucket, bot, clicks) VALUES (?1, ?2, ?3, ?4, ?5) \
