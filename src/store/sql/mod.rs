@@ -75,6 +75,11 @@ pub(crate) trait SqlDialect: Sync {
     /// connection writes clicks: a deferred transaction that read first
     /// would fail at its first write if that one had committed meanwhile.
     const BEGIN_WRITE: &'static str;
+    /// Locks a link's row (bind: its id) before its clicks are purged, so
+    /// that a purge and a click batch (which holds its links' rows shared)
+    /// take their locks in one order and never deadlock; `None` where the
+    /// database has one writer at a time anyway (SQLite).
+    const LOCK_LINK: Option<&'static str>;
 
     /// [`top_dims_sql`] in this dialect (built once): cut to the top N per
     /// dimension (`limited`) or every value, as JSON.
@@ -1371,6 +1376,9 @@ macro_rules! sql_store {
 
                 async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
                     let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
+                    if let Some(lock) = <$store>::LOCK_LINK {
+                        sqlx::query(lock).bind(link.0).execute(&mut *tx).await?;
+                    }
                     let n = sqlx::query("DELETE FROM clicks WHERE link_id = $1")
                         .bind(link.0)
                         .execute(&mut *tx)

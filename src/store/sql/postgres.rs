@@ -89,6 +89,7 @@ impl SqlDialect for PgStore {
          ORDER BY at, event_id LIMIT $7";
 
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_LINK: Option<&'static str> = Some("SELECT 1 FROM links WHERE id = $1 FOR UPDATE");
     const READ_SNAPSHOT: Option<&'static str> =
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 
@@ -232,7 +233,12 @@ impl PgStore {
             .into_iter()
             .collect();
         Ok(
-            sqlx::query_scalar("SELECT id FROM links WHERE id = ANY($1)")
+            // Held until the batch commits: deleting a link (or purging
+            // its clicks) locks its row first and so waits for the batch,
+            // or the batch for it, instead of the two taking rollup rows in
+            // opposite orders (a deadlock, answered as a 503). KEY SHARE:
+            // edits and click-limit claims (no key change) still pass.
+            sqlx::query_scalar("SELECT id FROM links WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
                 .bind(&link_ids)
                 .fetch_all(&mut *conn)
                 .await?

@@ -118,6 +118,7 @@ impl SqlDialect for SqliteStore {
          ORDER BY at, event_id LIMIT $7";
 
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_LINK: Option<&'static str> = None;
     const READ_SNAPSHOT: Option<&'static str> = None;
 
     fn top_dims(limited: bool) -> &'static str {
