@@ -78,8 +78,30 @@
         current = res.body;
         current.window = w;
         render();
+        loadVariantVisitors(p, seq);
       })
       .catch(function () { if (seq === fetchSeq) showError("Could not reach hop. Retrying…"); });
+  }
+
+  // Unique visitors per variant of an A/B split, beside its clicks: one
+  // stats answer per variant (variant=…), every number of it that variant's.
+  var variantVisitors = {};
+  function loadVariantVisitors(p, seq) {
+    var variants = (current.top.variants || []).slice(0, 10);
+    if (!variants.length) { variantVisitors = {}; return; }
+    Promise.all(variants.map(function (e) {
+      var q = new URLSearchParams(p);
+      q.set("variant", e.value);
+      q.set("top", "1");
+      return fetch(api + "/stats?" + q.toString(), { credentials: "same-origin", headers: { accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (body) { return [e.value, body ? body.unique_visitors : null]; });
+    })).then(function (pairs) {
+      if (seq !== fetchSeq) return;
+      variantVisitors = {};
+      pairs.forEach(function (pv) { if (pv[1] !== null) variantVisitors[pv[0]] = pv[1]; });
+      renderTable("variants");
+    }).catch(function () {});
   }
 
   function scheduleRefetch(ms) {
@@ -127,7 +149,14 @@
       var text = document.createElement("span"); text.className = "label"; text.textContent = label(key, e.value);
       name.appendChild(bar); name.appendChild(text);
       var n = document.createElement("td"); n.className = "num"; n.textContent = e.clicks.toLocaleString();
-      tr.appendChild(name); tr.appendChild(n); body.appendChild(tr);
+      tr.appendChild(name); tr.appendChild(n);
+      if (key === "variants") {
+        var v = document.createElement("td"); v.className = "num visitors";
+        var known = Object.prototype.hasOwnProperty.call(variantVisitors, e.value);
+        v.textContent = known ? variantVisitors[e.value].toLocaleString() + " visitors" : "";
+        tr.appendChild(v);
+      }
+      body.appendChild(tr);
     });
     table.replaceChild(body, table.tBodies[0]);
   }

@@ -47,6 +47,11 @@ pub struct StatsParams {
     /// Entries per breakdown, 1–100 (default 10).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub top: Option<String>,
+    /// Only the clicks that went to this variant of an A/B split (its id):
+    /// every number of the answer (clicks, unique visitors, series,
+    /// breakdowns) is that variant's.
+    #[param(pattern = r"^[a-z0-9_-]{1,32}$")]
+    pub variant: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -147,6 +152,9 @@ pub struct StatsBody {
     pub interval: String,
     pub tz: String,
     pub include_bots: bool,
+    /// The variant asked for (`variant=`): the answer is its clicks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub total_clicks: u64,
     pub unique_visitors: u64,
     pub series: Vec<Bucket>,
@@ -206,6 +214,13 @@ fn parse_range(link: &Link, from: Option<&str>, to: Option<&str>) -> Result<Time
     Ok(TimeRange { from, to })
 }
 
+/// Whether `v` can name a variant (`[a-z0-9_-]{1,32}`).
+fn is_variant_id(v: &str) -> bool {
+    (1..=crate::domain::rules::MAX_ID_LEN).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 fn parse_query(link: &Link, p: &StatsParams) -> Result<StatsQuery, ApiError> {
     let range = parse_range(link, p.from.as_deref(), p.to.as_deref())?;
     let interval = match p.interval.as_deref() {
@@ -260,8 +275,19 @@ pub async fn link_stats_handler(
 ) -> Result<Json<StatsBody>, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
     let q = parse_query(&link, &params)?;
+    // A variant's clicks are counted under its segment too.
+    let subject = match params.variant.as_deref() {
+        None => link.id,
+        Some(v) if is_variant_id(v) => link.id.variant_segment(v),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_variant",
+                "variant must be a variant id: 1 to 32 of a-z, 0-9, _ and -",
+            ));
+        }
+    };
     let started = std::time::Instant::now();
-    let stats = link_stats(state.store.as_ref(), link.id, &q).await?;
+    let stats = link_stats(state.store.as_ref(), subject, &q).await?;
     metrics::histogram!(crate::metrics::names::STORE_DURATION, "op" => "stats")
         .record(started.elapsed().as_secs_f64());
     let bucketer = Bucketer {
@@ -275,6 +301,7 @@ pub async fn link_stats_handler(
         interval: q.interval.as_str().to_owned(),
         tz: q.tz.name().to_owned(),
         include_bots: q.include_bots,
+        variant: params.variant.clone(),
         total_clicks: stats.total_clicks,
         unique_visitors: stats.unique_visitors,
         series: stats

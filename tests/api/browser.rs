@@ -577,10 +577,19 @@ async fn the_dashboard_shows_rules_and_variants_of_a_smart_link() {
         t.contains(" · rule ")
     })
     .await;
+    // Each variant's clicks and unique visitors (one visitor a click
+    // here), side by side.
+    b.wait_text("#top-variants", Duration::from_secs(5), |t| {
+        t.contains("visitors")
+    })
+    .await;
     let shown = b.text("#top-variants").await;
     for (name, n) in ["blue", "green"].iter().zip(variants) {
         if n > 0 {
-            assert!(shown.contains(&format!("{name} {n}")), "{shown:?}");
+            assert!(
+                shown.contains(&format!("{name} {n} {n} visitors")),
+                "{shown:?}"
+            );
         }
     }
     b.client

@@ -165,6 +165,38 @@ async fn a_split_is_sticky_per_visitor_and_follows_the_weights() {
         counts([("a", 3 * a), ("b", 3 * (200 - a))])
     );
     assert_eq!(top(&stats, "rules"), counts([("test", 600)]));
+    assert_eq!(stats["unique_visitors"], 200);
+
+    // Each variant on its own: clicks and unique visitors side by side,
+    // adding up to the link's.
+    for (variant, visitors) in [("a", a), ("b", 200 - a)] {
+        let s = app.stats("ab", &format!("variant={variant}")).await;
+        assert_eq!(s["variant"], variant);
+        assert_eq!(s["total_clicks"], 3 * visitors, "{variant}");
+        assert_eq!(s["unique_visitors"], visitors, "{variant}");
+        assert_eq!(top(&s, "variants"), counts([(variant, 3 * visitors)]));
+        let series: u64 = s["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["clicks"].as_u64().unwrap())
+            .sum();
+        assert_eq!(series, 3 * visitors);
+    }
+    let none = app.stats("ab", "variant=zzz").await;
+    assert_eq!(none["total_clicks"], 0);
+    let res = app
+        .api(
+            Method::GET,
+            "/api/v1/links/ab/stats?variant=Not%20one",
+            Some(&app.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::BAD_REQUEST, "invalid_variant".to_owned())
+    );
 }
 
 #[tokio::test]
