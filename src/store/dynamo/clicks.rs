@@ -16,6 +16,7 @@ use crate::domain::{EnrichedClick, LinkId};
 use crate::store::{
     ClickStore, ExportCursor, Resolution, StatsReads, StatsRows, StoreError, TimeRange,
 };
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 
 impl DynamoStore {
     /// The heads of a link: region → its last published batch and totals.
@@ -263,6 +264,78 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Sets up `segment` of `owner` once (its id item, so click batches
+    /// may publish to it, and its entry under the owner, so deleting the
+    /// owner finds it), if the owner still exists; whether it does.
+    async fn segment_exists(&self, owner: LinkId, segment: LinkId) -> Result<bool, StoreError> {
+        if self.segments.contains_key(&segment) {
+            return Ok(true);
+        }
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .key("pk", s(format!("I#{}", owner.0)))
+            .key("sk", s("I"))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .expect("complete");
+        let id_item = Put::builder()
+            .table_name(self.table())
+            .item("pk", s(format!("I#{}", segment.0)))
+            .item("sk", s("I"))
+            .item("owner", n(owner.0))
+            .build()
+            .expect("complete");
+        let entry = Put::builder()
+            .table_name(self.table())
+            .item("pk", s(format!("G#{}", owner.0)))
+            .item("sk", s(segment.0.to_string()))
+            .build()
+            .expect("complete");
+        let actions = vec![
+            TransactWriteItem::builder().condition_check(check).build(),
+            TransactWriteItem::builder().put(id_item).build(),
+            TransactWriteItem::builder().put(entry).build(),
+        ];
+        match self
+            .transact(actions, "setting up a variant segment")
+            .await?
+        {
+            Ok(()) => {
+                self.segments.insert(segment, ());
+                Ok(true)
+            }
+            // The owner is gone: its variants' clicks go with it.
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// The variant segments of `link`.
+    pub(super) async fn segments_of(&self, link: LinkId) -> Result<Vec<LinkId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.query_all(format!("G#{}", link.0), None, true).await? {
+            if let Ok(id) = get_s(&item, "sk")?.parse::<i64>() {
+                out.push(LinkId(id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every segment of `link`: their clicks, id items and
+    /// entries (after the link's own id item, so none is set up again).
+    pub(super) async fn delete_segments_of(&self, link: LinkId) -> Result<(), StoreError> {
+        for segment in self.segments_of(link).await? {
+            self.segments.invalidate(&segment);
+            self.delete_keys(vec![(format!("I#{}", segment.0), "I".into())])
+                .await?;
+            self.delete_clicks_of(segment).await?;
+            self.delete_keys(vec![(format!("G#{}", link.0), segment.0.to_string())])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ClickStore for DynamoStore {
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
@@ -275,8 +348,28 @@ impl ClickStore for DynamoStore {
             }
         }
         let mut new = 0;
-        for (link, clicks) in by_link {
-            new += self.record_link(link, clicks).await?;
+        for (link, clicks) in &by_link {
+            new += self.record_link(*link, clicks.clone()).await?;
+        }
+        // Then the variants' copies, under their segments (not counted in
+        // what this returns: they are the same clicks).
+        let copies: Vec<(LinkId, EnrichedClick)> = by_link
+            .values()
+            .flatten()
+            .filter_map(|c| c.segment_copy().map(|copy| (c.link_id, copy)))
+            .collect();
+        let mut by_segment: BTreeMap<LinkId, (LinkId, Vec<&EnrichedClick>)> = BTreeMap::new();
+        for (owner, copy) in &copies {
+            by_segment
+                .entry(copy.link_id)
+                .or_insert_with(|| (*owner, Vec::new()))
+                .1
+                .push(copy);
+        }
+        for (segment, (owner, clicks)) in by_segment {
+            if self.segment_exists(owner, segment).await? {
+                self.record_link(segment, clicks).await?;
+            }
         }
         Ok(new)
     }
@@ -418,7 +511,9 @@ impl ClickStore for DynamoStore {
                 .iter()
                 .map(|i| Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned())))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            gone += keys.len() as u64;
+            // Variant segments' copies go too, but are not counted: they
+            // are the same clicks.
+            gone += keys.iter().filter(|(pk, _)| !pk.starts_with("C#-")).count() as u64;
             self.delete_keys(keys).await?;
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -428,7 +523,11 @@ impl ClickStore for DynamoStore {
     }
 
     async fn purge_clicks(&self, link: LinkId) -> Result<u64, StoreError> {
-        self.delete_clicks_of(link).await
+        let n = self.delete_clicks_of(link).await?;
+        for segment in self.segments_of(link).await? {
+            self.delete_clicks_of(segment).await?;
+        }
+        Ok(n)
     }
 
     async fn recent_clicks(

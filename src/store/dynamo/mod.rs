@@ -7,7 +7,8 @@
 //! | item | pk | sk | holds |
 //! |---|---|---|---|
 //! | link | `S#{slug}` | `S` | the link; GSI `links` (`gl`="L", `gs`=id) and `owner` (`go`, `gs`) |
-//! | link id | `I#{id}` | `I` | its slug, and `served` for click limits |
+//! | link id | `I#{id}` | `I` | its slug, and `served` for click limits; a variant segment's (negative id) has its `owner` link |
+//! | segment of a link | `G#{link}` | segment id | that the link's variant clicks are counted under that segment too |
 //! | head | `H#{link}` | region | the region's last committed click batch (`seq`), its totals (`hc` humans, `ac` all) and days (`dd`) |
 //! | raw click | `C#{link}#{shard}` | `{at}#{event id}` | one click; the key is its idempotency |
 //! | visitor | `V#{link}#{day}` | `{region}#{hash}` | first click of a visitor that day in the region, and whether the region counts it (`yielded`) |
@@ -77,6 +78,9 @@ pub struct DynamoStore {
     /// How long the sealer waits between two reconciliations of a day's
     /// visitors with other regions' (`visitors.rs`).
     visitor_settle_ms: i64,
+    /// Variant segments known to exist (their id item written), so each is
+    /// set up once per process.
+    segments: moka::sync::Cache<LinkId, ()>,
 }
 
 /// Errors of the SDK: throttling, network and server errors are the
@@ -270,6 +274,7 @@ impl DynamoStore {
             region: config.region.clone(),
             seal_grace_ms: 60_000,
             visitor_settle_ms: 60_000,
+            segments: moka::sync::Cache::new(100_000),
         };
         if migrate {
             store.create_table().await?;
@@ -826,6 +831,7 @@ impl LinkStore for DynamoStore {
         self.delete_keys(vec![(format!("I#{}", link.id.0), "I".into())])
             .await?;
         self.delete_clicks_of(link.id).await?;
+        self.delete_segments_of(link.id).await?;
         Ok(true)
     }
 
