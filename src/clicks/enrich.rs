@@ -121,7 +121,23 @@ impl Enricher {
     /// What the address gives: location, and the visitor hash of the day
     /// of `at` (an unknown `ua` hashes as empty).
     pub fn locate(&self, link: LinkId, ip: IpAddr, ua: &str, at: i64) -> Located {
-        let location = self.location(ip);
+        self.locate_at(link, ip, ua, at, None)
+    }
+
+    /// [`Enricher::locate`], with the address's location when it is known
+    /// already (`known`: looked up for a rule on the same request).
+    pub fn locate_at(
+        &self,
+        link: LinkId,
+        ip: IpAddr,
+        ua: &str,
+        at: i64,
+        known: Option<&super::geo::Location>,
+    ) -> Located {
+        let location = match known {
+            Some(l) => l.clone(),
+            None => self.location(ip),
+        };
         let salt = self.salts.salt_for(at);
         Located {
             visitor: visitor_hash(&salt, link, ip, ua),
@@ -195,6 +211,27 @@ mod tests {
             visitor_hash(&s1, LinkId(1), "81.2.69.143".parse().unwrap(), "ua")
         );
         assert_ne!(base, visitor_hash(&s1, LinkId(1), ip, "ub"));
+    }
+
+    #[test]
+    fn a_known_location_is_used_as_it_is() {
+        let e = Enricher::new(None);
+        let ip: IpAddr = "81.2.69.142".parse().unwrap();
+        let known = super::super::geo::Location {
+            country: Some("DE".into()),
+            city: Some("Wien".into()),
+        };
+        let got = e.locate_at(LinkId(1), ip, "ua", 10, Some(&known));
+        assert_eq!(
+            (got.country.as_deref(), got.city.as_deref()),
+            (Some("DE"), Some("Wien"))
+        );
+        assert_eq!(got.visitor, e.locate(LinkId(1), ip, "ua", 10).visitor);
+        assert_eq!(
+            e.locate(LinkId(1), ip, "ua", 10).country,
+            None,
+            "no database here"
+        );
     }
 
     #[test]

@@ -79,11 +79,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for City<'a> {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Location {
-    pub country: Option<String>,
-    pub city: Option<String>,
-}
+pub use crate::domain::Location;
 
 /// The npm package the embedded snapshot comes from, and its version.
 pub const BUNDLED_PACKAGE: &str = "@ip-location-db/geo-whois-asn-country-mmdb";

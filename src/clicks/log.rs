@@ -526,11 +526,12 @@ impl ClickSink for ClickLog {
         if shared.closed.load(Ordering::Acquire) {
             return shared.drop_click();
         }
-        let located = self.enricher.locate(
+        let located = self.enricher.locate_at(
             click.link_id,
             click.ip,
             click.user_agent.unwrap_or(""),
             click.at,
+            click.location,
         );
         let record = record_of(&click, &located);
         let mut pending = shared.pending.lock();

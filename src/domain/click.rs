@@ -113,6 +113,13 @@ impl RouteRef<'_> {
     }
 }
 
+/// Where a client's address is, as the geo lookup says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    pub country: Option<String>,
+    pub city: Option<String>,
+}
+
 /// What enrichment takes from a client's address: its location and the
 /// day's salted visitor hash.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +144,9 @@ pub struct ClickRef<'a> {
     pub region: &'a str,
     pub withheld: bool,
     pub route: RouteRef<'a>,
+    /// Where `ip` is, when the redirect has looked it up already (a rule
+    /// asked): the click pipeline uses it instead of looking again.
+    pub location: Option<&'a Location>,
 }
 
 impl ClickRef<'_> {
@@ -173,6 +183,7 @@ impl ClickEvent {
                 rule: self.route.rule.as_deref(),
                 variant: self.route.variant.as_deref(),
             },
+            location: None,
         }
     }
 }

@@ -10,7 +10,7 @@ mod target_url;
 
 pub use click::{
     ClickEvent, ClickRef, DEFAULT_ROUTE, DeviceType, Dimension, EnrichedClick, FALLBACK_ROUTE,
-    Located, MAX_ATTR_LEN, Route, RouteRef, Utm,
+    Located, Location, MAX_ATTR_LEN, Route, RouteRef, Utm,
 };
 pub use link::{
     FieldError, Gone, KeyId, Link, LinkId, LinkPreview, MAX_CLICK_LIMIT, MAX_PASSWORD_LEN,

@@ -18,8 +18,8 @@ use super::protect::{self, PasswordForm};
 use crate::clicks::user_agent::is_link_previewer;
 use crate::domain::rules::{Visit, visit_key};
 use crate::domain::{
-    ClickRef, DEFAULT_ROUTE, FALLBACK_ROUTE, Gone, Link, MAX_ATTR_LEN, RouteRef, Slug, TargetUrl,
-    Utm,
+    ClickRef, DEFAULT_ROUTE, FALLBACK_ROUTE, Gone, Link, Location, MAX_ATTR_LEN, RouteRef, Slug,
+    TargetUrl, Utm,
 };
 use crate::state::AppState;
 
@@ -151,7 +151,7 @@ async fn answer_as(
                 let mut bot = Visitor::of(state, peer, headers);
                 bot.user_agent = Some(&ua[..ua.len().min(MAX_ATTR_LEN * 2)]);
                 bot.withheld = false;
-                bot.click(state, &link, now, query, RouteRef::default());
+                bot.click(state, &link, now, query, RouteRef::default(), None);
             }
             return super::preview::page(state, &link, preview);
         }
@@ -178,8 +178,8 @@ async fn answer_as(
             }
         }
         let visitor = Visitor::of(state, peer, headers);
-        let (target, route) = if link.rules.is_empty() {
-            (&link.target, RouteRef::default())
+        let (target, route, location) = if link.rules.is_empty() {
+            (&link.target, RouteRef::default(), None)
         } else {
             decide(state, &link, now, &visitor, query, headers)
         };
@@ -213,7 +213,10 @@ async fn answer_as(
                 }
             }
         }
-        visitor.click(state, &link, now, query, route);
+        // The location a rule looked up is the click's, if the click is
+        // located by the same address (not when it asked not to be tracked).
+        let location = location.filter(|_| visitor.client == Some(visitor.ip));
+        visitor.click(state, &link, now, query, route, location.as_ref());
         redirect(status_of(&link), target)
     }
     .await;
@@ -270,7 +273,7 @@ async fn fallback_or_gone(
             rule: Some(FALLBACK_ROUTE),
             variant: None,
         };
-        Visitor::of(state, peer, headers).click(state, link, now, query, route);
+        Visitor::of(state, peer, headers).click(state, link, now, query, route, None);
     }
     redirect(StatusCode::FOUND, fallback)
 }
@@ -335,6 +338,7 @@ impl<'h> Visitor<'h> {
         now: DateTime<Utc>,
         query: Option<&str>,
         route: RouteRef<'_>,
+        location: Option<&Location>,
     ) {
         let utm = query.map(Utm::from_query).unwrap_or_default();
         state.clicks.submit(ClickRef {
@@ -348,6 +352,7 @@ impl<'h> Visitor<'h> {
             region: &state.region,
             withheld: self.withheld,
             route,
+            location,
         });
     }
 }
@@ -362,16 +367,17 @@ fn decide<'l>(
     visitor: &Visitor<'_>,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> (&'l TargetUrl, RouteRef<'l>) {
+) -> (&'l TargetUrl, RouteRef<'l>, Option<Location>) {
     let client = visitor.client;
     let needs = link.rules.needs();
     // Rules place the client where it is, Do-Not-Track or not: nothing of
     // it is kept.
-    let location = needs
+    let looked_up = needs
         .location
         .then(|| client.map(|c| state.enricher.location(c)))
-        .flatten()
-        .unwrap_or_default();
+        .flatten();
+    let nowhere = Location::default();
+    let location = looked_up.as_ref().unwrap_or(&nowhere);
     let class = needs.user_agent.then(|| {
         let ua = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
         state.enricher.user_agent(ua)
@@ -408,7 +414,7 @@ fn decide<'l>(
         rule: Some(decision.rule.unwrap_or(DEFAULT_ROUTE)),
         variant: decision.variant,
     };
-    (decision.target.unwrap_or(&link.target), route)
+    (decision.target.unwrap_or(&link.target), route, looked_up)
 }
 
 fn status_of(link: &Link) -> StatusCode {

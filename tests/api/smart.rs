@@ -125,6 +125,8 @@ async fn rules_choose_by_device_language_query_and_country() {
         ])
     );
     assert_eq!(top(&stats, "variants"), counts([]));
+    // The country the rules looked up is the click's.
+    assert_eq!(top(&stats, "countries").get("GB"), Some(&2), "{stats}");
 }
 
 #[tokio::test]
