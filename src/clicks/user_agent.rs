@@ -74,7 +74,8 @@ const PREVIEWER_MARKERS: &[&str] = &[
     "vkshare",
 ];
 
-/// Whether `ua` is a link preview bot's (see [`PREVIEWER_MARKERS`]).
+/// Whether `ua` is a link preview bot's (by the user agent markers of
+/// the chat apps and social sites that fetch previews).
 pub fn is_link_previewer(ua: &str) -> bool {
     let lower = ua.to_ascii_lowercase();
     PREVIEWER_MARKERS.iter().any(|m| lower.contains(m))
