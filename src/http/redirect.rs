@@ -46,16 +46,9 @@ pub async fn unlock(
     headers: HeaderMap,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
-    let Ok(parsed) = Slug::parse_path(&slug) else {
-        return pages::not_found();
-    };
-    let link = match state.resolve(&parsed).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return pages::not_found_for(&parsed),
-        Err(e) => {
-            tracing::error!(error = %e, link.slug = %parsed, "link lookup failed");
-            return pages::unavailable();
-        }
+    let (parsed, link) = match link_at(&state, &slug).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     if link.password_hash.is_none() {
         let mut res = super::render::message(
@@ -122,16 +115,9 @@ async fn answer_as(
 ) -> Response {
     let started = Instant::now();
     let response = async {
-        let Ok(slug) = Slug::parse_path(slug) else {
-            return pages::not_found();
-        };
-        let link = match state.resolve(&slug).await {
-            Ok(Some(link)) => link,
-            Ok(None) => return pages::not_found_for(&slug),
-            Err(e) => {
-                tracing::error!(error = %e, link.slug = %slug, "link lookup failed");
-                return pages::unavailable();
-            }
+        let (slug, link) = match link_at(state, slug).await {
+            Ok(found) => found,
+            Err(page) => return page,
         };
         let now = Utc::now();
         if let Err(gone) = link.check_live(now) {
@@ -225,6 +211,22 @@ async fn answer_as(
         .latency
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The link at `path` (a slug as the path gives it), through the cache;
+/// else the page to answer: 404 (not a slug, no such link) or 503.
+async fn link_at(state: &AppState, path: &str) -> Result<(Slug, std::sync::Arc<Link>), Response> {
+    let Ok(slug) = Slug::parse_path(path) else {
+        return Err(pages::not_found());
+    };
+    match state.resolve(&slug).await {
+        Ok(Some(link)) => Ok((slug, link)),
+        Ok(None) => Err(pages::not_found_for(&slug)),
+        Err(e) => {
+            tracing::error!(error = %e, link.slug = %slug, "link lookup failed");
+            Err(pages::unavailable())
+        }
+    }
 }
 
 /// Why `target` may not be redirected to now, if it may not: its domain
