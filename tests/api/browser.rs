@@ -162,6 +162,15 @@ impl Browser {
     }
 }
 
+/// Signs in with the admin key through the form, and waits for the list.
+async fn sign_in(b: &Browser, app: &TestApp) {
+    b.client.goto(&app.url("/login")).await.unwrap();
+    b.fill("#key", &app.admin_key).await;
+    b.click("form button.primary").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
+        .await;
+}
+
 /// Every visible form control has a label (or an aria-label).
 async fn assert_labelled(b: &Browser) {
     let unlabelled = b
@@ -309,11 +318,7 @@ async fn shorten_watch_live_and_edit_in_a_real_browser() {
 
     // Sign in with a key, then edit a link.
     app.create_slug("editme", "https://example.com/old").await;
-    b.client.goto(&app.url("/login")).await.unwrap();
-    b.fill("#key", &app.admin_key).await;
-    b.click("form button.primary").await;
-    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
-        .await;
+    sign_in(&b, &app).await;
     assert_eq!(b.count("a[href='/links/editme/edit']").await, 1);
     b.click("a[href='/links/editme/edit']").await;
     b.fill("#url", "https://example.com/new").await;
@@ -337,11 +342,7 @@ async fn the_dashboard_reconnects_after_a_restart() {
     app.create_slug("comeback", "https://example.com/").await;
     let b = Browser::start().await;
     // Sign in (sessions live in the database, so they survive the restart).
-    b.client.goto(&app.url("/login")).await.unwrap();
-    b.fill("#key", &app.admin_key).await;
-    b.click("form button.primary").await;
-    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
-        .await;
+    sign_in(&b, &app).await;
     b.client.goto(&app.url("/links/comeback")).await.unwrap();
     b.wait_text("#live-state", Duration::from_secs(5), |t| t == "live")
         .await;
@@ -425,11 +426,7 @@ async fn a_dashboard_opened_after_the_clicks_shows_them_all() {
     app.wait_for_clicks("shared", "", 42).await;
 
     let b = Browser::start().await;
-    b.client.goto(&app.url("/login")).await.unwrap();
-    b.fill("#key", &app.admin_key).await;
-    b.click("form button.primary").await;
-    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
-        .await;
+    sign_in(&b, &app).await;
     b.client.goto(&app.url("/links/shared")).await.unwrap();
     b.wait_text("#total", Duration::from_secs(5), |t| t == "42")
         .await;
@@ -558,11 +555,7 @@ async fn the_dashboard_shows_rules_and_variants_of_a_smart_link() {
     app.wait_for_clicks("plain", "", 1).await;
 
     let b = Browser::start().await;
-    b.client.goto(&app.url("/login")).await.unwrap();
-    b.fill("#key", &app.admin_key).await;
-    b.click("form button.primary").await;
-    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
-        .await;
+    sign_in(&b, &app).await;
     b.client.goto(&app.url("/links/launch")).await.unwrap();
     b.wait_text("#total", Duration::from_secs(5), |t| t == "40")
         .await;
@@ -700,11 +693,7 @@ async fn rules_fallback_and_preview_are_edited_in_the_ui() {
     let app = TestApp::spawn().await;
     app.create_slug("editme", "https://example.com/home").await;
     let b = Browser::start().await;
-    b.client.goto(&app.url("/login")).await.unwrap();
-    b.fill("#key", &app.admin_key).await;
-    b.click("form button.primary").await;
-    b.wait_text("h1", Duration::from_secs(5), |t| t == "My links")
-        .await;
+    sign_in(&b, &app).await;
     b.client.goto(&app.url("/links/editme/edit")).await.unwrap();
     b.wait_text("#rule-list", Duration::from_secs(5), |t| {
         t.contains("No rules")
