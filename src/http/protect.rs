@@ -103,7 +103,7 @@ pub async fn refusal(
     if let Some(page) = csrf::refusal(&jar, headers, posted.csrf.as_deref()) {
         return Some(page);
     }
-    let client = format!("{}:{}", client_key(state, peer, headers), link.id.0);
+    let client = client_key(state, peer, headers);
     let per_link = link.id.0.to_string();
     for (bucket, key) in [
         (Bucket::PasswordFailure, &client),

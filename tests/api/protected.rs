@@ -170,6 +170,11 @@ async fn wrong_passwords_are_limited_per_client_and_per_link() {
     let res = post_password(&app, "/guarded", "203.0.113.5", "right one", true).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
+    // On every protected link: guessing many links is no faster.
+    app.create(json!({"url": TARGET, "slug": "guarded2", "password": "other one"}))
+        .await;
+    let res = post_password(&app, "/guarded2", "203.0.113.5", "other one", true).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     // Another client still may, until the link's own allowance (5) is
     // spent by guesses spread over addresses.
     let res = post_password(&app, "/guarded", "203.0.113.6", "right one", true).await;
