@@ -170,9 +170,12 @@ async fn a_split_is_sticky_per_visitor_and_follows_the_weights() {
     assert_eq!(stats["unique_visitors"], 200);
 
     // Each variant on its own: clicks and unique visitors side by side,
-    // adding up to the link's.
+    // adding up to the link's. (On DynamoDB a variant's copies are written
+    // right after the link's batch, not in it: wait for them too.)
     for (variant, visitors) in [("a", a), ("b", 200 - a)] {
-        let s = app.stats("ab", &format!("variant={variant}")).await;
+        let s = app
+            .wait_for_clicks("ab", &format!("variant={variant}"), 3 * visitors)
+            .await;
         assert_eq!(s["variant"], variant);
         assert_eq!(s["total_clicks"], 3 * visitors, "{variant}");
         assert_eq!(s["unique_visitors"], visitors, "{variant}");
