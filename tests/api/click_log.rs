@@ -22,8 +22,12 @@ impl Node {
     fn new(port: u16) -> Node {
         Node {
             base: format!("http://127.0.0.1:{port}"),
+            // Bounded, so that a request that never ends fails the test
+            // instead of hanging the suite.
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
         }
@@ -144,7 +148,10 @@ async fn sigkill_during_redirects_loses_at_most_100_ms_of_clicks() {
     child.wait().unwrap();
     stop.store(true, Ordering::Relaxed);
     for l in load {
-        l.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), l)
+            .await
+            .expect("the load stops once the server is gone")
+            .unwrap();
     }
     let answered = answered.load(Ordering::Relaxed);
     let rate = answered as f64 / elapsed.as_secs_f64();
