@@ -165,29 +165,25 @@ pub async fn issue(
     Ok(token)
 }
 
-/// Whether the query's access token opens `link` (and is used up now).
-pub async fn redeem(state: &AppState, link: &Link, query: &str) -> Result<bool, StoreError> {
-    let Some(token) = url::form_urlencoded::parse(query.as_bytes())
+/// The access token a query carries, if any.
+pub fn access_token(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == ACCESS_PARAM)
         .map(|(_, v)| v.into_owned())
-    else {
-        return Ok(false);
-    };
+}
+
+/// Whether `token` opens `link` (and is used up now).
+pub async fn redeem(state: &AppState, link: &Link, token: &str) -> Result<bool, StoreError> {
     if !token.starts_with(ACCESS_PREFIX) || token.len() > 128 {
         return Ok(false);
     }
     let taken = state
         .store
-        .take_session(&record_key(link, &token), Utc::now().timestamp_millis())
+        .take_session(&record_key(link, token), Utc::now().timestamp_millis())
         .await?;
     Ok(taken
         .and_then(|d| serde_json::from_str::<AccessRecord>(&d).ok())
         .is_some_and(|r| r.access == link.id.0))
-}
-
-/// Whether the query carries an access token at all.
-pub fn has_token(query: Option<&str>) -> bool {
-    query.is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == ACCESS_PARAM))
 }
 
 /// Asks for an access token.

@@ -145,21 +145,24 @@ async fn answer_as(
         // of its target is in the answer before the password is given (or
         // a GET brings an access token, used up by it).
         if link.password_hash.is_some() && !unlocked {
-            let token = method == Method::GET && protect::has_token(query);
-            let granted = if token {
-                match protect::redeem(state, &link, query.unwrap_or_default()).await {
+            // A HEAD never uses a token up.
+            let token = (method == Method::GET)
+                .then(|| protect::access_token(query))
+                .flatten();
+            let granted = match &token {
+                Some(t) => match protect::redeem(state, &link, t).await {
                     Ok(granted) => granted,
                     Err(e) => {
                         tracing::error!(error = %e, link.slug = %slug, "redeeming an access token failed");
                         return pages::unavailable();
                     }
-                }
-            } else {
-                false
+                },
+                None => false,
             };
             if !granted {
-                let error =
-                    token.then_some("This access link has expired or has been used already.");
+                let error = token
+                    .is_some()
+                    .then_some("This access link has expired or has been used already.");
                 return protect::form(state, &slug, headers, StatusCode::OK, error);
             }
         }
