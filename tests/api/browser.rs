@@ -765,17 +765,7 @@ async fn rules_fallback_and_preview_are_edited_in_the_ui() {
     b.close().await;
 
     // Saved: the API says so, and the redirect follows the rules.
-    let link: serde_json::Value = app
-        .api(
-            reqwest::Method::GET,
-            "/api/v1/links/editme",
-            Some(&app.admin_key),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = app.link("editme").await;
     assert_eq!(link["rules"][1]["split"][0]["weight"], 3);
     assert_eq!(link["fallback_url"], "https://example.com/over");
     assert_eq!(link["preview"]["title"], "The launch");

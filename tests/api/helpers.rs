@@ -307,6 +307,16 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// A link as the API shows it to the admin.
+    pub async fn link(&self, slug: &str) -> Value {
+        let path = format!("/api/v1/links/{slug}");
+        let res = self
+            .api(Method::GET, &path, Some(&self.admin_key), None)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        res.json().await.unwrap()
+    }
+
     /// Creates a link as admin and returns its JSON.
     pub async fn create(&self, body: Value) -> Value {
         let res = self

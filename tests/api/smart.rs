@@ -523,17 +523,7 @@ async fn the_cli_makes_and_edits_smart_links() {
     .await;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "http://hop.test/clismart");
-    let link: Value = app
-        .api(
-            Method::GET,
-            "/api/v1/links/clismart",
-            Some(&app.admin_key),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = app.link("clismart").await;
     assert_eq!(link["rules"][0]["id"], "r1");
     assert_eq!(link["fallback_url"], "https://example.com/over");
     assert_eq!(link["password_protected"], true);
