@@ -6,6 +6,7 @@ pub mod assets;
 pub mod csrf;
 pub mod embedded;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod front;
 pub mod limits;
@@ -62,7 +63,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(links::update_link_rule))
         .routes(routes!(stats::link_stats_handler))
-        .routes(routes!(stats::export_clicks))
+        .routes(routes!(export::export_clicks))
         .routes(routes!(stats::purge_clicks))
         .routes(routes!(live::live_clicks))
         .routes(routes!(live::recent_clicks))
