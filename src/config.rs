@@ -40,6 +40,10 @@ pub enum Command {
     /// Show or change a smart link's rules through a running server's API.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Export links or clicks (every link the key can see, or one tag) as
+    /// CSV or NDJSON, streamed from a running server's API.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Make a one-time access token of a password-protected link (prints
     /// the URL that opens it once).
     AccessToken(AccessTokenArgs),
@@ -131,6 +135,10 @@ impl Cli {
                 | RulesCommand::Clear { client, .. },
             ) => set_key(client),
             Command::AccessToken(a) => set_key(&mut a.client),
+            Command::Export(
+                ExportCommand::Links(ExportArgs { client, .. })
+                | ExportCommand::Clicks(ExportArgs { client, .. }),
+            ) => set_key(client),
             Command::Geoip(_) => {}
         }
         Ok(())
@@ -540,6 +548,43 @@ pub struct StatsArgs {
     /// Print the raw JSON answer.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Every link (slug, URL, title, tags, dates, limits, clicks).
+    Links(ExportArgs),
+    /// Every raw click, with its link's slug (the per-link CSV's columns).
+    Clicks(ExportArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+    /// Only links with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Clicks: start (RFC 3339); default: every click.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Clicks: end (RFC 3339, exclusive); default: now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Clicks: include bots' clicks.
+    #[arg(long)]
+    pub include_bots: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Stats(args) => hop::cli::stats(args).await,
         Command::Rules(cmd) => hop::cli::rules(cmd).await,
         Command::AccessToken(args) => hop::cli::access_token(args).await,
+        Command::Export(cmd) => hop::cli::export(cmd).await,
         Command::Keys(cmd) => hop::cli::keys(cmd).await,
         Command::Geoip(cmd) => hop::cli::geoip(cmd).await,
         Command::Worker(config) => hop::app::run_worker(config, hop::app::shutdown_signal()).await,

@@ -165,12 +165,21 @@ pub fn dimension_key(d: Dimension) -> &'static str {
     }
 }
 
-fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
         .map_err(|_| {
             ApiError::bad_request("invalid_range", format!("{name} must be an RFC 3339 time"))
         })
+}
+
+/// Where a range without `from` starts: the start of the UTC day the link
+/// was made. No click is older, and a day boundary reads one rollup row
+/// where the creation minute would read the first minutes one by one.
+pub(super) fn default_from(link: &Link, to: i64) -> i64 {
+    crate::store::Resolution::Day
+        .floor(link.created_at.timestamp_millis())
+        .min(to - 1)
 }
 
 /// `[from, to)`; `from == to` is a valid, empty range.
@@ -185,12 +194,7 @@ pub(super) fn parse_range(
     };
     let from = match from {
         Some(s) => parse_instant("from", s)?,
-        // The start of the UTC day the link was made: no click is older, and
-        // a day boundary reads one rollup row where the creation minute
-        // would read the first minutes one by one.
-        None => crate::store::Resolution::Day
-            .floor(link.created_at.timestamp_millis())
-            .min(to - 1),
+        None => default_from(link, to),
     };
     if from > to {
         return Err(ApiError::bad_request(
