@@ -1,6 +1,7 @@
 //! Subcommands other than `serve`: `migrate` and `keys` act on the database
 //! directly (they bootstrap a server that has no keys yet); `shorten` and
-//! `stats` talk to a running server's API; `geoip update` installs a newer
+//! `stats` talk to a running server's API; `copy` moves one store's content
+//! into another; `geoip update` installs a newer
 //! IP → country database.
 
 use std::io::Write;
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use crate::auth::{KEY_PREFIX, Token};
 use crate::clicks::geo;
 use crate::config::{
-    AccessTokenArgs, ClientArgs, DatabaseArgs, ExportArgs, ExportCommand, ExportFormat,
+    AccessTokenArgs, ClientArgs, CopyArgs, DatabaseArgs, ExportArgs, ExportCommand, ExportFormat,
     GeoipCommand, GeoipUpdateArgs, KeysCommand, RulesCommand, ShortenArgs, StatsArgs,
 };
 use crate::domain::KeyId;
@@ -83,6 +84,59 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             println!("revoked key {id}");
         }
     }
+    Ok(())
+}
+
+pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
+    let (from_url, to_url) = (
+        crate::store::redact_url(&args.from),
+        crate::store::redact_url(&args.to),
+    );
+    let parse = |url: &str| StoreConfig::parse(url).map_err(anyhow::Error::msg);
+    let (from_config, to_config) = (parse(&args.from)?, parse(&args.to)?);
+    if from_url == to_url {
+        bail!("--from and --to name the same store");
+    }
+    let from = from_config
+        .open(true)
+        .await
+        .with_context(|| format!("opening {from_url}"))?;
+    let to = to_config
+        .open(true)
+        .await
+        .with_context(|| format!("opening {to_url}"))?;
+    let refused = |e: crate::store::StoreError| match e {
+        crate::store::StoreError::Unsupported(_) => {
+            anyhow::anyhow!("hop copy reads and writes SQLite and PostgreSQL stores; {e}")
+        }
+        e => e.into(),
+    };
+    if !args.resume && !crate::store::copy::is_empty(&*to).await.map_err(refused)? {
+        bail!(
+            "{to_url} already holds keys, links or clicks: copy into an empty store (or pass --resume to go on with an interrupted copy)"
+        );
+    }
+    eprintln!("copying {from_url} into {to_url}");
+    let started = std::time::Instant::now();
+    let mut last_shown = std::time::Instant::now();
+    let counts = crate::store::copy::copy(&*from, &*to, |table, rows| {
+        if last_shown.elapsed() >= std::time::Duration::from_millis(500) {
+            eprintln!("  {table}: {rows} rows");
+            last_shown = std::time::Instant::now();
+        }
+    })
+    .await
+    .map_err(refused)?;
+    println!("{:<16} {:>12} {:>12}", "table", "rows", "new");
+    for c in &counts {
+        println!("{:<16} {:>12} {:>12}", c.table, c.read, c.written);
+    }
+    let read: u64 = counts.iter().map(|c| c.read).sum();
+    let written: u64 = counts.iter().map(|c| c.written).sum();
+    eprintln!(
+        "copied {read} rows ({written} new) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

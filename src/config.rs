@@ -47,6 +47,10 @@ pub enum Command {
     /// Make a one-time access token of a password-protected link (prints
     /// the URL that opens it once).
     AccessToken(AccessTokenArgs),
+    /// Copy everything one store holds (keys, links, sessions, reports,
+    /// takedowns, raw clicks, every rollup) into another, e.g. SQLite into
+    /// PostgreSQL. Stop the servers of the source first.
+    Copy(CopyArgs),
     /// Manage API keys (directly in the database).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -139,7 +143,7 @@ impl Cli {
                 ExportCommand::Links(ExportArgs { client, .. })
                 | ExportCommand::Clicks(ExportArgs { client, .. }),
             ) => set_key(client),
-            Command::Geoip(_) => {}
+            Command::Geoip(_) | Command::Copy(_) => {}
         }
         Ok(())
     }
@@ -550,6 +554,20 @@ pub struct StatsArgs {
     pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The store to copy (a database URL, as --database-url takes).
+    #[arg(long, env = "HOP_COPY_FROM", hide_env_values = true)]
+    pub from: String,
+    /// The store to copy into: migrated, and empty unless --resume.
+    #[arg(long, env = "HOP_COPY_TO", hide_env_values = true)]
+    pub to: String,
+    /// Go on with an interrupted copy into a store that is not empty:
+    /// rows already there are kept, the others written.
+    #[arg(long, env = "HOP_COPY_RESUME")]
+    pub resume: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -498,3 +498,6 @@ impl ClickStore for MemoryStore {
         Ok(rows)
     }
 }
+
+/// The reference store is not copied (its rollups are its raw clicks).
+impl super::copy::CopyRows for MemoryStore {}

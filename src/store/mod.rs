@@ -15,6 +15,7 @@
 //! generic code in [`crate::stats`] splits any range into aligned middles and
 //! raw edges, so every backend stays simple and exact.
 
+pub mod copy;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod memory;
@@ -490,8 +491,14 @@ pub trait SessionRecords: Send + Sync {
 }
 
 /// Everything a node needs from its backend.
-pub trait Store: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore {}
-impl<T: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore> Store for T {}
+pub trait Store:
+    LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore + copy::CopyRows
+{
+}
+impl<T: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore + copy::CopyRows> Store
+    for T
+{
+}
 
 /// A `LIKE … ESCAPE '\'` pattern matching any text that contains `text`.
 pub fn like_containing(text: &str) -> String {

@@ -1182,3 +1182,6 @@ impl SessionRecords for DynamoStore {
         Ok(count)
     }
 }
+
+/// Not yet: a copy reads and writes the SQL stores' rows (docs/operations.md).
+impl crate::store::copy::CopyRows for DynamoStore {}

@@ -110,6 +110,14 @@ pub(crate) trait SqlDialect: Sync {
     ) -> Result<HashMap<crate::domain::LinkId, u64>, StoreError>;
     /// `ClickStore::delete_raw_clicks_before`, batched as the dialect deletes best.
     async fn delete_raw_before(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// A copy writes the ids of tables whose ids the database generates
+    /// (PostgreSQL: `OVERRIDING SYSTEM VALUE`, as they are `GENERATED
+    /// ALWAYS`; SQLite takes them as they are).
+    const OVERRIDING_GENERATED: &'static str;
+    /// After a copy, the statement that makes the generator of `table`'s
+    /// ids continue past the copied ones (`None`: it does by itself).
+    fn after_copy(table: &str) -> Option<String>;
 }
 
 /// Deletes every rolled-up count of link `$1` and of its segments (the
@@ -423,6 +431,7 @@ macro_rules! sql_store {
                 PRUNE_DIMS, RAW_DIMENSIONS, SEAL_DIMS, SqlDialect, TOP_DIMS_PIECES, dim_counts, from_ms,
                 ms, res_column,
             };
+            use $crate::store::copy::{Cell, CopyRows, Kind, TABLES, Table};
             use $crate::store::pack::{self, DimSums};
             use $crate::store::{
                 ApiKey, ClickStore, ClickTotals, Conflict, DimCount, ExportCursor, KeyStore,
@@ -1438,7 +1447,149 @@ macro_rules! sql_store {
                     rows.iter().map(click_from_row).collect()
                 }
             }
+
+            type DbQuery<'q> = sqlx::query::Query<
+                'q,
+                <$store as SqlDialect>::Db,
+                <<$store as SqlDialect>::Db as sqlx::Database>::Arguments,
+            >;
+
+            /// Binds a cell as its column's type (a NULL too: the database
+            /// is told its type).
+            fn bind_cell<'q>(q: DbQuery<'q>, cell: &Cell, kind: Kind) -> DbQuery<'q> {
+                match (cell, kind) {
+                    (Cell::Int(v), _) => q.bind(*v),
+                    (Cell::Bool(v), _) => q.bind(*v),
+                    (Cell::Text(v), _) => q.bind(v.clone()),
+                    (Cell::Blob(v), _) => q.bind(v.clone()),
+                    (Cell::Null, Kind::Int) => q.bind(None::<i64>),
+                    (Cell::Null, Kind::Bool) => q.bind(None::<bool>),
+                    (Cell::Null, Kind::Text) => q.bind(None::<String>),
+                    (Cell::Null, Kind::Blob) => q.bind(None::<Vec<u8>>),
+                }
+            }
+
+            #[async_trait]
+            impl CopyRows for $store {
+                async fn read_rows(
+                    &self,
+                    table: &Table,
+                    after: Option<&[Cell]>,
+                    limit: usize,
+                ) -> Result<Vec<Vec<Cell>>, StoreError> {
+                    let sql = $crate::store::sql::copy_select(table, after.is_some());
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    if let Some(after) = after {
+                        for (cell, (_, kind)) in after.iter().zip(table.columns) {
+                            q = bind_cell(q, cell, *kind);
+                        }
+                    }
+                    let rows = q.bind(limit as i64).fetch_all(self.readers()).await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let mut cells = Vec::with_capacity(table.columns.len());
+                        for (i, (_, kind)) in table.columns.iter().enumerate() {
+                            cells.push(match kind {
+                                Kind::Int => row.try_get::<Option<i64>, _>(i)?.map(Cell::Int),
+                                Kind::Bool => row.try_get::<Option<bool>, _>(i)?.map(Cell::Bool),
+                                Kind::Text => row.try_get::<Option<String>, _>(i)?.map(Cell::Text),
+                                Kind::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(Cell::Blob),
+                            }
+                            .unwrap_or(Cell::Null));
+                        }
+                        out.push(cells);
+                    }
+                    Ok(out)
+                }
+
+                async fn write_rows(
+                    &self,
+                    table: &Table,
+                    rows: &[Vec<Cell>],
+                ) -> Result<u64, StoreError> {
+                    let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
+                    let per_statement = (30_000 / table.columns.len()).min(500);
+                    let mut written = 0;
+                    for chunk in rows.chunks(per_statement) {
+                        let sql = $crate::store::sql::copy_insert(
+                            table,
+                            chunk.len(),
+                            if table.generated_id { <$store>::OVERRIDING_GENERATED } else { "" },
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for row in chunk {
+                            if row.len() != table.columns.len() {
+                                return Err(StoreError::Corrupt(format!(
+                                    "a {} row of {} cells, not {}",
+                                    table.name,
+                                    row.len(),
+                                    table.columns.len()
+                                )));
+                            }
+                            for (cell, (_, kind)) in row.iter().zip(table.columns) {
+                                q = bind_cell(q, cell, *kind);
+                            }
+                        }
+                        written += q.execute(&mut *tx).await?.rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(written)
+                }
+
+                async fn finish_copy(&self) -> Result<(), StoreError> {
+                    for table in TABLES.iter().filter(|t| t.generated_id) {
+                        if let Some(sql) = <$store>::after_copy(table.name) {
+                            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.writer()).await?;
+                        }
+                    }
+                    Ok(())
+                }
+            }
         };
     };
 }
 pub(crate) use sql_store;
+
+/// `read_rows`: a page of a table in key order, every integer column read
+/// as BIGINT (PostgreSQL's INTEGER and SMALLINT columns decode as i64 only
+/// so). Binds: the key to start after (with `after`), then the limit.
+pub(crate) fn copy_select(table: &super::copy::Table, after: bool) -> String {
+    use super::copy::Kind;
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(name, kind)| match kind {
+            Kind::Int => format!("CAST({name} AS BIGINT)"),
+            _ => (*name).to_owned(),
+        })
+        .collect();
+    let key: Vec<&str> = table.columns[..table.key].iter().map(|c| c.0).collect();
+    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), table.name);
+    let mut n = 0;
+    if after {
+        let params: Vec<String> = (1..=table.key).map(|i| format!("${i}")).collect();
+        n = table.key;
+        sql += &format!(" WHERE ({}) > ({})", key.join(", "), params.join(", "));
+    }
+    sql += &format!(" ORDER BY {} LIMIT ${}", key.join(", "), n + 1);
+    sql
+}
+
+/// `write_rows`: `rows` rows in one statement, those whose key is there
+/// already skipped.
+pub(crate) fn copy_insert(table: &super::copy::Table, rows: usize, overriding: &str) -> String {
+    let names: Vec<&str> = table.columns.iter().map(|c| c.0).collect();
+    let width = names.len();
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) {overriding} VALUES {} ON CONFLICT DO NOTHING",
+        table.name,
+        names.join(", "),
+        values.join(", ")
+    )
+}

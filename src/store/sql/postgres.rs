@@ -76,6 +76,13 @@ super::sql_store!(PgStore);
 impl SqlDialect for PgStore {
     type Db = Postgres;
 
+    const OVERRIDING_GENERATED: &'static str = "OVERRIDING SYSTEM VALUE";
+    fn after_copy(table: &str) -> Option<String> {
+        Some(format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"
+        ))
+    }
+
     const LIST_LINKS: &'static str = "SELECT * FROM links
          WHERE ($1::bigint IS NULL OR owner_key = $1)
            AND ($2::bigint IS NULL OR id < $2)

@@ -104,6 +104,12 @@ super::sql_store!(SqliteStore);
 impl SqlDialect for SqliteStore {
     type Db = Sqlite;
 
+    const OVERRIDING_GENERATED: &'static str = "";
+    // AUTOINCREMENT keeps the largest id inserted, explicit ones included.
+    fn after_copy(_table: &str) -> Option<String> {
+        None
+    }
+
     // SQLite's LIKE ignores ASCII case already.
     const LIST_LINKS: &'static str = "SELECT * FROM links
          WHERE ($1 IS NULL OR owner_key = $1)

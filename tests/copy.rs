@@ -1,0 +1,315 @@
+//! `hop copy`: a SQLite store with keys, links, sessions, reports,
+//! takedowns, raw clicks, sealed and unsealed rollups, variant segments and
+//! clicks whose raw rows retention already took, copied into a private
+//! PostgreSQL by the real binary: every answer is the same afterwards.
+#![cfg(all(feature = "sqlite", feature = "postgres"))]
+
+#[path = "support/postgres.rs"]
+#[allow(dead_code)]
+mod pg_support;
+
+use hop::domain::{KeyId, LinkId};
+use hop::stats::{Interval, LinkStats, MINUTE_WINDOW_MS, StatsQuery, link_stats};
+use hop::store::{LinkQuery, Store, StoreConfig, TimeRange};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+const DAY: i64 = 86_400_000;
+
+/// Everything a user could ask of a store, for comparing two.
+#[derive(Debug, PartialEq)]
+struct Everything {
+    links: Vec<hop::domain::Link>,
+    keys: Vec<hop::store::ApiKey>,
+    reports: Vec<hop::store::Report>,
+    takedowns: Vec<hop::store::Takedown>,
+    sessions: Vec<Option<(String, i64)>>,
+    stats: Vec<LinkStats>,
+    totals: Vec<hop::store::ClickTotals>,
+    raw: Vec<hop::domain::EnrichedClick>,
+}
+
+async fn everything(store: &dyn Store, ids: &[LinkId], queries: &[StatsQuery]) -> Everything {
+    let links = store
+        .list_links(&LinkQuery {
+            limit: 1000,
+            ..LinkQuery::default()
+        })
+        .await
+        .unwrap();
+    let mut stats = Vec::new();
+    let mut totals = Vec::new();
+    let mut raw = Vec::new();
+    for id in ids {
+        for q in queries {
+            stats.push(link_stats(store, *id, q).await.unwrap());
+        }
+        totals.push(store.link_totals(*id).await.unwrap());
+        let all = TimeRange {
+            from: 0,
+            to: i64::MAX,
+        };
+        raw.extend(
+            store
+                .export_clicks(*id, all, true, None, 100_000)
+                .await
+                .unwrap(),
+        );
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut sessions = Vec::new();
+    for i in 0..3u8 {
+        sessions.push(store.load_session(&[i; 32], now).await.unwrap());
+    }
+    Everything {
+        links,
+        keys: store.list_keys().await.unwrap(),
+        reports: store.list_reports(None, 100).await.unwrap(),
+        takedowns: store.list_takedowns().await.unwrap(),
+        sessions,
+        stats,
+        totals,
+        raw,
+    }
+}
+
+/// Writes a week of a shortener's life into `store`; returns the ids to
+/// ask about (links and variant segments) and the queries.
+async fn write(store: &dyn Store) -> (Vec<LinkId>, Vec<StatsQuery>) {
+    let admin = store.insert_key("admin", [1; 32], true).await.unwrap();
+    let user = store.insert_key("user", [2; 32], false).await.unwrap();
+    let gone = store.insert_key("gone", [3; 32], false).await.unwrap();
+    assert!(store.revoke_key(gone.id).await.unwrap());
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut ids = Vec::new();
+    let mut segments = Vec::new();
+    for (i, owner) in [Some(admin.id), Some(user.id), None]
+        .into_iter()
+        .enumerate()
+    {
+        let mut l = hop::testing::link(&format!("copied-{i}"), owner.map(|k: KeyId| k.0));
+        l.created_at = chrono::DateTime::from_timestamp_millis(now - 8 * DAY).unwrap();
+        l.tags = vec!["spring".into(), format!("t{i}")];
+        l.max_clicks = (i == 1).then_some(10);
+        l.password_hash = (i == 2).then(|| "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+        store.insert_link(&l).await.unwrap().unwrap();
+        ids.push(l.id);
+        // Clicks over a week, some of them variants of a split.
+        let clicks: Vec<_> = (0..3000)
+            .map(|_| hop::testing::click(l.id, now - rng.random_range(1..7 * DAY), &mut rng))
+            .collect();
+        for batch in clicks.chunks(400) {
+            store.record_clicks(batch).await.unwrap();
+        }
+        for variant in clicks.iter().filter_map(|c| c.route.variant.clone()) {
+            let segment = l.id.variant_segment(&variant);
+            if !segments.contains(&segment) {
+                segments.push(segment);
+            }
+        }
+    }
+    assert!(!segments.is_empty());
+    // The three links first (the second has a click limit), then the
+    // variant segments.
+    ids.append(&mut segments);
+    assert!(store.claim_click(ids[1], 10).await.unwrap());
+    assert!(store.claim_click(ids[1], 10).await.unwrap());
+    // Retention took the raw clicks of the first four days: only the
+    // rollups know them now.
+    assert!(store.delete_raw_clicks_before(now - 3 * DAY).await.unwrap() > 0);
+    // Some buckets sealed, the newest not.
+    assert!(
+        store
+            .seal_rollups(now - 2 * DAY, u64::MAX, 10_000)
+            .await
+            .unwrap()
+            > 0
+    );
+    store
+        .save_session(&[0; 32], "{\"key\":1}", now + DAY)
+        .await
+        .unwrap();
+    store
+        .save_session(&[1; 32], "{\"access\":\"copied-2\"}", now + DAY)
+        .await
+        .unwrap();
+    store
+        .insert_report("copied-0", Some(ids[0]), "spam", Some("looks odd"))
+        .await
+        .unwrap();
+    store.add_takedown("bad.example", "phishing").await.unwrap();
+
+    let minute_since = now - MINUTE_WINDOW_MS;
+    let mut queries = vec![StatsQuery {
+        range: TimeRange {
+            from: now - 8 * DAY,
+            to: now,
+        },
+        interval: Interval::Day,
+        tz: "UTC".parse().unwrap(),
+        include_bots: true,
+        top: 100,
+        minute_since,
+        now,
+    }];
+    while queries.len() < 12 {
+        let a = now - rng.random_range(0..8 * DAY);
+        let b = now - rng.random_range(0..8 * DAY);
+        let q = StatsQuery {
+            range: TimeRange {
+                from: a.min(b),
+                to: a.max(b),
+            },
+            interval: [Interval::Minute, Interval::Hour, Interval::Day][rng.random_range(0..3)],
+            tz: ["UTC", "Asia/Kolkata", "America/New_York"][rng.random_range(0..3)]
+                .parse()
+                .unwrap(),
+            include_bots: rng.random_bool(0.5),
+            top: 100,
+            minute_since,
+            now,
+        };
+        if q.bucket_estimate() <= hop::stats::MAX_BUCKETS {
+            queries.push(q);
+        }
+    }
+    (ids, queries)
+}
+
+fn hop_copy(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hop"))
+        .arg("copy")
+        .args(args)
+        .env_remove("HOP_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_copied_into_postgres_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let pg_url = tokio::task::spawn_blocking(|| {
+        let server = pg_support::PgServer::shared();
+        server.url(&server.create_db())
+    })
+    .await
+    .unwrap();
+
+    let source = StoreConfig::parse(&sqlite_url)
+        .unwrap()
+        .open(true)
+        .await
+        .unwrap();
+    let (ids, queries) = write(&*source).await;
+    let before = everything(&*source, &ids, &queries).await;
+    assert!(before.stats.iter().any(|s| s.total_clicks > 0));
+    assert!(before.raw.len() < 9000, "retention took some raw clicks");
+    drop(source);
+
+    let out = hop_copy(&["--from", &sqlite_url, "--to", &pg_url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("secret"),
+        "URLs are shown redacted: {stderr}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "links",
+        "clicks",
+        "rollup_packs",
+        "rollup_dims",
+        "visitors",
+        "sessions",
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {table}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[1], cells[2], "every row new: {line}");
+        assert_ne!(cells[1], "0", "{line}");
+    }
+
+    let target = StoreConfig::parse(&pg_url)
+        .unwrap()
+        .open(true)
+        .await
+        .unwrap();
+    let after = everything(&*target, &ids, &queries).await;
+    assert_eq!(before.links, after.links);
+    assert_eq!(before.keys, after.keys);
+    assert_eq!(before.reports, after.reports);
+    assert_eq!(before.takedowns, after.takedowns);
+    assert_eq!(before.sessions, after.sessions);
+    assert_eq!(before.totals, after.totals);
+    assert_eq!(before.raw, after.raw);
+    for (i, (b, a)) in before.stats.iter().zip(&after.stats).enumerate() {
+        assert_eq!(b, a, "answer {i}");
+    }
+    // The click limit's count came along: 8 more claims, then no more.
+    for _ in 0..8 {
+        assert!(target.claim_click(ids[1], 10).await.unwrap());
+    }
+    assert!(!target.claim_click(ids[1], 10).await.unwrap());
+    // New keys and reports get ids after the copied ones.
+    let key = target.insert_key("new", [9; 32], false).await.unwrap();
+    assert!(before.keys.iter().all(|k| k.id.0 < key.id.0), "{key:?}");
+    let report = target
+        .insert_report("copied-1", None, "other", None)
+        .await
+        .unwrap();
+    assert!(before.reports.iter().all(|r| r.id < report.id));
+    drop(target);
+
+    // Into a store that is not empty: refused, unless resuming, which
+    // writes nothing new.
+    let out = hop_copy(&["--from", &sqlite_url, "--to", &pg_url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hop_copy(&["--from", &sqlite_url, "--to", &pg_url, "--resume"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let clicks = table
+        .lines()
+        .find(|l| l.starts_with("clicks "))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(clicks[2], "0", "{table}");
+    let target = StoreConfig::parse(&pg_url)
+        .unwrap()
+        .open(true)
+        .await
+        .unwrap();
+    assert_eq!(
+        everything(&*target, &ids, &queries).await.stats,
+        after.stats
+    );
+}
+
+#[tokio::test]
+async fn stores_that_cannot_be_copied_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let out = hop_copy(&["--from", "memory://", "--to", &sqlite_url]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SQLite and PostgreSQL"), "{stderr}");
+    let out = hop_copy(&["--from", &sqlite_url, "--to", &sqlite_url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("same store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
