@@ -320,6 +320,11 @@ async fn shorten_watch_live_and_edit_in_a_real_browser() {
     app.create_slug("editme", "https://example.com/old").await;
     sign_in(&b, &app).await;
     assert_eq!(b.count("a[href='/links/editme/edit']").await, 1);
+    assert_eq!(b.count("a[href='/api/v1/clicks.csv']").await, 1);
+    b.screenshot("links.png").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.screenshot("links-phone.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
     b.click("a[href='/links/editme/edit']").await;
     b.fill("#url", "https://example.com/new").await;
     b.fill("#tags", "spring, launch").await;

@@ -538,6 +538,14 @@ async fn signed_in_users_list_search_edit_and_delete_their_links() {
     );
     let (_, html) = page(&b, &app.url("/links?tag=odd")).await;
     assert!(html.contains("href=\"/links/s1\"") && !html.contains("href=\"/links/s2\""));
+    // The signed-in browser downloads the tag's clicks (its own links only).
+    let export = "/api/v1/clicks.csv?tag=odd";
+    assert!(html.contains(&format!("href=\"{export}\"")), "export link");
+    let res = b.get(app.url(export)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let csv = res.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 4, "header and s3's clicks: {csv}");
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("s3,")), "{csv}");
 
     // Edit: a bad target is explained, a good one applies to the next redirect.
     let (status, html) = page(&b, &app.url("/links/s3/edit")).await;
