@@ -13,6 +13,9 @@
 #  3. The line count of the full export must equal the sum of the links'
 #     stats totals (human clicks, as both count by default); FAIL otherwise.
 # Also GET /api/v1/clicks.csv once, its rows counted the same way.
+#  4. With COPY=1: `hop copy` of that file into a private PostgreSQL (initdb,
+#     default durability), timed (rows a second); then the copy's stats
+#     totals must equal the source's.
 # Loopback only; nothing runs longer than the exports take.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,3 +80,27 @@ echo "stats total (human clicks): $total; ndjson lines: $ndjson_lines; csv rows:
 [ "$ndjson_lines" = "$total" ] || fail "the NDJSON export has $ndjson_lines lines, the stats count $total"
 [ "$csv_rows" = "$total" ] || fail "the CSV export has $csv_rows rows, the stats count $total"
 echo "exact: every export equals the stats total"
+
+if [ "${COPY:-0}" = 1 ]; then
+  kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
+  start_pg_redis
+  start=$(date +%s.%N)
+  target/release/hop copy --from "sqlite://$db" --to "$HOP_DATABASE_URL" >"$work/copy.txt"
+  end=$(date +%s.%N)
+  cat "$work/copy.txt"
+  rows=$(awk 'NR > 1 {n += $2} END {print n}' "$work/copy.txt")
+  python3 -c "import sys; r, s = int(sys.argv[1]), float(sys.argv[2]); print(f'hop copy: {r} rows in {s:.1f} s, {r/s:.0f} rows/s')" "$rows" "$(python3 -c "print($end-$start)")"
+  port=$(free_port)
+  HOP_LOG=warn target/release/hop serve --listen "127.0.0.1:$port" --no-migrate \
+    --database-url "$HOP_DATABASE_URL" --public-url http://hop.bench & pids+=($!)
+  base="http://127.0.0.1:$port"
+  wait_http "$base/healthz"
+  copied=0
+  for i in $(seq 0 $((EXPORT_LINKS - 1))); do
+    n=$(curl -sf -H "authorization: Bearer $key" "$base/api/v1/links/export-$i/stats" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_clicks"])')
+    copied=$((copied + n))
+  done
+  [ "$copied" = "$total" ] || fail "the copy counts $copied clicks, the source $total"
+  echo "exact: the copy's stats total equals the source's ($copied)"
+fi

@@ -118,15 +118,26 @@ pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
     }
     eprintln!("copying {from_url} into {to_url}");
     let started = std::time::Instant::now();
+    // Progress: one line rewritten in place on a terminal, a line every
+    // 10 s in a log.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let every = std::time::Duration::from_millis(if terminal { 200 } else { 10_000 });
     let mut last_shown = std::time::Instant::now();
     let counts = crate::store::copy::copy(&*from, &*to, |table, rows| {
-        if last_shown.elapsed() >= std::time::Duration::from_millis(500) {
-            eprintln!("  {table}: {rows} rows");
+        if last_shown.elapsed() >= every {
+            if terminal {
+                eprint!("\r\x1b[K  {table}: {rows} rows");
+            } else {
+                eprintln!("  {table}: {rows} rows");
+            }
             last_shown = std::time::Instant::now();
         }
     })
     .await
     .map_err(refused)?;
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
     println!("{:<16} {:>12} {:>12}", "table", "rows", "new");
     for c in &counts {
         println!("{:<16} {:>12} {:>12}", c.table, c.read, c.written);
