@@ -325,7 +325,7 @@ impl PgStore {
 
     async fn write_rollups(
         conn: &mut sqlx::PgConnection,
-        rollup: BatchRollup,
+        mut rollup: BatchRollup,
     ) -> Result<(), StoreError> {
         // The sealer's to-do list first, locking its rows (sorted): a
         // sealer claims a bucket by deleting its row, so it waits for this
@@ -361,9 +361,9 @@ impl PgStore {
             .await?;
         }
         // Series and breakdowns: one upsert each, keys sorted (lock order).
-        let series: Vec<_> = rollup.series.into_iter().collect();
+        let series: Vec<_> = std::mem::take(&mut rollup.series).into_iter().collect();
         add_counts(&mut *conn, ADD_SERIES, series).await?;
-        let mut totals: Vec<_> = rollup.totals.into_iter().collect();
+        let mut totals: Vec<_> = std::mem::take(&mut rollup.totals).into_iter().collect();
         totals.sort_unstable_by_key(|(k, _)| *k);
         if !totals.is_empty() {
             sqlx::query(
@@ -378,7 +378,7 @@ impl PgStore {
             .execute(&mut *conn)
             .await?;
         }
-        let mut dims: Vec<_> = rollup.dims.into_iter().collect();
+        let mut dims: Vec<_> = rollup.take_dims().into_iter().collect();
         dims.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         if !dims.is_empty() {
             sqlx::query(

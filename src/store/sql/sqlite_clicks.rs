@@ -134,7 +134,7 @@ fn insert_clicks(tx: &Transaction, clicks: &[EnrichedClick]) -> Result<u64, Stor
 
 /// Adds one batch's rollup increments: the sealer's to-do list, series,
 /// totals, breakdowns and visitors.
-fn write_rollups(tx: &Transaction, rollup: BatchRollup) -> Result<(), StoreError> {
+fn write_rollups(tx: &Transaction, mut rollup: BatchRollup) -> Result<(), StoreError> {
     let mut dirty = tx.prepare_cached(
         "INSERT INTO rollup_dirty (closes_at, link_id, res, bucket, pending) \
          VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -154,13 +154,13 @@ fn write_rollups(tx: &Transaction, rollup: BatchRollup) -> Result<(), StoreError
         tx,
         "INSERT INTO rollup_series (link_id, res, bucket, bot, clicks) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks",
-        rollup.series,
+        std::mem::take(&mut rollup.series),
     )?;
     let mut totals = tx.prepare_cached(
         "INSERT INTO link_totals (link_id, bot, clicks) VALUES (?1, ?2, ?3) \
          ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks",
     )?;
-    for ((link, bot), n) in rollup.totals {
+    for ((link, bot), n) in std::mem::take(&mut rollup.totals) {
         crate::priority::share_core();
         totals.execute(params![link, bot, n])?;
     }
@@ -169,7 +169,7 @@ fn write_rollups(tx: &Transaction, rollup: BatchRollup) -> Result<(), StoreError
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
          ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks",
     )?;
-    for ((link, res, bucket, bot, dim, value), n) in &rollup.dims {
+    for ((link, res, bucket, bot, dim, value), n) in rollup.dims() {
         dims.execute(params![
             link,
             res,
