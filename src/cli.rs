@@ -97,6 +97,13 @@ pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
     if from_url == to_url {
         bail!("--from and --to name the same store");
     }
+    // Opening a SQLite URL creates the file: a mistyped source would be
+    // copied as an empty store.
+    if let StoreConfig::Sqlite { path, .. } = &from_config
+        && !path.exists()
+    {
+        bail!("no database at {} (--from)", path.display());
+    }
     let from = from_config
         .open(true)
         .await
@@ -111,6 +118,12 @@ pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
         }
         e => e.into(),
     };
+    if crate::store::copy::is_empty(&*from)
+        .await
+        .map_err(refused)?
+    {
+        bail!("{from_url} holds no keys, links or clicks: nothing to copy");
+    }
     if !args.resume && !crate::store::copy::is_empty(&*to).await.map_err(refused)? {
         bail!(
             "{to_url} already holds keys, links or clicks: copy into an empty store (or pass --resume to go on with an interrupted copy)"

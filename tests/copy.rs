@@ -295,6 +295,29 @@ async fn sqlite_copied_into_postgres_answers_the_same() {
         everything(&*target, &ids, &queries).await.stats,
         after.stats
     );
+    drop(target);
+
+    // And back, PostgreSQL into a new SQLite file: the same again (with the
+    // key and report made in PostgreSQL since).
+    let back_url = format!("sqlite://{}", dir.path().join("back.db").display());
+    let out = hop_copy(&["--from", &pg_url, "--to", &back_url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = StoreConfig::parse(&back_url)
+        .unwrap()
+        .open(true)
+        .await
+        .unwrap();
+    let again = everything(&*back, &ids, &queries).await;
+    assert_eq!(again.stats, before.stats);
+    assert_eq!(again.raw, before.raw);
+    assert_eq!(again.totals, before.totals);
+    assert_eq!(again.links, before.links);
+    assert_eq!(again.keys.len(), before.keys.len() + 1);
+    assert_eq!(again.reports.len(), before.reports.len() + 1);
 }
 
 #[tokio::test]
@@ -305,6 +328,26 @@ async fn stores_that_cannot_be_copied_are_named() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SQLite and PostgreSQL"), "{stderr}");
+    let out = hop_copy(&["--from", "sqlite:///nonexistent/x.db", "--to", &sqlite_url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no database at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let empty = format!("sqlite://{}", dir.path().join("empty.db").display());
+    hop::store::StoreConfig::parse(&empty)
+        .unwrap()
+        .open(true)
+        .await
+        .unwrap();
+    let out = hop_copy(&["--from", &empty, "--to", &sqlite_url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to copy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = hop_copy(&["--from", &sqlite_url, "--to", &sqlite_url]);
     assert!(!out.status.success());
     assert!(
