@@ -17,9 +17,10 @@ use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppQuery, parse_bool};
 use super::stats::{default_from, parse_instant, parse_range};
-use crate::domain::EnrichedClick;
+use crate::domain::{EnrichedClick, Link};
 use crate::state::AppState;
-use crate::store::{ExportCursor, LinkQuery, TimeRange};
+use crate::store::{LinkQuery, Store, StoreError, TimeRange};
+use futures::StreamExt;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -135,59 +136,15 @@ pub async fn export_clicks(
     let link = access::link(&state, &caller, &slug).await?;
     let range = parse_range(&link, params.from.as_deref(), params.to.as_deref())?;
     let bots = parse_bool("include_bots", params.include_bots.as_deref())?;
-    // The first page is read before answering, so a store failure is a
-    // proper error rather than a truncated file.
-    let first = state
-        .store
-        .export_clicks(link.id, range, bots, None, EXPORT_PAGE)
-        .await?;
-    let store = state.store.clone();
-    let id = link.id;
-    let stream = futures::stream::unfold(
-        (Some(first), None::<ExportCursor>, true),
-        move |(page, after, header)| {
-            let store = store.clone();
-            async move {
-                let page = match page {
-                    Some(p) => p,
-                    None => match store
-                        .export_clicks(id, range, bots, after, EXPORT_PAGE)
-                        .await
-                    {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::error!(error = %e, "export failed mid-stream");
-                            return Some((
-                                Err(std::io::Error::other(e.to_string())),
-                                (Some(Vec::new()), None, false),
-                            ));
-                        }
-                    },
-                };
-                if page.is_empty() && !header {
-                    return None;
-                }
-                let next = page.last().map(|c| (c.at, c.event_id));
-                let done = page.len() < EXPORT_PAGE;
-                let bytes = csv_rows(&page, header, None);
-                let state = if done {
-                    (Some(Vec::new()), None, false)
-                } else {
-                    (None, next, false)
-                };
-                Some((Ok::<_, std::io::Error>(bytes), state))
-            }
-        },
-    );
-    let filename = format!("attachment; filename=\"{}-clicks.csv\"", link.slug);
-    Ok((
-        [
-            (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (CONTENT_DISPOSITION, filename),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let filename = format!("{}-clicks.csv", link.slug);
+    let export = Export {
+        format: Format::Csv,
+        slug_column: false,
+        from: Some(range.from),
+        to: range.to,
+        bots,
+    };
+    stream(&state, export, Links::One(Box::new(link)), &filename).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -323,11 +280,7 @@ pub async fn export_clicks_ndjson(
     export_all(state, caller, params, Format::Ndjson).await
 }
 
-/// Streams the clicks of every link `caller`'s key sees. A task reads a
-/// page of links, then each link's clicks a page at a time, and hands the
-/// encoded pages to the response through a small channel: memory stays at
-/// a few pages whatever the export's size, and a client that goes away
-/// ends the task at its next page.
+/// The clicks of every link `caller`'s key sees (or of one tag).
 async fn export_all(
     state: AppState,
     caller: Caller,
@@ -351,85 +304,145 @@ async fn export_all(
         ));
     }
     let bots = parse_bool("include_bots", params.include_bots.as_deref())?;
-    let mut query = LinkQuery {
+    let query = LinkQuery {
         owner: if key.admin { None } else { Some(key.id) },
         tag: params.tag.filter(|t| !t.is_empty()),
         text: None,
         before: None,
         limit: LINK_PAGE,
     };
-    // The first page of links is read before answering, so a store that is
-    // down gets a proper error rather than an empty file.
-    let first = state.store.list_links(&query).await?;
+    let export = Export {
+        format,
+        slug_column: true,
+        from,
+        to,
+        bots,
+    };
+    let filename = match format {
+        Format::Csv => "clicks.csv",
+        Format::Ndjson => "clicks.ndjson",
+    };
+    stream(&state, export, Links::Listed(query), filename).await
+}
+
+/// What an export writes.
+#[derive(Debug, Clone, Copy)]
+struct Export {
+    format: Format,
+    /// CSV: a `slug` column first (NDJSON objects always name their link).
+    slug_column: bool,
+    /// `None`: from the start of each link's creation day.
+    from: Option<i64>,
+    to: i64,
+    bots: bool,
+}
+
+/// Whose clicks an export holds.
+enum Links {
+    One(Box<Link>),
+    /// Every link of this listing, a page at a time.
+    Listed(LinkQuery),
+}
+
+type Chunk = Result<Vec<u8>, StoreError>;
+
+/// Streams an export. A task reads a page of links, then each link's
+/// clicks a page at a time, and hands the encoded pages to the response
+/// through a small channel: memory stays at a few pages whatever the
+/// export's size, and a client that goes away ends the task at its next
+/// page. The answer waits for the first page, so a store that is down gets
+/// a proper error rather than a truncated file.
+async fn stream(
+    state: &AppState,
+    export: Export,
+    links: Links,
+    filename: &str,
+) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PAGES_IN_FLIGHT);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(PAGES_IN_FLIGHT);
     tokio::spawn(async move {
-        let send = |bytes| tx.send(Ok(bytes));
-        if format == Format::Csv && send(csv_rows(&[], true, Some(""))).await.is_err() {
-            return;
-        }
-        let mut links = first;
-        loop {
-            for link in &links {
-                let range = TimeRange {
-                    from: from.unwrap_or_else(|| default_from(link, to)),
-                    to,
-                };
-                let mut after = None;
-                loop {
-                    let page = match store
-                        .export_clicks(link.id, range, bots, after, EXPORT_PAGE)
-                        .await
-                    {
-                        Ok(page) => page,
-                        Err(e) => {
-                            tracing::error!(error = %e, "export failed mid-stream");
-                            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                            return;
-                        }
-                    };
-                    let slug = link.slug.as_str();
-                    let bytes = match format {
-                        Format::Csv => csv_rows(&page, false, Some(slug)),
-                        Format::Ndjson => ndjson_rows(&page, slug),
-                    };
-                    if !bytes.is_empty() && send(bytes).await.is_err() {
-                        return;
-                    }
-                    if page.len() < EXPORT_PAGE {
-                        break;
-                    }
-                    after = page.last().map(|c| (c.at, c.event_id));
-                }
-            }
-            if links.len() < LINK_PAGE {
-                return;
-            }
-            query.before = links.last().map(|l| l.id);
-            links = match store.list_links(&query).await {
-                Ok(links) => links,
-                Err(e) => {
-                    tracing::error!(error = %e, "export failed mid-stream");
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
-                }
-            };
+        if let Err(e) = produce(&*store, export, links, &tx).await {
+            tracing::error!(error = %e, "export failed");
+            let _ = tx.send(Err(e)).await;
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let (content_type, name) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "clicks.csv"),
-        Format::Ndjson => ("application/x-ndjson", "clicks.ndjson"),
+    let first = match rx.recv().await {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => return Err(e.into()),
+        None => Vec::new(),
+    };
+    let rest = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    let content_type = match export.format {
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Ndjson => "application/x-ndjson",
     };
     Ok((
         [
             (CONTENT_TYPE, content_type.to_owned()),
             (
                 CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(body),
     )
         .into_response())
+}
+
+/// The export task: every page, encoded, into `tx` (the CSV header with
+/// the first). Returns early, without error, when the client is gone.
+async fn produce(
+    store: &dyn Store,
+    export: Export,
+    links: Links,
+    tx: &tokio::sync::mpsc::Sender<Chunk>,
+) -> Result<(), StoreError> {
+    let slug_column = export.slug_column.then_some("");
+    let mut pending = match export.format {
+        Format::Csv => csv_rows(&[], true, slug_column),
+        Format::Ndjson => Vec::new(),
+    };
+    let (mut page_of_links, mut query) = match links {
+        Links::One(link) => (vec![*link], None),
+        Links::Listed(query) => (store.list_links(&query).await?, Some(query)),
+    };
+    loop {
+        for link in &page_of_links {
+            let range = TimeRange {
+                from: export.from.unwrap_or_else(|| default_from(link, export.to)),
+                to: export.to,
+            };
+            let mut after = None;
+            loop {
+                let page = store
+                    .export_clicks(link.id, range, export.bots, after, EXPORT_PAGE)
+                    .await?;
+                let slug = link.slug.as_str();
+                match export.format {
+                    Format::Csv => {
+                        pending.extend(csv_rows(&page, false, export.slug_column.then_some(slug)))
+                    }
+                    Format::Ndjson => pending.extend(ndjson_rows(&page, slug)),
+                }
+                if !pending.is_empty() && tx.send(Ok(std::mem::take(&mut pending))).await.is_err() {
+                    return Ok(());
+                }
+                if page.len() < EXPORT_PAGE {
+                    break;
+                }
+                after = page.last().map(|c| (c.at, c.event_id));
+            }
+        }
+        let Some(q) = query.as_mut() else { break };
+        if page_of_links.len() < q.limit {
+            break;
+        }
+        q.before = page_of_links.last().map(|l| l.id);
+        page_of_links = store.list_links(q).await?;
+    }
+    // An export without a click is its header (or nothing).
+    let _ = tx.send(Ok(pending)).await;
+    Ok(())
 }
