@@ -1,6 +1,6 @@
-//! Raw clicks out: one link's as CSV (`/links/{slug}/clicks.csv`), and every
-//! link's a key can see, streamed as CSV or NDJSON (`/clicks.csv`,
-//! `/clicks.ndjson`).
+//! Raw clicks out, streamed as CSV or NDJSON: one link's
+//! (`/links/{slug}/clicks.csv`, `.ndjson`) and those of every link a key
+//! can see (`/clicks.csv`, `/clicks.ndjson`).
 
 use std::borrow::Cow;
 
@@ -133,12 +133,44 @@ pub async fn export_clicks(
     Path(slug): Path<String>,
     AppQuery(params): AppQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
+    export_link(state, caller, slug, params, Format::Csv).await
+}
+
+#[utoipa::path(get, operation_id = "export_link_clicks_ndjson", path = "/links/{slug}/clicks.ndjson", tag = "stats",
+    params(("slug" = String, Path, description = "The link's slug"), ExportParams),
+    responses(
+        (status = 200, description = "Raw clicks, one JSON object per line, oldest first",
+            content_type = "application/x-ndjson", body = ExportedClick),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
+        (status = 404, description = "No such link for these credentials", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("link_secret" = [])))]
+pub async fn export_clicks_ndjson_of_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    AppQuery(params): AppQuery<ExportParams>,
+) -> Result<Response, ApiError> {
+    export_link(state, caller, slug, params, Format::Ndjson).await
+}
+
+async fn export_link(
+    state: AppState,
+    caller: Caller,
+    slug: String,
+    params: ExportParams,
+    format: Format,
+) -> Result<Response, ApiError> {
     let link = access::link(&state, &caller, &slug).await?;
     let range = parse_range(&link, params.from.as_deref(), params.to.as_deref())?;
     let bots = parse_bool("include_bots", params.include_bots.as_deref())?;
-    let filename = format!("{}-clicks.csv", link.slug);
+    let filename = match format {
+        Format::Csv => format!("{}-clicks.csv", link.slug),
+        Format::Ndjson => format!("{}-clicks.ndjson", link.slug),
+    };
     let export = Export {
-        format: Format::Csv,
+        format,
         slug_column: false,
         from: Some(range.from),
         to: range.to,

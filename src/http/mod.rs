@@ -64,6 +64,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(links::update_link_rule))
         .routes(routes!(stats::link_stats_handler))
         .routes(routes!(export::export_clicks))
+        .routes(routes!(export::export_clicks_ndjson_of_link))
         .routes(routes!(export::export_clicks_csv))
         .routes(routes!(export::export_clicks_ndjson))
         .routes(routes!(stats::purge_clicks))

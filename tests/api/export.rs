@@ -147,6 +147,18 @@ async fn every_visible_link_is_exported_as_csv_and_ndjson() {
         .collect();
     assert_eq!(human_ids, ids, "CSV and NDJSON name the same clicks");
 
+    // One link's NDJSON: its lines of the whole.
+    let (content_type, text) = get_text(
+        &app,
+        "/api/v1/links/ex-a/clicks.ndjson?include_bots=true",
+        &app.admin_key,
+    )
+    .await;
+    assert_eq!(content_type, "application/x-ndjson");
+    let of_a: Vec<&Value> = lines.iter().filter(|l| l["slug"] == "ex-a").collect();
+    assert_eq!(ndjson(&text).iter().collect::<Vec<_>>(), of_a);
+    assert_eq!(of_a.len(), 4);
+
     // One tag.
     let (_, text) = get_text(&app, "/api/v1/clicks.ndjson?tag=t1", &app.admin_key).await;
     assert_eq!(
