@@ -70,12 +70,18 @@ ndjson_lines=$last_lines
 export_run "csv, every click" "/api/v1/clicks.csv"
 csv_rows=$(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))) - 1)' "$work/out")
 
-total=0
-for i in $(seq 0 $((EXPORT_LINKS - 1))); do
-  n=$(curl -sf -H "authorization: Bearer $key" "$base/api/v1/links/export-$i/stats" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_clicks"])')
-  total=$((total + n))
-done
+# stats_total BASE: the links' stats totals (human clicks), summed.
+stats_total() {
+  local sum=0 n i
+  for i in $(seq 0 $((EXPORT_LINKS - 1))); do
+    n=$(curl -sf -H "authorization: Bearer $key" "$1/api/v1/links/export-$i/stats" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_clicks"])') \
+      || fail "stats of export-$i on $1"
+    sum=$((sum + n))
+  done
+  echo "$sum"
+}
+total=$(stats_total "$base")
 echo "stats total (human clicks): $total; ndjson lines: $ndjson_lines; csv rows: $csv_rows"
 [ "$ndjson_lines" = "$total" ] || fail "the NDJSON export has $ndjson_lines lines, the stats count $total"
 [ "$csv_rows" = "$total" ] || fail "the CSV export has $csv_rows rows, the stats count $total"
@@ -95,12 +101,7 @@ if [ "${COPY:-0}" = 1 ]; then
     --database-url "$HOP_DATABASE_URL" --public-url http://hop.bench & pids+=($!)
   base="http://127.0.0.1:$port"
   wait_http "$base/healthz"
-  copied=0
-  for i in $(seq 0 $((EXPORT_LINKS - 1))); do
-    n=$(curl -sf -H "authorization: Bearer $key" "$base/api/v1/links/export-$i/stats" \
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_clicks"])')
-    copied=$((copied + n))
-  done
+  copied=$(stats_total "$base")
   [ "$copied" = "$total" ] || fail "the copy counts $copied clicks, the source $total"
   echo "exact: the copy's stats total equals the source's ($copied)"
 fi
