@@ -4,7 +4,7 @@ Some rules of the API depend on the clock, on several fields at once or
 on lists a JSON Schema does not hold:
 
 - an expiry (`expires_at`) must be in the future;
-- a stats range's `from` must not come after its `to`;
+- a stats or export range's `from` must not come after its `to`;
 - a stats range may hold at most 5000 buckets of its interval (`minute`,
   `hour`, `day`; when absent, chosen from the range's length);
 - smart link rules: ids unique in their list and not `default` or
@@ -24,7 +24,7 @@ never touched: they must still be refused. A field that is not an RFC 3339
 date-time (checked strictly, not by Python's laxer ISO parser) is left as
 generated.
 
-Positive cases of the stats and CSV operations also get the slug of the
+Positive cases of the stats and export operations also get the slug of the
 link scripts/api-contract.sh creates, so that their query validation runs
 against a real link in every phase, not only where the stateful phase
 happens to chain a created link into them.
@@ -191,7 +191,7 @@ def before_call(ctx, case, **kwargs):
     if case.method.upper() == "PATCH" and "/rules/" in case.path and isinstance(case.body, dict):
         # One rule's patch: checked with the link's list like a whole one.
         _valid_rules({"rules": [case.body]})
-    if case.method.upper() == "GET" and case.path.endswith(("/stats", "/clicks.csv")):
+    if case.method.upper() == "GET" and case.path.endswith(("/stats", "/clicks.csv", "/clicks.ndjson")):
         if isinstance(case.path_parameters, dict) and "slug" in case.path_parameters:
             case.path_parameters["slug"] = EXISTING_SLUG
         _valid_range(case.query)

@@ -16,6 +16,7 @@ use super::access;
 use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppQuery, parse_bool};
+use super::qr::BinaryBody;
 use super::stats::{default_from, parse_instant, parse_range};
 use crate::domain::{EnrichedClick, Link};
 use crate::state::AppState;
@@ -139,8 +140,10 @@ pub async fn export_clicks(
 #[utoipa::path(get, operation_id = "export_link_clicks_ndjson", path = "/links/{slug}/clicks.ndjson", tag = "stats",
     params(("slug" = String, Path, description = "The link's slug"), ExportParams),
     responses(
-        (status = 200, description = "Raw clicks, one JSON object per line, oldest first",
-            content_type = "application/x-ndjson", body = ExportedClick),
+        (status = 200, description = "Raw clicks, one JSON object per line, oldest first. Sent as \
+            application/x-ndjson (application/octet-stream is listed for generators that only \
+            read generic binary bodies).",
+            content((ExportedClick = "application/x-ndjson"), (inline(BinaryBody) = "application/octet-stream"))),
         (status = 400, description = "Invalid query", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
@@ -299,7 +302,9 @@ pub async fn export_clicks_csv(
     responses(
         (status = 200, description = "Raw clicks of every link the key can see (or of one tag), one \
             JSON object per line. Grouped by link, newest link first; each link's clicks oldest \
-            first. Streamed.", content_type = "application/x-ndjson", body = ExportedClick),
+            first. Streamed. Sent as application/x-ndjson (application/octet-stream is listed for \
+            generators that only read generic binary bodies).",
+            content((ExportedClick = "application/x-ndjson"), (inline(BinaryBody) = "application/octet-stream"))),
         (status = 400, description = "Invalid query", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
     ),

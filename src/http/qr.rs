@@ -13,11 +13,12 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AppQuery, bounded_param, parse_bool};
 use crate::state::AppState;
 
-/// A QR code's bytes in the document: a `binary` string, which generators
-/// hand to their users as a file or blob.
-pub struct QrImage;
+/// A binary body in the document (QR codes, and the streamed exports'
+/// `application/octet-stream` alternative): a `binary` string, which
+/// generators hand to their users as a file or blob.
+pub struct BinaryBody;
 
-impl utoipa::PartialSchema for QrImage {
+impl utoipa::PartialSchema for BinaryBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
@@ -28,7 +29,7 @@ impl utoipa::PartialSchema for QrImage {
     }
 }
 
-impl utoipa::ToSchema for QrImage {}
+impl utoipa::ToSchema for BinaryBody {}
 
 /// Modules of light border around the code, as the QR standard asks.
 const QUIET_ZONE: usize = 4;
@@ -133,7 +134,7 @@ fn image(body: Vec<u8>, content_type: &'static str, name: String, download: bool
     params(("slug" = String, Path, description = "The link's slug"), QrSvgParams),
     responses(
         (status = 200, description = "QR code of the short URL, sent as image/svg+xml (application/octet-stream is listed for generators that only read generic binary bodies)",
-            content((inline(QrImage) = "image/svg+xml"), (inline(QrImage) = "application/octet-stream"))),
+            content((inline(BinaryBody) = "image/svg+xml"), (inline(BinaryBody) = "application/octet-stream"))),
         (status = 400, description = "Invalid query parameter", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
@@ -160,7 +161,7 @@ pub async fn link_qr_svg(
     params(("slug" = String, Path, description = "The link's slug"), QrPngParams),
     responses(
         (status = 200, description = "QR code of the short URL, sent as image/png (application/octet-stream is listed for generators that only read generic binary bodies)",
-            content((inline(QrImage) = "image/png"), (inline(QrImage) = "application/octet-stream"))),
+            content((inline(BinaryBody) = "image/png"), (inline(BinaryBody) = "application/octet-stream"))),
         (status = 400, description = "Invalid size or download flag", body = ErrorBody),
         (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such link for these credentials", body = ErrorBody),
