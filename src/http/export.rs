@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -17,7 +17,7 @@ use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppQuery, parse_bool};
 use super::qr::BinaryBody;
-use super::stats::{default_from, parse_instant, parse_range};
+use super::stats::{default_from, parse_bounds, parse_range};
 use crate::domain::{EnrichedClick, Link};
 use crate::state::AppState;
 use crate::store::{LinkQuery, Store, StoreError, TimeRange};
@@ -325,21 +325,7 @@ async fn export_all(
     format: Format,
 ) -> Result<Response, ApiError> {
     let key = access::api_key(&state, &caller).await?;
-    let to = match params.to.as_deref() {
-        Some(s) => parse_instant("to", s)?,
-        None => Utc::now().timestamp_millis() + 1,
-    };
-    let from = params
-        .from
-        .as_deref()
-        .map(|s| parse_instant("from", s))
-        .transpose()?;
-    if from.is_some_and(|f| f > to) {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            "from must not be after to",
-        ));
-    }
+    let (from, to) = parse_bounds(params.from.as_deref(), params.to.as_deref())?;
     let bots = parse_bool("include_bots", params.include_bots.as_deref())?;
     let query = LinkQuery {
         owner: if key.admin { None } else { Some(key.id) },

@@ -165,7 +165,7 @@ pub fn dimension_key(d: Dimension) -> &'static str {
     }
 }
 
-pub(super) fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
+fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
         .map_err(|_| {
@@ -182,27 +182,38 @@ pub(super) fn default_from(link: &Link, to: i64) -> i64 {
         .min(to - 1)
 }
 
-/// `[from, to)`; `from == to` is a valid, empty range.
-pub(super) fn parse_range(
-    link: &Link,
+/// A query's `from` (if given) and `to` (default: now), `from` not after
+/// `to`; `from == to` is a valid, empty range.
+pub(super) fn parse_bounds(
     from: Option<&str>,
     to: Option<&str>,
-) -> Result<TimeRange, ApiError> {
+) -> Result<(Option<i64>, i64), ApiError> {
     let to = match to {
         Some(s) => parse_instant("to", s)?,
         None => Utc::now().timestamp_millis() + 1,
     };
-    let from = match from {
-        Some(s) => parse_instant("from", s)?,
-        None => default_from(link, to),
-    };
-    if from > to {
+    let from = from.map(|s| parse_instant("from", s)).transpose()?;
+    if from.is_some_and(|f| f > to) {
         return Err(ApiError::bad_request(
             "invalid_range",
             "from must not be after to",
         ));
     }
-    Ok(TimeRange { from, to })
+    Ok((from, to))
+}
+
+/// `[from, to)` of one link: [`parse_bounds`], from the start of its
+/// creation day when no `from` is given.
+pub(super) fn parse_range(
+    link: &Link,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<TimeRange, ApiError> {
+    let (from, to) = parse_bounds(from, to)?;
+    Ok(TimeRange {
+        from: from.unwrap_or_else(|| default_from(link, to)),
+        to,
+    })
 }
 
 /// Whether `v` can name a variant (`[a-z0-9_-]{1,32}`).
