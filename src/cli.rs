@@ -284,20 +284,29 @@ impl ExportOut {
     }
 }
 
-/// Counts the records of a CSV stream chunk by chunk: a newline ends a
-/// record unless it is inside quotes (an escaped quote, `""`, toggles
-/// twice, so parity is enough).
-#[derive(Default)]
-struct CsvRecords {
+/// Counts the records of an export stream chunk by chunk. NDJSON: one per
+/// line (JSON escapes newlines and quotes inside strings). CSV: a newline
+/// ends a record unless it is inside quotes (an escaped quote, `""`,
+/// toggles twice, so parity is enough).
+struct Records {
+    csv: bool,
     in_quotes: bool,
     records: u64,
 }
 
-impl CsvRecords {
+impl Records {
+    fn new(format: ExportFormat) -> Records {
+        Records {
+            csv: format == ExportFormat::Csv,
+            in_quotes: false,
+            records: 0,
+        }
+    }
+
     fn feed(&mut self, bytes: &[u8]) {
         for &b in bytes {
             match b {
-                b'"' => self.in_quotes = !self.in_quotes,
+                b'"' if self.csv => self.in_quotes = !self.in_quotes,
                 b'\n' if !self.in_quotes => self.records += 1,
                 _ => {}
             }
@@ -337,7 +346,7 @@ async fn export_clicks(args: ExportArgs) -> anyhow::Result<()> {
         bail!("unexpected answer");
     }
     let mut out = ExportOut::open(args.output.as_deref())?;
-    let mut records = CsvRecords::default();
+    let mut records = Records::new(args.format);
     while let Some(chunk) = res.chunk().await.context("the export was cut off")? {
         records.feed(&chunk);
         out.out.write_all(&chunk)?;
