@@ -178,6 +178,22 @@ fn request(
     Ok(req)
 }
 
+/// A request's query: the options given, and `include_bots=true` when
+/// asked for.
+fn query_of<'a>(
+    options: &[(&'a str, &Option<String>)],
+    include_bots: bool,
+) -> Vec<(&'a str, String)> {
+    let mut query: Vec<(&str, String)> = options
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
+        .collect();
+    if include_bots {
+        query.push(("include_bots", "true".into()));
+    }
+    query
+}
+
 async fn answer(res: reqwest::Response) -> anyhow::Result<Value> {
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
@@ -323,15 +339,10 @@ pub async fn export(cmd: ExportCommand) -> anyhow::Result<()> {
 
 async fn export_clicks(args: ExportArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
-    let mut query: Vec<(&str, String)> = Vec::new();
-    for (k, v) in [("from", &args.from), ("to", &args.to), ("tag", &args.tag)] {
-        if let Some(v) = v {
-            query.push((k, v.clone()));
-        }
-    }
-    if args.include_bots {
-        query.push(("include_bots", "true".into()));
-    }
+    let query = query_of(
+        &[("from", &args.from), ("to", &args.to), ("tag", &args.tag)],
+        args.include_bots,
+    );
     let path = match args.format {
         ExportFormat::Csv => "/api/v1/clicks.csv",
         ExportFormat::Ndjson => "/api/v1/clicks.ndjson",
@@ -440,19 +451,15 @@ async fn export_links(args: ExportArgs) -> anyhow::Result<()> {
 
 pub async fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
-    let mut query: Vec<(&str, String)> = vec![("tz", args.tz.clone())];
-    for (k, v) in [
-        ("from", &args.from),
-        ("to", &args.to),
-        ("interval", &args.interval),
-    ] {
-        if let Some(v) = v {
-            query.push((k, v.clone()));
-        }
-    }
-    if args.include_bots {
-        query.push(("include_bots", "true".into()));
-    }
+    let mut query = vec![("tz", args.tz.clone())];
+    query.extend(query_of(
+        &[
+            ("from", &args.from),
+            ("to", &args.to),
+            ("interval", &args.interval),
+        ],
+        args.include_bots,
+    ));
     let path = format!("/api/v1/links/{}/stats", args.slug);
     let res = request(&client, &args.client, reqwest::Method::GET, &path)?
         .query(&query)
