@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::LinkId;
@@ -325,6 +327,77 @@ impl Dimension {
         }
     }
 }
+
+/// One click of an NDJSON export: a line holding one such object. The
+/// fields are the CSV export's, under the same names, plus the link's
+/// slug; absent values are `null`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedClick<'a> {
+    pub slug: &'a str,
+    /// The click's event id (a UUIDv7): stable, unique, what webhooks and
+    /// replays name the click by.
+    #[schema(value_type = String, format = "uuid")]
+    pub event_id: uuid::Uuid,
+    /// RFC 3339, milliseconds, UTC.
+    pub time: String,
+    pub country: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub browser: &'a str,
+    pub os: &'a str,
+    /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
+    pub device: &'a str,
+    pub bot: bool,
+    pub referrer_host: Option<&'a str>,
+    pub utm_source: Option<&'a str>,
+    pub utm_medium: Option<&'a str>,
+    pub utm_campaign: Option<&'a str>,
+    /// The day's salted visitor hash, 16 hex digits (the same visitor on
+    /// the same UTC day and link has the same value).
+    pub visitor: String,
+    pub region: &'a str,
+    /// The smart-link rule that sent the visit (`default`, `fallback` or a
+    /// rule id); `null` for a link without rules.
+    pub rule: Option<&'a str>,
+    /// The A/B variant the visit went to, if any.
+    pub variant: Option<&'a str>,
+}
+
+impl<'a> ExportedClick<'a> {
+    pub fn of(slug: &'a str, c: &'a EnrichedClick) -> Self {
+        ExportedClick {
+            slug,
+            event_id: c.event_id,
+            time: rfc3339_ms(c.at),
+            country: c.country.as_deref(),
+            city: c.city.as_deref(),
+            browser: &c.browser,
+            os: &c.os,
+            device: c.device.as_str(),
+            bot: c.bot,
+            referrer_host: c.referrer_host.as_deref(),
+            utm_source: c.utm.source.as_deref(),
+            utm_medium: c.utm.medium.as_deref(),
+            utm_campaign: c.utm.campaign.as_deref(),
+            visitor: visitor_hex(c.visitor),
+            region: &c.region,
+            rule: c.route.rule.as_deref(),
+            variant: c.route.variant.as_deref(),
+        }
+    }
+}
+
+/// A time (ms) as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339_ms(at: i64) -> String {
+    DateTime::from_timestamp_millis(at)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A visitor hash as exports show it: 16 hex digits.
+pub fn visitor_hex(visitor: i64) -> String {
+    format!("{visitor:016x}")
+}
+
 
 #[cfg(test)]
 mod tests {

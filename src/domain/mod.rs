@@ -9,8 +9,8 @@ mod slug;
 mod target_url;
 
 pub use click::{
-    ClickEvent, ClickRef, DEFAULT_ROUTE, DeviceType, Dimension, EnrichedClick, FALLBACK_ROUTE,
-    Located, Location, MAX_ATTR_LEN, Route, RouteRef, Utm,
+    ClickEvent, ClickRef, DEFAULT_ROUTE, DeviceType, Dimension, EnrichedClick, ExportedClick,
+    FALLBACK_ROUTE, Located, Location, MAX_ATTR_LEN, Route, RouteRef, Utm, rfc3339_ms, visitor_hex,
 };
 pub use link::{
     FieldError, Gone, KeyId, Link, LinkId, LinkPreview, MAX_CLICK_LIMIT, MAX_PASSWORD_LEN,

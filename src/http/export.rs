@@ -8,9 +8,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use chrono::DateTime;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::access;
 use super::access::Caller;
@@ -18,7 +17,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AppQuery, parse_bool};
 use super::qr::BinaryBody;
 use super::stats::{default_from, parse_bounds, parse_range};
-use crate::domain::{EnrichedClick, Link};
+use crate::domain::{EnrichedClick, ExportedClick, Link, rfc3339_ms, visitor_hex};
 use crate::state::AppState;
 use crate::store::{LinkQuery, Store, StoreError, TimeRange};
 use futures::StreamExt;
@@ -109,16 +108,6 @@ fn csv_rows(clicks: &[EnrichedClick], header: bool, slug: Option<&str>) -> Vec<u
     w.into_inner().unwrap_or_default()
 }
 
-fn rfc3339_ms(at: i64) -> String {
-    DateTime::from_timestamp_millis(at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn visitor_hex(visitor: i64) -> String {
-    format!("{visitor:016x}")
-}
-
 #[utoipa::path(get, operation_id = "export_link_clicks", path = "/links/{slug}/clicks.csv", tag = "stats",
     params(("slug" = String, Path, description = "The link's slug"), ExportParams),
     responses(
@@ -197,64 +186,6 @@ pub struct BulkExportParams {
     pub include_bots: Option<String>,
     /// Only the links with this tag (default: every link the key can see).
     pub tag: Option<String>,
-}
-
-/// One click of an NDJSON export: a line holding one such object. The
-/// fields are the CSV export's, under the same names, plus the link's
-/// slug; absent values are `null`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExportedClick<'a> {
-    pub slug: &'a str,
-    /// The click's event id (a UUIDv7): stable, unique, what webhooks and
-    /// replays name the click by.
-    #[schema(value_type = String, format = "uuid")]
-    pub event_id: uuid::Uuid,
-    /// RFC 3339, milliseconds, UTC.
-    pub time: String,
-    pub country: Option<&'a str>,
-    pub city: Option<&'a str>,
-    pub browser: &'a str,
-    pub os: &'a str,
-    /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
-    pub device: &'a str,
-    pub bot: bool,
-    pub referrer_host: Option<&'a str>,
-    pub utm_source: Option<&'a str>,
-    pub utm_medium: Option<&'a str>,
-    pub utm_campaign: Option<&'a str>,
-    /// The day's salted visitor hash, 16 hex digits (the same visitor on
-    /// the same UTC day and link has the same value).
-    pub visitor: String,
-    pub region: &'a str,
-    /// The smart-link rule that sent the visit (`default`, `fallback` or a
-    /// rule id); `null` for a link without rules.
-    pub rule: Option<&'a str>,
-    /// The A/B variant the visit went to, if any.
-    pub variant: Option<&'a str>,
-}
-
-impl<'a> ExportedClick<'a> {
-    fn of(slug: &'a str, c: &'a EnrichedClick) -> Self {
-        ExportedClick {
-            slug,
-            event_id: c.event_id,
-            time: rfc3339_ms(c.at),
-            country: c.country.as_deref(),
-            city: c.city.as_deref(),
-            browser: &c.browser,
-            os: &c.os,
-            device: c.device.as_str(),
-            bot: c.bot,
-            referrer_host: c.referrer_host.as_deref(),
-            utm_source: c.utm.source.as_deref(),
-            utm_medium: c.utm.medium.as_deref(),
-            utm_campaign: c.utm.campaign.as_deref(),
-            visitor: visitor_hex(c.visitor),
-            region: &c.region,
-            rule: c.route.rule.as_deref(),
-            variant: c.route.variant.as_deref(),
-        }
-    }
 }
 
 fn ndjson_rows(clicks: &[EnrichedClick], slug: &str) -> Vec<u8> {
