@@ -110,6 +110,14 @@ impl Application {
                         delay: Duration::from_millis(config.click_writer_delay_ms),
                     };
                     let stop = stop_writer.clone();
+                    // Webhooks are delivered where clicks are stored.
+                    background.push(tokio::spawn(
+                        crate::webhooks::deliver::Deliverer::new(
+                            store.clone(),
+                            config.webhooks.settings(),
+                        )?
+                        .run(stop_writer.clone()),
+                    ));
                     match click_log_config(&config) {
                         Some(log) => {
                             // Below serving in priority: the log holds what
@@ -196,6 +204,10 @@ impl Application {
                 per_node: config.live_streams_max,
             }),
             live_totals: crate::clicks::TotalsReads::new(),
+            webhooks: crate::state::WebhookPolicy {
+                allow_private: config.webhooks.webhooks_allow_private,
+                retry_for: config.webhooks.webhook_retry_for,
+            },
             blocklist,
             takedowns,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
@@ -603,6 +615,13 @@ async fn join_cluster(
         )
         .await?;
         background.push(tokio::spawn(worker.run(node.stop.clone())));
+        background.push(tokio::spawn(
+            crate::webhooks::deliver::Deliverer::new(
+                node.store.clone(),
+                config.webhooks.settings(),
+            )?
+            .run(node.stop.clone()),
+        ));
     }
     Ok(ClusterParts {
         clicks: Arc::new(sink),
@@ -702,6 +721,8 @@ async fn run_cluster_worker(
         .await
         .with_context(|| format!("opening {}", redact_url(&config.database.database_url)))?;
     let link_feed = store.link_feed();
+    let deliverer =
+        crate::webhooks::deliver::Deliverer::new(store.clone(), config.webhooks.settings())?;
     let recorder = ClickRecorder {
         store,
         enricher: Arc::new(Enricher::new(Some(open_geo(
@@ -719,9 +740,11 @@ async fn run_cluster_worker(
     .await?;
     let stop = CancellationToken::new();
     let task = tokio::spawn(worker.run(stop.clone()));
+    let webhooks = tokio::spawn(deliverer.run(stop.clone()));
     shutdown.await;
     stop.cancel();
     task.await?;
+    webhooks.await?;
     Ok(())
 }
 

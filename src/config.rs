@@ -350,9 +350,77 @@ pub struct ServeConfig {
     pub max_connections: usize,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
     /// Also run a click worker in this process (cluster mode).
     #[arg(long, env = "HOP_WITH_WORKER", requires = "redis_url")]
     pub with_worker: bool,
+}
+
+fn parse_span(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 30s, 24h, 5d)"))
+}
+
+/// Webhook delivery settings, shared by `serve` and `worker` (whichever
+/// runs the click writer delivers: `serve` embedded, workers in cluster
+/// mode). Durations: `500ms`, `30s`, `5m`, `24h`, `5d`.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Allow webhook endpoints on private, loopback or link-local
+    /// addresses (checked at registration and at every delivery).
+    #[arg(long, env = "HOP_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
+    /// Most click events in one webhook message.
+    #[arg(long, env = "HOP_WEBHOOK_BATCH_SIZE", default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub webhook_batch_size: u32,
+    /// How long events wait in the outbox to be batched.
+    #[arg(long, env = "HOP_WEBHOOK_BATCH_WAIT", default_value = "1s", value_parser = parse_span)]
+    pub webhook_batch_wait: std::time::Duration,
+    /// Time an endpoint has to answer a delivery.
+    #[arg(long, env = "HOP_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_span)]
+    pub webhook_timeout: std::time::Duration,
+    /// First retry delay; each further one doubles (with jitter), up to
+    /// --webhook-backoff-max.
+    #[arg(long, env = "HOP_WEBHOOK_BACKOFF", default_value = "5s", value_parser = parse_span)]
+    pub webhook_backoff: std::time::Duration,
+    #[arg(long, env = "HOP_WEBHOOK_BACKOFF_MAX", default_value = "1h", value_parser = parse_span)]
+    pub webhook_backoff_max: std::time::Duration,
+    /// How long a message is retried before it is dead-lettered.
+    #[arg(long, env = "HOP_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = parse_span)]
+    pub webhook_retry_for: std::time::Duration,
+    /// An endpoint whose deliveries have all failed for this long is
+    /// disabled (its messages wait until it is enabled again).
+    #[arg(long, env = "HOP_WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_span)]
+    pub webhook_disable_after: std::time::Duration,
+    /// How long delivered and dead messages and the delivery log are kept
+    /// (for replays and the log).
+    #[arg(long, env = "HOP_WEBHOOK_KEEP", default_value = "7d", value_parser = parse_span)]
+    pub webhook_keep: std::time::Duration,
+    /// Deliveries in flight at once in this process.
+    #[arg(long, env = "HOP_WEBHOOK_CONCURRENCY", default_value_t = 32)]
+    pub webhook_concurrency: usize,
+    /// Deliveries in flight at once to one endpoint, per process.
+    #[arg(long, env = "HOP_WEBHOOK_PER_ENDPOINT", default_value_t = 4)]
+    pub webhook_per_endpoint: usize,
+}
+
+impl WebhookArgs {
+    pub fn settings(&self) -> crate::webhooks::deliver::Settings {
+        crate::webhooks::deliver::Settings {
+            allow_private: self.webhooks_allow_private,
+            batch_size: self.webhook_batch_size,
+            batch_wait: self.webhook_batch_wait,
+            timeout: self.webhook_timeout,
+            backoff: self.webhook_backoff,
+            backoff_max: self.webhook_backoff_max,
+            retry_for: self.webhook_retry_for,
+            disable_after: self.webhook_disable_after,
+            keep: self.webhook_keep,
+            concurrency: self.webhook_concurrency,
+            per_endpoint: self.webhook_per_endpoint,
+        }
+    }
 }
 
 /// Cluster mode (Redis) settings shared by `serve` and `worker`. `Debug`
@@ -404,6 +472,8 @@ pub struct WorkerConfig {
     pub no_migrate: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
     /// MaxMind-format .mmdb files for country/city (comma-separated or repeated).
     #[arg(long, env = "HOP_GEOIP_DB", value_delimiter = ',')]
     pub geoip_db: Vec<PathBuf>,

@@ -30,8 +30,9 @@
 //!   cache tier and invalidations, the click stream and its workers, shared
 //!   rate limits and salts, the pub/sub relay.
 //! - [`state`]: `AppState`, what every request shares.
-//! - [`service`]: the rules of links, access, reports and takedowns, as
-//!   functions over domain types returning domain errors; no HTTP.
+//! - [`service`], [`webhooks`]: the rules of links, access, reports and
+//!   takedowns, as functions over domain types returning domain errors; no
+//!   HTTP. Webhook endpoints, fan-out, signing and delivery.
 //! - [`http`]: the axum router: redirect, `/api/v1`, live streams, the web
 //!   UI (handlers over `render`, the templates and embedded assets), ops
 //!   endpoints.
@@ -71,3 +72,4 @@ pub mod takedown;
 #[cfg(any(test, doc, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+pub mod webhooks;

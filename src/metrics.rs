@@ -25,6 +25,13 @@ pub mod names {
     pub const REDIS_UP: &str = "hop_redis_up";
     pub const BUILD_INFO: &str = "hop_build_info";
     pub const FEED_INVALIDATIONS: &str = "hop_link_feed_invalidations_total";
+    /// Webhook delivery attempts, by outcome (`delivered`, `retry`, `dead`).
+    pub const WEBHOOK_ATTEMPTS: &str = "hop_webhook_attempts_total";
+    pub const WEBHOOK_DURATION: &str = "hop_webhook_delivery_duration_seconds";
+    /// Outbox rows not yet fanned out; pending and dead messages.
+    pub const WEBHOOK_OUTBOX: &str = "hop_webhook_outbox_rows";
+    pub const WEBHOOK_PENDING: &str = "hop_webhook_pending_messages";
+    pub const WEBHOOK_DEAD: &str = "hop_webhook_dead_messages";
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -110,6 +117,27 @@ fn describe() {
         names::FEED_INVALIDATIONS,
         "Slugs invalidated because the link feed reported them written \
          (another region's writes, replicated)"
+    );
+    describe_counter!(
+        names::WEBHOOK_ATTEMPTS,
+        "Webhook delivery attempts by outcome (delivered, retry, dead)"
+    );
+    describe_histogram!(
+        names::WEBHOOK_DURATION,
+        Unit::Seconds,
+        "Time a webhook endpoint took to answer (or to fail)"
+    );
+    describe_gauge!(
+        names::WEBHOOK_OUTBOX,
+        "Webhook outbox rows (link changes, click batches) not yet fanned out"
+    );
+    describe_gauge!(
+        names::WEBHOOK_PENDING,
+        "Webhook messages waiting for delivery (new or being retried)"
+    );
+    describe_gauge!(
+        names::WEBHOOK_DEAD,
+        "Webhook messages dead-lettered (out of retries), kept for replay"
     );
     describe_gauge!(
         names::BUILD_INFO,

@@ -51,6 +51,8 @@ pub struct StateInner {
     /// (SSRF-style abuse of scanners and previewers that follow links),
     /// checked at creation, edit and redirect.
     pub target_guard: Option<Arc<crate::public_host::TargetGuard>>,
+    /// Webhook rules the API applies (delivery has its own copy).
+    pub webhooks: WebhookPolicy,
     /// Blocked target domains.
     pub blocklist: Arc<crate::blocklist::Blocklist>,
     /// Domains admins took down (kept in the store, mirrored here).
@@ -78,6 +80,15 @@ pub struct StateInner {
     /// The click pipeline's geo lookup and user agent parser, for the
     /// rules of smart links (the same answers clicks get).
     pub enricher: Arc<crate::clicks::Enricher>,
+}
+
+/// What the webhook API needs of the delivery settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookPolicy {
+    /// `--webhooks-allow-private`.
+    pub allow_private: bool,
+    /// `--webhook-retry-for`: the retry window a replay starts.
+    pub retry_for: std::time::Duration,
 }
 
 /// Privacy switches: what the redirect keeps of a request.

@@ -398,7 +398,6 @@ pub fn visitor_hex(visitor: i64) -> String {
     format!("{visitor:016x}")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod rate;
 pub mod rules;
 mod slug;
 mod target_url;
+pub mod webhook;
 
 pub use click::{
     ClickEvent, ClickRef, DEFAULT_ROUTE, DeviceType, Dimension, EnrichedClick, ExportedClick,

@@ -24,6 +24,7 @@ pub mod reports;
 pub mod rule_schema;
 pub mod stats;
 pub mod ui;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -77,6 +78,16 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::disable_domain))
         .routes(routes!(reports::list_takedowns, reports::create_takedown))
         .routes(routes!(reports::lift_takedown))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_webhook_messages))
+        .routes(routes!(webhooks::list_webhook_attempts))
+        .routes(routes!(webhooks::replay_webhook))
 }
 
 pub fn router(state: AppState) -> Router {

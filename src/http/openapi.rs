@@ -14,7 +14,14 @@ use super::reports::{
     TakedownBody, TakedownList,
 };
 use super::stats::{self, Bucket, Entry, StatsBody};
+use super::webhooks::{
+    ClickEventData, ClickEventPayload, CreateWebhook, LinkEventData, LinkEventPayload,
+    ReplayWebhook, Replayed, RotateSecret, UpdateWebhook, WebhookAttempt, WebhookAttemptPage,
+    WebhookBody, WebhookList, WebhookMessage, WebhookMessagePage, WebhookScope,
+};
+use crate::domain::ExportedClick;
 use crate::domain::rules::RuleSpec;
+use crate::domain::webhook::LinkSnapshot;
 use crate::store::Report;
 
 /// What the document says besides its paths: title, shared schemas, tags.
@@ -22,10 +29,11 @@ use crate::store::Report;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hop", description = "URL shortener with exact, real-time click analytics."),
-    components(schemas(CreateLink, UpdateLink, RedirectStatus, RuleSpec, PatchRule, Preview, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ClickBody, RecentClicks, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail)),
+    components(schemas(CreateLink, UpdateLink, RedirectStatus, RuleSpec, PatchRule, Preview, LinkBody, LinkPage, StatsBody, Bucket, Entry, LiveTotals, LiveClickBody, ClickBody, RecentClicks, stats::IntervalParam, stats::TimeZone, NewReport, ReportReceived, Report, ReportPage, DisableDomain, DomainDisabled, NewTakedown, TakedownBody, TakedownList, ErrorBody, ErrorDetail, CreateWebhook, UpdateWebhook, WebhookScope, WebhookBody, WebhookList, RotateSecret, WebhookMessage, WebhookMessagePage, WebhookAttempt, WebhookAttemptPage, ReplayWebhook, Replayed, LinkEventPayload, LinkEventData, LinkSnapshot, ClickEventPayload, ClickEventData, ExportedClick)),
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),
-         (name = "abuse", description = "Reports and domain takedowns")),
+         (name = "abuse", description = "Reports and domain takedowns"),
+         (name = "webhooks", description = "Signed event deliveries (Standard Webhooks); the payloads are LinkEventPayload and ClickEventPayload")),
 )]
 struct ApiBase;
 

@@ -501,3 +501,4 @@ impl ClickStore for MemoryStore {
 
 /// The reference store is not copied (its rollups are its raw clicks).
 impl super::copy::CopyRows for MemoryStore {}
+impl super::webhooks::WebhookStore for MemoryStore {}

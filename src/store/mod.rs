@@ -23,6 +23,7 @@ pub mod pack;
 pub mod rollup;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+pub mod webhooks;
 
 #[cfg(feature = "postgres")]
 pub use sql::postgres;
@@ -492,11 +493,24 @@ pub trait SessionRecords: Send + Sync {
 
 /// Everything a node needs from its backend.
 pub trait Store:
-    LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore + copy::CopyRows
+    LinkStore
+    + KeyStore
+    + ClickStore
+    + SessionRecords
+    + ReportStore
+    + copy::CopyRows
+    + webhooks::WebhookStore
 {
 }
-impl<T: LinkStore + KeyStore + ClickStore + SessionRecords + ReportStore + copy::CopyRows> Store
-    for T
+impl<
+    T: LinkStore
+        + KeyStore
+        + ClickStore
+        + SessionRecords
+        + ReportStore
+        + copy::CopyRows
+        + webhooks::WebhookStore,
+> Store for T
 {
 }
 

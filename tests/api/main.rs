@@ -21,6 +21,7 @@ mod secrets;
 mod smart;
 mod stats;
 mod ui;
+mod webhooks;
 
 #[cfg(feature = "dynamodb")]
 #[path = "../support/dynamo.rs"]
@@ -29,6 +30,9 @@ mod dynamo_support;
 #[path = "../support/postgres.rs"]
 #[allow(dead_code)]
 mod pg_support;
+#[path = "../support/receiver.rs"]
+#[allow(dead_code)]
+mod receiver_support;
 #[path = "../support/redis.rs"]
 #[allow(dead_code)]
 mod redis_support;

@@ -1185,3 +1185,4 @@ impl SessionRecords for DynamoStore {
 
 /// Not yet: a copy reads and writes the SQL stores' rows (docs/operations.md).
 impl crate::store::copy::CopyRows for DynamoStore {}
+impl crate::store::webhooks::WebhookStore for DynamoStore {}

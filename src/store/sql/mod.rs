@@ -18,6 +18,8 @@
 //! use `$n` placeholders, which SQLite reads as numbered parameters too, so
 //! one `&'static str` serves both dialects with no rewriting at run time.
 
+#[macro_use]
+mod webhooks;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
@@ -53,6 +55,11 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// Whether any webhook endpoint wants clicks: read by each click batch in
+/// its transaction, which then writes its new clicks into the outbox.
+pub(crate) const WANTS_CLICKS: &str =
+    "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE wants_clicks)";
+
 /// What a SQL backend supplies beyond the shared core: the parts that differ
 /// between dialects. Used by the impls `sql_store!`
 /// expands, never as `dyn`.
@@ -75,6 +82,10 @@ pub(crate) trait SqlDialect: Sync {
     /// connection writes clicks: a deferred transaction that read first
     /// would fail at its first write if that one had committed meanwhile.
     const BEGIN_WRITE: &'static str;
+    /// What makes a `SELECT` in a write transaction skip rows another
+    /// transaction holds (PostgreSQL's ` FOR UPDATE SKIP LOCKED`; empty for
+    /// SQLite, which writes one transaction at a time).
+    const SKIP_LOCKED: &'static str;
     /// Locks a link's row (bind: its id) before its clicks are purged, so
     /// that a purge and a click batch (which holds its links' rows shared)
     /// take their locks in one order and never deadlock; `None` where the
@@ -555,6 +566,8 @@ macro_rules! sql_store {
                 })
             }
 
+            sql_webhooks!($store);
+
             #[async_trait]
             impl LinkStore for $store {
                 async fn insert_link(
@@ -603,6 +616,8 @@ macro_rules! sql_store {
                         }));
                     }
                     <$store>::insert_tags(&mut tx, link).await?;
+                    outbox_link_event(&mut tx, &LinkEvent::new(EventType::LinkCreated, link))
+                        .await?;
                     tx.commit().await?;
                     Ok(Ok(()))
                 }
@@ -661,21 +676,25 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                     <$store>::insert_tags(&mut tx, link).await?;
+                    outbox_link_event(&mut tx, &LinkEvent::new(EventType::LinkUpdated, link))
+                        .await?;
                     tx.commit().await?;
                     Ok(true)
                 }
 
                 async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
                     let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
-                    let Some(id) = sqlx::query_scalar::<_, i64>(
-                        "DELETE FROM links WHERE slug = $1 RETURNING id",
-                    )
-                    .bind(slug.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
+                    let Some(row) = sqlx::query("DELETE FROM links WHERE slug = $1 RETURNING *")
+                        .bind(slug.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
                     else {
                         return Ok(false);
                     };
+                    let deleted = link_from_row(&row)?;
+                    let id = deleted.id.0;
+                    outbox_link_event(&mut tx, &LinkEvent::new(EventType::LinkDeleted, &deleted))
+                        .await?;
                     for statement in [
                         "DELETE FROM link_tags WHERE link_id = $1",
                         "DELETE FROM clicks WHERE link_id = $1",
@@ -694,15 +713,26 @@ macro_rules! sql_store {
                     link: LinkId,
                     max_clicks: u64,
                 ) -> Result<bool, StoreError> {
-                    let n = sqlx::query(
-                        "UPDATE links SET served = served + 1 WHERE id = $1 AND served < $2",
+                    let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
+                    let served: Option<i64> = sqlx::query_scalar(
+                        "UPDATE links SET served = served + 1 WHERE id = $1 AND served < $2
+                         RETURNING served",
                     )
                     .bind(link.0)
                     .bind(max_clicks as i64)
-                    .execute(self.writer())
-                    .await?
-                    .rows_affected();
-                    Ok(n == 1)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if served == Some(max_clicks as i64) {
+                        // This click reached the limit: link.exhausted.
+                        let row = sqlx::query("SELECT * FROM links WHERE id = $1")
+                            .bind(link.0)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let event = LinkEvent::new(EventType::LinkExhausted, &link_from_row(&row)?);
+                        outbox_link_event(&mut tx, &event).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(served.is_some())
                 }
 
                 async fn ping(&self) -> Result<(), StoreError> {

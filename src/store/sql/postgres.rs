@@ -16,9 +16,11 @@ use sqlx::{ConnectOptions, Postgres};
 use uuid::Uuid;
 
 use super::{FirstClick, SqlDialect, VisitorDeltas, visitors_by_day};
+use crate::domain::webhook::OUTBOX_CLICKS;
 use crate::domain::{EnrichedClick, Link, LinkId};
 use crate::store::StoreError;
 use crate::store::rollup::BatchRollup;
+use crate::store::webhooks::{ClickKey, click_keys_blob};
 
 pub struct PgStore {
     pool: PgPool,
@@ -96,6 +98,7 @@ impl SqlDialect for PgStore {
          ORDER BY at, event_id LIMIT $7";
 
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_LINK: Option<&'static str> = Some("SELECT 1 FROM links WHERE id = $1 FOR UPDATE");
     const READ_SNAPSHOT: Option<&'static str> =
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
@@ -148,6 +151,11 @@ impl SqlDialect for PgStore {
             .collect();
         let mut rollup = BatchRollup::default();
         let mut new = 0u64;
+        // Webhooks: see `sqlite_clicks::insert_clicks`.
+        let mut outbox: Option<Vec<ClickKey>> = sqlx::query_scalar::<_, bool>(super::WANTS_CLICKS)
+            .fetch_one(&mut *tx)
+            .await?
+            .then(Vec::new);
         for chunk in candidates.chunks(CHUNK) {
             // Replays are rare: insert the whole chunk, and only
             // when some rows were already there, undo and insert
@@ -181,7 +189,18 @@ impl SqlDialect for PgStore {
             for c in fresh {
                 rollup.add(c);
                 new += 1;
+                if let Some(keys) = &mut outbox {
+                    keys.push((c.link_id, c.at, c.event_id));
+                }
             }
+        }
+        if let Some(keys) = outbox.filter(|k| !k.is_empty()) {
+            sqlx::query("INSERT INTO webhook_outbox (kind, created_at, body) VALUES ($1, $2, $3)")
+                .bind(OUTBOX_CLICKS)
+                .bind(chrono::Utc::now().timestamp_millis())
+                .bind(click_keys_blob(&keys))
+                .execute(&mut *tx)
+                .await?;
         }
         Self::write_rollups(&mut tx, rollup).await?;
         tx.commit().await?;

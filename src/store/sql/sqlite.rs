@@ -124,6 +124,7 @@ impl SqlDialect for SqliteStore {
          ORDER BY at, event_id LIMIT $7";
 
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const SKIP_LOCKED: &'static str = "";
     const LOCK_LINK: Option<&'static str> = None;
     const READ_SNAPSHOT: Option<&'static str> = None;
 

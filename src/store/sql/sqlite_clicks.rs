@@ -26,10 +26,12 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
-use super::{FirstClick, VisitorDeltas, visitors_by_day};
+use super::{FirstClick, VisitorDeltas, WANTS_CLICKS, visitors_by_day};
 use crate::domain::EnrichedClick;
+use crate::domain::webhook::OUTBOX_CLICKS;
 use crate::store::StoreError;
 use crate::store::rollup::{BatchRollup, BucketKey, Map};
+use crate::store::webhooks::{ClickKey, click_keys_blob};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -52,6 +54,9 @@ const INSERT_CLICK: &str = "INSERT INTO clicks (link_id, at, event_id, bot, coun
      route_rule, route_variant) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
      ON CONFLICT DO NOTHING";
+
+const INSERT_OUTBOX: &str =
+    "INSERT INTO webhook_outbox (kind, created_at, body) VALUES (?1, ?2, ?3)";
 
 impl ClickWriter {
     /// Opens a connection to the (already migrated) database at `path`.
@@ -90,6 +95,13 @@ fn insert_clicks(tx: &Transaction, clicks: &[EnrichedClick]) -> Result<u64, Stor
     let mut live: Map<i64, bool> = Map::default();
     let mut rollup = BatchRollup::default();
     let mut new = 0u64;
+    // Webhooks: an endpoint wants clicks, so the batch's new clicks go into
+    // the outbox too, in this transaction. Read here, in the transaction,
+    // so an endpoint registered before it sees every click stored after.
+    let mut outbox: Option<Vec<ClickKey>> = tx
+        .prepare_cached(WANTS_CLICKS)?
+        .query_row([], |r| r.get::<_, bool>(0))?
+        .then(Vec::new);
     for c in clicks {
         crate::priority::share_core();
         let link = c.link_id.0;
@@ -126,7 +138,17 @@ fn insert_clicks(tx: &Transaction, clicks: &[EnrichedClick]) -> Result<u64, Stor
         if inserted == 1 {
             rollup.add(c);
             new += 1;
+            if let Some(keys) = &mut outbox {
+                keys.push((c.link_id, c.at, c.event_id));
+            }
         }
+    }
+    if let Some(keys) = outbox.filter(|k| !k.is_empty()) {
+        tx.prepare_cached(INSERT_OUTBOX)?.execute(params![
+            OUTBOX_CLICKS,
+            chrono::Utc::now().timestamp_millis(),
+            click_keys_blob(&keys),
+        ])?;
     }
     write_rollups(tx, rollup)?;
     Ok(new)

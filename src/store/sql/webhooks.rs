@@ -1,0 +1,560 @@
+//! `WebhookStore` for the SQL stores, expanded inside `sql_store!` (so it
+//! shares the row decoders). Fan-out and claims take rows with
+//! `FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers sharing a database
+//! take disjoint rows; SQLite has one writer at a time anyway.
+
+/// The endpoint columns written by insert and update, in bind order.
+macro_rules! sql_webhooks {
+    ($store:ty) => {
+        use $crate::domain::webhook::{EventType, LinkEvent, OUTBOX_CLICKS, OUTBOX_LINK};
+        use $crate::store::webhooks::{
+            Attempt, ClickKey, Endpoint, FanOut, LinkFacts, Message, MessageState, Outcome,
+            OutboxEntry, Planner, ReplaySelection, WebhookStore, click_keys_of,
+        };
+
+        fn endpoint_from_row(row: &DbRow) -> Result<Endpoint, StoreError> {
+            let events: String = row.try_get("events")?;
+            let events: Vec<EventType> = serde_json::from_str(&events)
+                .map_err(|e| StoreError::Corrupt(format!("webhook events: {e}")))?;
+            let links: Option<String> = row.try_get("scope_links")?;
+            Ok(Endpoint {
+                id: row.try_get("id")?,
+                owner: row.try_get::<Option<i64>, _>("owner_key")?.map(KeyId),
+                instance_wide: row.try_get("instance_wide")?,
+                url: row.try_get("url")?,
+                description: row.try_get("description")?,
+                events,
+                scope_tag: row.try_get("scope_tag")?,
+                scope_links: links
+                    .map(|l| serde_json::from_str(&l))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("webhook scope: {e}")))?,
+                secret: row.try_get("secret")?,
+                previous_secret: row.try_get("previous_secret")?,
+                previous_until: row.try_get("previous_until")?,
+                enabled: row.try_get("enabled")?,
+                disabled_reason: row.try_get("disabled_reason")?,
+                failing_since: row.try_get("failing_since")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn message_from_row(row: &DbRow) -> Result<Message, StoreError> {
+            let kind: String = row.try_get("event_type")?;
+            let state: String = row.try_get("state")?;
+            Ok(Message {
+                endpoint_id: row.try_get("endpoint_id")?,
+                id: row.try_get("id")?,
+                event_type: EventType::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("webhook event type {kind}")))?,
+                at: row.try_get("at")?,
+                events: row.try_get::<i32, _>("events")? as u32,
+                body: row.try_get("body")?,
+                state: MessageState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("webhook state {state}")))?,
+                attempts: row.try_get::<i32, _>("attempts")? as u32,
+                retry_until: row.try_get("retry_until")?,
+                next_at: row.try_get("next_at")?,
+                last_status: row
+                    .try_get::<Option<i32>, _>("last_status")?
+                    .map(|s| s as u16),
+                last_error: row.try_get("last_error")?,
+                created_at: row.try_get("created_at")?,
+                finished_at: row.try_get("finished_at")?,
+            })
+        }
+
+        fn attempt_from_row(row: &DbRow) -> Result<Attempt, StoreError> {
+            Ok(Attempt {
+                id: row.try_get("id")?,
+                endpoint_id: row.try_get("endpoint_id")?,
+                message_id: row.try_get("message_id")?,
+                at: row.try_get("at")?,
+                attempt: row.try_get::<i32, _>("attempt")? as u32,
+                status: row.try_get::<Option<i32>, _>("status")?.map(|s| s as u16),
+                latency_ms: row.try_get::<i64, _>("latency_ms")? as u64,
+                error: row.try_get("error")?,
+                response: row.try_get("response")?,
+            })
+        }
+
+        /// Writes a link event into the outbox, in the caller's transaction.
+        async fn outbox_link_event(
+            conn: &mut <<$store as SqlDialect>::Db as sqlx::Database>::Connection,
+            event: &LinkEvent,
+        ) -> Result<(), StoreError> {
+            sqlx::query("INSERT INTO webhook_outbox (kind, created_at, body) VALUES ($1, $2, $3)")
+                .bind(OUTBOX_LINK)
+                .bind(event.at)
+                .bind(event.to_json().into_bytes())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// The stored clicks (that still exist) of these keys, each with
+        /// its link.
+        async fn clicks_with_links(
+            conn: &mut <<$store as SqlDialect>::Db as sqlx::Database>::Connection,
+            keys: &[ClickKey],
+            links: &mut HashMap<LinkId, std::sync::Arc<LinkFacts>>,
+        ) -> Result<Vec<(EnrichedClick, std::sync::Arc<LinkFacts>)>, StoreError> {
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(300) {
+                let tuples: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                    .collect();
+                let sql = format!(
+                    "SELECT * FROM clicks WHERE (link_id, at, event_id) IN ({}) ORDER BY at",
+                    tuples.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (link, at, id) in chunk {
+                    q = q.bind(link.0).bind(*at).bind(id.as_bytes().to_vec());
+                }
+                for row in q.fetch_all(&mut *conn).await? {
+                    let click = click_from_row(&row)?;
+                    let facts = match links.get(&click.link_id) {
+                        Some(f) => f.clone(),
+                        None => {
+                            let Some(row) = sqlx::query("SELECT * FROM links WHERE id = $1")
+                                .bind(click.link_id.0)
+                                .fetch_optional(&mut *conn)
+                                .await?
+                            else {
+                                continue;
+                            };
+                            let link = link_from_row(&row)?;
+                            let facts = std::sync::Arc::new(LinkFacts {
+                                slug: link.slug.to_string(),
+                                owner: link.owner,
+                                tags: link.tags,
+                            });
+                            links.insert(click.link_id, facts.clone());
+                            facts
+                        }
+                    };
+                    out.push((click, facts));
+                }
+            }
+            Ok(out)
+        }
+
+        #[async_trait]
+        impl WebhookStore for $store {
+            fn has_webhooks(&self) -> bool {
+                true
+            }
+
+            async fn insert_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO webhook_endpoints (id, owner_key, instance_wide, url, description,
+                         events, wants_clicks, scope_tag, scope_links, secret, previous_secret,
+                         previous_until, enabled, disabled_reason, failing_since, created_at,
+                         updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                         $16, $17)",
+                )
+                .bind(&e.id)
+                .bind(e.owner.map(|k| k.0))
+                .bind(e.instance_wide)
+                .bind(&e.url)
+                .bind(&e.description)
+                .bind(serde_json::to_string(&e.events).unwrap_or_else(|_| "[]".into()))
+                .bind(e.wants(EventType::Click))
+                .bind(&e.scope_tag)
+                .bind(e.scope_links.as_ref().and_then(|l| serde_json::to_string(l).ok()))
+                .bind(&e.secret)
+                .bind(&e.previous_secret)
+                .bind(e.previous_until)
+                .bind(e.enabled)
+                .bind(&e.disabled_reason)
+                .bind(e.failing_since)
+                .bind(e.created_at)
+                .bind(e.updated_at)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn list_endpoints(
+                &self,
+                owner: Option<KeyId>,
+            ) -> Result<Vec<Endpoint>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM webhook_endpoints WHERE ($1 IS NULL OR owner_key = $1)
+                     ORDER BY created_at, id",
+                )
+                .bind(owner.map(|k| k.0))
+                .fetch_all(self.readers())
+                .await?;
+                rows.iter().map(endpoint_from_row).collect()
+            }
+
+            async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>, StoreError> {
+                let row = sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(self.readers())
+                    .await?;
+                row.as_ref().map(endpoint_from_row).transpose()
+            }
+
+            async fn update_endpoint(&self, e: &Endpoint) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "UPDATE webhook_endpoints SET url = $2, description = $3, events = $4,
+                         wants_clicks = $5, scope_tag = $6, scope_links = $7, secret = $8,
+                         previous_secret = $9, previous_until = $10, enabled = $11,
+                         disabled_reason = $12, failing_since = $13, updated_at = $14
+                     WHERE id = $1",
+                )
+                .bind(&e.id)
+                .bind(&e.url)
+                .bind(&e.description)
+                .bind(serde_json::to_string(&e.events).unwrap_or_else(|_| "[]".into()))
+                .bind(e.wants(EventType::Click))
+                .bind(&e.scope_tag)
+                .bind(e.scope_links.as_ref().and_then(|l| serde_json::to_string(l).ok()))
+                .bind(&e.secret)
+                .bind(&e.previous_secret)
+                .bind(e.previous_until)
+                .bind(e.enabled)
+                .bind(&e.disabled_reason)
+                .bind(e.failing_since)
+                .bind(e.updated_at)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn delete_endpoint(&self, id: &str) -> Result<bool, StoreError> {
+                let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
+                let n = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                for statement in [
+                    "DELETE FROM webhook_messages WHERE endpoint_id = $1",
+                    "DELETE FROM webhook_attempts WHERE endpoint_id = $1",
+                ] {
+                    sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn fan_out(&self, limit: usize, plan: Planner<'_>) -> Result<usize, StoreError> {
+                let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT seq, kind, body FROM webhook_outbox ORDER BY seq LIMIT $1{}",
+                    <$store>::SKIP_LOCKED
+                )))
+                .bind(limit as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let endpoints: Vec<Endpoint> = sqlx::query("SELECT * FROM webhook_endpoints")
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(endpoint_from_row)
+                    .collect::<Result<_, _>>()?;
+                let mut seqs = Vec::with_capacity(rows.len());
+                let mut entries = Vec::with_capacity(rows.len());
+                let mut links = HashMap::new();
+                for row in &rows {
+                    seqs.push(row.try_get::<i64, _>("seq")?);
+                    if endpoints.is_empty() {
+                        continue;
+                    }
+                    let kind: String = row.try_get("kind")?;
+                    let body: Vec<u8> = row.try_get("body")?;
+                    match kind.as_str() {
+                        OUTBOX_LINK => entries.push(OutboxEntry::Link(
+                            serde_json::from_slice(&body)
+                                .map_err(|e| StoreError::Corrupt(format!("link event: {e}")))?,
+                        )),
+                        OUTBOX_CLICKS => {
+                            let keys = click_keys_of(&body)?;
+                            entries.push(OutboxEntry::Clicks(
+                                clicks_with_links(&mut tx, &keys, &mut links).await?,
+                            ))
+                        }
+                        other => {
+                            return Err(StoreError::Corrupt(format!("outbox kind {other}")));
+                        }
+                    }
+                }
+                let messages = plan(FanOut {
+                    endpoints: &endpoints,
+                    entries: &entries,
+                });
+                for m in &messages {
+                    sqlx::query(
+                        "INSERT INTO webhook_messages (endpoint_id, id, event_type, at, events,
+                             body, state, attempts, retry_until, next_at, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $8)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&m.endpoint_id)
+                    .bind(&m.id)
+                    .bind(m.event_type.as_str())
+                    .bind(m.at)
+                    .bind(m.events as i32)
+                    .bind(&m.body)
+                    .bind(m.retry_until)
+                    .bind(m.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for chunk in seqs.chunks(500) {
+                    let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "DELETE FROM webhook_outbox WHERE seq IN ({})",
+                        list.join(", ")
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for seq in chunk {
+                        q = q.bind(*seq);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(seqs.len())
+            }
+
+            async fn claim_messages(
+                &self,
+                now: i64,
+                lease_until: i64,
+                busy: &[String],
+                per_endpoint: usize,
+                limit: usize,
+            ) -> Result<Vec<Message>, StoreError> {
+                let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
+                let endpoints: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM webhook_endpoints WHERE enabled ORDER BY id",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                let select = format!(
+                    "SELECT id FROM webhook_messages
+                     WHERE endpoint_id = $1 AND state = 'pending' AND next_at <= $2
+                         AND (lease_until IS NULL OR lease_until <= $2)
+                     ORDER BY next_at LIMIT $3{}",
+                    <$store>::SKIP_LOCKED
+                );
+                let mut out = Vec::new();
+                for endpoint in endpoints {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    if busy.contains(&endpoint) {
+                        continue;
+                    }
+                    let take = per_endpoint.min(limit - out.len());
+                    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
+                        .bind(&endpoint)
+                        .bind(now)
+                        .bind(take as i64)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for id in ids {
+                        let row = sqlx::query(
+                            "UPDATE webhook_messages SET lease_until = $3, attempts = attempts + 1
+                             WHERE endpoint_id = $1 AND id = $2 RETURNING *",
+                        )
+                        .bind(&endpoint)
+                        .bind(&id)
+                        .bind(lease_until)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        out.push(message_from_row(&row)?);
+                    }
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn record_attempt(
+                &self,
+                a: &Attempt,
+                outcome: Outcome,
+                disable_after: i64,
+                reason: &str,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (endpoint_id, message_id, at, attempt, status,
+                         latency_ms, error, response)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&a.endpoint_id)
+                .bind(&a.message_id)
+                .bind(a.at)
+                .bind(a.attempt as i32)
+                .bind(a.status.map(i32::from))
+                .bind(a.latency_ms as i64)
+                .bind(&a.error)
+                .bind(&a.response)
+                .execute(&mut *tx)
+                .await?;
+                let (state, next_at, finished) = match outcome {
+                    Outcome::Delivered => (MessageState::Delivered, None, Some(a.at)),
+                    Outcome::Retry(t) => (MessageState::Pending, Some(t), None),
+                    Outcome::Dead => (MessageState::Dead, None, Some(a.at)),
+                };
+                sqlx::query(
+                    "UPDATE webhook_messages SET state = $3, next_at = COALESCE($4, next_at),
+                         finished_at = $5, lease_until = NULL, last_status = $6, last_error = $7
+                     WHERE endpoint_id = $1 AND id = $2 AND state = 'pending'",
+                )
+                .bind(&a.endpoint_id)
+                .bind(&a.message_id)
+                .bind(state.as_str())
+                .bind(next_at)
+                .bind(finished)
+                .bind(a.status.map(i32::from))
+                .bind(&a.error)
+                .execute(&mut *tx)
+                .await?;
+                if outcome == Outcome::Delivered {
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET failing_since = NULL
+                         WHERE id = $1 AND failing_since IS NOT NULL",
+                    )
+                    .bind(&a.endpoint_id)
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2)
+                         WHERE id = $1",
+                    )
+                    .bind(&a.endpoint_id)
+                    .bind(a.at)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET enabled = $4, disabled_reason = $3,
+                             updated_at = $2
+                         WHERE id = $1 AND enabled AND failing_since <= $2 - $5",
+                    )
+                    .bind(&a.endpoint_id)
+                    .bind(a.at)
+                    .bind(reason)
+                    .bind(false)
+                    .bind(disable_after)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_messages(
+                &self,
+                endpoint: &str,
+                state: Option<MessageState>,
+                before: Option<i64>,
+                limit: usize,
+            ) -> Result<Vec<Message>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM webhook_messages
+                     WHERE endpoint_id = $1 AND ($2 IS NULL OR state = $2)
+                         AND ($3 IS NULL OR at < $3)
+                     ORDER BY at DESC, id DESC LIMIT $4",
+                )
+                .bind(endpoint)
+                .bind(state.map(MessageState::as_str))
+                .bind(before)
+                .bind(limit as i64)
+                .fetch_all(self.readers())
+                .await?;
+                rows.iter().map(message_from_row).collect()
+            }
+
+            async fn list_attempts(
+                &self,
+                endpoint: &str,
+                message: Option<&str>,
+                before: Option<i64>,
+                limit: usize,
+            ) -> Result<Vec<Attempt>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM webhook_attempts
+                     WHERE endpoint_id = $1 AND ($2 IS NULL OR message_id = $2)
+                         AND ($3 IS NULL OR id < $3)
+                     ORDER BY id DESC LIMIT $4",
+                )
+                .bind(endpoint)
+                .bind(message)
+                .bind(before)
+                .bind(limit as i64)
+                .fetch_all(self.readers())
+                .await?;
+                rows.iter().map(attempt_from_row).collect()
+            }
+
+            async fn replay_messages(
+                &self,
+                endpoint: &str,
+                which: &ReplaySelection,
+                now: i64,
+                retry_until: i64,
+            ) -> Result<u64, StoreError> {
+                let (one, from, to) = match which {
+                    ReplaySelection::One(id) => (Some(id.as_str()), None, None),
+                    ReplaySelection::Range { from, to } => (None, Some(*from), Some(*to)),
+                };
+                let n = sqlx::query(
+                    "UPDATE webhook_messages SET state = 'pending', next_at = $2,
+                         retry_until = $3, finished_at = NULL, lease_until = NULL
+                     WHERE endpoint_id = $1 AND ($4 IS NULL OR id = $4)
+                         AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6)",
+                )
+                .bind(endpoint)
+                .bind(now)
+                .bind(retry_until)
+                .bind(one)
+                .bind(from)
+                .bind(to)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                Ok(n)
+            }
+
+            async fn prune_webhooks(&self, before: i64) -> Result<u64, StoreError> {
+                let mut n = sqlx::query(
+                    "DELETE FROM webhook_messages WHERE state <> 'pending' AND finished_at < $1",
+                )
+                .bind(before)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                n += sqlx::query("DELETE FROM webhook_attempts WHERE at < $1")
+                    .bind(before)
+                    .execute(self.writer())
+                    .await?
+                    .rows_affected();
+                Ok(n)
+            }
+
+            async fn webhook_backlog(&self) -> Result<(u64, u64, u64), StoreError> {
+                let (outbox, pending, dead): (i64, i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM webhook_outbox),
+                         (SELECT COUNT(*) FROM webhook_messages WHERE state = 'pending'),
+                         (SELECT COUNT(*) FROM webhook_messages WHERE state = 'dead')",
+                )
+                .fetch_one(self.readers())
+                .await?;
+                Ok((outbox as u64, pending as u64, dead as u64))
+            }
+        }
+    };
+}
