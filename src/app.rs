@@ -114,6 +114,7 @@ impl Application {
                     background.push(tokio::spawn(
                         crate::webhooks::deliver::Deliverer::new(
                             store.clone(),
+                            worker_name(None),
                             config.webhooks.settings(),
                         )?
                         .run(stop_writer.clone()),
@@ -618,6 +619,7 @@ async fn join_cluster(
         background.push(tokio::spawn(
             crate::webhooks::deliver::Deliverer::new(
                 node.store.clone(),
+                worker_name(None),
                 config.webhooks.settings(),
             )?
             .run(node.stop.clone()),
@@ -721,8 +723,12 @@ async fn run_cluster_worker(
         .await
         .with_context(|| format!("opening {}", redact_url(&config.database.database_url)))?;
     let link_feed = store.link_feed();
-    let deliverer =
-        crate::webhooks::deliver::Deliverer::new(store.clone(), config.webhooks.settings())?;
+    let name = worker_name(config.worker_name.as_deref());
+    let deliverer = crate::webhooks::deliver::Deliverer::new(
+        store.clone(),
+        name.clone(),
+        config.webhooks.settings(),
+    )?;
     let recorder = ClickRecorder {
         store,
         enricher: Arc::new(Enricher::new(Some(open_geo(
@@ -733,7 +739,7 @@ async fn run_cluster_worker(
     let worker = click_worker(
         &config.cluster,
         recorder,
-        worker_name(config.worker_name.as_deref()),
+        name,
         config.click_batch_size,
         link_feed,
     )

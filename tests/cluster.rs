@@ -6,6 +6,9 @@
 #[path = "support/postgres.rs"]
 #[allow(dead_code)]
 mod pg_support;
+#[path = "support/receiver.rs"]
+#[allow(dead_code)]
+mod receiver_support;
 #[path = "support/redis.rs"]
 #[allow(dead_code)]
 mod redis_support;
@@ -53,6 +56,12 @@ impl Hop {
             .env("HOP_CLUSTER_KEY", CLUSTER_KEY)
             .env("HOP_LOG", "error")
             .env("HOP_CLAIM_IDLE_MS", "2000")
+            // Webhooks to the tests' own receivers, quickly retried.
+            .env("HOP_WEBHOOKS_ALLOW_PRIVATE", "true")
+            .env("HOP_WEBHOOK_BATCH_WAIT", "100ms")
+            .env("HOP_WEBHOOK_BACKOFF", "100ms")
+            .env("HOP_WEBHOOK_BACKOFF_MAX", "1s")
+            .env("HOP_WEBHOOK_TIMEOUT", "1s")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -923,4 +932,161 @@ async fn a_racing_load_cannot_recache_an_edited_link() {
         .await
         .unwrap();
     assert!((1..=10).contains(&ttl_left), "tombstone for {ttl_left} s");
+}
+
+/// The webhook proof: a receiver that answers 500 at random, hangs past
+/// the timeout, and goes away for a while; 20 000 clicks over four links
+/// through two nodes and two workers, one of them SIGKILLed while it holds
+/// leased messages. Every stored click is delivered, in exactly one
+/// message (the set of delivered event ids equals the stored event ids),
+/// and every request's signature verifies with the Standard Webhooks
+/// reference library from PyPI (scripts/verify-webhooks.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_deliver_every_click_once_through_a_killed_worker() {
+    use receiver_support::{Mode, Receiver};
+    let verifier =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/webhooks-venv/bin/python");
+    assert!(
+        verifier.exists(),
+        "run scripts/webhooks-verifier.sh (scripts/test.sh does)"
+    );
+    let mut c = Cluster::start(2, 2).await;
+    let mut rx = Receiver::start().await;
+    rx.set(Mode::Flaky);
+    let res = c
+        .client
+        .post(format!("{}/api/v1/webhooks", c.node(0)))
+        .bearer_auth(&c.key)
+        .json(&json!({"url": rx.url(), "events": ["click"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let secret = res.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let slugs = ["wa", "wb", "wc", "wd"];
+    for slug in slugs {
+        let res = c
+            .create(0, json!({"url": "https://example.com/", "slug": slug}))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+
+    const TOTAL: u64 = 20_000;
+    let sent = Arc::new(AtomicU64::new(0));
+    let bases: Vec<String> = c.nodes.iter().map(|n| n.base.clone()).collect();
+    let mut load = Vec::new();
+    for t in 0..32u64 {
+        let (client, bases, sent) = (c.client.clone(), bases.clone(), sent.clone());
+        load.push(tokio::spawn(async move {
+            loop {
+                let i = sent.fetch_add(1, Ordering::Relaxed);
+                if i >= TOTAL {
+                    break;
+                }
+                let res = client
+                    .get(format!(
+                        "{}/{}",
+                        bases[((i + t) % 2) as usize],
+                        slugs[(i % 4) as usize]
+                    ))
+                    .header("user-agent", FIREFOX)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::FOUND);
+            }
+        }));
+    }
+
+    // Worker 0 killed while it holds leased messages: frozen until the
+    // store shows some leased to it, then SIGKILL.
+    let pool = sqlx::PgPool::connect(&c.db_url).await.unwrap();
+    while sent.load(Ordering::Relaxed) < TOTAL / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let held = loop {
+        c.workers[0].signal(nix::sys::signal::Signal::SIGSTOP);
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM webhook_messages
+             WHERE leased_by = 'w0' AND state = 'pending'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            break n;
+        }
+        c.workers[0].signal(nix::sys::signal::Signal::SIGCONT);
+        assert!(Instant::now() < deadline, "worker 0 never held a message");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    c.workers[0].kill9().await;
+    eprintln!("worker 0 killed holding {held} messages");
+
+    // The receiver goes away for two seconds and comes back.
+    while sent.load(Ordering::Relaxed) < TOTAL * 2 / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rx.away();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rx.back().await;
+    for task in load {
+        task.await.unwrap();
+    }
+    for slug in slugs {
+        c.wait_total(slug, TOTAL / 4, Duration::from_secs(60)).await;
+    }
+
+    let stored: std::collections::BTreeSet<String> =
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT event_id FROM clicks")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| uuid::Uuid::from_slice(&b).unwrap().to_string())
+            .collect();
+    assert_eq!(stored.len() as u64, TOTAL);
+    rx.set(Mode::Ok);
+    rx.wait_for(Duration::from_secs(120), "every click delivered", |r| {
+        r.delivered_clicks().0.len() as u64 == TOTAL
+    })
+    .await;
+    let (delivered, twice) = rx.delivered_clicks();
+    assert_eq!(delivered, stored, "delivered event ids = stored event ids");
+    assert_eq!(twice, 0, "an event came in two different messages");
+    let all = rx.all();
+    let failed = all
+        .iter()
+        .filter(|r| !(200..300).contains(&r.answered))
+        .count();
+    let messages = rx.delivered().len();
+    eprintln!(
+        "{} requests for {messages} messages ({failed} answered 500 or hung)",
+        all.len()
+    );
+    assert!(failed > 0, "the receiver never failed");
+
+    // Every request, retries included, verified by the reference library.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    receiver_support::dump(&all, file.path());
+    let out = std::process::Command::new(&verifier)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify-webhooks.py"))
+        .arg(&secret)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        said.trim(),
+        format!("verified {} of {}", all.len(), all.len())
+    );
 }

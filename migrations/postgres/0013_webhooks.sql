@@ -49,6 +49,8 @@ CREATE TABLE webhook_messages (
     retry_until   BIGINT NOT NULL,
     next_at       BIGINT NOT NULL,
     lease_until   BIGINT,
+    -- The worker holding the lease.
+    leased_by     TEXT,
     last_status   INTEGER,
     last_error    TEXT,
     created_at    BIGINT NOT NULL,

@@ -49,6 +49,8 @@ CREATE TABLE webhook_messages (
     retry_until   INTEGER NOT NULL,
     next_at       INTEGER NOT NULL,
     lease_until   INTEGER,
+    -- The worker holding the lease.
+    leased_by     TEXT,
     last_status   INTEGER,
     last_error    TEXT,
     created_at    INTEGER NOT NULL,

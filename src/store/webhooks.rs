@@ -232,19 +232,20 @@ pub trait WebhookStore: Send + Sync {
         let _ = (limit, plan);
         Err(StoreError::Unsupported("webhooks"))
     }
-    /// Leases due pending messages of enabled endpoints until
+    /// Leases (to `worker`) due pending messages of enabled endpoints until
     /// `lease_until` (at most `per_endpoint` of one endpoint, `limit` in
     /// all; none of the endpoints in `busy`), counting the attempt; a leased message is nobody else's until
     /// the lease runs out (a worker that dies hands it over that way).
     async fn claim_messages(
         &self,
+        worker: &str,
         now: i64,
         lease_until: i64,
         busy: &[String],
         per_endpoint: usize,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
-        let _ = (now, lease_until, busy, per_endpoint, limit);
+        let _ = (worker, now, lease_until, busy, per_endpoint, limit);
         Err(StoreError::Unsupported("webhooks"))
     }
     /// Logs an attempt and settles its message. A success clears the

@@ -44,14 +44,21 @@ pub struct Settings {
 /// What delivers: the store, the HTTP client and the settings.
 pub struct Deliverer {
     pub store: Arc<dyn Store>,
+    /// Who holds the leases this one takes (the worker's name).
+    pub worker: String,
     pub client: reqwest::Client,
     pub settings: Settings,
 }
 
 impl Deliverer {
-    pub fn new(store: Arc<dyn Store>, settings: Settings) -> anyhow::Result<Deliverer> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        worker: String,
+        settings: Settings,
+    ) -> anyhow::Result<Deliverer> {
         Ok(Deliverer {
             client: client(&settings)?,
+            worker,
             store,
             settings,
         })
@@ -148,11 +155,14 @@ impl Deliverer {
         in_flight: &mut JoinSet<String>,
     ) {
         let now = now_ms();
-        let lease = self.settings.timeout + Duration::from_secs(30);
+        // Longer than any attempt takes, so no two workers send a message
+        // at once; short enough that a dead worker's messages go out soon.
+        let lease = self.settings.timeout + self.settings.timeout.max(Duration::from_secs(5));
         let busy_ids: Vec<String> = busy.keys().cloned().collect();
         let claimed = match self
             .store
             .claim_messages(
+                &self.worker,
                 now,
                 now + lease.as_millis() as i64,
                 &busy_ids,

@@ -329,6 +329,7 @@ macro_rules! sql_webhooks {
 
             async fn claim_messages(
                 &self,
+                worker: &str,
                 now: i64,
                 lease_until: i64,
                 busy: &[String],
@@ -365,12 +366,14 @@ macro_rules! sql_webhooks {
                         .await?;
                     for id in ids {
                         let row = sqlx::query(
-                            "UPDATE webhook_messages SET lease_until = $3, attempts = attempts + 1
+                            "UPDATE webhook_messages
+                             SET lease_until = $3, leased_by = $4, attempts = attempts + 1
                              WHERE endpoint_id = $1 AND id = $2 RETURNING *",
                         )
                         .bind(&endpoint)
                         .bind(&id)
                         .bind(lease_until)
+                        .bind(worker)
                         .fetch_one(&mut *tx)
                         .await?;
                         out.push(message_from_row(&row)?);
@@ -410,7 +413,7 @@ macro_rules! sql_webhooks {
                 };
                 sqlx::query(
                     "UPDATE webhook_messages SET state = $3, next_at = COALESCE($4, next_at),
-                         finished_at = $5, lease_until = NULL, last_status = $6, last_error = $7
+                         finished_at = $5, lease_until = NULL, leased_by = NULL, last_status = $6, last_error = $7
                      WHERE endpoint_id = $1 AND id = $2 AND state = 'pending'",
                 )
                 .bind(&a.endpoint_id)
@@ -513,7 +516,7 @@ macro_rules! sql_webhooks {
                 };
                 let n = sqlx::query(
                     "UPDATE webhook_messages SET state = 'pending', next_at = $2,
-                         retry_until = $3, finished_at = NULL, lease_until = NULL
+                         retry_until = $3, finished_at = NULL, lease_until = NULL, leased_by = NULL
                      WHERE endpoint_id = $1 AND ($4 IS NULL OR id = $4)
                          AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6)",
                 )
