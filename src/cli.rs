@@ -14,6 +14,7 @@ use crate::clicks::geo;
 use crate::config::{
     AccessTokenArgs, ClientArgs, CopyArgs, DatabaseArgs, ExportArgs, ExportCommand, ExportFormat,
     GeoipCommand, GeoipUpdateArgs, KeysCommand, RulesCommand, ShortenArgs, StatsArgs,
+    WebhookScopeArgs, WebhooksCommand,
 };
 use crate::domain::KeyId;
 use crate::store::{Store, StoreConfig};
@@ -565,6 +566,192 @@ pub async fn rules(cmd: RulesCommand) -> anyhow::Result<()> {
         .with_context(|| format!("cannot reach {}", args.server))?;
     let link = answer(res).await?;
     println!("{}", serde_json::to_string_pretty(&link["rules"])?);
+    Ok(())
+}
+
+fn webhook_scope(scope: &WebhookScopeArgs) -> Option<Value> {
+    match (&scope.tag, scope.link.is_empty()) {
+        (Some(tag), _) => Some(json!({ "tag": tag })),
+        (None, false) => Some(json!({ "links": scope.link })),
+        (None, true) => None,
+    }
+}
+
+/// `hop webhooks …`: each subcommand one API call.
+pub async fn webhooks(cmd: WebhooksCommand) -> anyhow::Result<()> {
+    use reqwest::Method;
+    let http = reqwest::Client::new();
+    let base = "/api/v1/webhooks";
+    let (client, method, path, query, body) = match &cmd {
+        WebhooksCommand::Create {
+            url,
+            events,
+            description,
+            scope,
+            instance_wide,
+            client,
+        } => {
+            let mut body = json!({ "url": url, "events": events, "instance_wide": instance_wide });
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if let Some(s) = webhook_scope(scope) {
+                body["scope"] = s;
+            }
+            (client, Method::POST, base.to_owned(), vec![], Some(body))
+        }
+        WebhooksCommand::List { client } => (client, Method::GET, base.to_owned(), vec![], None),
+        WebhooksCommand::Show { id, client } => {
+            (client, Method::GET, format!("{base}/{id}"), vec![], None)
+        }
+        WebhooksCommand::Update {
+            id,
+            url,
+            events,
+            description,
+            scope,
+            all_links,
+            enable,
+            disable,
+            client,
+        } => {
+            let mut body = json!({});
+            if let Some(u) = url {
+                body["url"] = json!(u);
+            }
+            if !events.is_empty() {
+                body["events"] = json!(events);
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if let Some(s) = webhook_scope(scope) {
+                body["scope"] = s;
+            } else if *all_links {
+                body["scope"] = json!({});
+            }
+            if *enable || *disable {
+                body["enabled"] = json!(*enable);
+            }
+            (
+                client,
+                Method::PATCH,
+                format!("{base}/{id}"),
+                vec![],
+                Some(body),
+            )
+        }
+        WebhooksCommand::Delete { id, client } => {
+            (client, Method::DELETE, format!("{base}/{id}"), vec![], None)
+        }
+        WebhooksCommand::RotateSecret {
+            id,
+            grace_seconds,
+            client,
+        } => {
+            let body = match grace_seconds {
+                Some(g) => json!({ "grace_seconds": g }),
+                None => json!({}),
+            };
+            let path = format!("{base}/{id}/rotate-secret");
+            (client, Method::POST, path, vec![], Some(body))
+        }
+        WebhooksCommand::Messages {
+            id,
+            state,
+            limit,
+            client,
+        } => {
+            let query = query_of(&[("state", state), ("limit", limit)], false);
+            (
+                client,
+                Method::GET,
+                format!("{base}/{id}/messages"),
+                query,
+                None,
+            )
+        }
+        WebhooksCommand::Log {
+            id,
+            message,
+            limit,
+            client,
+        } => {
+            let query = query_of(&[("message", message), ("limit", limit)], false);
+            (
+                client,
+                Method::GET,
+                format!("{base}/{id}/attempts"),
+                query,
+                None,
+            )
+        }
+        WebhooksCommand::Replay {
+            id,
+            message,
+            from,
+            to,
+            client,
+        } => {
+            let body = match (message, from, to) {
+                (Some(m), _, _) => json!({ "message_id": m }),
+                (None, Some(f), Some(t)) => json!({ "from": f, "to": t }),
+                _ => bail!("give --message ID, or --from and --to"),
+            };
+            (
+                client,
+                Method::POST,
+                format!("{base}/{id}/replay"),
+                vec![],
+                Some(body),
+            )
+        }
+    };
+    let mut req = request(&http, client, method, &path)?.query(&query);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", client.server))?;
+    if res.status() == reqwest::StatusCode::NO_CONTENT {
+        eprintln!("deleted");
+        return Ok(());
+    }
+    let answer = answer(res).await?;
+    match &cmd {
+        WebhooksCommand::List { .. } => {
+            for w in answer["webhooks"].as_array().into_iter().flatten() {
+                let events: Vec<&str> = w["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    w["id"].as_str().unwrap_or_default(),
+                    if w["enabled"] == true {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
+                    events.join(","),
+                    w["url"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        WebhooksCommand::Replay { .. } => {
+            println!("{} messages will be sent again", answer["replayed"]);
+        }
+        _ => {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            if answer.get("secret").is_some() {
+                eprintln!("the secret is shown this once: keep it to verify signatures");
+            }
+        }
+    }
     Ok(())
 }
 

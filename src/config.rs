@@ -44,6 +44,10 @@ pub enum Command {
     /// CSV or NDJSON, streamed from a running server's API.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Webhook endpoints: register, list, change, rotate secrets, read the
+    /// delivery log, replay (through a running server's API).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Make a one-time access token of a password-protected link (prints
     /// the URL that opens it once).
     AccessToken(AccessTokenArgs),
@@ -143,6 +147,7 @@ impl Cli {
                 ExportCommand::Links(ExportArgs { client, .. })
                 | ExportCommand::Clicks(ExportArgs { client, .. }),
             ) => set_key(client),
+            Command::Webhooks(w) => set_key(w.client_mut()),
             Command::Geoip(_) | Command::Copy(_) => {}
         }
         Ok(())
@@ -675,6 +680,137 @@ pub struct ExportArgs {
     pub output: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// Which links an endpoint hears of (default: every link of the key).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookScopeArgs {
+    /// Only links with this tag.
+    #[arg(long, conflicts_with = "link")]
+    pub tag: Option<String>,
+    /// Only this link (repeatable).
+    #[arg(long)]
+    pub link: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Register an endpoint; prints it with its signing secret (shown
+    /// once).
+    Create {
+        url: String,
+        /// click, link.created, link.updated, link.deleted or
+        /// link.exhausted (repeatable; at least one).
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        scope: WebhookScopeArgs,
+        /// Every link of the instance (admin keys).
+        #[arg(long)]
+        instance_wide: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The key's endpoints (an admin's: every one), one per line.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One endpoint (JSON).
+    Show {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change an endpoint: what is given replaces what it had.
+    Update {
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long = "event")]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        scope: WebhookScopeArgs,
+        /// Hear of every link of the key again (drops a tag or links).
+        #[arg(long, conflicts_with_all = ["tag", "link"])]
+        all_links: bool,
+        /// Enable (its waiting messages go out).
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Pause (messages wait).
+        #[arg(long)]
+        disable: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A new signing secret (printed once); the old one also signs for
+    /// --grace-seconds (default a day).
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        grace_seconds: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Messages (newest first), optionally of one state.
+    Messages {
+        id: String,
+        /// pending, delivered or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        limit: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The delivery log (newest first), optionally of one message.
+    Log {
+        id: String,
+        #[arg(long)]
+        message: Option<String>,
+        #[arg(long)]
+        limit: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send messages again, ids and bodies unchanged: one (--message), or
+    /// those whose events happened in [--from, --to) (RFC 3339).
+    Replay {
+        id: String,
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        message: Option<String>,
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl WebhooksCommand {
+    pub fn client_mut(&mut self) -> &mut ClientArgs {
+        match self {
+            WebhooksCommand::Create { client, .. }
+            | WebhooksCommand::List { client }
+            | WebhooksCommand::Show { client, .. }
+            | WebhooksCommand::Update { client, .. }
+            | WebhooksCommand::Delete { client, .. }
+            | WebhooksCommand::RotateSecret { client, .. }
+            | WebhooksCommand::Messages { client, .. }
+            | WebhooksCommand::Log { client, .. }
+            | WebhooksCommand::Replay { client, .. } => client,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

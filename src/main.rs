@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Rules(cmd) => hop::cli::rules(cmd).await,
         Command::AccessToken(args) => hop::cli::access_token(args).await,
         Command::Export(cmd) => hop::cli::export(cmd).await,
+        Command::Webhooks(cmd) => hop::cli::webhooks(cmd).await,
         Command::Copy(args) => hop::cli::copy(args).await,
         Command::Keys(cmd) => hop::cli::keys(cmd).await,
         Command::Geoip(cmd) => hop::cli::geoip(cmd).await,

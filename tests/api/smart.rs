@@ -472,7 +472,7 @@ async fn one_rule_is_patched_in_place() {
 
 /// Runs `hop ARGS` against `app` (with the admin key), `stdin` as its
 /// input; returns whether it succeeded, its output and its errors.
-async fn hop_cli(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String, String) {
+pub(crate) async fn hop_cli(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String, String) {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hop"))
         .args(args)

@@ -656,3 +656,92 @@ async fn a_slow_endpoint_does_not_hold_up_another() {
     );
     assert!(slow.delivered().is_empty());
 }
+
+/// `hop webhooks`: create (secret printed once), list, update, messages,
+/// log, replay, rotate, delete, through the API.
+#[tokio::test]
+async fn the_cli_manages_endpoints() {
+    if on_dynamodb() {
+        return;
+    }
+    let app = TestApp::spawn_with(fast).await;
+    let rx = Receiver::start().await;
+    let url = rx.url();
+    let cli = |args: Vec<String>| {
+        let app = &app;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (ok, out, err) = crate::smart::hop_cli(app, &args, "").await;
+            assert!(ok, "hop {args:?}: {err}");
+            (out, err)
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let (out, err) = cli(s(&[
+        "webhooks",
+        "create",
+        &url,
+        "--event",
+        "link.created",
+        "--description",
+        "cli",
+    ]))
+    .await;
+    let made: Value = serde_json::from_str(&out).unwrap();
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert!(made["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(err.contains("shown this once"));
+    let (out, _) = cli(s(&["webhooks", "list"])).await;
+    assert_eq!(out, format!("{id}\tenabled\tlink.created\t{url}\n"));
+    let (out, _) = cli(s(&[
+        "webhooks",
+        "update",
+        &id,
+        "--event",
+        "link.created",
+        "--event",
+        "link.deleted",
+        "--disable",
+    ]))
+    .await;
+    let changed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(changed["events"], json!(["link.created", "link.deleted"]));
+    assert_eq!(changed["enabled"], false);
+    cli(s(&["webhooks", "update", &id, "--enable"])).await;
+    app.create_slug("wh-cli", "https://example.com/").await;
+    rx.wait_for(Duration::from_secs(10), "link.created", |r| {
+        r.delivered().len() == 1
+    })
+    .await;
+    let msg_id = rx.delivered().keys().next().unwrap().clone();
+    let (out, _) = cli(s(&["webhooks", "messages", &id, "--state", "delivered"])).await;
+    let page: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["messages"][0]["id"], msg_id.as_str());
+    assert_eq!(
+        page["messages"][0]["payload"]["data"]["link"]["slug"],
+        "wh-cli"
+    );
+    let (out, _) = cli(s(&["webhooks", "log", &id, "--message", &msg_id])).await;
+    let log: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(log["attempts"][0]["status"], 204);
+    let (out, _) = cli(s(&["webhooks", "replay", &id, "--message", &msg_id])).await;
+    assert_eq!(out.trim(), "1 messages will be sent again");
+    rx.wait_for(Duration::from_secs(10), "the replay", |r| {
+        r.all().len() == 2
+    })
+    .await;
+    assert_eq!(rx.all()[1].id, msg_id);
+    let (out, _) = cli(s(&[
+        "webhooks",
+        "rotate-secret",
+        &id,
+        "--grace-seconds",
+        "0",
+    ]))
+    .await;
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(rotated["secret"], made["secret"]);
+    cli(s(&["webhooks", "delete", &id])).await;
+    let (ok, _, err) = crate::smart::hop_cli(&app, &["webhooks", "show", &id], "").await;
+    assert!(!ok && err.contains("webhook_not_found"), "{err}");
+}
