@@ -49,6 +49,7 @@ pub const RESERVED: &[&str] = &[
     "static",
     "stats",
     "ui",
+    "webhooks",
     "www",
 ];
 

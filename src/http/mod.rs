@@ -125,6 +125,11 @@ pub fn router(state: AppState) -> Router {
             get(ui::delete_page).post(ui::delete),
         )
         .route("/report", get(ui::report_page).post(ui::report))
+        .route("/webhooks", get(ui::webhooks_page).post(ui::create_webhook))
+        .route(
+            "/webhooks/{id}",
+            get(ui::webhook_page).post(ui::webhook_action),
+        )
         .route("/static/{file}", get(assets::serve_asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CatchPanicLayer::custom(|e| pages::panic_response(false, e)));

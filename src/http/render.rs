@@ -44,6 +44,8 @@ pub(super) static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     template!("unlock.html");
     template!("password.html");
     template!("preview.html");
+    template!("webhooks.html");
+    template!("webhook.html");
     env.add_function("asset", |name: &str| {
         Value::from_safe_string(super::embedded::url(name))
     });

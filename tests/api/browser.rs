@@ -827,3 +827,79 @@ async fn a_preview_as_slack_fetches_it() {
     let stats = app.wait_for_clicks("sale", "include_bots=true", 1).await;
     assert_eq!(stats["top"]["devices"][0]["value"], "bot");
 }
+
+/// Webhooks in the UI: a refused URL says why; registered, the secret
+/// shows once; the endpoint's page lists its messages and delivery log
+/// (a link created after it), pauses and replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_managed_in_the_ui() {
+    if crate::helpers::on_dynamodb() {
+        return;
+    }
+    let app = TestApp::spawn_with(|c| {
+        c.webhooks.webhooks_allow_private = true;
+        c.webhooks.webhook_batch_wait = Duration::from_millis(50);
+    })
+    .await;
+    let rx = crate::receiver_support::Receiver::start().await;
+    let b = Browser::start().await;
+    sign_in(&b, &app).await;
+    b.click("a[href='/webhooks']").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "Webhooks")
+        .await;
+    assert_labelled(&b).await;
+    b.fill("#url", "ftp://example.com/").await;
+    b.click("#new-webhook button.primary").await;
+    b.wait_text("p.error", Duration::from_secs(5), |t| {
+        t.contains("http or https")
+    })
+    .await;
+    b.fill("#url", &rx.url()).await;
+    b.click("input[name=ev_link_created]").await;
+    b.fill("#description", "the CRM").await;
+    b.click("#new-webhook button.primary").await;
+    let secret = b.text("#secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_eq!(b.count("#endpoints tbody tr").await, 1);
+    b.screenshot("webhooks.png").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.screenshot("webhooks-phone.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
+
+    // A link made now reaches the receiver, signed with that secret.
+    app.create_slug("ui-hook", "https://example.com/").await;
+    rx.wait_for(Duration::from_secs(10), "link.created", |r| {
+        r.delivered().len() == 1
+    })
+    .await;
+    assert!(crate::receiver_support::verifies(&secret, &rx.all()[0]));
+    b.click("#endpoints tbody a").await;
+    b.wait_text("#messages tbody", Duration::from_secs(5), |t| {
+        t.contains("link.created")
+    })
+    .await;
+    assert!(b.text("#attempts tbody").await.contains("204"));
+    b.screenshot("webhook.png").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.screenshot("webhook-phone.png").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
+    b.click("#messages button[value=replay]").await;
+    b.wait_text("p.notice", Duration::from_secs(5), |t| {
+        t.contains("goes out again")
+    })
+    .await;
+    rx.wait_for(Duration::from_secs(10), "the replay", |r| {
+        r.all().len() == 2
+    })
+    .await;
+    b.click("button[value=disable]").await;
+    b.wait_text("#disabled-reason", Duration::from_secs(5), |t| {
+        t.contains("disabled by its owner")
+    })
+    .await;
+    b.click("button[value=delete]").await;
+    b.wait_text("h1", Duration::from_secs(5), |t| t == "Webhooks")
+        .await;
+    assert_eq!(b.count("#endpoints").await, 0);
+    b.close().await;
+}

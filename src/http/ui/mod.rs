@@ -9,7 +9,9 @@
 //! - `links`: `/links`, the signed-in key's links; `/links/{slug}`, the
 //!   live dashboard, and `/links/{slug}/unlock` for a link secret;
 //! - `edit` and `delete`: `/links/{slug}/edit` and `/delete`;
-//! - `report`: `/report`, the abuse report form.
+//! - `report`: `/report`, the abuse report form;
+//! - `webhooks`: `/webhooks` and `/webhooks/{id}`, webhook endpoints,
+//!   their messages and delivery log.
 //!
 //! This file holds what they share: the page frame, CSRF checks (through
 //! [`super::csrf`]), sessions,
@@ -65,6 +67,7 @@ pub mod links;
 pub mod report;
 pub mod shorten;
 pub mod sign_in;
+pub mod webhooks;
 
 pub use delete::{delete, delete_page};
 pub use edit::{edit, edit_page};
@@ -72,6 +75,7 @@ pub use links::{dashboard, list_page, unlock};
 pub use report::{report, report_page};
 pub use shorten::{home, shorten};
 pub use sign_in::{login, login_page, logout};
+pub use webhooks::{create_webhook, webhook_action, webhook_page, webhooks_page};
 
 pub use super::csrf::CSRF_COOKIE;
 
