@@ -7,12 +7,17 @@
 //! With LINKS > 1 the clicks are spread evenly over that many links (every
 //! link's count is checked; the country check is on the first link).
 //! (bench/run.sh passes the databases that scripts/test-data.sh fetches).
+//! With WEBHOOK_CLICKS=1 an endpoint wants every click: each batch also
+//! writes its outbox row, and the webhook fan-out runs beside the writer
+//! (as in `hop serve`), turning them into messages (to a loopback port
+//! nothing answers; the count of clicks in messages is checked).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use hop::clicks::geo::GeoDb;
 use hop::clicks::{BatchWriter, ClickQueue, ClickRecorder, ClickSink, Enricher};
 use hop::domain::{ClickEvent, Dimension, Utm};
@@ -108,6 +113,40 @@ async fn main() -> anyhow::Result<()> {
             .entry(country.unwrap_or_else(|| "unknown".into()))
             .or_default() += 1;
     }
+    let webhooks = std::env::var("WEBHOOK_CLICKS").is_ok_and(|v| v == "1");
+    let deliverer_stop = CancellationToken::new();
+    let deliverer = if webhooks {
+        use hop::store::webhooks::WebhookStore;
+        let endpoint = hop::store::webhooks::Endpoint {
+            id: hop::webhooks::new_endpoint_id(),
+            owner: None,
+            instance_wide: true,
+            url: "http://127.0.0.1:9/hook".into(),
+            description: None,
+            events: vec![hop::domain::webhook::EventType::Click],
+            scope_tag: None,
+            scope_links: None,
+            secret: hop::webhooks::new_secret(),
+            previous_secret: None,
+            previous_until: None,
+            enabled: true,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        store.insert_endpoint(&endpoint).await?;
+        let settings = hop::config::Cli::parse_from(["hop", "worker"]);
+        let hop::config::Command::Worker(w) = settings.command else {
+            unreachable!("parsed a worker command")
+        };
+        let mut settings = w.webhooks.settings();
+        settings.allow_private = true;
+        let d = hop::webhooks::deliver::Deliverer::new(store.clone(), "bench".into(), settings)?;
+        Some(tokio::spawn(d.run(deliverer_stop.clone())))
+    } else {
+        None
+    };
     let stop = CancellationToken::new();
     let started = Instant::now();
     // On a thread of its own, as `hop serve` runs it.
@@ -121,6 +160,38 @@ async fn main() -> anyhow::Result<()> {
     stop.cancel();
     task.await?;
     let elapsed = started.elapsed();
+    if let Some(d) = deliverer {
+        // Every stored click reaches a message: the fan-out catches up.
+        use hop::store::webhooks::WebhookStore;
+        let caught_up = Instant::now();
+        loop {
+            let (outbox, _, _) = store.webhook_backlog().await?;
+            if outbox == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        deliverer_stop.cancel();
+        d.await?;
+        let messages = store
+            .list_messages(
+                &store.list_endpoints(None).await?[0].id,
+                None,
+                None,
+                usize::MAX >> 1,
+            )
+            .await?;
+        let in_messages: u64 = messages.iter().map(|m| u64::from(m.events)).sum();
+        println!(
+            "webhooks: {in_messages} clicks in {} messages, outbox empty {:.2} s after the last click was stored",
+            messages.len(),
+            caught_up.elapsed().as_secs_f64()
+        );
+        anyhow::ensure!(
+            in_messages == n as u64,
+            "FAIL: {in_messages} clicks in webhook messages for {n} stored"
+        );
+    }
     let totals = store.click_totals(&links, true).await?;
     let stored: u64 = totals.values().sum();
     for (i, id) in links.iter().enumerate() {

@@ -15,7 +15,13 @@ on lists a JSON Schema does not hold:
   under the 64 KiB bound (long lists are cut);
 - a rule's target or a fallback URL must not be on a domain the run's
   takedowns (made up by schemathesis too) took down: they are replaced by
-  example.com URLs (the `url` field checks target parsing already).
+  example.com URLs (the `url` field checks target parsing already);
+- webhooks: an endpoint URL must answer somewhere this machine may send to
+  (it is replaced by a loopback URL nothing listens on: the contract
+  server allows private endpoints, and delivery attempts stay on this
+  machine), listed links must exist (the contract link), a scope is a tag
+  or links, not both, a secret must decode to 24-64 bytes, and a replay
+  names one message or a range whose `from` is before its `to`.
 
 Before each request, a schema-valid (positive) case that breaks only such
 a rule is moved to the nearest valid value, so that "schema-valid data is
@@ -181,6 +187,43 @@ def _positive(case):
     return meta is not None and meta.generation.mode == GenerationMode.POSITIVE
 
 
+WEBHOOK_URL = "http://127.0.0.1:9/hook"
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def _valid_webhook(body):
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("url"), str):
+        body["url"] = WEBHOOK_URL
+    if isinstance(body.get("secret"), str):
+        body["secret"] = WEBHOOK_SECRET
+    scope = body.get("scope")
+    if isinstance(scope, dict):
+        if isinstance(scope.get("links"), list):
+            if scope.get("tag") is not None:
+                del scope["links"]
+            else:
+                scope["links"] = [EXISTING_SLUG]
+
+
+def _valid_replay(body):
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("message_id"), str) and body["message_id"]:
+        for k in ("from", "to"):
+            body.pop(k, None)
+        return
+    body.pop("message_id", None)
+    now = datetime.now(timezone.utc)
+    start, end = _instant(body.get("from")), _instant(body.get("to"))
+    start = start or now - timedelta(days=1)
+    end = end or now
+    if start >= end:
+        start, end = end, start + timedelta(seconds=1) if start == end else start
+    body["from"], body["to"] = _rfc3339(start), _rfc3339(end)
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     if not _positive(case):
@@ -188,6 +231,11 @@ def before_call(ctx, case, **kwargs):
     if case.method.upper() in ("POST", "PATCH"):
         _future_expiry(case.body)
         _valid_rules(case.body)
+    if case.method.upper() in ("POST", "PATCH") and "/webhooks" in case.path:
+        if case.path.endswith("/replay"):
+            _valid_replay(case.body)
+        else:
+            _valid_webhook(case.body)
     if case.method.upper() == "PATCH" and "/rules/" in case.path and isinstance(case.body, dict):
         # One rule's patch: checked with the link's list like a whole one.
         _valid_rules({"rules": [case.body]})

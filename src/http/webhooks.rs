@@ -25,8 +25,36 @@ fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn event_names_schema() -> utoipa::openapi::Array {
+/// A JSON object only: serde would also take a struct as an array of its
+/// fields.
+fn object<'de, T, D>(d: D) -> Result<T, D::Error>
+where
+    T: serde::de::DeserializeOwned,
+    D: serde::Deserializer<'de>,
+{
+    match serde_json::Value::deserialize(d)? {
+        v @ serde_json::Value::Object(_) => {
+            serde_json::from_value(v).map_err(serde::de::Error::custom)
+        }
+        _ => Err(serde::de::Error::custom("expected an object")),
+    }
+}
+
+/// [`object`], or `null` for none.
+fn optional_object<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: serde::de::DeserializeOwned,
+    D: serde::Deserializer<'de>,
+{
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        v => object(v).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn event_names_of(kind: utoipa::openapi::schema::SchemaType) -> utoipa::openapi::Array {
     utoipa::openapi::ArrayBuilder::new()
+        .schema_type(kind)
         .items(
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::Type::String)
@@ -43,12 +71,29 @@ fn event_names_schema() -> utoipa::openapi::Array {
         .build()
 }
 
+fn event_names_schema() -> utoipa::openapi::Array {
+    event_names_of(utoipa::openapi::Type::Array.into())
+}
+
+/// The events of a change: `null` or absent keeps them.
+fn optional_event_names_schema() -> utoipa::openapi::Array {
+    event_names_of(utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::Type::Array,
+        utoipa::openapi::Type::Null,
+    ]))
+}
+
 /// Which links an endpoint hears of: a tag, or listed links (not both);
 /// empty: every link of its key (or, instance-wide, of the instance).
 #[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookScope {
-    #[schema(min_length = 1, max_length = 100)]
+    /// A tag (1–64 characters, not blank, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tag: Option<String>,
     /// Slugs of links the key can see.
     #[schema(min_items = 1, max_items = 100)]
@@ -64,9 +109,10 @@ pub struct CreateWebhook {
     pub url: String,
     #[schema(schema_with = event_names_schema)]
     pub events: Vec<String>,
-    #[schema(max_length = 500)]
+    /// At most 500 characters, no control characters.
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub scope: WebhookScope,
     /// Every link of the instance (admin keys only).
     #[serde(default)]
@@ -82,12 +128,13 @@ pub struct CreateWebhook {
 pub struct UpdateWebhook {
     #[schema(max_length = 2048, format = "uri")]
     pub url: Option<String>,
-    #[schema(schema_with = event_names_schema)]
+    #[schema(schema_with = optional_event_names_schema)]
     pub events: Option<Vec<String>>,
-    /// `""` removes it.
-    #[schema(max_length = 500)]
+    /// `""` removes it. At most 500 characters, no control characters.
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub description: Option<String>,
     /// Replaces the scope (`{}`: every link of the key).
+    #[serde(default, deserialize_with = "optional_object")]
     pub scope: Option<WebhookScope>,
     /// `true` enables a disabled endpoint (its waiting messages go out);
     /// `false` pauses it (messages wait).
@@ -236,6 +283,7 @@ pub async fn list_webhooks(
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "The endpoint", body = WebhookBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such endpoint for this key", body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -254,6 +302,7 @@ pub async fn get_webhook(
     request_body = UpdateWebhook,
     responses(
         (status = 200, description = "Changed", body = WebhookBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such endpoint for this key", body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -285,6 +334,7 @@ pub async fn update_webhook(
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 204, description = "Deleted, with its messages and log"),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such endpoint for this key", body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -303,7 +353,8 @@ pub async fn delete_webhook(
 pub struct RotateSecret {
     /// Seconds the old secret is still signed with (default 86400, at
     /// most 604800; 0: at once).
-    #[schema(minimum = 0, maximum = 604800)]
+    #[serde(default, deserialize_with = "super::links::whole")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 604800)]
     pub grace_seconds: Option<u64>,
 }
 
@@ -312,6 +363,7 @@ pub struct RotateSecret {
     request_body = RotateSecret,
     responses(
         (status = 200, description = "The new secret (shown this once); messages carry a signature with each secret until the old one's grace period ends", body = WebhookBody),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such endpoint for this key", body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -398,6 +450,7 @@ fn cursor(c: Option<&str>) -> Result<Option<i64>, ApiError> {
     params(("id" = String, Path, description = "The endpoint's id"), MessageParams),
     responses(
         (status = 200, description = "Messages, newest event first", body = WebhookMessagePage),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such endpoint for this key", body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -482,6 +535,7 @@ impl WebhookAttempt {
     params(("id" = String, Path, description = "The endpoint's id"), AttemptParams),
     responses(
         (status = 200, description = "The delivery log, newest first", body = WebhookAttemptPage),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such endpoint for this key", body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -494,6 +548,12 @@ pub async fn list_webhook_attempts(
     let key = access::api_key(&state, &caller).await?;
     let limit = bounded_param("limit", p.limit.as_deref(), 50, 1..=200)?;
     let before = cursor(p.cursor.as_deref())?;
+    if p.message.as_ref().is_some_and(|m| m.len() > 64) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "message is a message id (at most 64 characters)",
+        ));
+    }
     let list = rules::attempts(
         &*state.store,
         &key,
@@ -534,6 +594,7 @@ pub struct Replayed {
     request_body = ReplayWebhook,
     responses(
         (status = 202, description = "The messages go out again, with their ids and bodies unchanged", body = Replayed),
+        (status = 401, description = "Bad or missing credentials", body = ErrorBody),
         (status = 404, description = "No such endpoint for this key", body = ErrorBody),
     ),
     security(("api_key" = [])))]

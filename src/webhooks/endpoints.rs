@@ -38,7 +38,9 @@ pub enum EndpointError {
     InvalidEvents,
     #[error("description must be at most 500 characters")]
     InvalidDescription,
-    #[error("scope: give a tag, or a list of at most 100 slugs of links you can see, not both")]
+    #[error(
+        "scope: give a tag (1 to 64 characters), or a list of at most 100 slugs of links you can see, not both"
+    )]
     InvalidScope,
     #[error("scope.links names a link that does not exist or that this key cannot see: {0}")]
     UnknownLink(String),
@@ -130,6 +132,9 @@ pub fn literal_allowed(host: &url::Host<&str>) -> bool {
 }
 
 fn parse_events(names: &[String]) -> Result<Vec<EventType>, EndpointError> {
+    if names.len() > EventType::ALL.len() {
+        return Err(EndpointError::InvalidEvents);
+    }
     let mut events = names
         .iter()
         .map(|n| EventType::parse(n.trim()).ok_or(EndpointError::InvalidEvents))
