@@ -31,7 +31,10 @@ CREATE TABLE webhook_outbox (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     kind       TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
-    body       BLOB    NOT NULL
+    body       BLOB    NOT NULL,
+    -- The fan-out that took it, until when.
+    claimed_by    TEXT,
+    claimed_until INTEGER
 );
 
 CREATE TABLE webhook_messages (

@@ -225,11 +225,19 @@ pub trait WebhookStore: Send + Sync {
         Err(StoreError::Unsupported("webhooks"))
     }
     /// Takes up to `limit` outbox rows (oldest first; rows another worker
-    /// holds are skipped), lets `plan` make messages of them, stores those
-    /// (a message already there is kept as it is) and deletes the rows, in
-    /// one transaction. Returns how many rows were taken.
-    async fn fan_out(&self, limit: usize, plan: Planner<'_>) -> Result<usize, StoreError> {
-        let _ = (limit, plan);
+    /// holds are skipped) for `worker`, lets `plan` make messages of them,
+    /// then stores those (a message already there is kept as it is) and
+    /// deletes the rows in one transaction, unless the rows were meanwhile
+    /// taken by another worker (the take runs out after a minute). Returns
+    /// how many rows were fanned out.
+    async fn fan_out(
+        &self,
+        worker: &str,
+        now: i64,
+        limit: usize,
+        plan: Planner<'_>,
+    ) -> Result<usize, StoreError> {
+        let _ = (worker, now, limit, plan);
         Err(StoreError::Unsupported("webhooks"))
     }
     /// Leases (to `worker`) due pending messages of enabled endpoints until

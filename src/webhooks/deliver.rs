@@ -137,7 +137,11 @@ impl Deliverer {
             )
         };
         loop {
-            match self.store.fan_out(FAN_OUT_ROWS, &planner).await {
+            match self
+                .store
+                .fan_out(&self.worker, now_ms(), FAN_OUT_ROWS, &planner)
+                .await
+            {
                 Ok(n) if n == FAN_OUT_ROWS => continue,
                 Ok(_) => return,
                 Err(e) => {
