@@ -873,6 +873,19 @@ async fn webhooks_are_managed_in_the_ui() {
     })
     .await;
     assert!(crate::receiver_support::verifies(&secret, &rx.all()[0]));
+    let listed: serde_json::Value = app
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/webhooks",
+            Some(&app.admin_key),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = listed["webhooks"][0]["id"].as_str().unwrap().to_owned();
+    crate::webhooks::wait_delivered(&app, &app.admin_key, &id, 1).await;
     b.click("#endpoints tbody a").await;
     b.wait_text("#messages tbody", Duration::from_secs(5), |t| {
         t.contains("link.created")

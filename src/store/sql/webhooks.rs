@@ -80,8 +80,10 @@ macro_rules! sql_webhooks {
         }
 
         /// How long a fan-out holds the outbox rows it took (then another
-        /// worker may take them).
-        const FAN_OUT_CLAIM_MS: i64 = 60_000;
+        /// worker may take them: a dead worker's rows wait this long).
+        const FAN_OUT_CLAIM_MS: i64 = 10_000;
+        /// About how many clicks one fan-out reads and plans (memory).
+        const FAN_OUT_CLICKS: i64 = 20_000;
 
         /// Writes a link event into the outbox, in the caller's transaction.
         async fn outbox_link_event(
@@ -259,23 +261,46 @@ macro_rules! sql_webhooks {
                 limit: usize,
                 plan: Planner<'_>,
             ) -> Result<usize, StoreError> {
-                // 1. Take rows (a short write): nobody else's until the
-                // claim runs out.
+                // 1. Take rows: the oldest free ones, as many as hold about
+                // `FAN_OUT_CLICKS` clicks (at least one), in a short write;
+                // nobody else's until the take runs out. Two workers that
+                // pick the same rows: the second's update finds them taken.
+                let free: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT seq, CAST(length(body) AS BIGINT) FROM webhook_outbox
+                     WHERE claimed_until IS NULL OR claimed_until < $1
+                     ORDER BY seq LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(self.readers())
+                .await?;
+                let mut take = Vec::new();
+                let mut clicks = 0;
+                for (seq, len) in free {
+                    if !take.is_empty() && clicks + len / 32 > FAN_OUT_CLICKS {
+                        break;
+                    }
+                    clicks += len / 32;
+                    take.push(seq);
+                }
+                if take.is_empty() {
+                    return Ok(0);
+                }
+                let list: Vec<String> = (4..take.len() + 4).map(|i| format!("${i}")).collect();
                 let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE webhook_outbox SET claimed_by = $1, claimed_until = $2
-                     WHERE seq IN (SELECT seq FROM webhook_outbox
-                         WHERE claimed_until IS NULL OR claimed_until < $3
-                         ORDER BY seq LIMIT $4{})
+                     WHERE (claimed_until IS NULL OR claimed_until < $3) AND seq IN ({})
                      RETURNING seq, kind, body",
-                    <$store>::SKIP_LOCKED
+                    list.join(", ")
                 )))
                 .bind(worker)
                 .bind(now + FAN_OUT_CLAIM_MS)
-                .bind(now)
-                .bind(limit as i64)
-                .fetch_all(&mut *tx)
-                .await?;
+                .bind(now);
+                for seq in &take {
+                    q = q.bind(*seq);
+                }
+                let rows = q.fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 if rows.is_empty() {
                     return Ok(0);
