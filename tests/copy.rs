@@ -10,6 +10,7 @@ mod pg_support;
 
 use hop::domain::{KeyId, LinkId};
 use hop::stats::{Interval, LinkStats, MINUTE_WINDOW_MS, StatsQuery, link_stats};
+use hop::store::webhooks::WebhookStore;
 use hop::store::{LinkQuery, Store, StoreConfig, TimeRange};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -26,6 +27,9 @@ struct Everything {
     stats: Vec<LinkStats>,
     totals: Vec<hop::store::ClickTotals>,
     raw: Vec<hop::domain::EnrichedClick>,
+    webhooks: Vec<hop::store::webhooks::Endpoint>,
+    messages: Vec<hop::store::webhooks::Message>,
+    outbox: u64,
 }
 
 async fn everything(store: &dyn Store, ids: &[LinkId], queries: &[StatsQuery]) -> Everything {
@@ -60,7 +64,20 @@ async fn everything(store: &dyn Store, ids: &[LinkId], queries: &[StatsQuery]) -
     for i in 0..3u8 {
         sessions.push(store.load_session(&[i; 32], now).await.unwrap());
     }
+    let webhooks = store.list_endpoints(None).await.unwrap();
+    let mut messages = Vec::new();
+    for e in &webhooks {
+        messages.extend(
+            store
+                .list_messages(&e.id, None, None, 10_000)
+                .await
+                .unwrap(),
+        );
+    }
     Everything {
+        webhooks,
+        messages,
+        outbox: store.webhook_backlog().await.unwrap().0,
         links,
         keys: store.list_keys().await.unwrap(),
         reports: store.list_reports(None, 100).await.unwrap(),
@@ -79,6 +96,10 @@ async fn write(store: &dyn Store) -> (Vec<LinkId>, Vec<StatsQuery>) {
     let user = store.insert_key("user", [2; 32], false).await.unwrap();
     let gone = store.insert_key("gone", [3; 32], false).await.unwrap();
     assert!(store.revoke_key(gone.id).await.unwrap());
+    // A webhook endpoint for every event since the epoch: the outbox fills.
+    let mut endpoint = webhook(admin.id);
+    endpoint.created_at = 0;
+    store.insert_endpoint(&endpoint).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     let mut rng = StdRng::seed_from_u64(5);
     let mut ids = Vec::new();
@@ -138,6 +159,8 @@ async fn write(store: &dyn Store) -> (Vec<LinkId>, Vec<StatsQuery>) {
         .await
         .unwrap();
     store.add_takedown("bad.example", "phishing").await.unwrap();
+    // Some of the outbox fanned out into messages, the rest waiting.
+    assert_eq!(fan_out(store, 1).await, 1);
 
     let minute_since = now - MINUTE_WINDOW_MS;
     let mut queries = vec![StatsQuery {
@@ -174,6 +197,43 @@ async fn write(store: &dyn Store) -> (Vec<LinkId>, Vec<StatsQuery>) {
         }
     }
     (ids, queries)
+}
+
+fn webhook(owner: KeyId) -> hop::store::webhooks::Endpoint {
+    hop::store::webhooks::Endpoint {
+        id: hop::webhooks::new_endpoint_id(),
+        owner: Some(owner),
+        instance_wide: true,
+        url: "http://127.0.0.1:9/hook".into(),
+        description: Some("copied".into()),
+        events: hop::domain::webhook::EventType::ALL.to_vec(),
+        scope_tag: None,
+        scope_links: None,
+        secret: hop::webhooks::new_secret(),
+        previous_secret: Some(hop::webhooks::new_secret()),
+        previous_until: Some(5),
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+/// One fan-out of up to `rows` outbox rows, as the delivery loop makes it.
+async fn fan_out(store: &dyn Store, rows: usize) -> usize {
+    let now = chrono::Utc::now().timestamp_millis();
+    let plan = |f: hop::store::webhooks::FanOut<'_>| {
+        hop::webhooks::plan(
+            f,
+            hop::webhooks::PlanSettings {
+                batch_size: 100,
+                retry_for: DAY,
+                now,
+            },
+        )
+    };
+    store.fan_out("test", now, rows, &plan).await.unwrap()
 }
 
 fn hop_copy(args: &[&str]) -> std::process::Output {
@@ -242,6 +302,9 @@ async fn sqlite_copied_into_postgres_answers_the_same() {
     assert_eq!(before.keys, after.keys);
     assert_eq!(before.reports, after.reports);
     assert_eq!(before.takedowns, after.takedowns);
+    assert_eq!(before.webhooks, after.webhooks);
+    assert_eq!(before.messages, after.messages);
+    assert_eq!(before.outbox, after.outbox);
     assert_eq!(before.sessions, after.sessions);
     assert_eq!(before.totals, after.totals);
     assert_eq!(before.raw, after.raw);
@@ -261,6 +324,23 @@ async fn sqlite_copied_into_postgres_answers_the_same() {
         .await
         .unwrap();
     assert!(before.reports.iter().all(|r| r.id < report.id));
+    // The webhook outbox came along, and goes on: the target fans it out
+    // into messages of every raw click (and link event) the source had.
+    assert!(before.outbox > 0 && !before.messages.is_empty());
+    while fan_out(&*target, 500).await > 0 {}
+    let id = &before.webhooks[0].id;
+    let messages = target.list_messages(id, None, None, 10_000).await.unwrap();
+    let clicks: u32 = messages
+        .iter()
+        .filter(|m| m.event_type == hop::domain::webhook::EventType::Click)
+        .map(|m| m.events)
+        .sum();
+    assert_eq!(clicks as usize, before.raw.len());
+    let mut extra = hop::testing::link("after-copy", None);
+    extra.created_at = chrono::Utc::now();
+    target.insert_link(&extra).await.unwrap().unwrap();
+    assert!(target.delete_link(&extra.slug).await.unwrap());
+    assert_eq!(target.webhook_backlog().await.unwrap().0, 2);
     drop(target);
 
     // Into a store that is not empty: refused, unless resuming, which

@@ -28,7 +28,7 @@ CREATE TABLE webhook_endpoints (
 CREATE INDEX webhook_endpoints_clicks ON webhook_endpoints (wants_clicks);
 
 CREATE TABLE webhook_outbox (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     kind       TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
     body       BLOB    NOT NULL,

@@ -1,6 +1,6 @@
 //! Copying everything one store holds into another (`hop copy`): keys,
 //! links and their tags, sessions and access tokens, reports, takedowns,
-//! raw clicks and every rollup (series, breakdowns, sealed packs, visitors,
+//! webhook endpoints, raw clicks and every rollup (series, breakdowns, sealed packs, visitors,
 //! totals, variant segments, the sealer's to-do list).
 //!
 //! The unit is a row of a table, in a store-neutral form ([`Cell`]s, typed
@@ -127,6 +127,33 @@ pub const TABLES: &[Table] = &[
         key: 1,
         generated_id: false,
     },
+    // Webhook endpoints with their secrets, then (after the clicks they
+    // name) the outbox, messages and delivery log, so what the source had
+    // not delivered yet the target delivers.
+    Table {
+        name: "webhook_endpoints",
+        columns: &[
+            ("id", Text),
+            ("owner_key", Int),
+            ("instance_wide", Bool),
+            ("url", Text),
+            ("description", Text),
+            ("events", Text),
+            ("wants_clicks", Bool),
+            ("scope_tag", Text),
+            ("scope_links", Text),
+            ("secret", Text),
+            ("previous_secret", Text),
+            ("previous_until", Int),
+            ("enabled", Bool),
+            ("disabled_reason", Text),
+            ("failing_since", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        key: 1,
+        generated_id: false,
+    },
     Table {
         name: "clicks",
         columns: &[
@@ -219,6 +246,58 @@ pub const TABLES: &[Table] = &[
         columns: &[("link_id", Int), ("bot", Bool), ("clicks", Int)],
         key: 2,
         generated_id: false,
+    },
+    Table {
+        name: "webhook_outbox",
+        columns: &[
+            ("id", Int),
+            ("kind", Text),
+            ("created_at", Int),
+            ("body", Blob),
+            ("claimed_by", Text),
+            ("claimed_until", Int),
+        ],
+        key: 1,
+        generated_id: true,
+    },
+    Table {
+        name: "webhook_messages",
+        columns: &[
+            ("endpoint_id", Text),
+            ("id", Text),
+            ("event_type", Text),
+            ("at", Int),
+            ("events", Int),
+            ("body", Text),
+            ("state", Text),
+            ("attempts", Int),
+            ("retry_until", Int),
+            ("next_at", Int),
+            ("lease_until", Int),
+            ("leased_by", Text),
+            ("last_status", Int),
+            ("last_error", Text),
+            ("created_at", Int),
+            ("finished_at", Int),
+        ],
+        key: 2,
+        generated_id: false,
+    },
+    Table {
+        name: "webhook_attempts",
+        columns: &[
+            ("id", Int),
+            ("endpoint_id", Text),
+            ("message_id", Text),
+            ("at", Int),
+            ("attempt", Int),
+            ("status", Int),
+            ("latency_ms", Int),
+            ("error", Text),
+            ("response", Text),
+        ],
+        key: 1,
+        generated_id: true,
     },
     Table {
         name: "rollup_dirty",

@@ -266,9 +266,9 @@ macro_rules! sql_webhooks {
                 // nobody else's until the take runs out. Two workers that
                 // pick the same rows: the second's update finds them taken.
                 let free: Vec<(i64, i64)> = sqlx::query_as(
-                    "SELECT seq, CAST(length(body) AS BIGINT) FROM webhook_outbox
+                    "SELECT id, CAST(length(body) AS BIGINT) FROM webhook_outbox
                      WHERE claimed_until IS NULL OR claimed_until < $1
-                     ORDER BY seq LIMIT $2",
+                     ORDER BY id LIMIT $2",
                 )
                 .bind(now)
                 .bind(limit as i64)
@@ -276,12 +276,12 @@ macro_rules! sql_webhooks {
                 .await?;
                 let mut take = Vec::new();
                 let mut clicks = 0;
-                for (seq, len) in free {
+                for (id, len) in free {
                     if !take.is_empty() && clicks + len / 32 > FAN_OUT_CLICKS {
                         break;
                     }
                     clicks += len / 32;
-                    take.push(seq);
+                    take.push(id);
                 }
                 if take.is_empty() {
                     return Ok(0);
@@ -290,15 +290,15 @@ macro_rules! sql_webhooks {
                 let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE webhook_outbox SET claimed_by = $1, claimed_until = $2
-                     WHERE (claimed_until IS NULL OR claimed_until < $3) AND seq IN ({})
-                     RETURNING seq, kind, body",
+                     WHERE (claimed_until IS NULL OR claimed_until < $3) AND id IN ({})
+                     RETURNING id, kind, body",
                     list.join(", ")
                 )))
                 .bind(worker)
                 .bind(now + FAN_OUT_CLAIM_MS)
                 .bind(now);
-                for seq in &take {
-                    q = q.bind(*seq);
+                for id in &take {
+                    q = q.bind(*id);
                 }
                 let rows = q.fetch_all(&mut *tx).await?;
                 tx.commit().await?;
@@ -316,7 +316,7 @@ macro_rules! sql_webhooks {
                     .collect::<Result<_, _>>()?;
                 let mut rows: Vec<(i64, String, Vec<u8>)> = rows
                     .iter()
-                    .map(|r| Ok((r.try_get("seq")?, r.try_get("kind")?, r.try_get("body")?)))
+                    .map(|r| Ok((r.try_get("id")?, r.try_get("kind")?, r.try_get("body")?)))
                     .collect::<Result<_, StoreError>>()?;
                 rows.sort_by_key(|r| r.0);
                 let mut entries = Vec::with_capacity(rows.len());
@@ -347,22 +347,22 @@ macro_rules! sql_webhooks {
                 // if every row is still ours (a claim that ran out while
                 // this was slow may have gone to another worker, whose
                 // messages then stand instead).
-                let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
                 let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                 let mut deleted = 0;
-                for chunk in seqs.chunks(500) {
+                for chunk in ids.chunks(500) {
                     let list: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
                     let sql = format!(
-                        "DELETE FROM webhook_outbox WHERE claimed_by = $1 AND seq IN ({})",
+                        "DELETE FROM webhook_outbox WHERE claimed_by = $1 AND id IN ({})",
                         list.join(", ")
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker);
-                    for seq in chunk {
-                        q = q.bind(*seq);
+                    for id in chunk {
+                        q = q.bind(*id);
                     }
                     deleted += q.execute(&mut *tx).await?.rows_affected();
                 }
-                if deleted != seqs.len() as u64 {
+                if deleted != ids.len() as u64 {
                     tx.rollback().await?;
                     return Ok(0);
                 }
@@ -385,7 +385,7 @@ macro_rules! sql_webhooks {
                     .await?;
                 }
                 tx.commit().await?;
-                Ok(seqs.len())
+                Ok(ids.len())
             }
 
             async fn claim_messages(
