@@ -10,7 +10,6 @@ mod pg_support;
 
 use hop::domain::{KeyId, LinkId};
 use hop::stats::{Interval, LinkStats, MINUTE_WINDOW_MS, StatsQuery, link_stats};
-use hop::store::webhooks::WebhookStore;
 use hop::store::{LinkQuery, Store, StoreConfig, TimeRange};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
