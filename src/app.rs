@@ -498,7 +498,6 @@ fn open_geo(paths: &[std::path::PathBuf], updated: &std::path::Path) -> anyhow::
     Ok(db)
 }
 
-#[cfg(feature = "redis")]
 fn worker_name(given: Option<&str>) -> String {
     match given {
         Some(n) if !n.trim().is_empty() => n.trim().to_owned(),

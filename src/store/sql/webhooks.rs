@@ -85,6 +85,42 @@ macro_rules! sql_webhooks {
         /// About how many clicks one fan-out reads and plans (memory).
         const FAN_OUT_CLICKS: i64 = 20_000;
 
+        /// An endpoint's columns, bound in this order by [`bind_endpoint`].
+        const ENDPOINT_INSERT: &str = "INSERT INTO webhook_endpoints (id, owner_key,
+            instance_wide, url, description, events, wants_clicks, scope_tag, scope_links,
+            secret, previous_secret, previous_until, enabled, disabled_reason, failing_since,
+            created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+        /// The same binds; the owner, scope kind and creation time stay (the
+        /// `WHERE` names their parameters too: SQLite binds `$n` by name,
+        /// and a bind to a name the statement lacks is an error).
+        const ENDPOINT_UPDATE: &str = "UPDATE webhook_endpoints SET url = $4,
+            description = $5, events = $6, wants_clicks = $7, scope_tag = $8, scope_links = $9,
+            secret = $10, previous_secret = $11, previous_until = $12, enabled = $13,
+            disabled_reason = $14, failing_since = $15, updated_at = $17
+            WHERE id = $1 AND ($2 IS NULL OR $2 IS NOT NULL) AND ($3 OR NOT $3)
+                AND ($16 IS NULL OR $16 IS NOT NULL)";
+
+        fn bind_endpoint<'q>(q: DbQuery<'q>, e: &'q Endpoint) -> DbQuery<'q> {
+            q.bind(&e.id)
+                .bind(e.owner.map(|k| k.0))
+                .bind(e.instance_wide)
+                .bind(&e.url)
+                .bind(&e.description)
+                .bind(serde_json::to_string(&e.events).unwrap_or_else(|_| "[]".into()))
+                .bind(e.wants(EventType::Click))
+                .bind(&e.scope_tag)
+                .bind(e.scope_links.as_ref().and_then(|l| serde_json::to_string(l).ok()))
+                .bind(&e.secret)
+                .bind(&e.previous_secret)
+                .bind(e.previous_until)
+                .bind(e.enabled)
+                .bind(&e.disabled_reason)
+                .bind(e.failing_since)
+                .bind(e.created_at)
+                .bind(e.updated_at)
+        }
+
         /// Writes a link event into the outbox, in the caller's transaction.
         async fn outbox_link_event(
             conn: &mut <<$store as SqlDialect>::Db as sqlx::Database>::Connection,
@@ -157,31 +193,7 @@ macro_rules! sql_webhooks {
             }
 
             async fn insert_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO webhook_endpoints (id, owner_key, instance_wide, url, description,
-                         events, wants_clicks, scope_tag, scope_links, secret, previous_secret,
-                         previous_until, enabled, disabled_reason, failing_since, created_at,
-                         updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                         $16, $17)",
-                )
-                .bind(&e.id)
-                .bind(e.owner.map(|k| k.0))
-                .bind(e.instance_wide)
-                .bind(&e.url)
-                .bind(&e.description)
-                .bind(serde_json::to_string(&e.events).unwrap_or_else(|_| "[]".into()))
-                .bind(e.wants(EventType::Click))
-                .bind(&e.scope_tag)
-                .bind(e.scope_links.as_ref().and_then(|l| serde_json::to_string(l).ok()))
-                .bind(&e.secret)
-                .bind(&e.previous_secret)
-                .bind(e.previous_until)
-                .bind(e.enabled)
-                .bind(&e.disabled_reason)
-                .bind(e.failing_since)
-                .bind(e.created_at)
-                .bind(e.updated_at)
+                bind_endpoint(sqlx::query(ENDPOINT_INSERT), e)
                 .execute(self.writer())
                 .await?;
                 Ok(())
@@ -210,27 +222,7 @@ macro_rules! sql_webhooks {
             }
 
             async fn update_endpoint(&self, e: &Endpoint) -> Result<bool, StoreError> {
-                let n = sqlx::query(
-                    "UPDATE webhook_endpoints SET url = $2, description = $3, events = $4,
-                         wants_clicks = $5, scope_tag = $6, scope_links = $7, secret = $8,
-                         previous_secret = $9, previous_until = $10, enabled = $11,
-                         disabled_reason = $12, failing_since = $13, updated_at = $14
-                     WHERE id = $1",
-                )
-                .bind(&e.id)
-                .bind(&e.url)
-                .bind(&e.description)
-                .bind(serde_json::to_string(&e.events).unwrap_or_else(|_| "[]".into()))
-                .bind(e.wants(EventType::Click))
-                .bind(&e.scope_tag)
-                .bind(e.scope_links.as_ref().and_then(|l| serde_json::to_string(l).ok()))
-                .bind(&e.secret)
-                .bind(&e.previous_secret)
-                .bind(e.previous_until)
-                .bind(e.enabled)
-                .bind(&e.disabled_reason)
-                .bind(e.failing_since)
-                .bind(e.updated_at)
+                let n = bind_endpoint(sqlx::query(ENDPOINT_UPDATE), e)
                 .execute(self.writer())
                 .await?
                 .rows_affected();
