@@ -386,7 +386,7 @@ pub struct MessageParams {
     #[param(value_type = Option<String>, pattern = "^(pending|delivered|dead)$")]
     pub state: Option<String>,
     /// `next_cursor` of the previous page.
-    #[param(value_type = Option<i64>)]
+    #[param(pattern = r"^-?[0-9]{1,18}\.[^.]{1,64}$")]
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
@@ -471,10 +471,19 @@ pub async fn list_webhook_messages(
             })
         })
         .transpose()?;
-    let before = cursor(p.cursor.as_deref())?;
+    // The cursor is the last message's time (ms) and id: `at.id`.
+    let before = match p.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
+                .filter(|(_, id)| !id.is_empty() && id.len() <= 64)
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "cursor is not valid"))?,
+        ),
+    };
     let list = rules::messages(&*state.store, &key, &id, filter, before, limit).await?;
     let next_cursor = (list.len() == limit)
-        .then(|| list.last().map(|m| m.at.to_string()))
+        .then(|| list.last().map(|m| format!("{}.{}", m.at, m.id)))
         .flatten();
     Ok(Json(WebhookMessagePage {
         messages: list.iter().map(WebhookMessage::of).collect(),

@@ -269,13 +269,14 @@ pub trait WebhookStore: Send + Sync {
         let _ = (attempt, outcome, disable_after, reason);
         Err(StoreError::Unsupported("webhooks"))
     }
-    /// An endpoint's messages, newest event first, before `before` (ms of
-    /// `at`) if given, of one state if given.
+    /// An endpoint's messages, newest event first (by `at`, then id),
+    /// after the message `before` (its `at` and id) if given, of one state
+    /// if given.
     async fn list_messages(
         &self,
         endpoint: &str,
         state: Option<MessageState>,
-        before: Option<i64>,
+        before: Option<(i64, &str)>,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
         let _ = (endpoint, state, before, limit);

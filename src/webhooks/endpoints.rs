@@ -335,7 +335,7 @@ pub async fn messages(
     key: &ApiKey,
     id: &str,
     state: Option<MessageState>,
-    before: Option<i64>,
+    before: Option<(i64, &str)>,
     limit: usize,
 ) -> Result<Vec<Message>, EndpointError> {
     let e = get(store, key, id).await?;

@@ -417,6 +417,39 @@ async fn events_arrive_signed_batched_and_once() {
         assert!(tokio::time::Instant::now() < deadline, "{messages:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Paged two at a time, the same messages as in one page.
+    let all = get(
+        &app,
+        &user,
+        &format!("/api/v1/webhooks/{id}/messages?limit=200"),
+    )
+    .await;
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/api/v1/webhooks/{id}/messages?limit=2{cursor}");
+        let page = get(&app, &user, &path).await;
+        let ids = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].clone());
+        paged.extend(ids);
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let ids: Vec<Value> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(paged, ids);
+    let path = format!("/api/v1/webhooks/{id}/messages?cursor=12");
+    let res = app.api(Method::GET, &path, Some(&user), None).await;
+    assert_eq!(error_code(res).await.1, "invalid_query");
     let attempts = get(
         &app,
         &user,
@@ -643,6 +676,70 @@ async fn failing_endpoints_are_retried_dead_lettered_disabled_and_replayed() {
             .await;
         assert_eq!(error_code(res).await.1, "invalid_replay");
     }
+}
+
+/// A revoked key's endpoints send nothing more, not even what was
+/// waiting.
+#[tokio::test]
+async fn a_revoked_keys_endpoints_go_quiet() {
+    if on_dynamodb() {
+        return;
+    }
+    let app = TestApp::spawn_with(fast).await;
+    let rx = Receiver::start().await;
+    let user = app.create_key("leaving", false).await;
+    register(
+        &app,
+        &user,
+        json!({"url": rx.url(), "events": ["link.created", "link.updated"]}),
+    )
+    .await;
+    let create = |slug: &str| {
+        app.api(
+            Method::POST,
+            "/api/v1/links",
+            Some(&user),
+            Some(json!({"url": "https://example.com/", "slug": slug})),
+        )
+    };
+    assert_eq!(create("wh-before").await.status(), StatusCode::CREATED);
+    rx.wait_for(Duration::from_secs(10), "link.created", |r| {
+        r.delivered().len() == 1
+    })
+    .await;
+    // Revoked while a message waits to be retried.
+    rx.set(Mode::Fail);
+    let res = app
+        .api(
+            Method::PATCH,
+            "/api/v1/links/wh-before",
+            Some(&user),
+            Some(json!({"title": "t"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    rx.wait_for(Duration::from_secs(10), "a failed attempt", |r| {
+        r.all().len() >= 2
+    })
+    .await;
+    let keys = app.store.list_keys().await.unwrap();
+    let key = keys.iter().find(|k| k.name == "leaving").unwrap();
+    assert!(app.store.revoke_key(key.id).await.unwrap());
+    // An attempt already under way fails; then the receiver would take
+    // anything.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rx.set(Mode::Ok);
+    let link = hop::testing::link("wh-after", Some(key.id.0));
+    app.store.insert_link(&link).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tried = rx.all().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.all().len(), tried, "still sending");
+    assert_eq!(
+        rx.delivered().len(),
+        1,
+        "only what came before the revocation"
+    );
 }
 
 /// A slow endpoint (answers after 5 s, past the 1 s timeout) holds up

@@ -300,7 +300,11 @@ macro_rules! sql_webhooks {
                 // 2. Read what they name and plan, holding no write lock
                 // (SQLite's is the click writer's too).
                 let mut conn = self.readers().acquire().await?;
-                let endpoints: Vec<Endpoint> = sqlx::query("SELECT * FROM webhook_endpoints")
+                // A revoked key's endpoints hear of nothing more.
+                let endpoints: Vec<Endpoint> = sqlx::query(
+                    "SELECT e.* FROM webhook_endpoints e LEFT JOIN api_keys k ON k.id = e.owner_key
+                     WHERE e.owner_key IS NULL OR k.revoked_at IS NULL",
+                )
                     .fetch_all(&mut *conn)
                     .await?
                     .iter()
@@ -391,7 +395,9 @@ macro_rules! sql_webhooks {
             ) -> Result<Vec<Message>, StoreError> {
                 let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                 let endpoints: Vec<String> = sqlx::query_scalar(
-                    "SELECT id FROM webhook_endpoints WHERE enabled ORDER BY id",
+                    "SELECT e.id FROM webhook_endpoints e LEFT JOIN api_keys k ON k.id = e.owner_key
+                     WHERE e.enabled AND (e.owner_key IS NULL OR k.revoked_at IS NULL)
+                     ORDER BY e.id",
                 )
                 .fetch_all(&mut *tx)
                 .await?;
@@ -516,18 +522,19 @@ macro_rules! sql_webhooks {
                 &self,
                 endpoint: &str,
                 state: Option<MessageState>,
-                before: Option<i64>,
+                before: Option<(i64, &str)>,
                 limit: usize,
             ) -> Result<Vec<Message>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT * FROM webhook_messages
                      WHERE endpoint_id = $1 AND ($2 IS NULL OR state = $2)
-                         AND ($3 IS NULL OR at < $3)
-                     ORDER BY at DESC, id DESC LIMIT $4",
+                         AND ($3 IS NULL OR at < $3 OR (at = $3 AND id < $4))
+                     ORDER BY at DESC, id DESC LIMIT $5",
                 )
                 .bind(endpoint)
                 .bind(state.map(MessageState::as_str))
-                .bind(before)
+                .bind(before.map(|b| b.0))
+                .bind(before.map(|b| b.1.to_owned()).unwrap_or_default())
                 .bind(limit as i64)
                 .fetch_all(self.readers())
                 .await?;
