@@ -393,14 +393,35 @@ macro_rules! sql_webhooks {
                 per_endpoint: usize,
                 limit: usize,
             ) -> Result<Vec<Message>, StoreError> {
-                let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
-                let endpoints: Vec<String> = sqlx::query_scalar(
+                // Which endpoints have something due, read first: with
+                // nothing to send, no write transaction (SQLite's write lock
+                // is the click writer's too).
+                let enabled: Vec<String> = sqlx::query_scalar(
                     "SELECT e.id FROM webhook_endpoints e LEFT JOIN api_keys k ON k.id = e.owner_key
                      WHERE e.enabled AND (e.owner_key IS NULL OR k.revoked_at IS NULL)
                      ORDER BY e.id",
                 )
-                .fetch_all(&mut *tx)
+                .fetch_all(self.readers())
                 .await?;
+                let mut endpoints = Vec::new();
+                for e in enabled.into_iter().filter(|e| !busy.contains(e)) {
+                    let due: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM webhook_messages
+                             WHERE endpoint_id = $1 AND state = 'pending' AND next_at <= $2
+                                 AND (lease_until IS NULL OR lease_until <= $2))",
+                    )
+                    .bind(&e)
+                    .bind(now)
+                    .fetch_one(self.readers())
+                    .await?;
+                    if due {
+                        endpoints.push(e);
+                    }
+                }
+                if endpoints.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.writer().begin_with(<$store>::BEGIN_WRITE).await?;
                 let select = format!(
                     "SELECT id FROM webhook_messages
                      WHERE endpoint_id = $1 AND state = 'pending' AND next_at <= $2
@@ -412,9 +433,6 @@ macro_rules! sql_webhooks {
                 for endpoint in endpoints {
                     if out.len() >= limit {
                         break;
-                    }
-                    if busy.contains(&endpoint) {
-                        continue;
                     }
                     let take = per_endpoint.min(limit - out.len());
                     let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
