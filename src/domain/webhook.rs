@@ -130,6 +130,26 @@ impl LinkEvent {
     }
 }
 
+/// The body of a `link.*` message, as sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkEventPayload<'a> {
+    /// `link.created`, `link.updated`, `link.deleted` or `link.exhausted`.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// When it happened (RFC 3339, ms).
+    pub timestamp: String,
+    pub data: LinkEventData<'a>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkEventData<'a> {
+    /// The event's id: also the message's `webhook-id`.
+    #[schema(value_type = String, format = "uuid")]
+    pub event_id: uuid::Uuid,
+    /// The link as it is after the change (before it, for `link.deleted`).
+    pub link: &'a LinkSnapshot,
+}
+
 /// Kinds of outbox rows.
 pub const OUTBOX_LINK: &str = "link";
 /// A batch of stored clicks: the body is their event ids, 16 bytes each.

@@ -15,13 +15,13 @@ use super::reports::{
 };
 use super::stats::{self, Bucket, Entry, StatsBody};
 use super::webhooks::{
-    ClickEventData, ClickEventPayload, CreateWebhook, LinkEventData, LinkEventPayload,
-    ReplayWebhook, Replayed, RotateSecret, UpdateWebhook, WebhookAttempt, WebhookAttemptPage,
-    WebhookBody, WebhookList, WebhookMessage, WebhookMessagePage, WebhookScope,
+    ClickEventData, ClickEventPayload, CreateWebhook, ReplayWebhook, Replayed, RotateSecret,
+    UpdateWebhook, WebhookAttempt, WebhookAttemptPage, WebhookBody, WebhookList, WebhookMessage,
+    WebhookMessagePage, WebhookScope,
 };
 use crate::domain::ExportedClick;
 use crate::domain::rules::RuleSpec;
-use crate::domain::webhook::LinkSnapshot;
+use crate::domain::webhook::{LinkEventData, LinkEventPayload, LinkSnapshot};
 use crate::store::Report;
 
 /// What the document says besides its paths: title, shared schemas, tags.

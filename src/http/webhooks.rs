@@ -14,7 +14,6 @@ use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppQuery, bounded_param};
 use crate::domain::ExportedClick;
-use crate::domain::webhook::LinkSnapshot;
 use crate::state::AppState;
 use crate::store::webhooks::{Attempt, Endpoint, Message, MessageState, ReplaySelection};
 use crate::webhooks::endpoints::{
@@ -629,25 +628,6 @@ pub async fn replay_webhook(
     };
     let n = rules::replay(&*state.store, &key, &id, which, state.webhooks.retry_for).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n })))
-}
-
-/// The body of a `link.*` message.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LinkEventPayload {
-    /// `link.created`, `link.updated`, `link.deleted` or `link.exhausted`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// When it happened (RFC 3339, ms).
-    pub timestamp: String,
-    pub data: LinkEventData,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LinkEventData {
-    /// The event's id: also the message's `webhook-id`.
-    pub event_id: String,
-    /// The link as it is after the change (before it, for `link.deleted`).
-    pub link: LinkSnapshot,
 }
 
 /// The body of a `click` message: a batch of one or more clicks, each with

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::endpoints::literal_allowed;
-use super::{PlanSettings, backoff, plan, signature};
+use super::{PlanSettings, backoff, now_ms, plan, signature};
 use crate::metrics::names;
 use crate::public_host::{is_forbidden_ip, is_forbidden_name};
 use crate::store::Store;
@@ -345,10 +345,6 @@ fn describe(err: &reqwest::Error) -> String {
         source = s.source();
     }
     text.chars().take(500).collect()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The delivery client: no redirects followed (a receiver's 3xx is a

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::now_ms;
 use crate::domain::webhook::EventType;
 use crate::domain::{MAX_TAG_LEN, Slug};
 use crate::public_host::{Refusal, is_forbidden_ip, resolve_public};
@@ -185,10 +186,6 @@ async fn parse_scope(
     out.sort();
     out.dedup();
     Ok((None, Some(out)))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Registers an endpoint; the answer holds its secret (shown this once).

@@ -27,7 +27,7 @@ pub mod endpoints;
 use base64::Engine;
 use rand::{Rng, RngCore};
 
-use crate::domain::webhook::EventType;
+use crate::domain::webhook::{EventType, LinkEventData, LinkEventPayload};
 use crate::domain::{ExportedClick, rfc3339_ms};
 use crate::store::webhooks::{Endpoint, FanOut, NewMessage, OutboxEntry};
 
@@ -39,6 +39,11 @@ pub fn new_secret() -> String {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(key)
     )
+}
+
+/// Now, in ms.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// A fresh endpoint id.
@@ -83,22 +88,6 @@ pub struct PlanSettings {
     pub now: i64,
 }
 
-/// A link event's message body (its schema: `LinkEventPayload` in the
-/// OpenAPI document).
-#[derive(serde::Serialize)]
-struct LinkBody<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    timestamp: String,
-    data: LinkData<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct LinkData<'a> {
-    event_id: uuid::Uuid,
-    link: &'a crate::domain::webhook::LinkSnapshot,
-}
-
 /// Turns outbox rows into messages: a link event to each endpoint that
 /// wants its type and covers its link; clicks to each endpoint that wants
 /// clicks and covers their link, batched per endpoint in the order stored.
@@ -122,10 +111,10 @@ pub fn plan(f: FanOut<'_>, s: PlanSettings) -> Vec<NewMessage> {
     for entry in f.entries {
         match entry {
             OutboxEntry::Link(ev) => {
-                let body = serde_json::to_string(&LinkBody {
+                let body = serde_json::to_string(&LinkEventPayload {
                     kind: ev.kind.as_str(),
                     timestamp: rfc3339_ms(ev.at),
-                    data: LinkData {
+                    data: LinkEventData {
                         event_id: ev.id,
                         link: &ev.link,
                     },
