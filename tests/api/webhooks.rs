@@ -2,7 +2,7 @@
 //! signed the Standard Webhooks way, batched, delivered once per
 //! `webhook-id`; retries, dead letters, disabling, replays, rotation.
 //! Embedded, and in cluster mode (two in-process workers share the
-//! deliveries). On DynamoDB the API answers 501.
+//! deliveries), and on DynamoDB.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{FIREFOX, TestApp, error_code, on_dynamodb};
+use crate::helpers::{FIREFOX, TestApp, error_code};
 use crate::receiver_support::{Mode, Receiver, verifies};
 
 /// Quick deliveries: fan-out every 50 ms, retries from 50 ms, a second
@@ -65,19 +65,6 @@ async fn refused(app: &TestApp, key: &str, body: Value) -> (StatusCode, String) 
 async fn private_endpoints_and_bad_registrations_are_refused() {
     let app = TestApp::spawn().await;
     let key = app.admin_key.clone();
-    if on_dynamodb() {
-        let (status, code) = refused(
-            &app,
-            &key,
-            json!({"url": "https://1.1.1.1/hook", "events": ["click"]}),
-        )
-        .await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::NOT_IMPLEMENTED, "webhooks_unsupported")
-        );
-        return;
-    }
     for (body, code) in [
         (
             json!({"url": "http://127.0.0.1:9/hook", "events": ["click"]}),
@@ -161,9 +148,6 @@ async fn private_endpoints_and_bad_registrations_are_refused() {
 
 #[tokio::test]
 async fn endpoints_are_registered_seen_by_their_key_changed_and_deleted() {
-    if on_dynamodb() {
-        return;
-    }
     let app = TestApp::spawn_with(fast).await;
     let rx = Receiver::start().await;
     let user = app.create_key("user", false).await;
@@ -277,9 +261,6 @@ async fn endpoints_are_registered_seen_by_their_key_changed_and_deleted() {
 /// secret signs alongside the new one for its grace period.
 #[tokio::test]
 async fn events_arrive_signed_batched_and_once() {
-    if on_dynamodb() {
-        return;
-    }
     let app = TestApp::spawn_with(fast).await;
     let rx = Receiver::start().await;
     let user = app.create_key("user", false).await;
@@ -528,9 +509,6 @@ async fn events_arrive_signed_batched_and_once() {
 /// sends a dead message again, with its id unchanged.
 #[tokio::test]
 async fn failing_endpoints_are_retried_dead_lettered_disabled_and_replayed() {
-    if on_dynamodb() {
-        return;
-    }
     let app = TestApp::spawn_with(|c| {
         fast(c);
         c.webhooks.webhook_retry_for = Duration::from_millis(1500);
@@ -682,9 +660,6 @@ async fn failing_endpoints_are_retried_dead_lettered_disabled_and_replayed() {
 /// waiting.
 #[tokio::test]
 async fn a_revoked_keys_endpoints_go_quiet() {
-    if on_dynamodb() {
-        return;
-    }
     let app = TestApp::spawn_with(fast).await;
     let rx = Receiver::start().await;
     let user = app.create_key("leaving", false).await;
@@ -746,9 +721,6 @@ async fn a_revoked_keys_endpoints_go_quiet() {
 /// only itself: another endpoint's events arrive meanwhile.
 #[tokio::test]
 async fn a_slow_endpoint_does_not_hold_up_another() {
-    if on_dynamodb() {
-        return;
-    }
     let app = TestApp::spawn_with(fast).await;
     let slow = Receiver::start().await;
     slow.set(Mode::Slow);
@@ -781,9 +753,6 @@ async fn a_slow_endpoint_does_not_hold_up_another() {
 /// log, replay, rotate, delete, through the API.
 #[tokio::test]
 async fn the_cli_manages_endpoints() {
-    if on_dynamodb() {
-        return;
-    }
     let app = TestApp::spawn_with(fast).await;
     let rx = Receiver::start().await;
     let url = rx.url();

@@ -349,7 +349,7 @@ impl ClickStore for DynamoStore {
         }
         let mut new = 0;
         for (link, clicks) in &by_link {
-            new += self.record_link(*link, clicks.clone()).await?;
+            new += self.record_link(*link, clicks.clone(), true).await?;
         }
         // Then the variants' copies, under their segments (not counted in
         // what this returns: they are the same clicks).
@@ -368,7 +368,8 @@ impl ClickStore for DynamoStore {
         }
         for (segment, (owner, clicks)) in by_segment {
             if self.segment_exists(owner, segment).await? {
-                self.record_link(segment, clicks).await?;
+                // Copies: no webhook events of their own.
+                self.record_link(segment, clicks, false).await?;
             }
         }
         Ok(new)

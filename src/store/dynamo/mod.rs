@@ -32,6 +32,7 @@ mod items;
 mod model;
 mod seal;
 mod visitors;
+mod webhooks;
 mod write;
 
 use std::collections::HashMap;
@@ -51,6 +52,7 @@ use super::{
     ApiKey, Conflict, KeyStore, LinkQuery, LinkStore, Report, ReportStore, SessionRecords,
     StoreError, Takedown, host_in_domain,
 };
+use crate::domain::webhook::{EventType, LinkEvent};
 use crate::domain::{KeyId, Link, LinkId, RedirectStatus, Slug, TargetUrl, slug_rules};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -81,6 +83,8 @@ pub struct DynamoStore {
     /// Variant segments known to exist (their id item written), so each is
     /// set up once per process.
     segments: moka::sync::Cache<LinkId, ()>,
+    /// What the click writer last read of whether endpoints want clicks.
+    wants: webhooks::WantsCache,
 }
 
 /// Errors of the SDK: throttling, network and server errors are the
@@ -208,6 +212,50 @@ pub(crate) fn ord_key(v: i64) -> String {
     format!("{:016x}", (v as u64) ^ (1 << 63))
 }
 
+fn attr(name: &str, t: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(t)
+        .build()
+        .expect("complete")
+}
+
+fn key(name: &str, t: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(t)
+        .build()
+        .expect("complete")
+}
+
+/// A global secondary index projecting whole items.
+fn gsi(name: &str, pk: &str, sk: &str) -> GlobalSecondaryIndex {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(pk, KeyType::Hash))
+        .key_schema(key(sk, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .expect("complete")
+}
+
+/// The webhook messages' two indexes (`webhooks.rs`): by endpoint and
+/// time, and the due queue.
+fn webhook_indexes() -> [GlobalSecondaryIndex; 2] {
+    [
+        gsi(webhooks::LIST_INDEX, "wl", "wt"),
+        gsi(webhooks::DUE_INDEX, "wq", "wd"),
+    ]
+}
+
+fn webhook_attributes() -> [AttributeDefinition; 4] {
+    ["wl", "wt", "wq", "wd"].map(|a| attr(a, ScalarAttributeType::S))
+}
+
 const LINKS_INDEX: &str = "links";
 const OWNER_INDEX: &str = "owner";
 
@@ -275,6 +323,7 @@ impl DynamoStore {
             seal_grace_ms: 60_000,
             visitor_settle_ms: 60_000,
             segments: moka::sync::Cache::new(100_000),
+            wants: webhooks::WantsCache::default(),
         };
         if migrate {
             store.create_table().await?;
@@ -310,8 +359,9 @@ impl DynamoStore {
         &self.table
     }
 
-    /// `hop migrate`: creates the table, its two indexes and TTL on
-    /// `ttl` (sessions) unless they exist. Idempotent.
+    /// `hop migrate`: creates the table, its indexes (links, owners, and
+    /// the two of webhook messages) and TTL on `ttl` (sessions) unless they
+    /// exist. Idempotent.
     async fn create_table(&self) -> Result<(), StoreError> {
         let exists = match self
             .client
@@ -330,47 +380,32 @@ impl DynamoStore {
             Err(e) => return Err(unavailable(e)),
         };
         if !exists {
-            let attr = |name: &str, t: ScalarAttributeType| {
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(t)
-                    .build()
-                    .expect("complete")
-            };
-            let key = |name: &str, t: KeyType| {
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(t)
-                    .build()
-                    .expect("complete")
-            };
-            let index = |name: &str, pk: &str| {
-                GlobalSecondaryIndex::builder()
-                    .index_name(name)
-                    .key_schema(key(pk, KeyType::Hash))
-                    .key_schema(key("gs", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .expect("complete")
-            };
+            let index = |name: &str, pk: &str| gsi(name, pk, "gs");
             let created = self
                 .client
                 .create_table()
                 .table_name(&self.table)
                 .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(attr("pk", ScalarAttributeType::S))
-                .attribute_definitions(attr("sk", ScalarAttributeType::S))
-                .attribute_definitions(attr("gl", ScalarAttributeType::S))
-                .attribute_definitions(attr("go", ScalarAttributeType::N))
-                .attribute_definitions(attr("gs", ScalarAttributeType::N))
+                .set_attribute_definitions(Some(
+                    [
+                        attr("pk", ScalarAttributeType::S),
+                        attr("sk", ScalarAttributeType::S),
+                        attr("gl", ScalarAttributeType::S),
+                        attr("go", ScalarAttributeType::N),
+                        attr("gs", ScalarAttributeType::N),
+                    ]
+                    .into_iter()
+                    .chain(webhook_attributes())
+                    .collect(),
+                ))
                 .key_schema(key("pk", KeyType::Hash))
                 .key_schema(key("sk", KeyType::Range))
-                .global_secondary_indexes(index(LINKS_INDEX, "gl"))
-                .global_secondary_indexes(index(OWNER_INDEX, "go"))
+                .set_global_secondary_indexes(Some(
+                    [index(LINKS_INDEX, "gl"), index(OWNER_INDEX, "go")]
+                        .into_iter()
+                        .chain(webhook_indexes())
+                        .collect(),
+                ))
                 .stream_specification(stream())
                 .send()
                 .await;
@@ -400,6 +435,7 @@ impl DynamoStore {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         self.enable_stream().await?;
+        self.add_webhook_indexes().await?;
         let ttl = self
             .client
             .update_time_to_live()
@@ -443,6 +479,70 @@ impl DynamoStore {
             .await;
         // Another node turned it on meanwhile.
         done_or_already(out)
+    }
+
+    /// Adds the webhook indexes to a table made before them, one at a
+    /// time (DynamoDB builds one index per update), waiting for each.
+    async fn add_webhook_indexes(&self) -> Result<(), StoreError> {
+        for index in webhook_indexes() {
+            let mut created = false;
+            for _ in 0..240 {
+                let t = self
+                    .client
+                    .describe_table()
+                    .table_name(&self.table)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                let status = t
+                    .table()
+                    .map(|t| t.global_secondary_indexes())
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|g| g.index_name() == Some(index.index_name()))
+                    .map(|g| g.index_status().map(|s| s.as_str().to_owned()));
+                match status {
+                    Some(None) => break,
+                    Some(Some(s)) if s == "ACTIVE" => break,
+                    Some(Some(_)) => {}
+                    None if !created => {
+                        let update = aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                            .create(
+                                aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder(
+                                )
+                                .index_name(index.index_name())
+                                .set_key_schema(Some(index.key_schema().to_vec()))
+                                .set_projection(index.projection().cloned())
+                                .build()
+                                .expect("complete"),
+                            )
+                            .build();
+                        let out = self
+                            .client
+                            .update_table()
+                            .table_name(&self.table)
+                            .set_attribute_definitions(Some(webhook_attributes().to_vec()))
+                            .global_secondary_index_updates(update)
+                            .send()
+                            .await;
+                        // Another node asked for it meanwhile.
+                        match out {
+                            Ok(_) => {}
+                            Err(e)
+                                if e.as_service_error().is_some_and(|se| {
+                                    se.is_resource_in_use_exception()
+                                        || se.is_limit_exceeded_exception()
+                                }) => {}
+                            Err(e) => return Err(unavailable(e)),
+                        }
+                        created = true;
+                    }
+                    None => {}
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -712,6 +812,7 @@ impl DynamoStore {
             .transact_write_items()
             .transact_items(put(link_item(link)))
             .transact_items(put(id_item.clone()))
+            .transact_items(self.outbox_link_event(&LinkEvent::new(EventType::LinkCreated, link)))
             .send()
             .await;
         match out {
@@ -797,33 +898,39 @@ impl LinkStore for DynamoStore {
     }
 
     async fn update_link(&self, link: &Link) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .put_item()
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(link_item(link)))
             .condition_expression("id = :id")
             .expression_attribute_values(":id", n(link.id.0))
-            .send()
-            .await;
-        condition_held(out)
+            .build()
+            .expect("complete");
+        let actions = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.outbox_link_event(&LinkEvent::new(EventType::LinkUpdated, link)),
+        ];
+        Ok(self.transact(actions, "to update the link").await?.is_ok())
     }
 
     async fn delete_link(&self, slug: &Slug) -> Result<bool, StoreError> {
         let Some(link) = self.link_by_slug(slug).await? else {
             return Ok(false);
         };
-        let out = self
-            .client
-            .delete_item()
+        use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+        let delete = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(format!("S#{}", slug.as_str())))
             .key("sk", s("S"))
             .condition_expression("id = :id")
             .expression_attribute_values(":id", n(link.id.0))
-            .send()
-            .await;
-        if !condition_held(out)? {
+            .build()
+            .expect("complete");
+        let actions = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.outbox_link_event(&LinkEvent::new(EventType::LinkDeleted, &link)),
+        ];
+        if self.transact(actions, "to delete the link").await?.is_err() {
             return Ok(false);
         }
         // Without its id item, no batch can add clicks to the link (each
@@ -836,21 +943,80 @@ impl LinkStore for DynamoStore {
     }
 
     async fn claim_click(&self, link: LinkId, max_clicks: u64) -> Result<bool, StoreError> {
-        let out = self
-            .claims()
-            .update_item()
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        if max_clicks == 0 {
+            return Ok(false);
+        }
+        // Every claim but the last: one conditional update (with a limit
+        // of one, the first claim is the last).
+        if max_clicks > 1 {
+            let out = self
+                .claims()
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("I#{}", link.0)))
+                .key("sk", s("I"))
+                .update_expression("ADD served :one")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(served) OR served < :last)",
+                )
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":last", n(max_clicks - 1))
+                .send()
+                .await;
+            if condition_held(out)? {
+                return Ok(true);
+            }
+        }
+        // Perhaps the last: the claim and link.exhausted together.
+        let Some(id_item) = self.get(format!("I#{}", link.0), "I").await? else {
+            return Ok(false);
+        };
+        let Some(current) = self
+            .link_by_slug(
+                &Slug::parse_path(get_s(&id_item, "slug")?)
+                    .map_err(|e| StoreError::Corrupt(format!("slug of link {}: {e}", link.0)))?,
+            )
+            .await?
+            .filter(|l| l.id == link)
+        else {
+            return Ok(false);
+        };
+        let last = max_clicks as i64 - 1;
+        let claim = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("I#{}", link.0)))
             .key("sk", s("I"))
             .update_expression("ADD served :one")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(served) OR served < :max)",
+            .expression_attribute_values(":one", n(1));
+        let claim = if last == 0 {
+            claim.condition_expression("attribute_exists(pk) AND attribute_not_exists(served)")
+        } else {
+            claim
+                .condition_expression("served = :last")
+                .expression_attribute_values(":last", n(last))
+        };
+        let out = self
+            .claims()
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(claim.build().expect("complete"))
+                    .build(),
             )
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(max_clicks))
+            .transact_items(
+                self.outbox_link_event(&LinkEvent::new(EventType::LinkExhausted, &current)),
+            )
             .send()
             .await;
-        condition_held(out)
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if items::cancelled(&e).is_some_and(|r| r.iter().any(|r| r.failed())) => {
+                // Served out (or another click took the last one).
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -1185,4 +1351,3 @@ impl SessionRecords for DynamoStore {
 
 /// Not yet: a copy reads and writes the SQL stores' rows (docs/operations.md).
 impl crate::store::copy::CopyRows for DynamoStore {}
-impl crate::store::webhooks::WebhookStore for DynamoStore {}

@@ -239,7 +239,8 @@ impl DynamoStore {
                 counts.visitor(published.at, published.bot, delta);
             }
         }
-        self.publish(link, me, seq, &counts, 0, 0, false).await
+        self.publish(link, me, seq, &counts, 0, 0, false, None)
+            .await
     }
 }
 

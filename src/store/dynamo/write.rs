@@ -30,6 +30,7 @@ use super::items::{cancelled, day_key, dirty_key, raw_item, visitor_key};
 use super::model::Counts;
 use super::{DynamoStore, Item, condition_held, get_n, n, opt_n, opt_s, ord_key, s, unavailable};
 use crate::domain::{EnrichedClick, LinkId};
+use crate::store::webhooks::ClickKey;
 use crate::store::{Resolution, StoreError};
 
 /// How long a writer's lease on a link's head lasts without renewal.
@@ -37,6 +38,10 @@ const LEASE_MS: i64 = 30_000;
 
 /// Actions of one transaction (DynamoDB's limit is 100).
 const MAX_ACTIONS: usize = 100;
+
+/// Clicks one published batch may hold (its outbox item has 32 bytes of
+/// each, and an item at most 400 KB).
+const MAX_BATCH: usize = 10_000;
 
 /// Days one published batch may span (a delta item and a to-seal mark per
 /// day, in the publishing transaction with the link check and the head).
@@ -533,7 +538,9 @@ impl DynamoStore {
     /// Publishes batch `seq`: the head moves to it, with the totals and one
     /// delta item per day. `clicks`: a batch of clicks, counted in the
     /// to-seal marks' `b` (other regions reconcile visitors when it moves),
-    /// not a reconciliation's corrections. `Ok(false)`: the link is gone.
+    /// not a reconciliation's corrections. `outbox`: the keys of the clicks
+    /// for the webhook outbox (none for a variant's copies). `Ok(false)`:
+    /// the link is gone.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn publish(
         &self,
@@ -544,7 +551,51 @@ impl DynamoStore {
         humans: usize,
         all: usize,
         clicks: bool,
+        outbox: Option<&[ClickKey]>,
     ) -> Result<bool, StoreError> {
+        // A batch of clicks goes to the webhook outbox in this transaction
+        // while some endpoint wants clicks; otherwise the transaction
+        // checks that none does (one registered since the last read makes
+        // it fail, and it is sent again with the outbox item).
+        let mut wants = match outbox {
+            Some(_) => self.wants_clicks().await?,
+            None => false,
+        };
+        for _ in 0..3 {
+            let mut actions = self.publish_actions(link, me, seq, counts, humans, all, clicks);
+            if let Some(keys) = outbox {
+                actions.push(if wants {
+                    self.outbox_clicks(link, keys)
+                } else {
+                    self.no_click_endpoints()
+                });
+            }
+            match self.transact(actions, "to publish the click batch").await? {
+                Ok(()) => return Ok(true),
+                Err(r) if r.first().is_some_and(|r| r.failed()) => return Ok(false),
+                Err(r) if outbox.is_some() && !wants && r.last().is_some_and(|r| r.failed()) => {
+                    wants = self.refresh_wants().await?;
+                }
+                Err(_) => break,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "lost this link's click lease while publishing".into(),
+        ))
+    }
+
+    /// The publishing transaction's actions but the outbox's.
+    #[allow(clippy::too_many_arguments)]
+    fn publish_actions(
+        &self,
+        link: LinkId,
+        me: &str,
+        seq: i64,
+        counts: &Counts,
+        humans: usize,
+        all: usize,
+        clicks: bool,
+    ) -> Vec<TransactWriteItem> {
         let by_day = counts.by_day();
         let days: Vec<String> = by_day.keys().map(|d| day_key(*d)).collect();
         let mut actions = vec![
@@ -625,13 +676,7 @@ impl DynamoStore {
                     .build(),
             );
         }
-        match self.transact(actions, "to publish the click batch").await? {
-            Ok(()) => Ok(true),
-            Err(r) if r.first().is_some_and(|r| r.failed()) => Ok(false),
-            Err(_) => Err(StoreError::Unavailable(
-                "lost this link's click lease while publishing".into(),
-            )),
-        }
+        actions
     }
 
     /// Sends a transaction, and again after a pause while DynamoDB refuses
@@ -677,6 +722,7 @@ impl DynamoStore {
         &self,
         link: LinkId,
         clicks: Vec<&EnrichedClick>,
+        outbox: bool,
     ) -> Result<u64, StoreError> {
         // A batch spanning many days (an import) is published in parts.
         let mut groups: Vec<Vec<&EnrichedClick>> = Vec::new();
@@ -689,7 +735,11 @@ impl DynamoStore {
         }
         let days: Vec<Vec<&EnrichedClick>> = by_day.into_values().collect();
         for part in days.chunks(MAX_DAYS) {
-            groups.push(part.iter().flatten().copied().collect());
+            let part: Vec<&EnrichedClick> = part.iter().flatten().copied().collect();
+            // An outbox item holds the keys of at most this many clicks.
+            for group in part.chunks(MAX_BATCH) {
+                groups.push(group.to_vec());
+            }
         }
         let mut new = 0;
         for group in groups {
@@ -697,7 +747,7 @@ impl DynamoStore {
             let (head, seq) = self.acquire(link, &me).await?;
             let mut staged = false;
             let result = self
-                .write_batch(link, &me, seq, &head, group, &mut staged)
+                .write_batch(link, &me, seq, &head, group, outbox, &mut staged)
                 .await;
             match result {
                 Ok(Some(0)) => self.release(link, &me, seq, staged).await?,
@@ -718,6 +768,7 @@ impl DynamoStore {
 
     /// Stages and publishes one batch under the lease. `Ok(None)`: the link
     /// is gone (the lease is still held).
+    #[allow(clippy::too_many_arguments)]
     async fn write_batch(
         &self,
         link: LinkId,
@@ -725,9 +776,13 @@ impl DynamoStore {
         seq: i64,
         head: &Head,
         clicks: Vec<&EnrichedClick>,
+        outbox: bool,
         staged: &mut bool,
     ) -> Result<Option<u64>, StoreError> {
         let mut counts = Counts::default();
+        // The keys of the clicks this batch stores (not those already
+        // stored by an earlier one).
+        let mut keys: Vec<ClickKey> = Vec::new();
         let (mut humans, mut all) = (0, 0);
         let mut orphans: HashMap<Uuid, (i64, String)> = HashMap::new();
         let mut others = self.heads(link).await?;
@@ -745,6 +800,7 @@ impl DynamoStore {
                 {
                     Staged::Done => {
                         *staged = true;
+                        keys.extend(chunk.iter().map(|c| (link, c.at, c.event_id)));
                         all += chunk.len();
                         humans += chunk.iter().filter(|c| !c.bot).count();
                         break;
@@ -784,7 +840,16 @@ impl DynamoStore {
             return Ok(Some(0));
         }
         if !self
-            .publish(link, me, seq, &counts, humans, all, true)
+            .publish(
+                link,
+                me,
+                seq,
+                &counts,
+                humans,
+                all,
+                true,
+                outbox.then_some(&keys),
+            )
             .await?
         {
             return Ok(None);
