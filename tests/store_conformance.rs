@@ -433,4 +433,139 @@ mod dynamodb_only {
         store.seal_rollups(i64::MAX, 1, 1000).await.unwrap();
         same_answers(&store, &reference, l.id, "one region").await;
     }
+
+    /// Webhooks on DynamoDB: a node that last read "no endpoint wants
+    /// clicks" still writes the outbox once another node registers one (the
+    /// publishing transaction checks); an outbox item whose messages do not
+    /// fit one transaction is fanned out with ids derived from it, so doing
+    /// it again (a fan-out that died before deleting the item) adds
+    /// nothing; the click limit's last claim writes `link.exhausted`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhook_events_are_exact_across_nodes_and_redone_fan_outs() {
+        use hop::domain::webhook::EventType;
+        use hop::store::dynamo::sdk::types::AttributeValue;
+        use hop::store::webhooks::{Endpoint, FanOut, WebhookStore};
+
+        let url = url().await;
+        let a = open(&url).await;
+        let b = open(&url).await;
+        let l = hop::testing::link("hooked", None);
+        a.insert_link(&l).await.unwrap().unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        let early: Vec<EnrichedClick> = (0..3)
+            .map(|i| hop::testing::click(l.id, BASE + i, &mut rng))
+            .collect();
+        // Node a learns that nobody wants clicks.
+        assert_eq!(a.record_clicks(&early).await.unwrap(), 3);
+        let endpoint = Endpoint {
+            id: "wh_0123456789abcdefghijklmnop".into(),
+            owner: None,
+            instance_wide: true,
+            url: "https://example.com/hook".into(),
+            description: None,
+            events: vec![EventType::Click, EventType::LinkExhausted],
+            scope_tag: None,
+            scope_links: None,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            previous_secret: None,
+            previous_until: None,
+            enabled: true,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        b.insert_endpoint(&endpoint).await.unwrap();
+        // 250 clicks in one batch: 125 messages of two, more than one
+        // transaction holds.
+        let clicks: Vec<EnrichedClick> = (0..250)
+            .map(|i| hop::testing::click(l.id, BASE + 1_000 + i, &mut rng))
+            .collect();
+        assert_eq!(a.record_clicks(&clicks).await.unwrap(), 250);
+        let outbox = a
+            .client()
+            .scan()
+            .table_name(a.table())
+            .filter_expression("begins_with(pk, :p)")
+            .expression_attribute_values(":p", AttributeValue::S("WO#".into()))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default();
+        // The link's creation and the batch since the endpoint exists (the
+        // three clicks before had no outbox to go to).
+        assert_eq!(outbox.len(), 2, "{outbox:?}");
+        let plan = |f: FanOut<'_>| {
+            hop::webhooks::plan(
+                f,
+                hop::webhooks::PlanSettings {
+                    batch_size: 2,
+                    retry_for: 60_000,
+                    now: BASE,
+                },
+            )
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        assert_eq!(a.fan_out("w1", now, 100, &plan).await.unwrap(), 2);
+        let messages = a
+            .list_messages(&endpoint.id, None, None, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(messages.len(), 125);
+        // The fan-out again, as if the first had died before deleting the
+        // items: the same messages, none added.
+        for item in &outbox {
+            a.client()
+                .put_item()
+                .table_name(a.table())
+                .set_item(Some(item.clone()))
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(a.fan_out("w2", now, 100, &plan).await.unwrap(), 2);
+        let again = a
+            .list_messages(&endpoint.id, None, None, 1_000)
+            .await
+            .unwrap();
+        let ids = |m: &[hop::store::webhooks::Message]| -> std::collections::BTreeSet<String> {
+            m.iter().map(|m| m.id.clone()).collect()
+        };
+        assert_eq!(ids(&again), ids(&messages));
+        // Each stored click exactly once.
+        let mut events: Vec<String> = again
+            .iter()
+            .flat_map(|m| {
+                let body: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+                body["data"]["clicks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["event_id"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        events.sort();
+        let mut want: Vec<String> = clicks.iter().map(|c| c.event_id.to_string()).collect();
+        want.sort();
+        assert_eq!(events, want);
+        // A limit of two: the second claim is the last, and says so.
+        let mut limited = hop::testing::link("limited", None);
+        limited.max_clicks = Some(2);
+        a.insert_link(&limited).await.unwrap().unwrap();
+        assert!(a.claim_click(limited.id, 2).await.unwrap());
+        assert!(b.claim_click(limited.id, 2).await.unwrap());
+        assert!(!a.claim_click(limited.id, 2).await.unwrap());
+        a.fan_out("w1", now, 100, &plan).await.unwrap();
+        let exhausted = a
+            .list_messages(&endpoint.id, None, None, 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.event_type == EventType::LinkExhausted)
+            .collect::<Vec<_>>();
+        assert_eq!(exhausted.len(), 1);
+        assert!(exhausted[0].body.contains("\"limited\""));
+    }
 }
