@@ -40,6 +40,8 @@ if [ $# -eq 0 ]; then
   HOP_TEST_DYNAMO=dynoxide cargo test --features dynamodb --test store_conformance dynamo
   # Two regions of a Global Table, simulated (docs/multi-region.md).
   cargo test --features dynamodb --test multi_region
+  # hop copy from SQLite into DynamoDB (moto).
+  cargo test --features dynamodb --test copy dynamodb
   # And the API suite in cluster mode on DynamoDB (moto, then dynoxide),
   # Redis and workers.
   HOP_TEST_CLUSTER=dynamodb cargo test --features dynamodb --test api

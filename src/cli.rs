@@ -115,7 +115,9 @@ pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening {to_url}"))?;
     let refused = |e: crate::store::StoreError| match e {
         crate::store::StoreError::Unsupported(_) => {
-            anyhow::anyhow!("hop copy reads and writes SQLite and PostgreSQL stores; {e}")
+            anyhow::anyhow!(
+                "hop copy reads SQLite and PostgreSQL stores, and writes those and DynamoDB; {e}"
+            )
         }
         e => e.into(),
     };
@@ -124,6 +126,11 @@ pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
         .map_err(refused)?
     {
         bail!("{from_url} holds no keys, links or clicks: nothing to copy");
+    }
+    if args.resume && !to.copy_resumable() {
+        bail!(
+            "a copy into {to_url} cannot be resumed (its rollups are written as batches, which a second run would add again): delete what the first run wrote and copy again"
+        );
     }
     if !args.resume && !crate::store::copy::is_empty(&*to).await.map_err(refused)? {
         bail!(

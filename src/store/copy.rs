@@ -344,6 +344,24 @@ pub trait CopyRows: Send + Sync {
     async fn finish_copy(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Whether a copy into this store that stopped halfway can be run
+    /// again (`--resume`): its writes of rows already there add nothing.
+    fn copy_resumable(&self) -> bool {
+        true
+    }
+
+    /// Whether the store holds no key, link or click (a copy's target
+    /// must be empty unless it resumes an interrupted copy).
+    async fn copy_is_empty(&self) -> Result<bool, StoreError> {
+        for name in ["api_keys", "links", "clicks"] {
+            let table = TABLES.iter().find(|t| t.name == name).expect("a table");
+            if !self.read_rows(table, None, 1).await?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Rows read and rows new in the target, per table.
@@ -357,13 +375,7 @@ pub struct CopyCount {
 /// Whether `store` holds no key, link or click (a copy's target must be
 /// empty unless it resumes an interrupted copy).
 pub async fn is_empty(store: &dyn Store) -> Result<bool, StoreError> {
-    for name in ["api_keys", "links", "clicks"] {
-        let table = TABLES.iter().find(|t| t.name == name).expect("a table");
-        if !store.read_rows(table, None, 1).await?.is_empty() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    store.copy_is_empty().await
 }
 
 /// Copies every table of `from` into `to`, a page at a time; `progress` is

@@ -27,6 +27,7 @@
 //! although DynamoDB's queries are not.
 
 mod clicks;
+mod copy;
 mod feed;
 mod items;
 mod model;
@@ -1348,6 +1349,3 @@ impl SessionRecords for DynamoStore {
         Ok(count)
     }
 }
-
-/// Not yet: a copy reads and writes the SQL stores' rows (docs/operations.md).
-impl crate::store::copy::CopyRows for DynamoStore {}

@@ -919,6 +919,192 @@ impl DynamoStore {
     }
 }
 
+/// A copied `webhook_endpoints` row as its item (`hop copy`).
+pub(super) fn copied_endpoint(
+    table: &crate::store::copy::Table,
+    cells: &[crate::store::copy::Cell],
+) -> Result<Item, StoreError> {
+    use crate::store::copy::Cell;
+    let get = |name: &str| -> &Cell {
+        table
+            .columns
+            .iter()
+            .position(|(c, _)| *c == name)
+            .and_then(|i| cells.get(i))
+            .unwrap_or(&Cell::Null)
+    };
+    let text = |name: &str| match get(name) {
+        Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let int = |name: &str| match get(name) {
+        Cell::Int(v) => Some(*v),
+        _ => None,
+    };
+    let flag = |name: &str| matches!(get(name), Cell::Bool(true) | Cell::Int(1));
+    let need = |v: Option<String>, name: &str| {
+        v.ok_or_else(|| StoreError::Corrupt(format!("webhook endpoint row without {name}")))
+    };
+    let e = Endpoint {
+        id: need(text("id"), "id")?,
+        owner: int("owner_key").map(KeyId),
+        instance_wide: flag("instance_wide"),
+        url: need(text("url"), "url")?,
+        description: text("description"),
+        events: serde_json::from_str(&need(text("events"), "events")?)
+            .map_err(|e| corrupt("webhook events", e))?,
+        scope_tag: text("scope_tag"),
+        scope_links: text("scope_links")
+            .map(|l| serde_json::from_str(&l))
+            .transpose()
+            .map_err(|e| corrupt("webhook scope", e))?,
+        secret: need(text("secret"), "secret")?,
+        previous_secret: text("previous_secret"),
+        previous_until: int("previous_until"),
+        enabled: flag("enabled"),
+        disabled_reason: text("disabled_reason"),
+        failing_since: int("failing_since"),
+        created_at: int("created_at").unwrap_or(0),
+        updated_at: int("updated_at").unwrap_or(0),
+    };
+    Ok(endpoint_item(&e))
+}
+
+/// A copied outbox, message or attempt row as its item (`hop copy`).
+pub(super) fn copied_item(
+    store: &DynamoStore,
+    table: &crate::store::copy::Table,
+    cells: &[crate::store::copy::Cell],
+) -> Result<Item, StoreError> {
+    use crate::store::copy::Cell;
+    let get = |name: &str| -> &Cell {
+        table
+            .columns
+            .iter()
+            .position(|(c, _)| *c == name)
+            .and_then(|i| cells.get(i))
+            .unwrap_or(&Cell::Null)
+    };
+    let text = |name: &str| match get(name) {
+        Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let int = |name: &str| match get(name) {
+        Cell::Int(v) => Some(*v),
+        _ => None,
+    };
+    let need_text = |name: &str| {
+        text(name).ok_or_else(|| StoreError::Corrupt(format!("{} row without {name}", table.name)))
+    };
+    let need_int = |name: &str| {
+        int(name).ok_or_else(|| StoreError::Corrupt(format!("{} row without {name}", table.name)))
+    };
+    match table.name {
+        "webhook_outbox" => {
+            let body = match get("body") {
+                Cell::Blob(b) => b.clone(),
+                _ => Vec::new(),
+            };
+            let mut item = store.outbox_item(need_int("id")?, &need_text("kind")?, body);
+            // Its key keeps the source's order.
+            item.insert(
+                "sk".into(),
+                s(format!(
+                    "{}#{}",
+                    ord_key(need_int("created_at")?),
+                    ord_key(need_int("id")?)
+                )),
+            );
+            Ok(item)
+        }
+        "webhook_messages" => {
+            let m = NewMessage {
+                endpoint_id: need_text("endpoint_id")?,
+                id: need_text("id")?,
+                event_type: EventType::parse(&need_text("event_type")?)
+                    .ok_or_else(|| StoreError::Corrupt("webhook event type".into()))?,
+                at: need_int("at")?,
+                events: need_int("events")? as u32,
+                body: need_text("body")?,
+                created_at: need_int("created_at")?,
+                retry_until: need_int("retry_until")?,
+            };
+            let mut item = message_item(&m, &store.region);
+            let state = need_text("state")?;
+            let next_at = need_int("next_at")?;
+            item.insert("state".into(), s(state.clone()));
+            item.insert("attempts".into(), n(need_int("attempts")?));
+            item.insert("next_at".into(), n(next_at));
+            item.insert("wd".into(), s(ord_key(next_at)));
+            if state != MessageState::Pending.as_str() {
+                item.remove("wq");
+                item.remove("wd");
+            }
+            for (k, v) in [
+                ("last_status", int("last_status")),
+                ("finished_at", int("finished_at")),
+            ] {
+                if let Some(v) = v {
+                    item.insert(k.into(), n(v));
+                }
+            }
+            if let Some(e) = text("last_error") {
+                item.insert("last_error".into(), s(e));
+            }
+            Ok(item)
+        }
+        _ => {
+            // Attempts: the source's ids are in its own order; keep them
+            // apart from this store's (time-based) ids by their time.
+            let at = need_int("at")?;
+            let id = at * 1_000_000 + need_int("id")?.rem_euclid(1_000_000);
+            let endpoint = need_text("endpoint_id")?;
+            let mut item = Item::from([
+                ("pk".into(), s(format!("WA#{endpoint}"))),
+                ("sk".into(), s(ord_key(id))),
+                ("id".into(), n(id)),
+                ("endpoint".into(), s(endpoint)),
+                ("message".into(), s(need_text("message_id")?)),
+                ("at".into(), n(at)),
+                ("attempt".into(), n(need_int("attempt")?)),
+                ("latency_ms".into(), n(need_int("latency_ms")?)),
+            ]);
+            if let Some(st) = int("status") {
+                item.insert("status".into(), n(st));
+            }
+            for (k, v) in [("error", text("error")), ("response", text("response"))] {
+                if let Some(v) = v {
+                    item.insert(k.into(), s(v));
+                }
+            }
+            Ok(item)
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Sets `#wants` from the endpoints there are (after a copy).
+    pub(super) async fn settle_wants(&self) -> Result<(), StoreError> {
+        let wants = self
+            .list_endpoints(None)
+            .await?
+            .iter()
+            .any(|e| e.wants(EventType::Click));
+        self.claims()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(ENDPOINTS))
+            .key("sk", s(WANTS))
+            .update_expression("SET wants = :w ADD v :one")
+            .expression_attribute_values(":w", AttributeValue::Bool(wants))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl WebhookStore for DynamoStore {
     fn has_webhooks(&self) -> bool {
