@@ -16,6 +16,7 @@
 //! | pack | `D#{link}` | `{day}#{region}#p#{upto}#{part}` | the sealed sum of a day's deltas up to `upto` |
 //! | to seal | `DIRTY#{link mod 16}` | `{link}#{day}#{region}` | deltas since the day was sealed (`rows`), click batches ever (`b`), the last visitor reconciliation (`vr…`) |
 //! | keys, reports, takedowns, sessions | `KEYS`, `REPORTS`, `TAKEDOWNS`, `SESSIONS` | their id | |
+//! | webhook endpoints, outbox, messages, attempts | `WH`, `WO#…`, `WM#…`, `WA#…` | see `webhooks.rs` | |
 //!
 //! A click batch is written per link as transactions of at most 100
 //! actions: the head's `seq` moves from n−1 to n (so one region's batches
