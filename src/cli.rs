@@ -115,9 +115,7 @@ pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening {to_url}"))?;
     let refused = |e: crate::store::StoreError| match e {
         crate::store::StoreError::Unsupported(_) => {
-            anyhow::anyhow!(
-                "hop copy reads SQLite and PostgreSQL stores, and writes those and DynamoDB; {e}"
-            )
+            anyhow::anyhow!("hop copy reads and writes SQLite, PostgreSQL and DynamoDB stores; {e}")
         }
         e => e.into(),
     };

@@ -30,7 +30,7 @@ impl DynamoStore {
 
     /// Committed counts of the days `[first, last]`, each region's read up
     /// to its head as read first: one snapshot (see the module docs).
-    async fn counts(
+    pub(super) async fn counts(
         &self,
         link: LinkId,
         first: i64,
@@ -54,7 +54,7 @@ impl DynamoStore {
 
     /// Raw clicks of a link in `[from, to)` from every shard, committed
     /// within `heads` (when given), in time order.
-    async fn raw_in(
+    pub(super) async fn raw_in(
         &self,
         link: LinkId,
         range: TimeRange,

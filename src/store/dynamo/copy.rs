@@ -12,6 +12,10 @@
 //! coarsening. Coarser rows and the sealer's to-do list are left: this
 //! store sums them from those. Published batches are not idempotent, so a
 //! copy into DynamoDB cannot be resumed (start again on an empty table).
+//!
+//! Out of DynamoDB, the other way: items as rows, and each link's
+//! published counts as the SQL grains (minutes up to weeks, unsealed),
+//! made from its minutes and, before the prune horizon, quarter hours.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +29,7 @@ use super::write::{FirstClick, visitor_item};
 use super::{DynamoStore, Item, n, ord_key, s, unavailable};
 use crate::domain::{DeviceType, EnrichedClick, LinkId, Route, Utm};
 use crate::store::copy::{Cell, CopyRows, Table};
-use crate::store::{Resolution, StoreError};
+use crate::store::{Resolution, StoreError, TimeRange};
 
 /// One row, read by column name.
 struct Row<'a> {
@@ -344,8 +348,596 @@ impl DynamoStore {
     }
 }
 
+/// (link, segment) pairs, and every id clicks are kept under, ascending.
+pub(super) type CopyIds = (Vec<(i64, i64)>, Vec<i64>);
+
+/// Orders rows' keys as the SQL stores do (NULL first, then by value).
+fn cmp_cells(a: &[Cell], b: &[Cell]) -> std::cmp::Ordering {
+    fn rank(c: &Cell) -> u8 {
+        match c {
+            Cell::Null => 0,
+            Cell::Bool(_) => 1,
+            Cell::Int(_) => 2,
+            Cell::Text(_) => 3,
+            Cell::Blob(_) => 4,
+        }
+    }
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (Cell::Int(x), Cell::Int(y)) => x.cmp(y),
+            (Cell::Bool(x), Cell::Bool(y)) => x.cmp(y),
+            (Cell::Text(x), Cell::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+            (Cell::Blob(x), Cell::Blob(y)) => x.cmp(y),
+            _ => rank(x).cmp(&rank(y)),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+fn int(v: Option<i64>) -> Cell {
+    v.map_or(Cell::Null, Cell::Int)
+}
+
+fn text(v: Option<String>) -> Cell {
+    v.map_or(Cell::Null, Cell::Text)
+}
+
+fn attr_int(item: &Item, k: &str) -> Result<Cell, StoreError> {
+    Ok(int(super::opt_n(item, k)?))
+}
+
+fn attr_text(item: &Item, k: &str) -> Cell {
+    text(super::opt_s(item, k))
+}
+
+fn attr_bool(item: &Item, k: &str) -> Cell {
+    Cell::Bool(matches!(item.get(k), Some(AttributeValue::Bool(true))))
+}
+
+fn attr_blob(item: &Item, k: &str) -> Cell {
+    match item.get(k) {
+        Some(AttributeValue::B(b)) => Cell::Blob(b.as_ref().to_vec()),
+        _ => Cell::Null,
+    }
+}
+
+/// SQL's breakdown and visitor grains made from minutes, and from quarter
+/// hours (what DynamoDB keeps before its prune horizon).
+const FROM_MINUTES: [Resolution; 6] = [
+    Resolution::Minute,
+    Resolution::FiveMinutes,
+    Resolution::QuarterHour,
+    Resolution::Hour,
+    Resolution::Day,
+    Resolution::Week,
+];
+const FROM_QUARTERS: [Resolution; 4] = [
+    Resolution::QuarterHour,
+    Resolution::Hour,
+    Resolution::Day,
+    Resolution::Week,
+];
+
+/// One link's rollup rows of `table`, as a SQL store would hold them
+/// (unsealed: no packs), from its published counts.
+fn rollup_rows(table: &str, link: LinkId, c: &Counts) -> Vec<Vec<Cell>> {
+    use crate::store::rollup::res_code;
+    let mut out = Vec::new();
+    let grains = |fine: bool, visitors: bool| -> Vec<Resolution> {
+        let all: &[Resolution] = if fine { &FROM_MINUTES } else { &FROM_QUARTERS };
+        // New visitors stop at the day.
+        all.iter()
+            .copied()
+            .filter(|r| !visitors || *r != Resolution::Week)
+            .collect()
+    };
+    match table {
+        "rollup_series" => {
+            let mut rows: BTreeMap<(i64, i64, bool), i64> = BTreeMap::new();
+            for (m, pair) in &c.series {
+                for res in [Resolution::Minute, Resolution::QuarterHour] {
+                    for (slot, n) in pair.iter().enumerate() {
+                        *rows
+                            .entry((res_code(res), res.floor(*m), slot == 1))
+                            .or_default() += n;
+                    }
+                }
+            }
+            for ((res, bucket, bot), clicks) in rows.into_iter().filter(|r| r.1 != 0) {
+                out.push(vec![
+                    Cell::Int(link.0),
+                    Cell::Int(res),
+                    Cell::Int(bucket),
+                    Cell::Bool(bot),
+                    Cell::Int(clicks),
+                ]);
+            }
+        }
+        "rollup_dims" => {
+            let mut rows: BTreeMap<(i64, i64, i64, bool, String), i64> = BTreeMap::new();
+            for (map, fine) in [(&c.dims, true), (&c.qdims, false)] {
+                for ((m, dim, value), pair) in map {
+                    for res in grains(fine, false) {
+                        for (slot, n) in pair.iter().enumerate() {
+                            *rows
+                                .entry((
+                                    res_code(res),
+                                    i64::from(*dim),
+                                    res.floor(*m),
+                                    slot == 1,
+                                    value.clone(),
+                                ))
+                                .or_default() += n;
+                        }
+                    }
+                }
+            }
+            for ((res, dim, bucket, bot, value), clicks) in rows.into_iter().filter(|r| r.1 != 0) {
+                out.push(vec![
+                    Cell::Int(link.0),
+                    Cell::Int(res),
+                    Cell::Int(dim),
+                    Cell::Int(bucket),
+                    Cell::Bool(bot),
+                    Cell::Text(value),
+                    Cell::Int(clicks),
+                ]);
+            }
+        }
+        "rollup_visitors" => {
+            let mut rows: BTreeMap<(i64, i64, bool), i64> = BTreeMap::new();
+            for (map, fine) in [(&c.visitors, true), (&c.qvisitors, false)] {
+                for (m, pair) in map {
+                    for res in grains(fine, true) {
+                        for (slot, n) in pair.iter().enumerate() {
+                            *rows
+                                .entry((res_code(res), res.floor(*m), slot == 1))
+                                .or_default() += n;
+                        }
+                    }
+                }
+            }
+            for ((res, bucket, bot), visitors) in rows.into_iter().filter(|r| r.1 != 0) {
+                out.push(vec![
+                    Cell::Int(link.0),
+                    Cell::Int(res),
+                    Cell::Int(bucket),
+                    Cell::Bool(bot),
+                    Cell::Int(visitors),
+                ]);
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+impl DynamoStore {
+    /// Every link item, by id.
+    async fn all_link_items(&self) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name(super::LINKS_INDEX)
+                .key_condition_expression("gl = :l")
+                .expression_attribute_values(":l", s("L"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|i| super::opt_n(i, "id").ok().flatten().unwrap_or(0));
+        Ok(out)
+    }
+
+    /// Every (link, segment) pair, and every id clicks are kept under
+    /// (links and their variant segments), ascending; read once per copy.
+    async fn copy_ids(&self) -> Result<std::sync::Arc<CopyIds>, StoreError> {
+        if let Some(ids) = self.copy_ids.lock().expect("not poisoned").clone() {
+            return Ok(ids);
+        }
+        let mut segments = Vec::new();
+        let mut ids = Vec::new();
+        for item in self.all_link_items().await? {
+            let id = super::get_n(&item, "id")?;
+            ids.push(id);
+            for g in self.query_all(format!("G#{id}"), None, true).await? {
+                let segment: i64 = super::get_s(&g, "sk")?
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("segment id".into()))?;
+                segments.push((id, segment));
+                ids.push(segment);
+            }
+        }
+        segments.sort_unstable();
+        ids.sort_unstable();
+        ids.dedup();
+        let ids = std::sync::Arc::new((segments, ids));
+        *self.copy_ids.lock().expect("not poisoned") = Some(ids.clone());
+        Ok(ids)
+    }
+
+    /// Rows of a table held in one partition or list, all at once.
+    async fn small_table(&self, table: &Table) -> Result<Vec<Vec<Cell>>, StoreError> {
+        use crate::store::webhooks::WebhookStore;
+        use crate::store::{KeyStore, ReportStore};
+        let mut rows = Vec::new();
+        match table.name {
+            "api_keys" => {
+                for k in self.list_keys().await? {
+                    rows.push(vec![
+                        Cell::Int(k.id.0),
+                        Cell::Text(k.name),
+                        Cell::Blob(k.hash.to_vec()),
+                        Cell::Bool(k.admin),
+                        Cell::Int(k.created_at.timestamp_millis()),
+                        int(k.revoked_at.map(|t| t.timestamp_millis())),
+                    ]);
+                }
+            }
+            "link_tags" => {
+                for item in self.all_link_items().await? {
+                    let id = super::get_n(&item, "id")?;
+                    let tags: Vec<String> = serde_json::from_str(super::get_s(&item, "tags")?)
+                        .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+                    for tag in tags {
+                        rows.push(vec![Cell::Text(tag), Cell::Int(id)]);
+                    }
+                }
+            }
+            "link_segments" => {
+                for (link, segment) in &self.copy_ids().await?.0 {
+                    rows.push(vec![Cell::Int(*link), Cell::Int(*segment)]);
+                }
+            }
+            "sessions" => {
+                for item in self.query_all("SESSIONS".into(), None, true).await? {
+                    let hash = hex::decode(super::get_s(&item, "sk")?)
+                        .map_err(|_| StoreError::Corrupt("session key".into()))?;
+                    rows.push(vec![
+                        Cell::Blob(hash),
+                        attr_text(&item, "data"),
+                        attr_int(&item, "expires_at")?,
+                    ]);
+                }
+            }
+            "reports" => {
+                for r in self.list_reports(None, usize::MAX).await? {
+                    rows.push(vec![
+                        Cell::Int(r.id),
+                        Cell::Text(r.slug),
+                        int(r.link_id.map(|l| l.0)),
+                        Cell::Text(r.reason),
+                        text(r.details),
+                        Cell::Int(r.created_at.timestamp_millis()),
+                    ]);
+                }
+            }
+            "takedowns" => {
+                for item in self.query_all("TAKEDOWNS".into(), None, true).await? {
+                    rows.push(vec![
+                        attr_text(&item, "sk"),
+                        attr_text(&item, "reason"),
+                        attr_int(&item, "created_at")?,
+                    ]);
+                }
+            }
+            "webhook_endpoints" => {
+                for e in self.list_endpoints(None).await? {
+                    rows.push(vec![
+                        Cell::Text(e.id.clone()),
+                        int(e.owner.map(|k| k.0)),
+                        Cell::Bool(e.instance_wide),
+                        Cell::Text(e.url.clone()),
+                        text(e.description.clone()),
+                        Cell::Text(serde_json::to_string(&e.events).unwrap_or_default()),
+                        Cell::Bool(e.wants(crate::domain::webhook::EventType::Click)),
+                        text(e.scope_tag.clone()),
+                        text(
+                            e.scope_links
+                                .as_ref()
+                                .and_then(|l| serde_json::to_string(l).ok()),
+                        ),
+                        Cell::Text(e.secret.clone()),
+                        text(e.previous_secret.clone()),
+                        int(e.previous_until),
+                        Cell::Bool(e.enabled),
+                        text(e.disabled_reason.clone()),
+                        int(e.failing_since),
+                        Cell::Int(e.created_at),
+                        Cell::Int(e.updated_at),
+                    ]);
+                }
+            }
+            "webhook_outbox" => {
+                let mut items = Vec::new();
+                for shard in 0..16 {
+                    items.extend(
+                        self.query_all(format!("WO#{}#{shard}", self.region), None, true)
+                            .await?,
+                    );
+                }
+                items.sort_by_key(|a| super::opt_s(a, "sk"));
+                for (i, item) in items.iter().enumerate() {
+                    let created = super::get_s(item, "sk")?
+                        .split('#')
+                        .next()
+                        .and_then(|h| u64::from_str_radix(h, 16).ok())
+                        .map(|v| (v ^ (1 << 63)) as i64)
+                        .unwrap_or(0);
+                    rows.push(vec![
+                        Cell::Int(i as i64 + 1),
+                        attr_text(item, "kind"),
+                        Cell::Int(created),
+                        attr_blob(item, "body"),
+                        Cell::Null,
+                        Cell::Null,
+                    ]);
+                }
+            }
+            "webhook_messages" => {
+                for e in self.list_endpoints(None).await? {
+                    for m in self.list_messages(&e.id, None, None, usize::MAX).await? {
+                        let item = self
+                            .get(format!("WM#{}", e.id), &m.id)
+                            .await?
+                            .unwrap_or_default();
+                        rows.push(vec![
+                            Cell::Text(m.endpoint_id),
+                            Cell::Text(m.id),
+                            Cell::Text(m.event_type.as_str().into()),
+                            Cell::Int(m.at),
+                            Cell::Int(i64::from(m.events)),
+                            Cell::Text(m.body),
+                            Cell::Text(m.state.as_str().into()),
+                            Cell::Int(i64::from(m.attempts)),
+                            Cell::Int(m.retry_until),
+                            Cell::Int(m.next_at),
+                            attr_int(&item, "lease_until")?,
+                            attr_text(&item, "leased_by"),
+                            int(m.last_status.map(i64::from)),
+                            text(m.last_error),
+                            Cell::Int(m.created_at),
+                            int(m.finished_at),
+                        ]);
+                    }
+                }
+            }
+            "webhook_attempts" => {
+                for e in self.list_endpoints(None).await? {
+                    for a in self.list_attempts(&e.id, None, None, usize::MAX).await? {
+                        rows.push(vec![
+                            Cell::Int(a.id),
+                            Cell::Text(a.endpoint_id),
+                            Cell::Text(a.message_id),
+                            Cell::Int(a.at),
+                            Cell::Int(i64::from(a.attempt)),
+                            int(a.status.map(i64::from)),
+                            Cell::Int(a.latency_ms as i64),
+                            text(a.error),
+                            text(a.response),
+                        ]);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(rows)
+    }
+
+    /// One link's rows of a per-link table, from `after` (its key) on.
+    async fn link_rows(
+        &self,
+        table: &Table,
+        link: LinkId,
+        after: Option<&[Cell]>,
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let all = TimeRange {
+            from: i64::MIN / 2,
+            to: i64::MAX / 2,
+        };
+        let rows = match table.name {
+            "clicks" => {
+                let heads = self.heads(link).await?;
+                // Resume at the last click's time, not the link's first.
+                let from = match after {
+                    Some([Cell::Int(l), Cell::Int(at), ..]) if *l == link.0 => *at,
+                    _ => all.from,
+                };
+                self.raw_in(link, TimeRange { from, to: all.to }, &heads)
+                    .await?
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            Cell::Int(c.link_id.0),
+                            Cell::Int(c.at),
+                            Cell::Blob(c.event_id.as_bytes().to_vec()),
+                            Cell::Bool(c.bot),
+                            text(c.country.clone()),
+                            text(c.city.clone()),
+                            Cell::Text(c.browser.clone()),
+                            Cell::Text(c.os.clone()),
+                            Cell::Text(c.device.as_str().into()),
+                            text(c.referrer_host.clone()),
+                            text(c.utm.source.clone()),
+                            text(c.utm.medium.clone()),
+                            text(c.utm.campaign.clone()),
+                            Cell::Int(c.visitor),
+                            Cell::Text(c.region.clone()),
+                            text(c.route.rule.clone()),
+                            text(c.route.variant.clone()),
+                        ]
+                    })
+                    .collect()
+            }
+            "link_totals" => {
+                let heads = self.heads(link).await?;
+                let humans: i64 = heads.values().map(|h| h.humans).sum();
+                let all: i64 = heads.values().map(|h| h.all).sum();
+                [(false, humans), (true, all - humans)]
+                    .into_iter()
+                    .filter(|(_, n)| *n != 0)
+                    .map(|(bot, n)| vec![Cell::Int(link.0), Cell::Bool(bot), Cell::Int(n)])
+                    .collect()
+            }
+            "visitors" => {
+                let heads = self.heads(link).await?;
+                let mut firsts: BTreeMap<(i64, i64), FirstClick> = BTreeMap::new();
+                let mut days: Vec<&String> = heads.values().flat_map(|h| h.days.iter()).collect();
+                days.sort();
+                days.dedup();
+                for day in days {
+                    for item in self
+                        .query_all(format!("V#{}#{day}", link.0), None, true)
+                        .await?
+                    {
+                        let region = super::get_s(&item, "sk")?
+                            .split('#')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                        let Some(head) = heads.get(&region) else {
+                            continue;
+                        };
+                        let Some(f) = super::write::visitor_state(&item, head, None)? else {
+                            continue;
+                        };
+                        let key = (super::get_n(&item, "day")?, super::get_n(&item, "visitor")?);
+                        // Across regions, the one that counts it (else the
+                        // earliest).
+                        let better = match firsts.get(&key) {
+                            None => true,
+                            Some(old) => (f.counted, -f.at) > (old.counted, -old.at),
+                        };
+                        if better {
+                            firsts.insert(key, f);
+                        }
+                    }
+                }
+                firsts
+                    .into_iter()
+                    .map(|((day, visitor), f)| {
+                        vec![
+                            Cell::Int(link.0),
+                            Cell::Int(day),
+                            Cell::Int(visitor),
+                            Cell::Int(f.at),
+                            Cell::Bool(f.bot),
+                        ]
+                    })
+                    .collect()
+            }
+            "rollup_series" | "rollup_dims" | "rollup_visitors" => {
+                let (counts, _) = self.counts(link, all.from, all.to).await?;
+                rollup_rows(table.name, link, &counts)
+            }
+            // Unsealed: no packs; nothing waits to be sealed.
+            _ => Vec::new(),
+        };
+        let mut rows = rows;
+        rows.sort_by(|a, b| cmp_cells(&a[..table.key], &b[..table.key]));
+        if let Some(after) = after {
+            rows.retain(|r| cmp_cells(&r[..table.key], after).is_gt());
+        }
+        Ok(rows)
+    }
+}
+
 #[async_trait]
 impl CopyRows for DynamoStore {
+    async fn read_rows(
+        &self,
+        table: &Table,
+        after: Option<&[Cell]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let per_link = matches!(
+            table.name,
+            "clicks"
+                | "rollup_series"
+                | "rollup_dims"
+                | "rollup_packs"
+                | "rollup_visitors"
+                | "visitors"
+                | "link_totals"
+        );
+        if table.name == "links" {
+            let mut rows = Vec::new();
+            for item in self.all_link_items().await? {
+                let id = super::get_n(&item, "id")?;
+                if let Some([Cell::Int(a), ..]) = after
+                    && id <= *a
+                {
+                    continue;
+                }
+                let served = match self.get(format!("I#{id}"), "I").await? {
+                    Some(i) => super::opt_n(&i, "served")?.unwrap_or(0),
+                    None => 0,
+                };
+                rows.push(vec![
+                    Cell::Int(id),
+                    attr_text(&item, "slug"),
+                    attr_text(&item, "target"),
+                    attr_text(&item, "title"),
+                    attr_text(&item, "tags"),
+                    attr_int(&item, "created_at")?,
+                    attr_int(&item, "updated_at")?,
+                    attr_int(&item, "expires_at")?,
+                    attr_int(&item, "max_clicks")?,
+                    Cell::Int(served),
+                    attr_int(&item, "status")?,
+                    attr_bool(&item, "disabled"),
+                    attr_int(&item, "go")?,
+                    attr_blob(&item, "secret_hash"),
+                    attr_text(&item, "rules"),
+                    attr_text(&item, "fallback_url"),
+                    attr_text(&item, "password_hash"),
+                    attr_text(&item, "preview"),
+                ]);
+                if rows.len() >= limit {
+                    break;
+                }
+            }
+            return Ok(rows);
+        }
+        if !per_link {
+            let mut rows = self.small_table(table).await?;
+            rows.sort_by(|a, b| cmp_cells(&a[..table.key], &b[..table.key]));
+            if let Some(after) = after {
+                rows.retain(|r| cmp_cells(&r[..table.key], after).is_gt());
+            }
+            rows.truncate(limit);
+            return Ok(rows);
+        }
+        let ids = self.copy_ids().await?;
+        let first = match after {
+            Some([Cell::Int(l), ..]) => *l,
+            _ => i64::MIN,
+        };
+        let mut out = Vec::new();
+        for id in ids.1.iter().filter(|id| **id >= first) {
+            let from = after.filter(|_| *id == first);
+            out.extend(self.link_rows(table, LinkId(*id), from).await?);
+            if out.len() >= limit {
+                out.truncate(limit);
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     fn copy_resumable(&self) -> bool {
         false
     }

@@ -87,6 +87,9 @@ pub struct DynamoStore {
     segments: moka::sync::Cache<LinkId, ()>,
     /// What the click writer last read of whether endpoints want clicks.
     wants: webhooks::WantsCache,
+    /// `hop copy` out of this store: the ids clicks are kept under, read
+    /// once.
+    copy_ids: std::sync::Mutex<Option<std::sync::Arc<copy::CopyIds>>>,
 }
 
 /// Errors of the SDK: throttling, network and server errors are the
@@ -326,6 +329,7 @@ impl DynamoStore {
             visitor_settle_ms: 60_000,
             segments: moka::sync::Cache::new(100_000),
             wants: webhooks::WantsCache::default(),
+            copy_ids: std::sync::Mutex::new(None),
         };
         if migrate {
             store.create_table().await?;
