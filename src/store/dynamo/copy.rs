@@ -32,9 +32,9 @@ use crate::store::copy::{Cell, CopyRows, Table};
 use crate::store::{Resolution, StoreError, TimeRange};
 
 /// One row, read by column name.
-struct Row<'a> {
-    table: &'a Table,
-    cells: &'a [Cell],
+pub(super) struct Row<'a> {
+    pub table: &'a Table,
+    pub cells: &'a [Cell],
 }
 
 impl Row<'_> {
@@ -48,7 +48,7 @@ impl Row<'_> {
         self.cells.get(i).unwrap_or(&Cell::Null)
     }
 
-    fn int(&self, name: &str) -> Option<i64> {
+    pub(super) fn int(&self, name: &str) -> Option<i64> {
         match self.cell(name) {
             Cell::Int(v) => Some(*v),
             Cell::Bool(b) => Some(i64::from(*b)),
@@ -56,28 +56,28 @@ impl Row<'_> {
         }
     }
 
-    fn need_int(&self, name: &str) -> Result<i64, StoreError> {
+    pub(super) fn need_int(&self, name: &str) -> Result<i64, StoreError> {
         self.int(name)
             .ok_or_else(|| StoreError::Corrupt(format!("{} row without {name}", self.table.name)))
     }
 
-    fn text(&self, name: &str) -> Option<String> {
+    pub(super) fn text(&self, name: &str) -> Option<String> {
         match self.cell(name) {
             Cell::Text(v) => Some(v.clone()),
             _ => None,
         }
     }
 
-    fn need_text(&self, name: &str) -> Result<String, StoreError> {
+    pub(super) fn need_text(&self, name: &str) -> Result<String, StoreError> {
         self.text(name)
             .ok_or_else(|| StoreError::Corrupt(format!("{} row without {name}", self.table.name)))
     }
 
-    fn flag(&self, name: &str) -> bool {
+    pub(super) fn flag(&self, name: &str) -> bool {
         matches!(self.cell(name), Cell::Bool(true) | Cell::Int(1))
     }
 
-    fn blob(&self, name: &str) -> Option<Vec<u8>> {
+    pub(super) fn blob(&self, name: &str) -> Option<Vec<u8>> {
         match self.cell(name) {
             Cell::Blob(b) => Some(b.clone()),
             _ => None,
@@ -243,40 +243,17 @@ impl DynamoStore {
     /// Puts items, 25 per request.
     async fn put_all(&self, items: Vec<Item>) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        for chunk in items.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|i| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(i.clone()))
-                                .build()
-                                .expect("complete"),
-                        )
+        self.batch_write(items.into_iter().map(|i| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(i))
                         .build()
-                })
-                .collect();
-            let mut backoff = std::time::Duration::from_millis(20);
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table(), requests)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(self.table()))
-                    .unwrap_or_default();
-                if !requests.is_empty() {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
-                }
-            }
-        }
-        Ok(())
+                        .expect("complete"),
+                )
+                .build()
+        }))
+        .await
     }
 
     /// Rollup rows into parts per link. `cut`: the first quarter hour whose
@@ -1090,12 +1067,12 @@ impl CopyRows for DynamoStore {
             }
             "webhook_endpoints" => {
                 for r in &rows {
-                    items.push(super::webhooks::copied_endpoint(r.table, r.cells)?);
+                    items.push(super::webhooks::copied_endpoint(r)?);
                 }
             }
             "webhook_outbox" | "webhook_messages" | "webhook_attempts" => {
                 for r in &rows {
-                    items.push(super::webhooks::copied_item(self, r.table, r.cells)?);
+                    items.push(super::webhooks::copied_item(self, r)?);
                 }
             }
             "clicks" | "visitors" | "link_totals" => {

@@ -599,24 +599,74 @@ impl DynamoStore {
         }
     }
 
+    /// Reads items by key (consistently), 100 per request, retrying what
+    /// is unprocessed; those that exist, in no particular order.
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut keys = chunk.to_vec();
+            let mut backoff = Duration::from_millis(20);
+            while !keys.is_empty() {
+                let got = self
+                    .client
+                    .batch_get_item()
+                    .request_items(
+                        &self.table,
+                        KeysAndAttributes::builder()
+                            .set_keys(Some(keys))
+                            .consistent_read(true)
+                            .build()
+                            .expect("complete"),
+                    )
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                out.extend(
+                    got.responses
+                        .and_then(|mut r| r.remove(&self.table))
+                        .unwrap_or_default(),
+                );
+                keys = got
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes items by key, 25 per request, retrying what is unprocessed.
     pub(crate) async fn delete_keys(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
-        for chunk in keys.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|(pk, sk)| {
-                    WriteRequest::builder()
-                        .delete_request(
-                            DeleteRequest::builder()
-                                .key("pk", s(pk.clone()))
-                                .key("sk", s(sk.clone()))
-                                .build()
-                                .expect("complete"),
-                        )
+        self.batch_write(keys.iter().map(|(pk, sk)| {
+            WriteRequest::builder()
+                .delete_request(
+                    DeleteRequest::builder()
+                        .key("pk", s(pk.clone()))
+                        .key("sk", s(sk.clone()))
                         .build()
-                })
-                .collect();
+                        .expect("complete"),
+                )
+                .build()
+        }))
+        .await
+    }
+
+    /// Sends write requests (puts or deletes), 25 per request, retrying
+    /// what is unprocessed.
+    pub(crate) async fn batch_write(
+        &self,
+        requests: impl IntoIterator<Item = aws_sdk_dynamodb::types::WriteRequest>,
+    ) -> Result<(), StoreError> {
+        let requests: Vec<_> = requests.into_iter().collect();
+        for chunk in requests.chunks(25) {
+            let mut requests = chunk.to_vec();
             let mut backoff = Duration::from_millis(20);
             while !requests.is_empty() {
                 let out = self

@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, Select,
-    TransactWriteItem,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, Select, TransactWriteItem,
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -573,55 +572,23 @@ impl DynamoStore {
         links: &mut HashMap<LinkId, Option<Arc<LinkFacts>>>,
     ) -> Result<Vec<(EnrichedClick, Arc<LinkFacts>)>, StoreError> {
         let mut found: HashMap<(String, String), Item> = HashMap::new();
-        for chunk in keys.chunks(100) {
-            let mut want: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|(link, at, id)| {
-                    HashMap::from([
-                        ("pk".into(), s(raw_pk(*link, shard_of(*id)))),
-                        ("sk".into(), s(raw_sk(*at, *id))),
-                    ])
-                })
-                .collect();
-            let mut backoff = Duration::from_millis(20);
-            while !want.is_empty() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(
-                        self.table(),
-                        KeysAndAttributes::builder()
-                            .set_keys(Some(want))
-                            .consistent_read(true)
-                            .build()
-                            .expect("complete"),
-                    )
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(self.table()))
-                    .unwrap_or_default()
-                {
-                    found.insert(
-                        (
-                            get_s(&item, "pk")?.to_owned(),
-                            get_s(&item, "sk")?.to_owned(),
-                        ),
-                        item,
-                    );
-                }
-                want = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(self.table()))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if !want.is_empty() {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
+        let want: Vec<Item> = keys
+            .iter()
+            .map(|(link, at, id)| {
+                Item::from([
+                    ("pk".into(), s(raw_pk(*link, shard_of(*id)))),
+                    ("sk".into(), s(raw_sk(*at, *id))),
+                ])
+            })
+            .collect();
+        for item in self.batch_get(want).await? {
+            found.insert(
+                (
+                    get_s(&item, "pk")?.to_owned(),
+                    get_s(&item, "sk")?.to_owned(),
+                ),
+                item,
+            );
         }
         let mut out = Vec::with_capacity(keys.len());
         for (link, at, id) in keys {
@@ -920,52 +887,29 @@ impl DynamoStore {
 }
 
 /// A copied `webhook_endpoints` row as its item (`hop copy`).
-pub(super) fn copied_endpoint(
-    table: &crate::store::copy::Table,
-    cells: &[crate::store::copy::Cell],
-) -> Result<Item, StoreError> {
-    use crate::store::copy::Cell;
-    let get = |name: &str| -> &Cell {
-        table
-            .columns
-            .iter()
-            .position(|(c, _)| *c == name)
-            .and_then(|i| cells.get(i))
-            .unwrap_or(&Cell::Null)
-    };
-    let text = |name: &str| match get(name) {
-        Cell::Text(t) => Some(t.clone()),
-        _ => None,
-    };
-    let int = |name: &str| match get(name) {
-        Cell::Int(v) => Some(*v),
-        _ => None,
-    };
-    let flag = |name: &str| matches!(get(name), Cell::Bool(true) | Cell::Int(1));
-    let need = |v: Option<String>, name: &str| {
-        v.ok_or_else(|| StoreError::Corrupt(format!("webhook endpoint row without {name}")))
-    };
+pub(super) fn copied_endpoint(r: &super::copy::Row<'_>) -> Result<Item, StoreError> {
     let e = Endpoint {
-        id: need(text("id"), "id")?,
-        owner: int("owner_key").map(KeyId),
-        instance_wide: flag("instance_wide"),
-        url: need(text("url"), "url")?,
-        description: text("description"),
-        events: serde_json::from_str(&need(text("events"), "events")?)
+        id: r.need_text("id")?,
+        owner: r.int("owner_key").map(KeyId),
+        instance_wide: r.flag("instance_wide"),
+        url: r.need_text("url")?,
+        description: r.text("description"),
+        events: serde_json::from_str(&r.need_text("events")?)
             .map_err(|e| corrupt("webhook events", e))?,
-        scope_tag: text("scope_tag"),
-        scope_links: text("scope_links")
+        scope_tag: r.text("scope_tag"),
+        scope_links: r
+            .text("scope_links")
             .map(|l| serde_json::from_str(&l))
             .transpose()
             .map_err(|e| corrupt("webhook scope", e))?,
-        secret: need(text("secret"), "secret")?,
-        previous_secret: text("previous_secret"),
-        previous_until: int("previous_until"),
-        enabled: flag("enabled"),
-        disabled_reason: text("disabled_reason"),
-        failing_since: int("failing_since"),
-        created_at: int("created_at").unwrap_or(0),
-        updated_at: int("updated_at").unwrap_or(0),
+        secret: r.need_text("secret")?,
+        previous_secret: r.text("previous_secret"),
+        previous_until: r.int("previous_until"),
+        enabled: r.flag("enabled"),
+        disabled_reason: r.text("disabled_reason"),
+        failing_since: r.int("failing_since"),
+        created_at: r.int("created_at").unwrap_or(0),
+        updated_at: r.int("updated_at").unwrap_or(0),
     };
     Ok(endpoint_item(&e))
 }
@@ -973,67 +917,44 @@ pub(super) fn copied_endpoint(
 /// A copied outbox, message or attempt row as its item (`hop copy`).
 pub(super) fn copied_item(
     store: &DynamoStore,
-    table: &crate::store::copy::Table,
-    cells: &[crate::store::copy::Cell],
+    r: &super::copy::Row<'_>,
 ) -> Result<Item, StoreError> {
-    use crate::store::copy::Cell;
-    let get = |name: &str| -> &Cell {
-        table
-            .columns
-            .iter()
-            .position(|(c, _)| *c == name)
-            .and_then(|i| cells.get(i))
-            .unwrap_or(&Cell::Null)
-    };
-    let text = |name: &str| match get(name) {
-        Cell::Text(t) => Some(t.clone()),
-        _ => None,
-    };
-    let int = |name: &str| match get(name) {
-        Cell::Int(v) => Some(*v),
-        _ => None,
-    };
-    let need_text = |name: &str| {
-        text(name).ok_or_else(|| StoreError::Corrupt(format!("{} row without {name}", table.name)))
-    };
-    let need_int = |name: &str| {
-        int(name).ok_or_else(|| StoreError::Corrupt(format!("{} row without {name}", table.name)))
-    };
-    match table.name {
+    match r.table.name {
         "webhook_outbox" => {
-            let body = match get("body") {
-                Cell::Blob(b) => b.clone(),
-                _ => Vec::new(),
-            };
-            let mut item = store.outbox_item(need_int("id")?, &need_text("kind")?, body);
+            let id = r.need_int("id")?;
+            let mut item = store.outbox_item(
+                id,
+                &r.need_text("kind")?,
+                r.blob("body").unwrap_or_default(),
+            );
             // Its key keeps the source's order.
             item.insert(
                 "sk".into(),
                 s(format!(
                     "{}#{}",
-                    ord_key(need_int("created_at")?),
-                    ord_key(need_int("id")?)
+                    ord_key(r.need_int("created_at")?),
+                    ord_key(id)
                 )),
             );
             Ok(item)
         }
         "webhook_messages" => {
             let m = NewMessage {
-                endpoint_id: need_text("endpoint_id")?,
-                id: need_text("id")?,
-                event_type: EventType::parse(&need_text("event_type")?)
+                endpoint_id: r.need_text("endpoint_id")?,
+                id: r.need_text("id")?,
+                event_type: EventType::parse(&r.need_text("event_type")?)
                     .ok_or_else(|| StoreError::Corrupt("webhook event type".into()))?,
-                at: need_int("at")?,
-                events: need_int("events")? as u32,
-                body: need_text("body")?,
-                created_at: need_int("created_at")?,
-                retry_until: need_int("retry_until")?,
+                at: r.need_int("at")?,
+                events: r.need_int("events")? as u32,
+                body: r.need_text("body")?,
+                created_at: r.need_int("created_at")?,
+                retry_until: r.need_int("retry_until")?,
             };
             let mut item = message_item(&m, &store.region);
-            let state = need_text("state")?;
-            let next_at = need_int("next_at")?;
+            let state = r.need_text("state")?;
+            let next_at = r.need_int("next_at")?;
             item.insert("state".into(), s(state.clone()));
-            item.insert("attempts".into(), n(need_int("attempts")?));
+            item.insert("attempts".into(), n(r.need_int("attempts")?));
             item.insert("next_at".into(), n(next_at));
             item.insert("wd".into(), s(ord_key(next_at)));
             if state != MessageState::Pending.as_str() {
@@ -1041,14 +962,14 @@ pub(super) fn copied_item(
                 item.remove("wd");
             }
             for (k, v) in [
-                ("last_status", int("last_status")),
-                ("finished_at", int("finished_at")),
+                ("last_status", r.int("last_status")),
+                ("finished_at", r.int("finished_at")),
             ] {
                 if let Some(v) = v {
                     item.insert(k.into(), n(v));
                 }
             }
-            if let Some(e) = text("last_error") {
+            if let Some(e) = r.text("last_error") {
                 item.insert("last_error".into(), s(e));
             }
             Ok(item)
@@ -1056,23 +977,23 @@ pub(super) fn copied_item(
         _ => {
             // Attempts: the source's ids are in its own order; keep them
             // apart from this store's (time-based) ids by their time.
-            let at = need_int("at")?;
-            let id = at * 1_000_000 + need_int("id")?.rem_euclid(1_000_000);
-            let endpoint = need_text("endpoint_id")?;
+            let at = r.need_int("at")?;
+            let id = at * 1_000_000 + r.need_int("id")?.rem_euclid(1_000_000);
+            let endpoint = r.need_text("endpoint_id")?;
             let mut item = Item::from([
                 ("pk".into(), s(format!("WA#{endpoint}"))),
                 ("sk".into(), s(ord_key(id))),
                 ("id".into(), n(id)),
                 ("endpoint".into(), s(endpoint)),
-                ("message".into(), s(need_text("message_id")?)),
+                ("message".into(), s(r.need_text("message_id")?)),
                 ("at".into(), n(at)),
-                ("attempt".into(), n(need_int("attempt")?)),
-                ("latency_ms".into(), n(need_int("latency_ms")?)),
+                ("attempt".into(), n(r.need_int("attempt")?)),
+                ("latency_ms".into(), n(r.need_int("latency_ms")?)),
             ]);
-            if let Some(st) = int("status") {
+            if let Some(st) = r.int("status") {
                 item.insert("status".into(), n(st));
             }
-            for (k, v) in [("error", text("error")), ("response", text("response"))] {
+            for (k, v) in [("error", r.text("error")), ("response", r.text("response"))] {
                 if let Some(v) = v {
                     item.insert(k.into(), s(v));
                 }

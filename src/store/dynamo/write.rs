@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use chrono::Utc;
 use uuid::Uuid;
@@ -302,44 +302,12 @@ impl DynamoStore {
         wanted: &[(i64, i64)],
     ) -> Result<HashMap<(i64, i64), Item>, StoreError> {
         let mut out = HashMap::new();
-        for chunk in wanted.chunks(100) {
-            let mut keys: Vec<Item> = chunk
-                .iter()
-                .map(|(day, visitor)| visitor_key(link, *day, region, *visitor))
-                .collect();
-            let mut backoff = Duration::from_millis(20);
-            while !keys.is_empty() {
-                let got = self
-                    .client
-                    .batch_get_item()
-                    .request_items(
-                        self.table(),
-                        KeysAndAttributes::builder()
-                            .set_keys(Some(keys))
-                            .consistent_read(true)
-                            .build()
-                            .expect("complete"),
-                    )
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                for item in got
-                    .responses
-                    .and_then(|mut r| r.remove(self.table()))
-                    .unwrap_or_default()
-                {
-                    out.insert((get_n(&item, "day")?, get_n(&item, "visitor")?), item);
-                }
-                keys = got
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(self.table()))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
+        let keys: Vec<Item> = wanted
+            .iter()
+            .map(|(day, visitor)| visitor_key(link, *day, region, *visitor))
+            .collect();
+        for item in self.batch_get(keys).await? {
+            out.insert((get_n(&item, "day")?, get_n(&item, "visitor")?), item);
         }
         Ok(out)
     }
