@@ -88,6 +88,23 @@ async fn everything(store: &dyn Store, ids: &[LinkId], queries: &[StatsQuery]) -
     }
 }
 
+/// Every user-visible thing of `a` equals `b`'s (`what`: which copy).
+fn assert_same(a: &Everything, b: &Everything, what: &str) {
+    assert_eq!(a.links, b.links, "{what}");
+    assert_eq!(a.keys, b.keys, "{what}");
+    assert_eq!(a.reports, b.reports, "{what}");
+    assert_eq!(a.takedowns, b.takedowns, "{what}");
+    assert_eq!(a.webhooks, b.webhooks, "{what}");
+    assert_eq!(a.messages, b.messages, "{what}");
+    assert_eq!(a.outbox, b.outbox, "{what}");
+    assert_eq!(a.sessions, b.sessions, "{what}");
+    assert_eq!(a.totals, b.totals, "{what}");
+    assert_eq!(a.raw, b.raw, "{what}");
+    for (i, (x, y)) in a.stats.iter().zip(&b.stats).enumerate() {
+        assert_eq!(x, y, "answer {i}, {what}");
+    }
+}
+
 /// Writes a week of a shortener's life into `store`; returns the ids to
 /// ask about (links and variant segments) and the queries.
 async fn write(store: &dyn Store) -> (Vec<LinkId>, Vec<StatsQuery>) {
@@ -306,19 +323,7 @@ async fn sqlite_copied_into_postgres_answers_the_same() {
         .await
         .unwrap();
     let after = everything(&*target, &ids, &queries).await;
-    assert_eq!(before.links, after.links);
-    assert_eq!(before.keys, after.keys);
-    assert_eq!(before.reports, after.reports);
-    assert_eq!(before.takedowns, after.takedowns);
-    assert_eq!(before.webhooks, after.webhooks);
-    assert_eq!(before.messages, after.messages);
-    assert_eq!(before.outbox, after.outbox);
-    assert_eq!(before.sessions, after.sessions);
-    assert_eq!(before.totals, after.totals);
-    assert_eq!(before.raw, after.raw);
-    for (i, (b, a)) in before.stats.iter().zip(&after.stats).enumerate() {
-        assert_eq!(b, a, "answer {i}");
-    }
+    assert_same(&before, &after, "copied");
     // The click limit's count came along: 8 more claims, then no more.
     for _ in 0..8 {
         assert!(target.claim_click(ids[1], 10).await.unwrap());
@@ -488,19 +493,7 @@ async fn sqlite_copied_into_dynamodb_answers_the_same() {
         .await
         .unwrap();
     let after = everything(&*target, &ids, &queries).await;
-    assert_eq!(before.links, after.links);
-    assert_eq!(before.keys, after.keys);
-    assert_eq!(before.reports, after.reports);
-    assert_eq!(before.takedowns, after.takedowns);
-    assert_eq!(before.webhooks, after.webhooks);
-    assert_eq!(before.messages, after.messages);
-    assert_eq!(before.outbox, after.outbox);
-    assert_eq!(before.sessions, after.sessions);
-    assert_eq!(before.totals, after.totals);
-    assert_eq!(before.raw, after.raw);
-    for (i, (b, a)) in before.stats.iter().zip(&after.stats).enumerate() {
-        assert_eq!(b, a, "answer {i}");
-    }
+    assert_same(&before, &after, "copied");
     // And out again, DynamoDB into a new SQLite file: its items become
     // rows of every SQL grain, and every answer is still the same.
     let back_url = format!("sqlite://{}", dir.path().join("back.db").display());
@@ -516,19 +509,7 @@ async fn sqlite_copied_into_dynamodb_answers_the_same() {
         .await
         .unwrap();
     let again = everything(&*back, &ids, &queries).await;
-    assert_eq!(before.links, again.links);
-    assert_eq!(before.keys, again.keys);
-    assert_eq!(before.reports, again.reports);
-    assert_eq!(before.takedowns, again.takedowns);
-    assert_eq!(before.webhooks, again.webhooks);
-    assert_eq!(before.messages, again.messages);
-    assert_eq!(before.outbox, again.outbox);
-    assert_eq!(before.sessions, again.sessions);
-    assert_eq!(before.totals, again.totals);
-    assert_eq!(before.raw, again.raw);
-    for (i, (b, a)) in before.stats.iter().zip(&again.stats).enumerate() {
-        assert_eq!(b, a, "answer {i} after the way back");
-    }
+    assert_same(&before, &again, "after the way back");
     // The click limit's count came back too.
     for _ in 0..8 {
         assert!(back.claim_click(ids[1], 10).await.unwrap());
