@@ -495,26 +495,14 @@ fn rollup_rows(table: &str, link: LinkId, c: &Counts) -> Vec<Vec<Cell>> {
 impl DynamoStore {
     /// Every link item, by id.
     async fn all_link_items(&self) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(super::LINKS_INDEX)
-                .key_condition_expression("gl = :l")
-                .expression_attribute_values(":l", s("L"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let q = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(super::LINKS_INDEX)
+            .key_condition_expression("gl = :l")
+            .expression_attribute_values(":l", s("L"));
+        let mut out = self.query_items(q, usize::MAX).await?;
         out.sort_by_key(|i| super::opt_n(i, "id").ok().flatten().unwrap_or(0));
         Ok(out)
     }

@@ -565,6 +565,34 @@ impl DynamoStore {
             .item)
     }
 
+    /// The items a query finds, page after page, up to `limit`.
+    pub(crate) async fn query_items(
+        &self,
+        q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = q
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items.unwrap_or_default() {
+                out.push(item);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// Every item of a partition (optionally a sort-key range), in order.
     pub(crate) async fn query_all(
         &self,
@@ -572,31 +600,21 @@ impl DynamoStore {
         range: Option<(String, String)>,
         forward: bool,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .scan_index_forward(forward)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .set_exclusive_start_key(start.take());
-            q = match &range {
-                Some((lo, hi)) => q
-                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                    .expression_attribute_values(":lo", s(lo.clone()))
-                    .expression_attribute_values(":hi", s(hi.clone())),
-                None => q.key_condition_expression("pk = :pk"),
-            };
-            let page = q.send().await.map_err(unavailable)?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(forward)
+            .expression_attribute_values(":pk", s(pk));
+        let q = match range {
+            Some((lo, hi)) => q
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":lo", s(lo))
+                .expression_attribute_values(":hi", s(hi)),
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        self.query_items(q, usize::MAX).await
     }
 
     /// Reads items by key (consistently), 100 per request, retrying what

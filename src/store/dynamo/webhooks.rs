@@ -361,26 +361,14 @@ impl DynamoStore {
 
     /// The endpoints, read in the claims region (where they are written).
     async fn endpoint_items(&self) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .claims()
-                .query()
-                .table_name(self.table())
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(ENDPOINTS))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let q = self
+            .claims()
+            .query()
+            .table_name(self.table())
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(ENDPOINTS));
+        self.query_items(q, usize::MAX).await
     }
 
     /// Writes (puts or deletes) one endpoint together with `#wants`, which
@@ -784,41 +772,26 @@ impl DynamoStore {
         state: Option<MessageState>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(LIST_INDEX)
-                .scan_index_forward(false)
-                .expression_attribute_values(":e", s(endpoint))
-                .set_exclusive_start_key(start.take());
-            q = match &below {
-                Some(b) => q
-                    .key_condition_expression("wl = :e AND wt < :b")
-                    .expression_attribute_values(":b", s(b.clone())),
-                None => q.key_condition_expression("wl = :e"),
-            };
-            if let Some(st) = state {
-                q = q
-                    .filter_expression("#st = :st")
-                    .expression_attribute_names("#st", "state")
-                    .expression_attribute_values(":st", s(st.as_str()));
-            }
-            let page = q.send().await.map_err(unavailable)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(item);
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
+        let q = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(LIST_INDEX)
+            .scan_index_forward(false)
+            .expression_attribute_values(":e", s(endpoint));
+        let mut q = match below {
+            Some(b) => q
+                .key_condition_expression("wl = :e AND wt < :b")
+                .expression_attribute_values(":b", s(b)),
+            None => q.key_condition_expression("wl = :e"),
+        };
+        if let Some(st) = state {
+            q = q
+                .filter_expression("#st = :st")
+                .expression_attribute_names("#st", "state")
+                .expression_attribute_values(":st", s(st.as_str()));
         }
+        self.query_items(q, limit).await
     }
 
     /// Every key of a partition.
@@ -1370,41 +1343,30 @@ impl WebhookStore for DynamoStore {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Attempt>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(self.table())
-                .consistent_read(true)
-                .scan_index_forward(false)
-                .expression_attribute_values(":pk", s(format!("WA#{endpoint}")))
-                .set_exclusive_start_key(start.take());
-            q = match before {
-                Some(b) => q
-                    .key_condition_expression("pk = :pk AND sk < :b")
-                    .expression_attribute_values(":b", s(ord_key(b))),
-                None => q.key_condition_expression("pk = :pk"),
-            };
-            if let Some(m) = message {
-                q = q
-                    .filter_expression("#m = :m")
-                    .expression_attribute_names("#m", "message")
-                    .expression_attribute_values(":m", s(m));
-            }
-            let page = q.send().await.map_err(unavailable)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(attempt_from_item(&item)?);
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
+        let q = self
+            .client
+            .query()
+            .table_name(self.table())
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .expression_attribute_values(":pk", s(format!("WA#{endpoint}")));
+        let mut q = match before {
+            Some(b) => q
+                .key_condition_expression("pk = :pk AND sk < :b")
+                .expression_attribute_values(":b", s(ord_key(b))),
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        if let Some(m) = message {
+            q = q
+                .filter_expression("#m = :m")
+                .expression_attribute_names("#m", "message")
+                .expression_attribute_values(":m", s(m));
         }
+        self.query_items(q, limit)
+            .await?
+            .iter()
+            .map(attempt_from_item)
+            .collect()
     }
 
     async fn replay_messages(
@@ -1419,31 +1381,22 @@ impl WebhookStore for DynamoStore {
                 self.replay_one(endpoint, id, now, retry_until).await?,
             )),
             ReplaySelection::Range { from, to } => {
-                let mut ids = Vec::new();
-                let mut start: Option<Item> = None;
-                loop {
-                    let page = self
-                        .client
-                        .query()
-                        .table_name(self.table())
-                        .index_name(LIST_INDEX)
-                        .key_condition_expression("wl = :e AND wt BETWEEN :lo AND :hi")
-                        .expression_attribute_values(":e", s(endpoint))
-                        .expression_attribute_values(":lo", s(ord_key(*from)))
-                        // Every id sorts before `~`; `to` itself is out.
-                        .expression_attribute_values(":hi", s(format!("{}#~", ord_key(to - 1))))
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .map_err(unavailable)?;
-                    for item in page.items.unwrap_or_default() {
-                        ids.push(get_s(&item, "sk")?.to_owned());
-                    }
-                    match page.last_evaluated_key {
-                        Some(k) if !k.is_empty() => start = Some(k),
-                        _ => break,
-                    }
-                }
+                let q = self
+                    .client
+                    .query()
+                    .table_name(self.table())
+                    .index_name(LIST_INDEX)
+                    .key_condition_expression("wl = :e AND wt BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":e", s(endpoint))
+                    .expression_attribute_values(":lo", s(ord_key(*from)))
+                    // Every id sorts before `~`; `to` itself is out.
+                    .expression_attribute_values(":hi", s(format!("{}#~", ord_key(to - 1))));
+                let ids = self
+                    .query_items(q, usize::MAX)
+                    .await?
+                    .iter()
+                    .map(|i| get_s(i, "sk").map(str::to_owned))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let mut n = 0;
                 for id in ids {
                     n += u64::from(self.replay_one(endpoint, &id, now, retry_until).await?);
