@@ -17,10 +17,7 @@ use chrono_tz::Tz;
 /// Most buckets one series may have.
 pub const MAX_BUCKETS: i64 = 5000;
 
-/// How long minute-grain breakdown and visitor rollups are kept: range edges
-/// this recent are honoured to the minute, older ones to the quarter hour
-/// (which every zone's hours and days are aligned to).
-pub const MINUTE_WINDOW_MS: i64 = 2 * 86_400_000;
+pub use crate::store::rollup::MINUTE_WINDOW_MS;
 
 /// Minute rows are pruned this long after they leave the window, so that a
 /// query deciding its precision a little earlier still finds them.

@@ -568,4 +568,67 @@ mod dynamodb_only {
         assert_eq!(exhausted.len(), 1);
         assert!(exhausted[0].body.contains("\"limited\""));
     }
+
+    /// A table made before webhooks (without their two indexes) gets them
+    /// when a node opens it with migrations, and webhooks work on it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_from_before_webhooks_gets_their_indexes() {
+        use hop::store::dynamo::sdk::types::{
+            DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
+        };
+        use hop::store::webhooks::WebhookStore;
+
+        let url = url().await;
+        let old = open(&url).await;
+        async fn indexes(store: &DynamoStore) -> Vec<String> {
+            let t = store
+                .client()
+                .describe_table()
+                .table_name(store.table())
+                .send()
+                .await
+                .unwrap();
+            let mut names: Vec<String> = t
+                .table()
+                .unwrap()
+                .global_secondary_indexes()
+                .iter()
+                .filter_map(|g| g.index_name().map(str::to_owned))
+                .collect();
+            names.sort();
+            names
+        }
+        for name in ["webhook-list", "webhook-due"] {
+            old.client()
+                .update_table()
+                .table_name(old.table())
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder()
+                        .delete(
+                            DeleteGlobalSecondaryIndexAction::builder()
+                                .index_name(name)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(indexes(&old).await, ["links", "owner"]);
+        let new = open(&url).await;
+        assert_eq!(
+            indexes(&new).await,
+            ["links", "owner", "webhook-due", "webhook-list"]
+        );
+        let now = chrono::Utc::now().timestamp_millis();
+        assert!(
+            new.claim_messages("w", now, now + 1_000, &[], 4, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(new.webhook_backlog().await.unwrap(), (0, 0, 0));
+    }
 }

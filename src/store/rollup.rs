@@ -12,6 +12,12 @@ pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use super::Resolution;
 use crate::domain::{Dimension, EnrichedClick};
 
+/// How long minute-grain breakdown and visitor rollups are kept: range edges
+/// this recent are honoured to the minute, older ones to the quarter hour
+/// (which every zone's hours and days are aligned to). A store constant
+/// (copies into DynamoDB cut there), used by `stats`.
+pub const MINUTE_WINDOW_MS: i64 = 2 * 86_400_000;
+
 /// Grain in minutes, as stored in the `res` columns.
 pub fn res_code(res: Resolution) -> i64 {
     res.grain_ms() / 60_000
@@ -50,7 +56,7 @@ pub struct BatchRollup {
 /// Grains of the series rollup (`rollup_series`), kept for ever.
 pub const SERIES_GRAINS: [Resolution; 2] = [Resolution::Minute, Resolution::QuarterHour];
 /// Grains of the breakdown rollup (`rollup_dims`); minute and five-minute
-/// rows ([`WINDOW_GRAINS`]) are pruned after [`crate::stats::MINUTE_WINDOW_MS`].
+/// rows ([`WINDOW_GRAINS`]) are pruned after [`MINUTE_WINDOW_MS`].
 pub const DIM_GRAINS: [Resolution; 6] = [
     Resolution::Minute,
     Resolution::FiveMinutes,

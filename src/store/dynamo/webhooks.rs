@@ -80,7 +80,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn endpoint_item(e: &Endpoint) -> Item {
+pub(super) fn endpoint_item(e: &Endpoint) -> Item {
     let mut item = Item::from([
         ("pk".into(), s(ENDPOINTS)),
         ("sk".into(), s(e.id.clone())),
@@ -165,7 +165,7 @@ fn list_key(at: i64, id: &str) -> String {
     format!("{}#{id}", ord_key(at))
 }
 
-fn message_item(m: &NewMessage, region: &str) -> Item {
+pub(super) fn message_item(m: &NewMessage, region: &str) -> Item {
     let mut item = Item::from([
         ("pk".into(), s(message_pk(&m.endpoint_id))),
         ("sk".into(), s(m.id.clone())),
@@ -282,7 +282,7 @@ struct Taken {
 }
 
 impl DynamoStore {
-    fn outbox_item(&self, shard: i64, kind: &str, body: Vec<u8>) -> Item {
+    pub(super) fn outbox_item(&self, shard: i64, kind: &str, body: Vec<u8>) -> Item {
         let now = chrono::Utc::now().timestamp_millis();
         Item::from([
             (
@@ -856,123 +856,6 @@ impl DynamoStore {
             .send()
             .await;
         condition_held(out)
-    }
-}
-
-/// A copied `webhook_endpoints` row as its item (`hop copy`).
-pub(super) fn copied_endpoint(r: &super::copy::Row<'_>) -> Result<Item, StoreError> {
-    let e = Endpoint {
-        id: r.need_text("id")?,
-        owner: r.int("owner_key").map(KeyId),
-        instance_wide: r.flag("instance_wide"),
-        url: r.need_text("url")?,
-        description: r.text("description"),
-        events: serde_json::from_str(&r.need_text("events")?)
-            .map_err(|e| corrupt("webhook events", e))?,
-        scope_tag: r.text("scope_tag"),
-        scope_links: r
-            .text("scope_links")
-            .map(|l| serde_json::from_str(&l))
-            .transpose()
-            .map_err(|e| corrupt("webhook scope", e))?,
-        secret: r.need_text("secret")?,
-        previous_secret: r.text("previous_secret"),
-        previous_until: r.int("previous_until"),
-        enabled: r.flag("enabled"),
-        disabled_reason: r.text("disabled_reason"),
-        failing_since: r.int("failing_since"),
-        created_at: r.int("created_at").unwrap_or(0),
-        updated_at: r.int("updated_at").unwrap_or(0),
-    };
-    Ok(endpoint_item(&e))
-}
-
-/// A copied outbox, message or attempt row as its item (`hop copy`).
-pub(super) fn copied_item(
-    store: &DynamoStore,
-    r: &super::copy::Row<'_>,
-) -> Result<Item, StoreError> {
-    match r.table.name {
-        "webhook_outbox" => {
-            let id = r.need_int("id")?;
-            let mut item = store.outbox_item(
-                id,
-                &r.need_text("kind")?,
-                r.blob("body").unwrap_or_default(),
-            );
-            // Its key keeps the source's order.
-            item.insert(
-                "sk".into(),
-                s(format!(
-                    "{}#{}",
-                    ord_key(r.need_int("created_at")?),
-                    ord_key(id)
-                )),
-            );
-            Ok(item)
-        }
-        "webhook_messages" => {
-            let m = NewMessage {
-                endpoint_id: r.need_text("endpoint_id")?,
-                id: r.need_text("id")?,
-                event_type: EventType::parse(&r.need_text("event_type")?)
-                    .ok_or_else(|| StoreError::Corrupt("webhook event type".into()))?,
-                at: r.need_int("at")?,
-                events: r.need_int("events")? as u32,
-                body: r.need_text("body")?,
-                created_at: r.need_int("created_at")?,
-                retry_until: r.need_int("retry_until")?,
-            };
-            let mut item = message_item(&m, &store.region);
-            let state = r.need_text("state")?;
-            let next_at = r.need_int("next_at")?;
-            item.insert("state".into(), s(state.clone()));
-            item.insert("attempts".into(), n(r.need_int("attempts")?));
-            item.insert("next_at".into(), n(next_at));
-            item.insert("wd".into(), s(ord_key(next_at)));
-            if state != MessageState::Pending.as_str() {
-                item.remove("wq");
-                item.remove("wd");
-            }
-            for (k, v) in [
-                ("last_status", r.int("last_status")),
-                ("finished_at", r.int("finished_at")),
-            ] {
-                if let Some(v) = v {
-                    item.insert(k.into(), n(v));
-                }
-            }
-            if let Some(e) = r.text("last_error") {
-                item.insert("last_error".into(), s(e));
-            }
-            Ok(item)
-        }
-        _ => {
-            // Attempts: the source's ids are in its own order; keep them
-            // apart from this store's (time-based) ids by their time.
-            let at = r.need_int("at")?;
-            let id = at * 1_000_000 + r.need_int("id")?.rem_euclid(1_000_000);
-            let endpoint = r.need_text("endpoint_id")?;
-            let mut item = Item::from([
-                ("pk".into(), s(format!("WA#{endpoint}"))),
-                ("sk".into(), s(ord_key(id))),
-                ("id".into(), n(id)),
-                ("endpoint".into(), s(endpoint)),
-                ("message".into(), s(r.need_text("message_id")?)),
-                ("at".into(), n(at)),
-                ("attempt".into(), n(r.need_int("attempt")?)),
-                ("latency_ms".into(), n(r.need_int("latency_ms")?)),
-            ]);
-            if let Some(st) = r.int("status") {
-                item.insert("status".into(), n(st));
-            }
-            for (k, v) in [("error", r.text("error")), ("response", r.text("response"))] {
-                if let Some(v) = v {
-                    item.insert(k.into(), s(v));
-                }
-            }
-            Ok(item)
-        }
     }
 }
 
