@@ -1046,6 +1046,11 @@ impl LinkStore for DynamoStore {
         let Some(id_item) = self.get(format!("I#{}", link.0), "I").await? else {
             return Ok(false);
         };
+        // Served out already (every click of an exhausted link comes here):
+        // no transaction to try.
+        if opt_n(&id_item, "served")?.unwrap_or(0) >= max_clicks as i64 {
+            return Ok(false);
+        }
         let Some(current) = self
             .link_by_slug(
                 &Slug::parse_path(get_s(&id_item, "slug")?)
