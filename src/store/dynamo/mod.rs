@@ -426,13 +426,7 @@ impl DynamoStore {
         }
         // Wait until the table is ACTIVE (real AWS takes seconds).
         for _ in 0..120 {
-            let t = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(unavailable)?;
+            let t = self.describe().await?;
             let active =
                 t.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE");
             if active {
@@ -459,16 +453,22 @@ impl DynamoStore {
         done_or_already(ttl)
     }
 
-    /// Turns the table's stream on if it is off (a table made before the
-    /// link feed). Global Tables need it too, with both images.
-    async fn enable_stream(&self) -> Result<(), StoreError> {
-        let t = self
-            .client
+    /// The table as DynamoDB describes it now.
+    async fn describe(
+        &self,
+    ) -> Result<aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput, StoreError> {
+        self.client
             .describe_table()
             .table_name(&self.table)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)
+    }
+
+    /// Turns the table's stream on if it is off (a table made before the
+    /// link feed). Global Tables need it too, with both images.
+    async fn enable_stream(&self) -> Result<(), StoreError> {
+        let t = self.describe().await?;
         let on = t
             .table()
             .and_then(|t| t.stream_specification())
@@ -493,13 +493,7 @@ impl DynamoStore {
         for index in webhook_indexes() {
             let mut created = false;
             for _ in 0..240 {
-                let t = self
-                    .client
-                    .describe_table()
-                    .table_name(&self.table)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
+                let t = self.describe().await?;
                 let status = t
                     .table()
                     .map(|t| t.global_secondary_indexes())
