@@ -13,8 +13,8 @@ use crate::auth::{KEY_PREFIX, Token};
 use crate::clicks::geo;
 use crate::config::{
     AccessTokenArgs, ClientArgs, CopyArgs, DatabaseArgs, ExportArgs, ExportCommand, ExportFormat,
-    GeoipCommand, GeoipUpdateArgs, KeysCommand, RulesCommand, ShortenArgs, StatsArgs,
-    WebhookScopeArgs, WebhooksCommand,
+    GeoipCommand, GeoipUpdateArgs, ImportArgs, ImportCommand, KeysCommand, RulesCommand,
+    ShortenArgs, StatsArgs, WebhookScopeArgs, WebhooksCommand,
 };
 use crate::domain::KeyId;
 use crate::store::{Store, StoreConfig};
@@ -168,6 +168,137 @@ pub async fn copy(args: CopyArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
+    use crate::import;
+    let (mut source, args): (Box<dyn import::Source>, ImportArgs) = match cmd {
+        ImportCommand::Yourls(a) => {
+            let source: Box<dyn import::Source> = match (&a.from, &a.dump) {
+                (_, Some(dump)) => Box::new(import::yourls::YourlsDump::open(
+                    dump.clone(),
+                    &a.prefix,
+                )?),
+                #[cfg(feature = "mysql")]
+                (Some(url), None) => {
+                    Box::new(import::yourls::YourlsDb::connect(url, &a.prefix).await?)
+                }
+                #[cfg(not(feature = "mysql"))]
+                (Some(_), None) => bail!(
+                    "this hop was built without the mysql feature: import a SQL dump (--dump)"
+                ),
+                (None, None) => bail!("give --from mysql://… or --dump FILE"),
+            };
+            (source, with_name(a.import, "yourls"))
+        }
+        ImportCommand::Csv(a) => (
+            Box::new(import::csv::CsvLinks::open(a.file)?),
+            with_name(a.import, "csv"),
+        ),
+    };
+    let store = open(&args.database).await?;
+    if let Some(owner) = args.owner
+        && !store
+            .list_keys()
+            .await?
+            .iter()
+            .any(|k| k.id.0 == owner && k.revoked_at.is_none())
+    {
+        bail!("--owner {owner}: no active API key with that id (see `hop keys list`)");
+    }
+    let geo = crate::app::open_geo(&args.geoip_db, &args.geoip_update_path)?;
+    let enricher = crate::clicks::enrich::Enricher::new(Some(geo));
+    let opts = import::ImportOptions {
+        source: args.source_name.clone(),
+        on_conflict: args.on_conflict.parse().map_err(anyhow::Error::msg)?,
+        owner: args.owner.map(KeyId),
+        own_hosts: args.public_url.host_str().map(str::to_owned).into_iter().collect(),
+        ..import::ImportOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let every = std::time::Duration::from_millis(if terminal { 200 } else { 10_000 });
+    let mut last_shown = std::time::Instant::now();
+    let summary = import::run(&*store, &enricher, &mut *source, &opts, |p| {
+        if last_shown.elapsed() < every {
+            return;
+        }
+        let line = match p {
+            import::Progress::Links { done, of } => {
+                let width = 30;
+                let filled = (done * width / of.max(1)) as usize;
+                format!(
+                    "links  [{}{}] {done}/{of}",
+                    "#".repeat(filled),
+                    " ".repeat(width as usize - filled)
+                )
+            }
+            import::Progress::Clicks { read } => format!("clicks {read} read"),
+        };
+        if terminal {
+            eprint!("\r\x1b[K  {line}");
+        } else {
+            eprintln!("  {line}");
+        }
+        last_shown = std::time::Instant::now();
+    })
+    .await?;
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    print_summary(&summary, started.elapsed());
+    Ok(())
+}
+
+/// The import's args with `--source-name` qualified by the source's kind
+/// (`yourls:default`), so that sources of two kinds never share marks.
+fn with_name(mut args: ImportArgs, kind: &str) -> ImportArgs {
+    args.source_name = format!("{kind}:{}", args.source_name);
+    args
+}
+
+fn print_summary(s: &crate::import::Summary, took: std::time::Duration) {
+    println!("links   {:>10} read", s.links_read);
+    println!("        {:>10} created", s.links_created);
+    println!("        {:>10} already imported", s.links_existing);
+    println!("        {:>10} created with a suffix", s.links_renamed);
+    println!("        {:>10} overwritten", s.links_overwritten);
+    println!("        {:>10} skipped", s.skipped.len());
+    println!("clicks  {:>10} read", s.clicks_read);
+    println!("        {:>10} new", s.clicks_new);
+    println!("        {:>10} of links not imported", s.clicks_skipped);
+    match s.source_clicks {
+        Some(source) => println!(
+            "totals  {source:>10} counted by the source, {} in hop{}",
+            s.hop_clicks,
+            if source == s.hop_clicks {
+                ": equal"
+            } else {
+                ""
+            }
+        ),
+        None => println!("totals  {:>10} clicks in hop", s.hop_clicks),
+    }
+    for k in &s.skipped {
+        println!("skipped {}: {}", k.key, k.reason);
+    }
+    if s.mismatched_links > 0 {
+        println!(
+            "{} links count differently in the source and in hop (a source whose counter includes clicks it did not log):",
+            s.mismatched_links
+        );
+        for m in &s.mismatches {
+            println!(
+                "  {} (hop {}): source {}, hop {}",
+                m.key, m.slug, m.source, m.hop
+            );
+        }
+    }
+    eprintln!("imported in {:.1} s", took.as_secs_f64());
 }
 
 fn request(

@@ -55,6 +55,11 @@ pub enum Command {
     /// takedowns, raw clicks, every rollup) into another, e.g. SQLite into
     /// PostgreSQL. Stop the servers of the source first.
     Copy(CopyArgs),
+    /// Import links and their click history from another shortener
+    /// (YOURLS, a plain CSV) straight into the store. Running it again
+    /// adds nothing; an interrupted run goes on where it stopped.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Manage API keys (directly in the database).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -131,6 +136,13 @@ impl Cli {
                 set_redis(&mut c.cluster);
             }
             Command::Migrate(d) => set_db(d),
+            Command::Import(ImportCommand::Yourls(a)) => {
+                set_db(&mut a.import.database);
+                if let Some(v) = secret_file("HOP_IMPORT_FROM")? {
+                    a.from = Some(v);
+                }
+            }
+            Command::Import(ImportCommand::Csv(a)) => set_db(&mut a.import.database),
             Command::Keys(KeysCommand::Create { database, .. })
             | Command::Keys(KeysCommand::List { database })
             | Command::Keys(KeysCommand::Revoke { database, .. }) => set_db(database),
@@ -643,6 +655,76 @@ pub struct CopyArgs {
     /// rows already there are kept, the others written.
     #[arg(long, env = "HOP_COPY_RESUME")]
     pub resume: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// YOURLS: every link (keyword, URL, title, created time, click
+    /// count) and every logged click at its time, from its database
+    /// (--from mysql://USER:PASS@HOST/DB) or a SQL dump (--dump FILE).
+    Yourls(YourlsImportArgs),
+    /// A CSV of links (url, slug, title, tags, created_at, expires_at),
+    /// such as `hop export links` writes.
+    Csv(CsvImportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("yourls_source").required(true).args(["from", "dump"])))]
+pub struct YourlsImportArgs {
+    /// The YOURLS database: mysql://USER:PASS@HOST:PORT/DB.
+    #[arg(long, env = "HOP_IMPORT_FROM", hide_env_values = true)]
+    pub from: Option<String>,
+    /// A SQL dump of the YOURLS tables (mysqldump, phpMyAdmin, Adminer).
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+    /// YOURLS's table prefix (YOURLS_DB_PREFIX).
+    #[arg(long, default_value = crate::import::yourls::DEFAULT_PREFIX)]
+    pub prefix: String,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CsvImportArgs {
+    /// The CSV file, with a header row.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+/// What every import takes.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A slug hop already has (or keeps for its own routes): skip the
+    /// source's link, import it under `slug-2` (the first free suffix), or
+    /// overwrite hop's link with it (its clicks are kept and added to).
+    #[arg(long, default_value = "skip", value_parser = ["skip", "suffix", "overwrite"])]
+    pub on_conflict: String,
+    /// Names this source among others of its kind (two YOURLS installs
+    /// imported into one hop): each has its own progress and event ids.
+    #[arg(long, default_value = "default")]
+    pub source_name: String,
+    /// The API key (id, as `hop keys list` shows) that owns the imported
+    /// links; default: none (admins see and manage them).
+    #[arg(long)]
+    pub owner: Option<i64>,
+    /// Public base URL of short links: a source link pointing there would
+    /// loop, and is skipped.
+    #[arg(long, env = "HOP_PUBLIC_URL", default_value = "http://localhost:8080")]
+    pub public_url: url::Url,
+    /// MaxMind-format .mmdb files for the country and city of clicks whose
+    /// source kept an address (comma-separated or repeated).
+    #[arg(long, env = "HOP_GEOIP_DB", value_delimiter = ',')]
+    pub geoip_db: Vec<PathBuf>,
+    /// The database `hop geoip update` installs: used when it exists and
+    /// no --geoip-db is given; else the country database embedded in hop.
+    #[arg(long, env = "HOP_GEOIP_UPDATE_PATH", default_value = crate::clicks::geo::DEFAULT_UPDATE_PATH)]
+    pub geoip_update_path: PathBuf,
+    /// Print the summary as JSON (for scripts) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,6 +55,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod password;
 pub mod priority;

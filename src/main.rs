@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Export(cmd) => hop::cli::export(cmd).await,
         Command::Webhooks(cmd) => hop::cli::webhooks(cmd).await,
         Command::Copy(args) => hop::cli::copy(args).await,
+        Command::Import(cmd) => hop::cli::import(cmd).await,
         Command::Keys(cmd) => hop::cli::keys(cmd).await,
         Command::Geoip(cmd) => hop::cli::geoip(cmd).await,
         Command::Worker(config) => hop::app::run_worker(config, hop::app::shutdown_signal()).await,

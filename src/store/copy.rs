@@ -127,6 +127,12 @@ pub const TABLES: &[Table] = &[
         key: 1,
         generated_id: false,
     },
+    Table {
+        name: "import_marks",
+        columns: &[("key", Text), ("value", Text), ("updated_at", Int)],
+        key: 1,
+        generated_id: false,
+    },
     // Webhook endpoints with their secrets, then (after the clicks they
     // name) the outbox, messages and delivery log, so what the source had
     // not delivered yet the target delivers.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
-    ReportStore, Resolution, SessionRecords, StatsReads, StatsRows, StoreError, Takedown,
+    ImportMarks, ReportStore, Resolution, SessionRecords, StatsReads, StatsRows, StoreError, Takedown,
     TimeRange, host_in_domain, rollup_keys,
 };
 use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
@@ -34,6 +34,7 @@ struct Inner {
     /// in `clicks` under the segment's id.
     segments: HashMap<LinkId, HashSet<LinkId>>,
     sessions: HashMap<[u8; 32], (String, i64)>,
+    import_marks: HashMap<String, String>,
     reports: Vec<Report>,
     takedowns: BTreeMap<String, Takedown>,
 }
@@ -290,6 +291,21 @@ impl ReportStore for MemoryStore {
 
     async fn list_takedowns(&self) -> Result<Vec<Takedown>, StoreError> {
         Ok(self.inner.lock().takedowns.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ImportMarks for MemoryStore {
+    async fn import_mark(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.inner.lock().import_marks.get(key).cloned())
+    }
+
+    async fn set_import_mark(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .import_marks
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
     }
 }
 

@@ -463,6 +463,17 @@ pub struct Takedown {
 
 /// Web UI sessions (see [`crate::session`]): opaque data under the hash of
 /// the session id, with an expiry time (ms).
+/// Where imports stand (`hop import`): a value per key, kept until the
+/// store is. The importer keys one per source link (which hop link it
+/// became) and one per source's click cursor, so that running an import
+/// again adds nothing and an interrupted one goes on, also after retention
+/// deleted the raw clicks whose event ids would otherwise have said so.
+#[async_trait]
+pub trait ImportMarks: Send + Sync {
+    async fn import_mark(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn set_import_mark(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait SessionRecords: Send + Sync {
     /// The session's data and expiry, unless it expired before `now`.
@@ -498,6 +509,7 @@ pub trait Store:
     + ClickStore
     + SessionRecords
     + ReportStore
+    + ImportMarks
     + copy::CopyRows
     + webhooks::WebhookStore
 {
@@ -508,6 +520,7 @@ impl<
         + ClickStore
         + SessionRecords
         + ReportStore
+        + ImportMarks
         + copy::CopyRows
         + webhooks::WebhookStore,
 > Store for T

@@ -717,6 +717,15 @@ impl DynamoStore {
                     ]);
                 }
             }
+            "import_marks" => {
+                for item in self.query_all("IMPORT".into(), None, true).await? {
+                    rows.push(vec![
+                        attr_text(&item, "sk"),
+                        attr_text(&item, "v"),
+                        attr_int(&item, "at")?,
+                    ]);
+                }
+            }
             "webhook_endpoints" => {
                 for e in self.list_endpoints(None).await? {
                     rows.push(vec![
@@ -1168,6 +1177,16 @@ impl CopyRows for DynamoStore {
                         ("sk".into(), s(r.need_text("domain")?)),
                         ("reason".into(), s(r.need_text("reason")?)),
                         ("created_at".into(), n(r.need_int("created_at")?)),
+                    ]));
+                }
+            }
+            "import_marks" => {
+                for r in &rows {
+                    items.push(Item::from([
+                        ("pk".into(), s("IMPORT")),
+                        ("sk".into(), s(r.need_text("key")?)),
+                        ("v".into(), s(r.need_text("value")?)),
+                        ("at".into(), n(r.need_int("updated_at")?)),
                     ]));
                 }
             }

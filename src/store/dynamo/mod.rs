@@ -1342,6 +1342,30 @@ impl ReportStore for DynamoStore {
 }
 
 #[async_trait]
+impl super::ImportMarks for DynamoStore {
+    async fn import_mark(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let Some(item) = self.get("IMPORT".into(), key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(get_s(&item, "v")?.to_owned()))
+    }
+
+    async fn set_import_mark(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("IMPORT"))
+            .item("sk", s(key))
+            .item("v", s(value))
+            .item("at", n(chrono::Utc::now().timestamp_millis()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl SessionRecords for DynamoStore {
     async fn load_session(
         &self,

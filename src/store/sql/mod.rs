@@ -446,7 +446,7 @@ macro_rules! sql_store {
             use $crate::store::pack::{self, DimSums};
             use $crate::store::{
                 ApiKey, ClickStore, ClickTotals, Conflict, DimCount, ExportCursor, KeyStore,
-                LinkQuery, LinkStore, Report, ReportStore, Resolution, SessionRecords, StatsReads,
+                ImportMarks, LinkQuery, LinkStore, Report, ReportStore, Resolution, SessionRecords, StatsReads,
                 StatsRows, StoreError, Takedown, TimeRange, host_in_domain, like_containing,
             };
 
@@ -885,6 +885,30 @@ macro_rules! sql_store {
                             })
                         })
                         .collect()
+                }
+            }
+
+            #[async_trait]
+            impl ImportMarks for $store {
+                async fn import_mark(&self, key: &str) -> Result<Option<String>, StoreError> {
+                    Ok(sqlx::query_scalar("SELECT value FROM import_marks WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(self.writer())
+                        .await?)
+                }
+
+                async fn set_import_mark(&self, key: &str, value: &str) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO import_marks (key, value, updated_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (key)
+                         DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    )
+                    .bind(key)
+                    .bind(value)
+                    .bind(Utc::now().timestamp_millis())
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
                 }
             }
 
