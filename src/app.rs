@@ -482,10 +482,7 @@ async fn serve(
 /// The IP → location data, by precedence: the operator's `--geoip-db`
 /// files, else the file `hop geoip update` installed (if present), else the
 /// country snapshot embedded in the binary (docs/operations.md, "GeoIP").
-pub fn open_geo(
-    paths: &[std::path::PathBuf],
-    updated: &std::path::Path,
-) -> anyhow::Result<GeoDb> {
+pub fn open_geo(paths: &[std::path::PathBuf], updated: &std::path::Path) -> anyhow::Result<GeoDb> {
     let db = if !paths.is_empty() {
         GeoDb::open(paths)?
     } else if updated.exists() {

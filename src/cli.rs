@@ -175,10 +175,9 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
     let (mut source, args): (Box<dyn import::Source>, ImportArgs) = match cmd {
         ImportCommand::Yourls(a) => {
             let source: Box<dyn import::Source> = match (&a.from, &a.dump) {
-                (_, Some(dump)) => Box::new(import::yourls::YourlsDump::open(
-                    dump.clone(),
-                    &a.prefix,
-                )?),
+                (_, Some(dump)) => {
+                    Box::new(import::yourls::YourlsDump::open(dump.clone(), &a.prefix)?)
+                }
                 #[cfg(feature = "mysql")]
                 (Some(url), None) => {
                     Box::new(import::yourls::YourlsDb::connect(url, &a.prefix).await?)
@@ -212,7 +211,12 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
         source: args.source_name.clone(),
         on_conflict: args.on_conflict.parse().map_err(anyhow::Error::msg)?,
         owner: args.owner.map(KeyId),
-        own_hosts: args.public_url.host_str().map(str::to_owned).into_iter().collect(),
+        own_hosts: args
+            .public_url
+            .host_str()
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
         ..import::ImportOptions::default()
     };
     let started = std::time::Instant::now();

@@ -59,7 +59,12 @@ impl Source for CsvLinks {
             .headers()?
             .iter()
             .enumerate()
-            .map(|(i, h)| (h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase(), i))
+            .map(|(i, h)| {
+                (
+                    h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase(),
+                    i,
+                )
+            })
             .collect();
         let Some(&url_at) = header.get("url") else {
             bail!(
@@ -120,10 +125,10 @@ impl Source for CsvLinks {
 
     async fn clicks(
         &mut self,
-        _cursor: Option<&str>,
+        _after: Option<i64>,
         _limit: usize,
-    ) -> anyhow::Result<(Vec<SourceClick>, Option<String>)> {
-        Ok((Vec::new(), None))
+    ) -> anyhow::Result<Vec<SourceClick>> {
+        Ok(Vec::new())
     }
 }
 
@@ -139,10 +144,7 @@ mod tests {
             parse_time("2024-05-06T07:08:09+02:00").unwrap().timestamp(),
             parse_time("2024-05-06 05:08:09").unwrap().timestamp()
         );
-        assert_eq!(
-            parse_time("2024-05-06").unwrap().timestamp(),
-            1_714_953_600
-        );
+        assert_eq!(parse_time("2024-05-06").unwrap().timestamp(), 1_714_953_600);
         assert!(parse_time("soon").is_none());
     }
 }

@@ -62,6 +62,10 @@ pub struct SourceClick {
     /// The source's id for this click, unique in the source: the hop
     /// event id is derived from it.
     pub id: String,
+    /// Where the click is in the source's order (YOURLS's `click_id`):
+    /// clicks come in ascending order of it, and an import goes on after
+    /// the last one it wrote.
+    pub pos: i64,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
     /// The visitor's address: only for the country and city (when the
@@ -83,14 +87,14 @@ pub struct SourceClick {
 pub trait Source: Send {
     /// Every link, in a stable order.
     async fn links(&mut self) -> anyhow::Result<Vec<SourceLink>>;
-    /// The next clicks after `cursor` (`None`: from the first), at most
-    /// about `limit`, with the cursor after them; no clicks at the end.
-    /// A source without click history answers none.
+    /// The next clicks after position `after` (`None`: from the first),
+    /// in ascending [`SourceClick::pos`], at most about `limit`; none at
+    /// the end. A source without click history answers none.
     async fn clicks(
         &mut self,
-        cursor: Option<&str>,
+        after: Option<i64>,
         limit: usize,
-    ) -> anyhow::Result<(Vec<SourceClick>, Option<String>)>;
+    ) -> anyhow::Result<Vec<SourceClick>>;
 }
 
 /// What to do with a source link whose slug hop already has (or keeps
@@ -203,17 +207,37 @@ pub struct Summary {
     pub mismatched_links: u64,
 }
 
-/// Stored per imported source link.
+/// Stored per imported source link: the hop link it became, and the run
+/// (epoch) that made it.
 #[derive(Debug, Serialize, Deserialize)]
 struct LinkMark {
     id: i64,
     slug: String,
+    /// The links of one epoch (made by one run) share how far their
+    /// clicks went ([`EpochMark`]): a link imported by a later run (one
+    /// skipped before, say) gets its clicks from the first, the others
+    /// from where they were.
+    #[serde(default)]
+    epoch: i64,
 }
 
-/// Stored per source: the cursor of the last click written.
+/// Stored per source and epoch: the position of the last click written
+/// for the epoch's links.
 #[derive(Debug, Serialize, Deserialize)]
-struct ClickMark {
-    cursor: String,
+struct EpochMark {
+    through: i64,
+}
+
+async fn read_mark<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    key: &str,
+) -> anyhow::Result<Option<T>> {
+    match store.import_mark(key).await? {
+        None => Ok(None),
+        Some(v) => Ok(Some(serde_json::from_str(&v).map_err(|e| {
+            StoreError::Corrupt(format!("import mark {key}: {e}"))
+        })?)),
+    }
 }
 
 /// Imports everything `source` has into `store`.
@@ -227,10 +251,12 @@ pub async fn run(
     let mut summary = Summary::default();
     let links = source.links().await?;
     summary.links_read = links.len() as u64;
-    let mut imported: HashMap<String, (LinkId, Slug)> = HashMap::with_capacity(links.len());
+    // This run's epoch: later than any before it.
+    let epoch = Utc::now().timestamp_millis();
+    let mut imported: HashMap<String, (LinkId, Slug, i64)> = HashMap::with_capacity(links.len());
     for (i, link) in links.iter().enumerate() {
-        if let Some((id, slug)) = import_link(store, link, opts, &mut summary).await? {
-            imported.insert(link.key.clone(), (id, slug));
+        if let Some(found) = import_link(store, link, opts, epoch, &mut summary).await? {
+            imported.insert(link.key.clone(), found);
         }
         progress(Progress::Links {
             done: i as u64 + 1,
@@ -238,54 +264,58 @@ pub async fn run(
         });
     }
 
-    let mark_key = format!("{}:clicks", opts.source);
-    let mut cursor = match store.import_mark(&mark_key).await? {
-        Some(v) => Some(
-            serde_json::from_str::<ClickMark>(&v)
-                .map_err(|e| StoreError::Corrupt(format!("import mark {mark_key}: {e}")))?
-                .cursor,
-        ),
-        None => None,
-    };
-    let mut salts = ImportSalts::default();
-    loop {
-        let (page, next) = source.clicks(cursor.as_deref(), opts.batch).await?;
-        if page.is_empty() {
-            break;
+    // How far each epoch's clicks went (`None`: not started).
+    let mut through: HashMap<i64, Option<i64>> = HashMap::new();
+    for (_, _, e) in imported.values() {
+        if !through.contains_key(e) {
+            let mark: Option<EpochMark> = read_mark(store, &epoch_key(opts, *e)).await?;
+            through.insert(*e, mark.map(|m| m.through));
         }
+    }
+    let mut after = through.values().copied().min().flatten();
+    let mut salts = ImportSalts::default();
+    while !through.is_empty() {
+        let page = source.clicks(after, opts.batch).await?;
+        let Some(last) = page.last().map(|c| c.pos) else {
+            break;
+        };
         summary.clicks_read += page.len() as u64;
         let mut batch = Vec::with_capacity(page.len());
         for c in &page {
             match imported.get(&c.link) {
-                Some((id, _)) => batch.push(enrich(enricher, &mut salts, opts, *id, c)),
+                Some((id, _, e)) => {
+                    // Written by an earlier run of this link's epoch.
+                    if through[e].is_some_and(|t| c.pos <= t) {
+                        continue;
+                    }
+                    batch.push(enrich(enricher, &mut salts, opts, *id, c));
+                }
                 None => summary.clicks_skipped += 1,
             }
         }
-        for chunk in batch.chunks(opts.batch.max(1)) {
-            summary.clicks_new += store.record_clicks(chunk).await?;
+        summary.clicks_new += store.record_clicks(&batch).await?;
+        for (e, t) in through.iter_mut() {
+            if t.is_none_or(|t| t < last) {
+                *t = Some(last);
+                let mark = serde_json::to_string(&EpochMark { through: last })?;
+                store.set_import_mark(&epoch_key(opts, *e), &mark).await?;
+            }
         }
-        cursor = next;
-        if let Some(c) = &cursor {
-            let mark = serde_json::to_string(&ClickMark { cursor: c.clone() })?;
-            store.set_import_mark(&mark_key, &mark).await?;
-        }
+        after = Some(last);
         progress(Progress::Clicks {
             read: summary.clicks_read,
         });
-        if cursor.is_none() {
-            break;
-        }
     }
 
     // Totals: what the source counted against what hop now has.
-    let ids: Vec<LinkId> = imported.values().map(|(id, _)| *id).collect();
+    let ids: Vec<LinkId> = imported.values().map(|(id, _, _)| *id).collect();
     let mut totals = HashMap::new();
     for chunk in ids.chunks(500) {
         totals.extend(store.click_totals(chunk, true).await?);
     }
     summary.hop_clicks = totals.values().sum();
     for link in &links {
-        let (Some((id, slug)), Some(source)) = (imported.get(&link.key), link.clicks) else {
+        let (Some((id, slug, _)), Some(source)) = (imported.get(&link.key), link.clicks) else {
             continue;
         };
         *summary.source_clicks.get_or_insert(0) += source;
@@ -305,6 +335,10 @@ pub async fn run(
     Ok(summary)
 }
 
+fn epoch_key(opts: &ImportOptions, epoch: i64) -> String {
+    format!("{}:clicks:{epoch}", opts.source)
+}
+
 /// Longest suffix tried (`slug-2` … `slug-100`) before giving up.
 const MAX_SUFFIX: u32 = 100;
 
@@ -313,19 +347,18 @@ async fn import_link(
     store: &dyn Store,
     src: &SourceLink,
     opts: &ImportOptions,
+    epoch: i64,
     summary: &mut Summary,
-) -> anyhow::Result<Option<(LinkId, Slug)>> {
+) -> anyhow::Result<Option<(LinkId, Slug, i64)>> {
     let mark_key = format!("{}:link:{}", opts.source, src.key);
-    if let Some(v) = store.import_mark(&mark_key).await? {
-        let mark: LinkMark = serde_json::from_str(&v)
-            .map_err(|e| StoreError::Corrupt(format!("import mark {mark_key}: {e}")))?;
+    if let Some(mark) = read_mark::<LinkMark>(store, &mark_key).await? {
         let slug = Slug::parse_path(&mark.slug)
             .map_err(|e| StoreError::Corrupt(format!("import mark {mark_key}: {e}")))?;
         if let Some(found) = store.link_by_slug(&slug).await?
             && found.id.0 == mark.id
         {
             summary.links_existing += 1;
-            return Ok(Some((found.id, slug)));
+            return Ok(Some((found.id, slug, mark.epoch)));
         }
         // The link it became was deleted since: import it afresh.
     }
@@ -406,14 +439,20 @@ async fn import_link(
                     } else {
                         "taken in hop"
                     };
-                    return skip(summary, format!("slug {wanted} is {why} (--on-conflict skip)"));
+                    return skip(
+                        summary,
+                        format!("slug {wanted} is {why} (--on-conflict skip)"),
+                    );
                 }
                 (Err(_), OnConflict::Suffix) => {
                     let mut n = 2;
                     loop {
                         let candidate = format!("{wanted}-{n}");
                         let Ok(slug) = Slug::parse(&candidate) else {
-                            return skip(summary, format!("slug {wanted} is taken and too long to suffix"));
+                            return skip(
+                                summary,
+                                format!("slug {wanted} is taken and too long to suffix"),
+                            );
                         };
                         link.slug = slug.clone();
                         if insert(store, &mut link, created).await?.is_ok() {
@@ -422,7 +461,10 @@ async fn import_link(
                         }
                         n += 1;
                         if n > MAX_SUFFIX {
-                            return skip(summary, format!("slug {wanted}-2 … -{MAX_SUFFIX} are all taken"));
+                            return skip(
+                                summary,
+                                format!("slug {wanted}-2 … -{MAX_SUFFIX} are all taken"),
+                            );
                         }
                     }
                 }
@@ -451,9 +493,10 @@ async fn import_link(
     let mark = serde_json::to_string(&LinkMark {
         id: id.0,
         slug: slug.to_string(),
+        epoch,
     })?;
     store.set_import_mark(&mark_key, &mark).await?;
-    Ok(Some((id, slug)))
+    Ok(Some((id, slug, epoch)))
 }
 
 /// Inserts `link` under its slug, drawing a new id when the first is
@@ -625,7 +668,9 @@ mod tests {
             1_577_934_245
         );
         assert_eq!(
-            parse_sql_time("2020-01-02 03:04:05.000000").unwrap().timestamp(),
+            parse_sql_time("2020-01-02 03:04:05.000000")
+                .unwrap()
+                .timestamp(),
             1_577_934_245
         );
         assert_eq!(parse_sql_time("0000-00-00 00:00:00"), None);

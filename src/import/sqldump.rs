@@ -588,7 +588,13 @@ UNLOCK TABLES;
         };
         assert_eq!(
             columns.as_deref(),
-            Some(&["click_id".to_owned(), "click_time".into(), "shorturl".into()][..])
+            Some(
+                &[
+                    "click_id".to_owned(),
+                    "click_time".into(),
+                    "shorturl".into()
+                ][..]
+            )
         );
         assert_eq!(rows[0][2], Value::Text("it's".into()));
         assert_eq!(rows[1][1], Value::Text("2020-01-01 00:00:01".into()));

@@ -83,6 +83,7 @@ fn click_of(
     Some(SourceClick {
         link: keyword,
         id: id.to_string(),
+        pos: id,
         at,
         ip: ip.and_then(|ip| ip.trim().parse().ok()),
         user_agent: present(user_agent, "-"),
@@ -149,11 +150,11 @@ impl Source for YourlsDb {
 
     async fn clicks(
         &mut self,
-        cursor: Option<&str>,
+        after: Option<i64>,
         limit: usize,
-    ) -> anyhow::Result<(Vec<SourceClick>, Option<String>)> {
+    ) -> anyhow::Result<Vec<SourceClick>> {
         use sqlx::Row;
-        let after: i64 = cursor.map(str::parse).transpose()?.unwrap_or(i64::MIN);
+        let after = after.unwrap_or(i64::MIN);
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT CAST(click_id AS SIGNED) AS id, CAST(click_time AS CHAR) AS t,
                     CAST(shorturl AS CHAR) AS shorturl, CAST(referrer AS CHAR) AS referrer,
@@ -167,13 +168,11 @@ impl Source for YourlsDb {
         .fetch_all(&self.pool)
         .await
         .with_context(|| format!("reading {}log", self.prefix))?;
-        let mut last = None;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: i64 = r.try_get("id")?;
-            last = Some(id);
             let text = |k: &str| r.try_get::<Option<String>, _>(k);
-            if let Some(c) = click_of(
+            match click_of(
                 id,
                 text("t")?.as_deref().unwrap_or(""),
                 text("shorturl")?.unwrap_or_default(),
@@ -182,24 +181,21 @@ impl Source for YourlsDb {
                 text("ip")?.as_deref(),
                 text("cc")?.as_deref(),
             ) {
-                out.push(c);
+                Some(c) => out.push(c),
+                None => out.push(unusable(id)),
             }
         }
-        match last {
-            // Rows without a usable time are passed over, not the page.
-            Some(id) if out.is_empty() => Ok((vec![unusable(id)], Some(id.to_string()))),
-            Some(id) => Ok((out, Some(id.to_string()))),
-            None => Ok((Vec::new(), None)),
-        }
+        Ok(out)
     }
 }
 
-/// A stand-in for a page of rows that were all unusable: a click of no
-/// link, which the engine counts as skipped and moves past.
+/// A row without a usable time: a click of no link, which the engine
+/// counts as skipped and moves past.
 fn unusable(id: i64) -> SourceClick {
     SourceClick {
         link: String::new(),
         id: id.to_string(),
+        pos: id,
         ..SourceClick::default()
     }
 }
@@ -259,7 +255,9 @@ impl Source for YourlsDump {
                     seen = true;
                     columns = c;
                 }
-                Statement::Insert { columns: c, rows, .. } => {
+                Statement::Insert {
+                    columns: c, rows, ..
+                } => {
                     seen = true;
                     let cols = c.as_ref().unwrap_or(&columns);
                     for row in &rows {
@@ -291,21 +289,20 @@ impl Source for YourlsDump {
 
     async fn clicks(
         &mut self,
-        cursor: Option<&str>,
+        after: Option<i64>,
         limit: usize,
-    ) -> anyhow::Result<(Vec<SourceClick>, Option<String>)> {
+    ) -> anyhow::Result<Vec<SourceClick>> {
         if self.clicks.is_none() {
             self.clicks = Some(DumpClicks {
                 statements: self.statements()?,
                 columns: LOG_COLUMNS.map(String::from).to_vec(),
                 pending: VecDeque::new(),
-                after: cursor.map(str::parse).transpose()?.unwrap_or(i64::MIN),
+                after: after.unwrap_or(i64::MIN),
             });
         }
         let table = format!("{}log", self.prefix);
         let state = self.clicks.as_mut().expect("opened above");
         let mut out = Vec::new();
-        let mut last = None;
         while out.len() < limit.max(1) {
             let Some(row) = state.pending.pop_front() else {
                 match state.statements.next_of(|t| t == table)? {
@@ -327,7 +324,7 @@ impl Source for YourlsDump {
             if id <= state.after {
                 continue;
             }
-            last = Some(id);
+            state.after = id;
             let click = click_of(
                 id,
                 text(&r, "click_time").unwrap_or(""),
@@ -339,7 +336,7 @@ impl Source for YourlsDump {
             );
             out.push(click.unwrap_or_else(|| unusable(id)));
         }
-        Ok((out, last.map(|id| id.to_string())))
+        Ok(out)
     }
 }
 

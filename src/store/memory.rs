@@ -11,9 +11,9 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{
-    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, KeyStore, LinkQuery, LinkStore, Report,
-    ImportMarks, ReportStore, Resolution, SessionRecords, StatsReads, StatsRows, StoreError, Takedown,
-    TimeRange, host_in_domain, rollup_keys,
+    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, ImportMarks, KeyStore, LinkQuery,
+    LinkStore, Report, ReportStore, Resolution, SessionRecords, StatsReads, StatsRows, StoreError,
+    Takedown, TimeRange, host_in_domain, rollup_keys,
 };
 use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
 

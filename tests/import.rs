@@ -1,0 +1,601 @@
+//! `hop import` against real formats: a YOURLS database on this machine's
+//! MariaDB server (YOURLS's own table definitions, realistic rows with bots,
+//! empty referrers and IPv6 addresses), a `mariadb-dump` of it, and a plain
+//! CSV, each imported by the real binary into a SQLite store. Totals per
+//! link and per day equal the source's; running again adds nothing, also
+//! after retention deleted the raw clicks.
+//!
+//! The MariaDB server: `HOP_TEST_MYSQL` (`user@host:port`, default
+//! `root@127.0.0.1:3306`, as Debian's package sets it up); each test makes a
+//! database of its own and drops it.
+#![cfg(all(feature = "sqlite", feature = "mysql"))]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+
+use hop::domain::{Dimension, Slug};
+use hop::stats::{Interval, LinkStats, StatsQuery, link_stats};
+use hop::store::{Store, StoreConfig, TimeRange};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::Value;
+
+const DAY: i64 = 86_400_000;
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// YOURLS 1.9's tables, as `includes/functions-install.php` creates them.
+const YOURLS_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS `yourls_url` (
+ `keyword` varchar(100) BINARY NOT NULL,
+ `url` text BINARY NOT NULL,
+ `title` text CHARACTER SET utf8mb4,
+ `timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+ `ip` varchar(41) NOT NULL,
+ `clicks` INT(10) UNSIGNED NOT NULL,
+ PRIMARY KEY (`keyword`),
+ KEY `ip` (`ip`),
+ KEY `timestamp` (`timestamp`)
+) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+CREATE TABLE IF NOT EXISTS `yourls_log` (
+ `click_id` int(11) NOT NULL auto_increment,
+ `click_time` datetime NOT NULL,
+ `shorturl` varchar(100) BINARY NOT NULL,
+ `referrer` varchar(200) NOT NULL,
+ `user_agent` varchar(255) NOT NULL,
+ `ip_address` varchar(41) NOT NULL,
+ `country_code` char(2) NOT NULL,
+ PRIMARY KEY (`click_id`),
+ KEY `shorturl` (`shorturl`)
+) AUTO_INCREMENT=1 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+";
+
+fn mysql_server() -> (String, String, String) {
+    let spec = std::env::var("HOP_TEST_MYSQL").unwrap_or_else(|_| "root@127.0.0.1:3306".into());
+    let (user, addr) = spec
+        .split_once('@')
+        .expect("HOP_TEST_MYSQL is user@host:port");
+    let (host, port) = addr
+        .split_once(':')
+        .expect("HOP_TEST_MYSQL is user@host:port");
+    (user.into(), host.into(), port.into())
+}
+
+/// A database of its own on the MariaDB server, dropped at the end.
+struct Database {
+    name: String,
+}
+
+impl Database {
+    fn create(tag: &str) -> Database {
+        let name = format!("hop_import_{tag}_{}", std::process::id());
+        let db = Database { name };
+        db.sql(
+            None,
+            &format!("DROP DATABASE IF EXISTS {0}; CREATE DATABASE {0}", db.name),
+        );
+        db
+    }
+
+    fn client(&self) -> Command {
+        let (user, host, port) = mysql_server();
+        let mut c = Command::new("mariadb");
+        c.args([
+            "-u",
+            &user,
+            "-h",
+            &host,
+            "-P",
+            &port,
+            "--default-character-set=utf8mb4",
+        ]);
+        c
+    }
+
+    fn sql(&self, db: Option<&str>, sql: &str) {
+        let mut c = self.client();
+        if let Some(db) = db {
+            c.arg(db);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("the mariadb client (Debian's mariadb-client)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "SQL failed");
+    }
+
+    fn url(&self) -> String {
+        let (user, host, port) = mysql_server();
+        format!("mysql://{user}@{host}:{port}/{}", self.name)
+    }
+
+    fn dump(&self, to: &std::path::Path) {
+        let (user, host, port) = mysql_server();
+        let out = Command::new("mariadb-dump")
+            .args(["-u", &user, "-h", &host, "-P", &port, &self.name])
+            .args(["yourls_url", "yourls_log"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(to, out.stdout).unwrap();
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = self
+            .client()
+            .args(["-e", &format!("DROP DATABASE IF EXISTS {}", self.name)])
+            .output();
+    }
+}
+
+/// A source link and what its clicks should give.
+#[derive(Default, Debug)]
+struct Expect {
+    url: String,
+    counter: u64,
+    total: u64,
+    humans: u64,
+    days: BTreeMap<i64, u64>,
+    referrers: BTreeMap<String, u64>,
+    countries: BTreeMap<String, u64>,
+}
+
+/// Fills the YOURLS tables with rows as YOURLS writes them; returns what
+/// each keyword's clicks should give.
+fn fill(db: &Database) -> BTreeMap<String, Expect> {
+    let mut rng = StdRng::seed_from_u64(18);
+    let start = 1_704_067_200_000i64; // 2024-01-01
+    let links: &[(&str, &str, &str, u64)] = &[
+        ("abc", "https://example.com/a?x=1&y=2", "Plain", 1200),
+        (
+            "xyz9",
+            "https://example.org/it's",
+            "It\\'s \"quoted\" — ünïcode",
+            800,
+        ),
+        ("stats", "https://example.net/reserved", "", 50),
+        ("taken", "https://example.net/yourls-taken", "", 70),
+        ("legacy", "https://example.com/legacy", "", 0),
+        ("Mixed_Case-1", "https://example.com/case", "", 30),
+        ("js", "javascript:alert(1)", "", 5),
+    ];
+    let mut expect: BTreeMap<String, Expect> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for (keyword, _, _, n) in links {
+        for _ in 0..*n {
+            rows.push((keyword.to_string(), start + rng.random_range(0..500 * DAY)));
+        }
+    }
+    for _ in 0..20 {
+        rows.push(("gone".to_string(), start + rng.random_range(0..500 * DAY)));
+    }
+    rows.sort_by_key(|r| r.1);
+    let mut sql = String::from(YOURLS_TABLES);
+    for (keyword, url, title, n) in links {
+        // YOURLS's own counter: its log's count, except for `legacy`,
+        // counted while logging was off.
+        let counter = if *keyword == "legacy" { 10 } else { *n };
+        sql.push_str(&format!(
+            "INSERT INTO yourls_url VALUES ('{keyword}', '{}', '{title}', '2023-12-01 10:00:00', '203.0.113.9', {counter});\n",
+            url.replace('\'', "\\'")
+        ));
+        expect.insert(
+            keyword.to_string(),
+            Expect {
+                url: url.to_string(),
+                counter,
+                ..Expect::default()
+            },
+        );
+    }
+    let geo = hop::clicks::geo::GeoDb::bundled().unwrap();
+    let mut values = Vec::new();
+    for (keyword, at) in &rows {
+        let (ua, human) = match rng.random_range(0..10) {
+            0..=3 => (CHROME, true),
+            4..=6 => (IPHONE, true),
+            7 | 8 => (GOOGLEBOT, false),
+            _ => ("-", false),
+        };
+        let (referrer, host) = match rng.random_range(0..3) {
+            0 => ("direct", "direct"),
+            1 => ("https://www.google.com/search?q=hop", "google.com"),
+            _ => (
+                "https://news.ycombinator.com/item?id=1",
+                "news.ycombinator.com",
+            ),
+        };
+        let country = ["", "FR", "DE", "US"][rng.random_range(0..4)];
+        let ip = match rng.random_range(0..3) {
+            0 => format!("192.0.2.{}", rng.random_range(1..255)),
+            1 => format!("2001:db8::{:x}", rng.random_range(1..0xffff)),
+            _ => format!("198.51.100.{}", rng.random_range(1..255)),
+        };
+        let time = chrono::DateTime::from_timestamp_millis(*at)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S");
+        values.push(format!(
+            "('{time}', '{keyword}', '{referrer}', '{ua}', '{ip}', '{country}')"
+        ));
+        if let Some(e) = expect.get_mut(keyword) {
+            e.total += 1;
+            e.humans += u64::from(human);
+            // hop counts the second the click was logged (whole seconds).
+            *e.days.entry(at.div_euclid(DAY) * DAY).or_default() += 1;
+            *e.referrers.entry(host.into()).or_default() += 1;
+            // YOURLS's country, else where hop's own database puts the
+            // address (as for a live click).
+            let country = match country {
+                "" => geo
+                    .lookup(ip.parse().unwrap())
+                    .country
+                    .unwrap_or_else(|| "unknown".into()),
+                cc => cc.to_owned(),
+            };
+            *e.countries.entry(country).or_default() += 1;
+        }
+    }
+    for chunk in values.chunks(500) {
+        sql.push_str(&format!(
+            "INSERT INTO yourls_log (click_time, shorturl, referrer, user_agent, ip_address, country_code) VALUES {};\n",
+            chunk.join(",")
+        ));
+    }
+    db.sql(Some(&db.name), &sql);
+    expect
+}
+
+fn hop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hop"))
+        .args(args)
+        .env_remove("HOP_DATABASE_URL")
+        .env_remove("HOP_GEOIP_DB")
+        .env("HOP_GEOIP_UPDATE_PATH", "/nonexistent/geoip.mmdb")
+        .output()
+        .unwrap()
+}
+
+/// Runs `hop import …` and returns its JSON summary.
+fn import(args: &[&str]) -> Value {
+    let mut all = vec!["import"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = hop(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hop {all:?}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
+}
+
+async fn open(url: &str) -> std::sync::Arc<dyn Store> {
+    StoreConfig::parse(url).unwrap().open(true).await.unwrap()
+}
+
+fn whole(include_bots: bool) -> StatsQuery {
+    let now = chrono::Utc::now().timestamp_millis();
+    StatsQuery {
+        range: TimeRange {
+            from: 1_700_000_000_000,
+            to: now,
+        },
+        interval: Interval::Day,
+        tz: "UTC".parse().unwrap(),
+        include_bots,
+        top: 100,
+        minute_since: StatsQuery::minute_since_now(),
+        now,
+    }
+}
+
+async fn stats_of(store: &dyn Store, slug: &str, include_bots: bool) -> LinkStats {
+    let link = store
+        .link_by_slug(&Slug::parse_path(slug).unwrap())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no link {slug}"));
+    link_stats(store, link.id, &whole(include_bots))
+        .await
+        .unwrap()
+}
+
+fn top(s: &LinkStats, d: Dimension) -> BTreeMap<String, u64> {
+    s.top
+        .get(&d)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// Every number of `slug` in hop against what its YOURLS rows give.
+async fn check_link(store: &dyn Store, slug: &str, e: &Expect) {
+    let all = stats_of(store, slug, true).await;
+    assert_eq!(all.total_clicks, e.total, "{slug}: total");
+    let days: BTreeMap<i64, u64> = all.series.iter().copied().filter(|d| d.1 > 0).collect();
+    assert_eq!(days, e.days, "{slug}: per day");
+    assert_eq!(
+        top(&all, Dimension::Referrer),
+        e.referrers,
+        "{slug}: referrers"
+    );
+    assert_eq!(
+        top(&all, Dimension::Country),
+        e.countries,
+        "{slug}: countries"
+    );
+    assert!(
+        (all.unique_visitors > 0) == (e.total > 0) && all.unique_visitors <= e.total,
+        "{slug}: {} visitors",
+        all.unique_visitors
+    );
+    let humans = stats_of(store, slug, false).await;
+    assert_eq!(humans.total_clicks, e.humans, "{slug}: humans");
+    if e.total > 0 {
+        let devices = top(&all, Dimension::Device);
+        assert!(
+            devices.get("bot").copied().unwrap_or(0) > 0,
+            "{slug}: {devices:?}"
+        );
+        assert!(
+            devices.get("mobile").copied().unwrap_or(0) > 0,
+            "{slug}: {devices:?}"
+        );
+    }
+}
+
+fn num(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yourls_database_and_its_dump_import_every_click_once() {
+    let db = Database::create("yourls");
+    let expect = fill(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let a_path = dir.path().join("a.db");
+    let a = format!("sqlite://{}", a_path.display());
+
+    // hop already has `taken`.
+    let store = open(&a).await;
+    let out = hop(&["migrate", "--database-url", &a]);
+    assert!(out.status.success());
+    insert_link(&*store, "taken", "https://hop.example/mine").await;
+
+    let from = db.url();
+    let args = ["yourls", "--from", &from, "--database-url", &a];
+    let first = import(&args);
+    assert_eq!(num(&first, "links_read"), 7, "{first}");
+    assert_eq!(num(&first, "links_created"), 4, "{first}");
+    let skipped: Vec<&str> = first["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["js", "stats", "taken"], "{first}");
+    let imported = ["abc", "xyz9", "legacy", "Mixed_Case-1"];
+    let logged: u64 = imported.iter().map(|k| expect[*k].total).sum();
+    assert_eq!(num(&first, "clicks_new"), logged, "{first}");
+    assert_eq!(num(&first, "clicks_skipped"), 50 + 70 + 5 + 20, "{first}");
+    assert_eq!(num(&first, "hop_clicks"), logged);
+    assert_eq!(
+        num(&first, "source_clicks"),
+        imported.iter().map(|k| expect[*k].counter).sum::<u64>()
+    );
+    assert_eq!(
+        num(&first, "mismatched_links"),
+        1,
+        "legacy counted without a log"
+    );
+    assert_eq!(first["mismatches"][0]["key"], "legacy");
+    for k in imported {
+        check_link(&*store, k, &expect[k]).await;
+    }
+    let xyz = store
+        .link_by_slug(&Slug::parse_path("xyz9").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(xyz.title.as_deref(), Some("It's \"quoted\" — ünïcode"));
+    assert_eq!(xyz.target.as_str(), "https://example.org/it's");
+    assert_eq!(
+        xyz.created_at.to_rfc3339(),
+        "2023-12-01T10:00:00+00:00",
+        "created when YOURLS made it"
+    );
+
+    // Again: nothing new. Then again once retention took every raw click
+    // (the marks, not the event ids, tell what is there).
+    let second = import(&args);
+    assert_eq!(num(&second, "links_existing"), 4, "{second}");
+    assert_eq!(num(&second, "links_created"), 0, "{second}");
+    assert_eq!(num(&second, "clicks_new"), 0, "{second}");
+    let gone = store
+        .delete_raw_clicks_before(chrono::Utc::now().timestamp_millis())
+        .await
+        .unwrap();
+    assert_eq!(gone, logged);
+    let third = import(&args);
+    assert_eq!(num(&third, "clicks_new"), 0, "{third}");
+    assert_eq!(num(&third, "hop_clicks"), logged, "{third}");
+    for k in imported {
+        check_link(&*store, k, &expect[k]).await;
+    }
+
+    // Overwrite takes `taken` now, with its clicks from the first; the
+    // others' are not written twice; `stats` stays hop's word.
+    let fourth = import(&[&args[..], &["--on-conflict", "overwrite"]].concat());
+    assert_eq!(num(&fourth, "links_overwritten"), 1, "{fourth}");
+    assert_eq!(num(&fourth, "clicks_new"), 70, "{fourth}");
+    check_link(&*store, "taken", &expect["taken"]).await;
+    let taken = store
+        .link_by_slug(&Slug::parse_path("taken").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.target.as_str(), "https://example.net/yourls-taken");
+    for k in imported {
+        check_link(&*store, k, &expect[k]).await;
+    }
+
+    // The dump, into a second store where `taken` and `stats` get a suffix:
+    // every answer the same as from the database.
+    let dump = dir.path().join("yourls.sql");
+    db.dump(&dump);
+    let b = format!("sqlite://{}", dir.path().join("b.db").display());
+    let b_store = open(&b).await;
+    insert_link(&*b_store, "taken", "https://hop.example/mine").await;
+    let dumped = import(&[
+        "yourls",
+        "--dump",
+        dump.to_str().unwrap(),
+        "--database-url",
+        &b,
+        "--on-conflict",
+        "suffix",
+    ]);
+    assert_eq!(num(&dumped, "links_created"), 4, "{dumped}");
+    assert_eq!(num(&dumped, "links_renamed"), 2, "{dumped}");
+    for k in imported {
+        assert_eq!(
+            stats_of(&*b_store, k, true).await.total_clicks,
+            stats_of(&*store, k, true).await.total_clicks
+        );
+        check_link(&*b_store, k, &expect[k]).await;
+    }
+    check_link(&*b_store, "taken-2", &expect["taken"]).await;
+    check_link(&*b_store, "stats-2", &expect["stats"]).await;
+    let again = import(&[
+        "yourls",
+        "--dump",
+        dump.to_str().unwrap(),
+        "--database-url",
+        &b,
+        "--on-conflict",
+        "suffix",
+    ]);
+    assert_eq!(num(&again, "links_existing"), 6, "{again}");
+    assert_eq!(num(&again, "clicks_new"), 0, "{again}");
+
+    // The addresses YOURLS kept went into visitor hashes only.
+    drop(store);
+    drop(b_store);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sql") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for ip in ["192.0.2.", "198.51.100.", "2001:db8:"] {
+            assert!(
+                !bytes.windows(ip.len()).any(|w| w == ip.as_bytes()),
+                "{ip} in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+async fn insert_link(store: &dyn Store, slug: &str, url: &str) {
+    let now = chrono::Utc::now();
+    let link = hop::domain::Link {
+        id: hop::domain::LinkId::generate(now, &mut rand::rng()),
+        slug: Slug::parse(slug).unwrap(),
+        target: hop::domain::TargetUrl::parse(url, &[]).unwrap(),
+        title: None,
+        tags: vec![],
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        max_clicks: None,
+        redirect_status: hop::domain::RedirectStatus::Found,
+        disabled: false,
+        owner: None,
+        secret_hash: None,
+        rules: Default::default(),
+        fallback_url: None,
+        password_hash: None,
+        preview: None,
+    };
+    store.insert_link(&link).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_plain_csv_of_links_imports_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let csv = dir.path().join("links.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}url,slug,title,tags,created_at,expires_at,clicks\n\
+         https://example.com/1,one,\"First, with a comma\",\"news,2024\",2024-01-02T03:04:05Z,,7\n\
+         https://example.com/2,,'=not a formula,,2024-01-02 03:04:05,2099-01-01,\n\
+         https://example.com/2,,second of the same URL,,,,\n\
+         not a url,bad,,,,,\n\
+         https://example.com/3,has space,,,,,\n",
+    )
+    .unwrap();
+    let path = csv.to_str().unwrap();
+    let first = import(&["csv", path, "--database-url", &db]);
+    assert_eq!(num(&first, "links_created"), 3, "{first}");
+    assert_eq!(first["skipped"].as_array().unwrap().len(), 2, "{first}");
+    let store = open(&db).await;
+    let one = store
+        .link_by_slug(&Slug::parse_path("one").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.title.as_deref(), Some("First, with a comma"));
+    assert_eq!(one.tags, ["news", "2024"]);
+    assert_eq!(one.created_at.to_rfc3339(), "2024-01-02T03:04:05+00:00");
+    let all = store
+        .list_links(&hop::store::LinkQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let formula = all
+        .iter()
+        .find(|l| l.title.as_deref() == Some("=not a formula"))
+        .expect("the export's quote taken off");
+    assert_eq!(
+        formula.expires_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2099-01-01T00:00:00+00:00")
+    );
+    let second = import(&["csv", path, "--database-url", &db]);
+    assert_eq!(num(&second, "links_created"), 0, "{second}");
+    assert_eq!(num(&second, "links_existing"), 3, "{second}");
+
+    // Refusals are clear, not a panic.
+    let out = hop(&["import", "csv", "/nonexistent.csv", "--database-url", &db]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.csv"));
+    let out = hop(&[
+        "import",
+        "yourls",
+        "--dump",
+        path,
+        "--prefix",
+        "x;drop",
+        "--database-url",
+        &db,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--prefix"));
+}
