@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need that a fresh Debian
-# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis, moto, dynoxide), fetches the real GeoIP test databases, runs cargo test (and the DynamoDB store's tests with its feature), then the API contract check (schemathesis), a generated client (openapi-python-client) the observability check (Prometheus rules and Grafana panels against a real Prometheus), the deploy files (Kubernetes, compose, workflows), the container image and compose.yaml's two profiles (run with podman).
+# machine with Rust lacks (npm, pip, Chromium, PostgreSQL, Redis, MariaDB, moto, dynoxide), fetches the real GeoIP test databases, runs cargo test (and the DynamoDB store's tests with its feature), then the API contract check (schemathesis), a generated client (openapi-python-client) the observability check (Prometheus rules and Grafana panels against a real Prometheus), the deploy files (Kubernetes, compose, workflows), the container image and compose.yaml's two profiles (run with podman).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,9 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # Cluster tests start private PostgreSQL and Redis servers.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+# The YOURLS import test starts a private MariaDB server and dumps it.
+command -v mariadb-install-db >/dev/null || need+=(mariadb-server)
+command -v mariadb-dump >/dev/null || need+=(mariadb-client)
 # Browser tests drive Debian's Chromium through chromedriver.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
