@@ -31,6 +31,7 @@ fi
 ./scripts/test-data.sh
 ./scripts/moto.sh
 ./scripts/webhooks-verifier.sh
+./scripts/compat-clients.sh
 if [ $# -eq 0 ]; then ./scripts/dynoxide.sh; fi
 cargo test "$@"
 # The DynamoDB store (cargo feature dynamodb, off by default): its unit

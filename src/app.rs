@@ -209,6 +209,9 @@ impl Application {
                 allow_private: config.webhooks.webhooks_allow_private,
                 retry_for: config.webhooks.webhook_retry_for,
             },
+            compat: crate::http::compat::CompatApis {
+                yourls: config.compat_yourls,
+            },
             blocklist,
             takedowns,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),

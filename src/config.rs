@@ -225,6 +225,10 @@ pub struct ServeConfig {
     /// Allow creating links without an API key (they get a per-link secret).
     #[arg(long, env = "HOP_ANONYMOUS_LINKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub anonymous_links: bool,
+    /// Answer YOURLS's API at /yourls-api.php (its clients and plugins
+    /// work unchanged; hop's API keys sign in; see docs/compat.md).
+    #[arg(long, env = "HOP_COMPAT_YOURLS")]
+    pub compat_yourls: bool,
     /// Most links kept in the in-process cache.
     #[arg(long, env = "HOP_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: u64,

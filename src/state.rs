@@ -80,6 +80,8 @@ pub struct StateInner {
     /// The click pipeline's geo lookup and user agent parser, for the
     /// rules of smart links (the same answers clicks get).
     pub enricher: Arc<crate::clicks::Enricher>,
+    /// Other shorteners' APIs that are switched on.
+    pub compat: crate::http::compat::CompatApis,
 }
 
 /// What the webhook API needs of the delivery settings.

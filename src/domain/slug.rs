@@ -17,6 +17,8 @@ pub const RESERVED: &[&str] = &[
     "about",
     "account",
     "admin",
+    // The Flask shortener's paths (`POST /shorten`, `GET /analytics/…`).
+    "analytics",
     "api",
     "app",
     "assets",
@@ -43,6 +45,7 @@ pub const RESERVED: &[&str] = &[
     "reports",
     "robots",
     "settings",
+    "shorten",
     "signin",
     "signout",
     "signup",

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod assets;
+pub mod compat;
 pub mod csrf;
 pub mod embedded;
 pub mod error;
@@ -114,6 +115,8 @@ pub fn router(state: AppState) -> Router {
 
     let web = Router::new()
         .route("/", get(ui::home).post(ui::shorten))
+        // The Flask shortener's form post, as the home form's.
+        .route("/shorten", axum::routing::post(ui::shorten))
         .route("/login", get(ui::login_page).post(ui::login))
         .route("/logout", axum::routing::post(ui::logout))
         .route("/links", get(ui::list_page))
@@ -136,6 +139,7 @@ pub fn router(state: AppState) -> Router {
 
     let mut managed = Router::new()
         .nest("/api/v1", api)
+        .route("/analytics/{slug}", get(compat::analytics))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz));
     if state.metrics_on_main {
@@ -159,8 +163,24 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }));
 
+    let mut compat = Router::new();
+    if state.compat.yourls {
+        compat = compat.route(
+            "/yourls-api.php",
+            get(compat::yourls::api).post(compat::yourls::api),
+        );
+    }
+    let compat = compat
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_api,
+        ))
+        .layer(CatchPanicLayer::custom(|e| pages::panic_response(true, e)));
+
     Router::new()
         .merge(managed)
+        .merge(compat)
         .route("/{slug}", get(redirect::follow_link).post(redirect::unlock))
         .fallback(pages::fallback)
         .layer(middleware::from_fn(ops::head_bound))

@@ -4,6 +4,7 @@ mod abuse;
 mod access;
 mod browser;
 mod click_log;
+mod compat;
 mod export;
 mod geo;
 mod helpers;
