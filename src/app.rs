@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{LinkCache, LinkTiers, LocalCache, SharedLinkCache, SharedTier};
-use crate::clicks::geo::GeoDb;
 use crate::clicks::{BatchWriter, ClickQueue, ClickRecorder, ClickSink, Enricher, LiveFeed};
 #[cfg(feature = "redis")]
 use crate::config::ClusterArgs;
@@ -58,7 +57,10 @@ impl Application {
             tracing::info!("--no-track-geo: countries and cities are not recorded");
             None
         } else {
-            Some(open_geo(&config.geoip_db, &config.geoip_update_path)?)
+            Some(crate::clicks::geo::open_configured(
+                &config.geoip_db,
+                &config.geoip_update_path,
+            )?)
         };
         let takedowns = Arc::new(
             crate::takedown::Takedowns::load(store.clone())
@@ -209,7 +211,7 @@ impl Application {
                 allow_private: config.webhooks.webhooks_allow_private,
                 retry_for: config.webhooks.webhook_retry_for,
             },
-            compat: crate::http::compat::CompatApis {
+            compat: crate::state::CompatApis {
                 yourls: config.compat_yourls,
             },
             blocklist,
@@ -482,25 +484,6 @@ async fn serve(
     graceful.shutdown().await;
 }
 
-/// The IP → location data, by precedence: the operator's `--geoip-db`
-/// files, else the file `hop geoip update` installed (if present), else the
-/// country snapshot embedded in the binary (docs/operations.md, "GeoIP").
-pub fn open_geo(paths: &[std::path::PathBuf], updated: &std::path::Path) -> anyhow::Result<GeoDb> {
-    let db = if !paths.is_empty() {
-        GeoDb::open(paths)?
-    } else if updated.exists() {
-        GeoDb::open_updated(updated)?
-    } else {
-        GeoDb::bundled()?
-    };
-    tracing::info!(
-        geoip.source = ?db.source(),
-        geoip.files = ?db.names().collect::<Vec<_>>(),
-        "GeoIP databases loaded"
-    );
-    Ok(db)
-}
-
 fn worker_name(given: Option<&str>) -> String {
     match given {
         Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
@@ -733,7 +716,7 @@ async fn run_cluster_worker(
     )?;
     let recorder = ClickRecorder {
         store,
-        enricher: Arc::new(Enricher::new(Some(open_geo(
+        enricher: Arc::new(Enricher::new(Some(crate::clicks::geo::open_configured(
             &config.geoip_db,
             &config.geoip_update_path,
         )?))),

@@ -205,7 +205,7 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
     {
         bail!("--owner {owner}: no active API key with that id (see `hop keys list`)");
     }
-    let geo = crate::app::open_geo(&args.geoip_db, &args.geoip_update_path)?;
+    let geo = crate::clicks::geo::open_configured(&args.geoip_db, &args.geoip_update_path)?;
     let enricher = crate::clicks::enrich::Enricher::new(Some(geo));
     let opts = import::ImportOptions {
         source: args.source_name.clone(),

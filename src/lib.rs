@@ -24,6 +24,9 @@
 //! - [`clicks`]: the click pipeline: sink (hand-off from the redirect), one
 //!   drain loop, enrichment (user agent, geo, visitor hash), the recorder
 //!   and batch writer, the live feed.
+//! - [`import`]: `hop import`: links and click history from another
+//!   shortener (YOURLS, a plain CSV), enriched like live clicks, with
+//!   import marks in the store so that a second run adds nothing.
 //! - [`cache`]: the link cache tiers (in process; shared) and the lookup
 //!   that asks them before the store.
 //! - [`cluster`]: cluster mode over Redis (the `redis` feature): the shared

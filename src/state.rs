@@ -81,7 +81,14 @@ pub struct StateInner {
     /// rules of smart links (the same answers clicks get).
     pub enricher: Arc<crate::clicks::Enricher>,
     /// Other shorteners' APIs that are switched on.
-    pub compat: crate::http::compat::CompatApis,
+    pub compat: CompatApis,
+}
+
+/// Which of other shorteners' APIs are answered (`--compat-*`; see
+/// `http::compat`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompatApis {
+    pub yourls: bool,
 }
 
 /// What the webhook API needs of the delivery settings.

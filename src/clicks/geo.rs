@@ -360,6 +360,28 @@ pub fn install(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The IP → location data, by precedence: the operator's `--geoip-db`
+/// files, else the file `hop geoip update` installed (if present), else the
+/// country snapshot embedded in the binary (docs/operations.md, "GeoIP").
+pub fn open_configured(
+    paths: &[std::path::PathBuf],
+    updated: &std::path::Path,
+) -> anyhow::Result<GeoDb> {
+    let db = if !paths.is_empty() {
+        GeoDb::open(paths)?
+    } else if updated.exists() {
+        GeoDb::open_updated(updated)?
+    } else {
+        GeoDb::bundled()?
+    };
+    tracing::info!(
+        geoip.source = ?db.source(),
+        geoip.files = ?db.names().collect::<Vec<_>>(),
+        "GeoIP databases loaded"
+    );
+    Ok(db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,12 +4,6 @@
 
 pub mod yourls;
 
-/// Which compatible APIs are on.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CompatApis {
-    pub yourls: bool,
-}
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
