@@ -77,6 +77,16 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        KeysCommand::YourlsToken { api_key } => {
+            let token = Token::new(api_key.trim().to_owned());
+            if !token.is_api_key() {
+                bail!("--api-key must be an API key ({KEY_PREFIX}…)");
+            }
+            println!(
+                "{}",
+                crate::http::compat::yourls::yourls_token(&token.hash())
+            );
+        }
         KeysCommand::Revoke { id, database } => {
             let store = open(&database).await?;
             if !store.revoke_key(KeyId(id)).await? {

@@ -146,6 +146,11 @@ impl Cli {
             Command::Keys(KeysCommand::Create { database, .. })
             | Command::Keys(KeysCommand::List { database })
             | Command::Keys(KeysCommand::Revoke { database, .. }) => set_db(database),
+            Command::Keys(KeysCommand::YourlsToken { api_key }) => {
+                if let Some(v) = &key {
+                    *api_key = v.clone();
+                }
+            }
             Command::Shorten(a) => set_key(&mut a.client),
             Command::Stats(a) => set_key(&mut a.client),
             Command::Rules(
@@ -942,6 +947,14 @@ pub enum KeysCommand {
         id: i64,
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+    /// Print an API key's YOURLS signature token, for YOURLS clients that
+    /// sign with `timestamp` and `signature` (see docs/compat.md); worked
+    /// out from the key alone.
+    YourlsToken {
+        /// The API key.
+        #[arg(long, env = "HOP_API_KEY", hide_env_values = true)]
+        api_key: String,
     },
 }
 

@@ -20,9 +20,15 @@ fn compat_python() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_yourls_client_shortens_expands_follows_and_counts() {
     let app = TestApp::spawn_with(|c| c.compat_yourls = true).await;
-    let token = hop::http::compat::yourls::yourls_token(
-        &hop::auth::Token::new(app.admin_key.clone()).hash(),
-    );
+    // The token for timed signatures, as a user gets it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hop"))
+        .args(["keys", "yourls-token"])
+        .env("HOP_API_KEY", &app.admin_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 32);
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compat/yourls_client.py");
     let base = app.base.clone();
