@@ -38,7 +38,8 @@ macro_rules! store_conformance {
             retention_keeps_rollups,
             purge_removes_a_links_clicks, reports_and_domains, takedowns_add_list_and_lift,
             stats_equal_reference, retention_and_pruning_keep_every_answer,
-            stats_answers_are_one_snapshot, sealing_while_writing_loses_nothing);
+            stats_answers_are_one_snapshot, sealing_while_writing_loses_nothing,
+            counted_clicks_count_like_clicks);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -937,6 +938,123 @@ pub async fn retention_keeps_rollups(store: &dyn Store) {
             .unwrap();
         assert_eq!(daily.iter().map(|(_, n)| n).sum::<u64>(), 15);
     }
+}
+
+/// An import's counted clicks (no raw clicks): in series, breakdowns and
+/// totals at the minute of their bucket, never in unique visitors, added to
+/// live clicks; the mark set with them.
+pub async fn counted_clicks_count_like_clicks(store: &dyn Store) {
+    use crate::store::CountedClicks;
+    let day = 86_400_000;
+    let only = link("counted", None);
+    let both = link("counted-live", None);
+    insert(store, &only).await;
+    insert(store, &both).await;
+    let counted = |l: LinkId, at: i64, bot: bool, n: u64, dims: &[(Dimension, &str, u64)]| {
+        CountedClicks {
+            link: l,
+            at,
+            bot,
+            clicks: n,
+            dims: dims
+                .iter()
+                .map(|(d, v, k)| (*d, v.to_string(), *k))
+                .collect(),
+        }
+        .complete()
+    };
+    let mut counts = Vec::new();
+    for l in [only.id, both.id] {
+        counts.push(counted(
+            l,
+            base_ms(),
+            false,
+            10,
+            &[
+                (Dimension::Country, "FR", 6),
+                (Dimension::Country, "DE", 3),
+                (Dimension::Browser, "Chrome", 10),
+            ],
+        ));
+        counts.push(counted(l, base_ms() + day, true, 4, &[]));
+    }
+    counts.push(counted(LinkId(12345), base_ms(), false, 5, &[]));
+    store
+        .record_counts(&counts, Some(("test:counted", "{\"through\":1}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.import_mark("test:counted").await.unwrap().as_deref(),
+        Some("{\"through\":1}"),
+        "the mark is set with the counts"
+    );
+    let mut rng = StdRng::seed_from_u64(18);
+    let live: Vec<_> = (0..5)
+        .map(|i| click(both.id, base_ms() + 3_600_000 + i * 1000, &mut rng))
+        .collect();
+    store.record_clicks(&live).await.unwrap();
+
+    let q = |include_bots: bool, from: i64| StatsQuery {
+        range: TimeRange {
+            from,
+            to: base_ms() + 3 * day,
+        },
+        interval: Interval::Day,
+        tz: "UTC".parse().unwrap(),
+        include_bots,
+        top: 100,
+        minute_since: StatsQuery::minute_since_now(),
+        now: Utc::now().timestamp_millis(),
+    };
+    let s = link_stats(store, only.id, &q(true, base_ms()))
+        .await
+        .unwrap();
+    assert_eq!(s.total_clicks, 14);
+    assert_eq!(s.unique_visitors, 0, "counted clicks have no visitors");
+    assert_eq!(&s.series[..2], &[(base_ms(), 10), (base_ms() + day, 4)]);
+    let top = |s: &LinkStats, d: Dimension| s.top.get(&d).cloned().unwrap_or_default();
+    // FR 6, DE 3 and the bucket of 4 bots no country: unknown 1 + 4.
+    assert_eq!(
+        top(&s, Dimension::Country),
+        [
+            ("FR".to_owned(), 6),
+            ("unknown".into(), 5),
+            ("DE".into(), 3)
+        ]
+    );
+    assert_eq!(
+        top(&s, Dimension::Browser),
+        [("Chrome".to_owned(), 10), ("unknown".into(), 4)]
+    );
+    let humans = link_stats(store, only.id, &q(false, base_ms()))
+        .await
+        .unwrap();
+    assert_eq!(humans.total_clicks, 10);
+    // A range from after the first bucket's minute leaves it out.
+    let later = link_stats(store, only.id, &q(true, base_ms() + 900_000))
+        .await
+        .unwrap();
+    assert_eq!(later.total_clicks, 4);
+
+    let with_live = link_stats(store, both.id, &q(true, base_ms()))
+        .await
+        .unwrap();
+    let live_only = live.len() as u64;
+    assert_eq!(with_live.total_clicks, 14 + live_only);
+    assert!(with_live.unique_visitors >= 1 && with_live.unique_visitors <= live_only);
+    let totals = store.click_totals(&[only.id, both.id], true).await.unwrap();
+    assert_eq!(totals[&only.id], 14);
+    assert_eq!(totals[&both.id], 14 + live_only);
+    assert_eq!(
+        store.click_totals(&[only.id], false).await.unwrap()[&only.id],
+        10
+    );
+
+    store.purge_clicks(only.id).await.unwrap();
+    assert_eq!(
+        store.click_totals(&[only.id], true).await.unwrap()[&only.id],
+        0
+    );
 }
 
 pub async fn purge_removes_a_links_clicks(store: &dyn Store) {

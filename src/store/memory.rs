@@ -11,9 +11,9 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{
-    ApiKey, ClickStore, Conflict, DimCount, ExportCursor, ImportMarks, KeyStore, LinkQuery,
-    LinkStore, Report, ReportStore, Resolution, SessionRecords, StatsReads, StatsRows, StoreError,
-    Takedown, TimeRange, host_in_domain, rollup_keys,
+    ApiKey, ClickStore, Conflict, CountedClicks, DimCount, ExportCursor, ImportMarks, KeyStore,
+    LinkQuery, LinkStore, Report, ReportStore, Resolution, SessionRecords, StatsReads, StatsRows,
+    StoreError, Takedown, TimeRange, host_in_domain, rollup_keys,
 };
 use crate::domain::{Dimension, EnrichedClick, KeyId, Link, LinkId, Slug};
 
@@ -35,6 +35,8 @@ struct Inner {
     segments: HashMap<LinkId, HashSet<LinkId>>,
     sessions: HashMap<[u8; 32], (String, i64)>,
     import_marks: HashMap<String, String>,
+    /// Clicks sources counted (imports), by link.
+    counted: HashMap<LinkId, Vec<CountedClicks>>,
     reports: Vec<Report>,
     takedowns: BTreeMap<String, Takedown>,
 }
@@ -43,6 +45,7 @@ impl Inner {
     /// Forgets the clicks of `link` and of its segments; returns how many
     /// of the link's own there were.
     fn remove_clicks(&mut self, link: LinkId) -> u64 {
+        self.counted.remove(&link);
         let segments = self.segments.remove(&link).unwrap_or_default();
         let mut own = 0;
         for id in std::iter::once(link).chain(segments) {
@@ -75,7 +78,29 @@ impl Inner {
         for c in self.clicks_in(link, range, include_bots) {
             *out.entry(bucket.floor(c.at)).or_default() += 1;
         }
+        for c in self.counted_in(link, range, include_bots) {
+            *out.entry(bucket.floor(c.at)).or_default() += c.clicks;
+        }
+        out.retain(|_, n| *n > 0);
         Ok(out.into_iter().collect())
+    }
+
+    /// Counted clicks (imports) whose minute is in `range`, as the SQL
+    /// stores' rollups count them.
+    fn counted_in(
+        &self,
+        link: LinkId,
+        range: TimeRange,
+        include_bots: bool,
+    ) -> impl Iterator<Item = &CountedClicks> {
+        self.counted
+            .get(&link)
+            .into_iter()
+            .flatten()
+            .filter(move |c| {
+                let minute = Resolution::Minute.floor(c.at);
+                minute >= range.from && minute < range.to && (include_bots || !c.bot)
+            })
     }
 
     fn clicks_in(
@@ -384,6 +409,23 @@ impl ClickStore for MemoryStore {
         false
     }
 
+    async fn record_counts(
+        &self,
+        counts: &[CountedClicks],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        for c in counts {
+            if inner.links.contains_key(&c.link) {
+                inner.counted.entry(c.link).or_default().push(c.clone());
+            }
+        }
+        if let Some((k, v)) = mark {
+            inner.import_marks.insert(k.to_owned(), v.to_owned());
+        }
+        Ok(())
+    }
+
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
         let mut inner = self.inner.lock();
         let mut new = 0;
@@ -426,7 +468,13 @@ impl ClickStore for MemoryStore {
                     *dims.entry(key).or_default() += 1;
                 }
             }
+            for c in inner.counted_in(link, *range, include_bots) {
+                for (dim, value, n) in &c.dims {
+                    *dims.entry((*dim, value.clone())).or_default() += n;
+                }
+            }
         }
+        dims.retain(|_, n| *n > 0);
         rows.dims = dims
             .into_iter()
             .map(|((dim, value), clicks)| DimCount { dim, value, clicks })
@@ -473,7 +521,16 @@ impl ClickStore for MemoryStore {
         };
         Ok(links
             .iter()
-            .map(|id| (*id, inner.clicks_in(*id, all, include_bots).count() as u64))
+            .map(|id| {
+                let counted: u64 = inner
+                    .counted_in(*id, all, include_bots)
+                    .map(|c| c.clicks)
+                    .sum();
+                (
+                    *id,
+                    inner.clicks_in(*id, all, include_bots).count() as u64 + counted,
+                )
+            })
             .collect())
     }
 

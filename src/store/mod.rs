@@ -262,12 +262,78 @@ pub trait KeyStore: Send + Sync {
     async fn revoke_key(&self, id: KeyId) -> Result<bool, StoreError>;
 }
 
+/// Clicks a source counted without logging each one (an import's
+/// aggregates): `clicks` in the source's bucket starting at `at`, with
+/// breakdowns. Stored as rollups only: no raw clicks, no visitors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedClicks {
+    pub link: LinkId,
+    /// The bucket's start (ms); rollups count the clicks at its minute.
+    pub at: i64,
+    pub bot: bool,
+    pub clicks: u64,
+    /// (dimension, value, clicks). After [`CountedClicks::complete`], each
+    /// dimension every click has (country, city, referrer, browser, OS,
+    /// device) sums to at least `clicks`.
+    pub dims: Vec<(Dimension, String, u64)>,
+}
+
+/// The dimensions every click has a value in.
+pub const EVERY_CLICK_DIMS: [Dimension; 6] = [
+    Dimension::Country,
+    Dimension::City,
+    Dimension::Referrer,
+    Dimension::Browser,
+    Dimension::Os,
+    Dimension::Device,
+];
+
+impl CountedClicks {
+    /// The value of clicks a source did not break down.
+    pub const UNKNOWN: &'static str = "unknown";
+
+    /// Puts what each of [`EVERY_CLICK_DIMS`] leaves of `clicks` under
+    /// [`Self::UNKNOWN`], so that every breakdown adds up to the series as
+    /// a live click's do; drops zero counts and merges repeated values.
+    pub fn complete(mut self) -> CountedClicks {
+        let mut merged: std::collections::BTreeMap<(Dimension, String), u64> = Default::default();
+        for (d, v, n) in self.dims.drain(..) {
+            if n > 0 {
+                *merged.entry((d, v)).or_default() += n;
+            }
+        }
+        for d in EVERY_CLICK_DIMS {
+            let given: u64 = merged
+                .iter()
+                .filter(|((dim, _), _)| *dim == d)
+                .map(|(_, n)| *n)
+                .sum();
+            if given < self.clicks {
+                *merged.entry((d, Self::UNKNOWN.to_owned())).or_default() += self.clicks - given;
+            }
+        }
+        self.dims = merged.into_iter().map(|((d, v), n)| (d, v, n)).collect();
+        self
+    }
+}
+
 #[async_trait]
 pub trait ClickStore: Send + Sync {
     /// Stores clicks and updates rollups in one transaction. A click whose
     /// event id is already stored is skipped (so replays count once), and so
     /// is a click of a link that no longer exists. Returns how many were new.
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError>;
+
+    /// Adds clicks a source counted ([`CountedClicks`]) to the rollups and
+    /// totals (no raw clicks, no visitors), and sets the import mark `mark`
+    /// (key, value) in the same write where the store can, so that an
+    /// import adds each count once. Counts of links that are gone are
+    /// skipped.
+    async fn record_counts(
+        &self,
+        counts: &[CountedClicks],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), StoreError>;
 
     /// Answers every read of one stats answer from **one snapshot**: a batch
     /// committing meanwhile is in all of the numbers or in none. A store may

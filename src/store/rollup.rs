@@ -132,6 +132,29 @@ impl BatchRollup {
         }
     }
 
+    /// Adds clicks a source counted: to the totals, the series and the
+    /// breakdowns at the minute of `at`; no visitors.
+    pub fn add_counted(&mut self, c: &super::CountedClicks) {
+        let link = c.link.0;
+        let n = c.clicks as i64;
+        *self.totals.entry((link, c.bot)).or_default() += n;
+        for res in SERIES_GRAINS {
+            *self
+                .series
+                .entry((link, res_code(res), res.floor(c.at), c.bot))
+                .or_default() += n;
+        }
+        let minute = Resolution::Minute.floor(c.at);
+        for (dim, value, k) in &c.dims {
+            *self
+                .minute_dims
+                .entry((link, minute, c.bot, *dim))
+                .or_default()
+                .entry(value.clone())
+                .or_default() += *k as i64;
+        }
+    }
+
     /// Adds a new click, and its copy under its variant's segment (see
     /// [`EnrichedClick::segment_copy`]).
     pub fn add(&mut self, c: &EnrichedClick) {

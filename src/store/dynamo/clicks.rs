@@ -338,6 +338,20 @@ impl DynamoStore {
 
 #[async_trait]
 impl ClickStore for DynamoStore {
+    async fn record_counts(
+        &self,
+        counts: &[crate::store::CountedClicks],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        self.record_counted(counts).await?;
+        // Not in the counts' transactions (a link's may be several): a
+        // crash between them would count these once more on a rerun.
+        if let Some((key, value)) = mark {
+            crate::store::ImportMarks::set_import_mark(self, key, value).await?;
+        }
+        Ok(())
+    }
+
     async fn record_clicks(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
         // A click twice in one batch counts once; then per link.
         let mut seen = HashSet::new();

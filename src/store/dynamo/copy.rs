@@ -257,6 +257,51 @@ struct Part {
 }
 
 impl DynamoStore {
+    /// `ClickStore::record_counts` without the mark: each link's counts
+    /// published as batches of its head, as a copy's rollups are (minutes
+    /// in the minute window, quarter hours before it).
+    pub(super) async fn record_counted(
+        &self,
+        counts: &[crate::store::CountedClicks],
+    ) -> Result<(), StoreError> {
+        let cut = Resolution::QuarterHour
+            .floor(chrono::Utc::now().timestamp_millis() - crate::store::rollup::MINUTE_WINDOW_MS);
+        let mut parts: BTreeMap<LinkId, Part> = BTreeMap::new();
+        for c in counts {
+            let part = parts.entry(c.link).or_default();
+            let slot = usize::from(c.bot);
+            let n = c.clicks as i64;
+            let minute = Resolution::Minute.floor(c.at);
+            part.counts.series.entry(minute).or_default()[slot] += n;
+            part.all += n;
+            if !c.bot {
+                part.humans += n;
+            }
+            for (dim, value, k) in &c.dims {
+                let key = if minute >= cut {
+                    (minute, *dim as u8, value.clone())
+                } else {
+                    (
+                        Resolution::QuarterHour.floor(minute),
+                        *dim as u8,
+                        value.clone(),
+                    )
+                };
+                let map = if minute >= cut {
+                    &mut part.counts.dims
+                } else {
+                    &mut part.counts.qdims
+                };
+                map.entry(key).or_default()[slot] += *k as i64;
+            }
+        }
+        for (link, part) in parts {
+            // A link deleted meanwhile: its counts go with it.
+            self.publish_part(link, part).await?;
+        }
+        Ok(())
+    }
+
     /// Puts items one by one, each only if absent; returns how many were.
     async fn put_new(&self, items: Vec<Item>) -> Result<u64, StoreError> {
         use futures::StreamExt;
@@ -280,8 +325,9 @@ impl DynamoStore {
     }
 
     /// Publishes one link's part as batches of the link's head (at most
-    /// 45 days of deltas each, as the click write does).
-    async fn publish_part(&self, link: LinkId, mut part: Part) -> Result<(), StoreError> {
+    /// 45 days of deltas each, as the click write does); false when the
+    /// link is not there.
+    async fn publish_part(&self, link: LinkId, mut part: Part) -> Result<bool, StoreError> {
         // Every day with raw clicks or visitor items gets a delta (of zeros
         // if need be), so the head lists the day for purging; a batch has
         // at least one day.
@@ -349,11 +395,19 @@ impl DynamoStore {
                 .await?
             {
                 self.release(link, &me, seq, true).await?;
-                return Err(StoreError::Corrupt(format!(
-                    "rows of link {} copied before the link",
-                    link.0
-                )));
+                return Ok(false);
             }
+        }
+        Ok(true)
+    }
+
+    /// [`Self::publish_part`] of a copy, whose links come first.
+    async fn copy_part(&self, link: LinkId, part: Part) -> Result<(), StoreError> {
+        if !self.publish_part(link, part).await? {
+            return Err(StoreError::Corrupt(format!(
+                "rows of link {} copied before the link",
+                link.0
+            )));
         }
         Ok(())
     }
@@ -1228,7 +1282,7 @@ impl CopyRows for DynamoStore {
                     }
                 }
                 for (link, part) in parts {
-                    self.publish_part(link, part).await?;
+                    self.copy_part(link, part).await?;
                 }
                 return Ok(rows.len() as u64);
             }
@@ -1238,7 +1292,7 @@ impl CopyRows for DynamoStore {
                 );
                 let parts = Self::rollup_parts(table, cells, cut)?;
                 for (link, part) in parts {
-                    self.publish_part(link, part).await?;
+                    self.copy_part(link, part).await?;
                 }
                 return Ok(rows.len() as u64);
             }

@@ -55,6 +55,12 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// Sets an import mark (key, value, updated_at): read the same by
+/// SQLite (rusqlite, in a click write's transaction) and PostgreSQL.
+pub const UPSERT_MARK: &str =
+    "INSERT INTO import_marks (key, value, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
 /// Whether any webhook endpoint wants clicks: read by each click batch in
 /// its transaction, which then writes its new clicks into the outbox.
 pub(crate) const WANTS_CLICKS: &str =
@@ -113,6 +119,12 @@ pub(crate) trait SqlDialect: Sync {
     /// writes clicks its own fastest way (PostgreSQL: multi-row statements
     /// through sqlx; SQLite: rusqlite on the caller's thread).
     async fn record_batch(&self, clicks: &[EnrichedClick]) -> Result<u64, StoreError>;
+    /// `ClickStore::record_counts`, in one transaction.
+    async fn record_counted(
+        &self,
+        counts: &[crate::store::CountedClicks],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), StoreError>;
     /// `ClickStore::click_totals`, batched as the dialect binds best.
     async fn totals(
         &self,
@@ -898,11 +910,7 @@ macro_rules! sql_store {
                 }
 
                 async fn set_import_mark(&self, key: &str, value: &str) -> Result<(), StoreError> {
-                    sqlx::query(
-                        "INSERT INTO import_marks (key, value, updated_at) VALUES ($1, $2, $3)
-                         ON CONFLICT (key)
-                         DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    )
+                    sqlx::query($crate::store::sql::UPSERT_MARK)
                     .bind(key)
                     .bind(value)
                     .bind(Utc::now().timestamp_millis())
@@ -1240,6 +1248,14 @@ macro_rules! sql_store {
                         return Ok(0);
                     }
                     self.record_batch(clicks).await
+                }
+
+                async fn record_counts(
+                    &self,
+                    counts: &[$crate::store::CountedClicks],
+                    mark: Option<(&str, &str)>,
+                ) -> Result<(), StoreError> {
+                    self.record_counted(counts, mark).await
                 }
 
                 async fn stats_rows(

@@ -207,6 +207,40 @@ impl SqlDialect for PgStore {
         Ok(new)
     }
 
+    async fn record_counted(
+        &self,
+        counts: &[crate::store::CountedClicks],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        let mut ids: Vec<i64> = counts.iter().map(|c| c.link.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        // Locked as a click batch locks them (see `live_links`).
+        let live: HashSet<i64> =
+            sqlx::query_scalar("SELECT id FROM links WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let mut rollup = BatchRollup::default();
+        for c in counts.iter().filter(|c| live.contains(&c.link.0)) {
+            rollup.add_counted(c);
+        }
+        Self::write_rollups(&mut tx, rollup).await?;
+        if let Some((key, value)) = mark {
+            sqlx::query(super::UPSERT_MARK)
+                .bind(key)
+                .bind(value)
+                .bind(chrono::Utc::now().timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn totals(
         &self,
         links: &[LinkId],

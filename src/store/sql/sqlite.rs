@@ -182,6 +182,24 @@ impl SqlDialect for SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("click write stopped: {e}")))?
     }
 
+    async fn record_counted(
+        &self,
+        counts: &[crate::store::CountedClicks],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let writer = self.clicks.clone();
+        let counts = counts.to_vec();
+        let mark = mark.map(|(k, v)| (k.to_owned(), v.to_owned()));
+        tokio::task::spawn_blocking(move || {
+            writer.record_counts(
+                &counts,
+                mark.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("click write stopped: {e}")))?
+    }
+
     async fn totals(
         &self,
         links: &[LinkId],

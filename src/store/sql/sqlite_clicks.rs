@@ -87,6 +87,46 @@ impl ClickWriter {
     }
 }
 
+impl ClickWriter {
+    /// `ClickStore::record_counts`, in one transaction with the mark.
+    pub fn record_counts(
+        &self,
+        counts: &[crate::store::CountedClicks],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut rollup = BatchRollup::default();
+        {
+            let mut link_exists = tx.prepare_cached("SELECT 1 FROM links WHERE id = ?1")?;
+            let mut live: Map<i64, bool> = Map::default();
+            for c in counts {
+                let exists = match live.get(&c.link.0) {
+                    Some(known) => *known,
+                    None => {
+                        let exists = link_exists.exists([c.link.0])?;
+                        live.insert(c.link.0, exists);
+                        exists
+                    }
+                };
+                if exists {
+                    rollup.add_counted(c);
+                }
+            }
+        }
+        write_rollups(&tx, rollup)?;
+        if let Some((key, value)) = mark {
+            tx.prepare_cached(super::UPSERT_MARK)?.execute(params![
+                key,
+                value,
+                chrono::Utc::now().timestamp_millis()
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// Inserts the clicks of links that exist, skipping those stored already,
 /// and adds the new ones to the rollups.
 fn insert_clicks(tx: &Transaction, clicks: &[EnrichedClick]) -> Result<u64, StoreError> {
