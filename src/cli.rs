@@ -200,6 +200,17 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
             };
             (source, with_name(a.import, "yourls"))
         }
+        ImportCommand::Shlink(a) => {
+            let source: Box<dyn import::Source> = match (&a.from, &a.csv) {
+                (_, Some(csv)) => Box::new(import::shlink::ShlinkCsv::open(csv.clone())?),
+                (Some(url), None) => Box::new(import::shlink::ShlinkApi::new(
+                    url,
+                    a.api_key.as_deref().unwrap_or(""),
+                )?),
+                (None, None) => bail!("give --from URL --api-key KEY, or --csv FILE"),
+            };
+            (source, with_name(a.import, "shlink"))
+        }
         ImportCommand::Csv(a) => (
             Box::new(import::csv::CsvLinks::open(a.file)?),
             with_name(a.import, "csv"),
@@ -227,6 +238,7 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
             .map(str::to_owned)
             .into_iter()
             .collect(),
+        settle_ms: i64::from(args.settle_secs) * 1000,
         ..import::ImportOptions::default()
     };
     let started = std::time::Instant::now();
@@ -285,6 +297,12 @@ fn print_summary(s: &crate::import::Summary, took: std::time::Duration) {
     println!("clicks  {:>10} read", s.clicks_read);
     println!("        {:>10} new", s.clicks_new);
     println!("        {:>10} of links not imported", s.clicks_skipped);
+    if s.clicks_counted > 0 {
+        println!(
+            "        {:>10} counted by the source without detail (stored as counted clicks)",
+            s.clicks_counted
+        );
+    }
     match s.source_clicks {
         Some(source) => println!(
             "totals  {source:>10} counted by the source, {} in hop{}",

@@ -143,6 +143,12 @@ impl Cli {
                 }
             }
             Command::Import(ImportCommand::Csv(a)) => set_db(&mut a.import.database),
+            Command::Import(ImportCommand::Shlink(a)) => {
+                set_db(&mut a.import.database);
+                if let Some(v) = secret_file("HOP_IMPORT_API_KEY")? {
+                    a.api_key = Some(v);
+                }
+            }
             Command::Keys(KeysCommand::Create { database, .. })
             | Command::Keys(KeysCommand::List { database })
             | Command::Keys(KeysCommand::Revoke { database, .. }) => set_db(database),
@@ -672,9 +678,35 @@ pub enum ImportCommand {
     /// count) and every logged click at its time, from its database
     /// (--from mysql://USER:PASS@HOST/DB) or a SQL dump (--dump FILE).
     Yourls(YourlsImportArgs),
+    /// Shlink: short URLs with their tags and every visit (date, referer,
+    /// user agent, location, bot flag) from a running instance's REST API
+    /// (--from URL --api-key KEY), or the CSV of short URLs
+    /// shlink-web-client exports (--csv FILE; visit totals only).
+    Shlink(ShlinkImportArgs),
     /// A CSV of links (url, slug, title, tags, created_at, expires_at),
     /// such as `hop export links` writes.
     Csv(CsvImportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("shlink_source").required(true).args(["from", "csv"])))]
+pub struct ShlinkImportArgs {
+    /// The Shlink instance's base URL (https://s.example.com).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// A Shlink API key (with --from).
+    #[arg(
+        long,
+        env = "HOP_IMPORT_API_KEY",
+        hide_env_values = true,
+        requires = "from"
+    )]
+    pub api_key: Option<String>,
+    /// shlink-web-client's CSV export of short URLs.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub import: ImportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -732,6 +764,10 @@ pub struct ImportArgs {
     /// Print the summary as JSON (for scripts) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Seconds before now where a window of an API source's visits ends
+    /// (visits stored later than this land in the next import).
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub settle_secs: u32,
     #[command(flatten)]
     pub database: DatabaseArgs,
 }

@@ -683,3 +683,422 @@ async fn a_plain_csv_of_links_imports_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--prefix"));
 }
+
+/// A Shlink REST API v3 as its docs and source answer it, for what the
+/// importer reads: `GET /rest/v3/short-urls` (paged, `itemsPerPage` capped
+/// at 2 here so paging is exercised) and
+/// `GET /rest/v3/short-urls/{shortCode}/visits` (newest first,
+/// `startDate`/`endDate` inclusive, `domain`, pages of at most 7), behind
+/// `X-Api-Key`, with Shlink's problem+json errors.
+mod shlink_fixture {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{Value, json};
+
+    #[derive(Clone)]
+    pub struct Visit {
+        pub at: i64,
+        pub referer: &'static str,
+        pub ua: &'static str,
+        pub country: Option<&'static str>,
+        pub bot: bool,
+    }
+
+    pub struct ShortUrl {
+        pub code: &'static str,
+        pub domain: Option<&'static str>,
+        pub long_url: &'static str,
+        pub tags: Vec<&'static str>,
+        pub created: i64,
+        pub visits: Vec<Visit>,
+    }
+
+    #[derive(Default)]
+    pub struct Data {
+        pub urls: Vec<ShortUrl>,
+        /// Answer 500 once to this (code, page).
+        pub fail_once: Option<(&'static str, u32)>,
+    }
+
+    pub type Shared = Arc<Mutex<Data>>;
+
+    fn atom(ms: i64) -> String {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S+00:00")
+            .to_string()
+    }
+
+    fn problem(status: StatusCode, kind: &str, detail: &str) -> Response {
+        (
+            status,
+            [("content-type", "application/problem+json")],
+            json!({"type": format!("https://shlink.io/api/error/{kind}"), "title": kind,
+                   "detail": detail, "status": status.as_u16()})
+            .to_string(),
+        )
+            .into_response()
+    }
+
+    fn paging(q: &std::collections::HashMap<String, String>, cap: usize) -> (usize, usize) {
+        let page = q
+            .get("page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1usize)
+            .max(1);
+        let per = q
+            .get("itemsPerPage")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(10usize)
+            .clamp(1, cap);
+        (page, per)
+    }
+
+    fn authorized(h: &HeaderMap) -> bool {
+        h.get("x-api-key").is_some_and(|k| k == "shlink-key")
+    }
+
+    async fn short_urls(
+        State(d): State<Shared>,
+        h: HeaderMap,
+        Query(q): Query<std::collections::HashMap<String, String>>,
+    ) -> Response {
+        if !authorized(&h) {
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                "invalid-api-key",
+                "Provided API key does not exist or is invalid.",
+            );
+        }
+        let d = d.lock().unwrap();
+        let (page, per) = paging(&q, 2);
+        let all: Vec<Value> = d
+            .urls
+            .iter()
+            .map(|u| {
+                json!({
+                    "shortCode": u.code,
+                    "shortUrl": format!("https://{}/{}", u.domain.unwrap_or("s.test"), u.code),
+                    "longUrl": u.long_url,
+                    "deviceLongUrls": {"android": null, "ios": null, "desktop": null},
+                    "dateCreated": atom(u.created),
+                    "tags": u.tags,
+                    "meta": {"validSince": null, "validUntil": null, "maxVisits": null},
+                    "domain": u.domain,
+                    "title": null,
+                    "crawlable": false,
+                    "forwardQuery": true,
+                    "hasRedirectRules": false,
+                    "visitsSummary": {
+                        "total": u.visits.len(),
+                        "nonBots": u.visits.iter().filter(|v| !v.bot).count(),
+                        "bots": u.visits.iter().filter(|v| v.bot).count(),
+                    },
+                })
+            })
+            .collect();
+        let pages = all.len().div_ceil(per).max(1);
+        let data: Vec<Value> = all
+            .iter()
+            .skip((page - 1) * per)
+            .take(per)
+            .cloned()
+            .collect();
+        axum::Json(json!({"shortUrls": {"data": data, "pagination": {
+            "currentPage": page, "pagesCount": pages, "itemsPerPage": per,
+            "itemsInCurrentPage": data.len(), "totalItems": all.len()}}}))
+        .into_response()
+    }
+
+    async fn visits(
+        State(d): State<Shared>,
+        h: HeaderMap,
+        Path(code): Path<String>,
+        Query(q): Query<std::collections::HashMap<String, String>>,
+    ) -> Response {
+        if !authorized(&h) {
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                "invalid-api-key",
+                "Provided API key does not exist or is invalid.",
+            );
+        }
+        let mut d = d.lock().unwrap();
+        let (page, per) = paging(&q, 7);
+        if d.fail_once == Some((leak(&code), page as u32)) {
+            d.fail_once = None;
+            return problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "boom");
+        }
+        let domain = q.get("domain").map(String::as_str);
+        let Some(url) = d.urls.iter().find(|u| u.code == code && u.domain == domain) else {
+            return problem(StatusCode::NOT_FOUND, "short-url-not-found", "No URL found");
+        };
+        let date = |k: &str| {
+            q.get(k).map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .expect("an ATOM date")
+                    .timestamp_millis()
+            })
+        };
+        let (from, to) = (date("startDate"), date("endDate"));
+        let mut all: Vec<&Visit> = url
+            .visits
+            .iter()
+            .filter(|v| from.is_none_or(|f| v.at >= f) && to.is_none_or(|t| v.at <= t))
+            .collect();
+        all.sort_by_key(|v| std::cmp::Reverse(v.at));
+        let pages = all.len().div_ceil(per).max(1);
+        let data: Vec<Value> = all
+            .iter()
+            .skip((page - 1) * per)
+            .take(per)
+            .map(|v| {
+                json!({
+                    "referer": v.referer,
+                    "date": atom(v.at),
+                    "userAgent": v.ua,
+                    "visitLocation": v.country.map(|c| json!({
+                        "countryCode": c, "countryName": "", "regionName": "", "cityName": "Somewhere",
+                        "latitude": 0.0, "longitude": 0.0, "timezone": "UTC", "isEmpty": false})),
+                    "potentialBot": v.bot,
+                    "visitedUrl": "",
+                })
+            })
+            .collect();
+        axum::Json(json!({"visits": {"data": data, "pagination": {
+            "currentPage": page, "pagesCount": pages, "itemsPerPage": per,
+            "itemsInCurrentPage": data.len(), "totalItems": all.len()}}}))
+        .into_response()
+    }
+
+    fn leak(s: &str) -> &'static str {
+        match s {
+            "alpha" => "alpha",
+            "beta" => "beta",
+            _ => "other",
+        }
+    }
+
+    /// Serves `data` on a free port; returns the base URL.
+    pub async fn serve(data: Shared) -> String {
+        let app = axum::Router::new()
+            .route("/rest/v3/short-urls", axum::routing::get(short_urls))
+            .route(
+                "/rest/v3/short-urls/{code}/visits",
+                axum::routing::get(visits),
+            )
+            .with_state(data);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shlink_api_visits_import_once_and_go_on_after_a_failure() {
+    use shlink_fixture::{Data, ShortUrl, Visit};
+    let now = chrono::Utc::now().timestamp_millis() / 1000 * 1000;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut visits = |n: usize| -> Vec<Visit> {
+        (0..n)
+            .map(|_| Visit {
+                at: now - rng.random_range(120..200 * 86_400) * 1000,
+                referer: ["", "https://www.google.com/", "https://t.co/x"][rng.random_range(0..3)],
+                ua: [CHROME, IPHONE, GOOGLEBOT][rng.random_range(0..3)],
+                country: [None, Some("ES"), Some("DE")][rng.random_range(0..3)],
+                bot: rng.random_ratio(1, 5),
+            })
+            .collect()
+    };
+    let data = std::sync::Arc::new(std::sync::Mutex::new(Data {
+        urls: vec![
+            ShortUrl {
+                code: "alpha",
+                domain: None,
+                long_url: "https://example.com/alpha",
+                tags: vec!["launch", "2024"],
+                created: now - 300 * 86_400_000,
+                visits: visits(30),
+            },
+            ShortUrl {
+                code: "beta",
+                domain: None,
+                long_url: "https://example.com/beta",
+                tags: vec![],
+                created: now - 250 * 86_400_000,
+                visits: vec![],
+            },
+            ShortUrl {
+                code: "gamma",
+                domain: Some("other.test"),
+                long_url: "https://example.com/gamma",
+                tags: vec![],
+                created: now - 200 * 86_400_000,
+                visits: visits(12),
+            },
+        ],
+        fail_once: Some(("alpha", 3)),
+    }));
+    let base = shlink_fixture::serve(data.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let run = |key: &'static str| {
+        let (base, db) = (base.clone(), db.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                hop(&[
+                    "import",
+                    "shlink",
+                    "--from",
+                    &base,
+                    "--api-key",
+                    key,
+                    "--database-url",
+                    &db,
+                    "--settle-secs",
+                    "1",
+                    "--json",
+                ])
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // A wrong key: Shlink's refusal, said.
+    let out = run("wrong").await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The third page of alpha's visits fails once: the run stops there,
+    // and the next goes on from that page.
+    let out = run("shlink-key").await;
+    assert!(!out.status.success(), "the failing page stops the run");
+    let out = run("shlink-key").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(num(&second, "links_existing"), 3, "{second}");
+    assert_eq!(num(&second, "hop_clicks"), 42, "{second}");
+    assert_eq!(num(&second, "source_clicks"), 42, "{second}");
+    assert_eq!(num(&second, "mismatched_links"), 0, "{second}");
+
+    let store = open(&db).await;
+    let expect = |code: &str, include_bots: bool| {
+        let d = data.lock().unwrap();
+        let u = d.urls.iter().find(|u| u.code == code).unwrap();
+        let mut days: BTreeMap<i64, u64> = BTreeMap::new();
+        // Shlink's flag, and hop's own user agent check, make bots.
+        for v in u
+            .visits
+            .iter()
+            .filter(|v| include_bots || !(v.bot || v.ua == GOOGLEBOT))
+        {
+            *days.entry(v.at.div_euclid(DAY) * DAY).or_default() += 1;
+        }
+        days
+    };
+    for (code, include_bots) in [("alpha", true), ("alpha", false), ("gamma", true)] {
+        let s = stats_of(&*store, code, include_bots).await;
+        let days: BTreeMap<i64, u64> = s.series.iter().copied().filter(|d| d.1 > 0).collect();
+        assert_eq!(days, expect(code, include_bots), "{code} {include_bots}");
+    }
+    let alpha = store
+        .link_by_slug(&Slug::parse_path("alpha").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alpha.tags, ["launch", "2024"]);
+    let s = stats_of(&*store, "alpha", true).await;
+    let countries = top(&s, Dimension::Country);
+    let want_es = data.lock().unwrap().urls[0]
+        .visits
+        .iter()
+        .filter(|v| v.country == Some("ES"))
+        .count() as u64;
+    assert_eq!(countries.get("ES").copied().unwrap_or(0), want_es);
+
+    // New visits since: only they are added; then nothing.
+    {
+        let mut d = data.lock().unwrap();
+        for i in 0..5 {
+            d.urls[0].visits.push(Visit {
+                at: chrono::Utc::now().timestamp_millis() / 1000 * 1000 + i * 10,
+                referer: "",
+                ua: CHROME,
+                country: None,
+                bot: false,
+            });
+        }
+    }
+    // They are after the last window's end (a second before that run);
+    // the next window ends a second before the next run.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let out = run("shlink-key").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let third: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(num(&third, "hop_clicks"), 47, "{third}");
+    let out = run("shlink-key").await;
+    let fourth: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(num(&fourth, "clicks_new"), 0, "{fourth}");
+    assert_eq!(num(&fourth, "hop_clicks"), 47, "{fourth}");
+}
+
+#[tokio::test]
+async fn shlink_web_client_csv_imports_totals_as_counted_clicks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let csv = dir.path().join("short-urls.csv");
+    std::fs::write(
+        &csv,
+        "createdAt,domain,shortCode,shortUrl,longUrl,title,tags,visits\n\
+         2024-01-02T03:04:05+00:00,,abc,https://s.test/abc,https://example.com/a,A title,tag1|tag2,17\n\
+         2024-02-02T00:00:00+00:00,other.test,xyz,https://other.test/xyz,https://example.com/x,,,0\n",
+    )
+    .unwrap();
+    let path = csv.to_str().unwrap();
+    let first = import(&["shlink", "--csv", path, "--database-url", &db]);
+    assert_eq!(num(&first, "links_created"), 2, "{first}");
+    assert_eq!(num(&first, "clicks_counted"), 17, "{first}");
+    assert_eq!(num(&first, "source_clicks"), 17, "{first}");
+    assert_eq!(num(&first, "hop_clicks"), 17, "{first}");
+    let store = open(&db).await;
+    let s = stats_of(&*store, "abc", true).await;
+    assert_eq!(s.total_clicks, 17);
+    assert_eq!(s.unique_visitors, 0, "counted clicks have no visitors");
+    assert_eq!(
+        s.series
+            .iter()
+            .copied()
+            .filter(|d| d.1 > 0)
+            .collect::<Vec<_>>(),
+        [(1_704_153_600_000, 17)],
+        "on the day the link was made"
+    );
+    assert_eq!(top(&s, Dimension::Country).get("unknown"), Some(&17));
+    let abc = store
+        .link_by_slug(&Slug::parse_path("abc").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(abc.tags, ["tag1", "tag2"]);
+    assert_eq!(abc.title.as_deref(), Some("A title"));
+    let again = import(&["shlink", "--csv", path, "--database-url", &db]);
+    assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
+    assert_eq!(num(&again, "hop_clicks"), 17, "{again}");
+}

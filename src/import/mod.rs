@@ -17,6 +17,7 @@
 //! older than the raw retention).
 
 pub mod csv;
+pub mod shlink;
 pub mod sqldump;
 pub mod yourls;
 
@@ -95,6 +96,44 @@ pub trait Source: Send {
         after: Option<i64>,
         limit: usize,
     ) -> anyhow::Result<Vec<SourceClick>>;
+
+    /// Whether clicks come per link ([`Source::link_clicks`]), as an API
+    /// lists them, rather than in one sequence ([`Source::clicks`]).
+    fn per_link(&self) -> bool {
+        false
+    }
+
+    /// Page `page` (from 0) of `link`'s clicks in the window (`after`,
+    /// `until`] (ms); empty past the last page. The same window gives the
+    /// same pages, so a page's clicks may be named by (window, page,
+    /// place).
+    async fn link_clicks(
+        &mut self,
+        link: &SourceLink,
+        after: Option<i64>,
+        until: i64,
+        page: u32,
+    ) -> anyhow::Result<Vec<SourceClick>> {
+        let _ = (link, after, until, page);
+        Ok(Vec::new())
+    }
+
+    /// Clicks the source counted for `link` without logging each one
+    /// (imported as counted clicks, see [`crate::store::CountedClicks`]).
+    async fn link_counts(&mut self, link: &SourceLink) -> anyhow::Result<Vec<SourceCount>> {
+        let _ = link;
+        Ok(Vec::new())
+    }
+}
+
+/// Clicks a source counted in a bucket starting at `at`, with breakdowns
+/// (by hop's dimensions) where it gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceCount {
+    pub at: i64,
+    pub clicks: u64,
+    pub bot: bool,
+    pub dims: Vec<(crate::domain::Dimension, String, u64)>,
 }
 
 /// What to do with a source link whose slug hop already has (or keeps
@@ -142,6 +181,9 @@ pub struct ImportOptions {
     pub region: String,
     /// Clicks per write.
     pub batch: usize,
+    /// How far before now a per-link source's window ends (ms): a visit
+    /// the source stores this late still lands in the next window.
+    pub settle_ms: i64,
 }
 
 impl Default for ImportOptions {
@@ -153,6 +195,7 @@ impl Default for ImportOptions {
             own_hosts: Vec::new(),
             region: "import".into(),
             batch: 2_000,
+            settle_ms: 60_000,
         }
     }
 }
@@ -196,6 +239,9 @@ pub struct Summary {
     pub clicks_new: u64,
     /// Clicks of links not imported (skipped, or gone from the source).
     pub clicks_skipped: u64,
+    /// Clicks the source only counted (no time or detail of each), stored
+    /// as counted clicks by this run.
+    pub clicks_counted: u64,
     /// The source's own counts, summed over the imported links that have
     /// one.
     pub source_clicks: Option<u64>,
@@ -219,6 +265,15 @@ struct LinkMark {
     /// from where they were.
     #[serde(default)]
     epoch: i64,
+}
+
+/// Stored per link of a per-link source: the end of the last window
+/// whose clicks were all written, and the window under way.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LinkClicksMark {
+    through: Option<i64>,
+    /// (until, pages written) of a window not finished.
+    window: Option<(i64, u32)>,
 }
 
 /// Stored per source and epoch: the position of the last click written
@@ -263,6 +318,21 @@ pub async fn run(
             of: summary.links_read,
         });
     }
+
+    if source.per_link() {
+        per_link_clicks(
+            store,
+            enricher,
+            source,
+            opts,
+            &links,
+            &imported,
+            &mut summary,
+            &mut progress,
+        )
+        .await?;
+    }
+    counted(store, source, opts, &links, &imported, &mut summary).await?;
 
     // How far each epoch's clicks went (`None`: not started).
     let mut through: HashMap<i64, Option<i64>> = HashMap::new();
@@ -333,6 +403,105 @@ pub async fn run(
         }
     }
     Ok(summary)
+}
+
+/// The clicks of a per-link source, link by link, window by window.
+#[allow(clippy::too_many_arguments)]
+async fn per_link_clicks(
+    store: &dyn Store,
+    enricher: &Enricher,
+    source: &mut dyn Source,
+    opts: &ImportOptions,
+    links: &[SourceLink],
+    imported: &HashMap<String, (LinkId, Slug, i64)>,
+    summary: &mut Summary,
+    progress: &mut (impl FnMut(Progress) + Send),
+) -> anyhow::Result<()> {
+    // A window ends a while ago (a minute), on a whole second: a visit
+    // the source stores late still falls in the next window, not between
+    // two.
+    let now = (Utc::now().timestamp_millis() - opts.settle_ms).div_euclid(1000) * 1000;
+    let mut salts = ImportSalts::default();
+    for link in links {
+        let Some((id, _, _)) = imported.get(&link.key) else {
+            continue;
+        };
+        let key = format!("{}:visits:{}", opts.source, link.key);
+        let mut mark: LinkClicksMark = read_mark(store, &key).await?.unwrap_or_default();
+        let (until, mut page) = mark.window.unwrap_or((now, 0));
+        if mark.through.is_some_and(|t| t >= until) {
+            continue;
+        }
+        loop {
+            let clicks = source.link_clicks(link, mark.through, until, page).await?;
+            if clicks.is_empty() {
+                break;
+            }
+            summary.clicks_read += clicks.len() as u64;
+            let batch: Vec<EnrichedClick> = clicks
+                .iter()
+                .map(|c| enrich(enricher, &mut salts, opts, *id, c))
+                .collect();
+            summary.clicks_new += store.record_clicks(&batch).await?;
+            page += 1;
+            mark.window = Some((until, page));
+            store
+                .set_import_mark(&key, &serde_json::to_string(&mark)?)
+                .await?;
+            progress(Progress::Clicks {
+                read: summary.clicks_read,
+            });
+        }
+        mark.through = Some(until);
+        mark.window = None;
+        store
+            .set_import_mark(&key, &serde_json::to_string(&mark)?)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The counted clicks of each link the source has them for: once per link
+/// (the mark is written with them).
+async fn counted(
+    store: &dyn Store,
+    source: &mut dyn Source,
+    opts: &ImportOptions,
+    links: &[SourceLink],
+    imported: &HashMap<String, (LinkId, Slug, i64)>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    for link in links {
+        let Some((id, _, _)) = imported.get(&link.key) else {
+            continue;
+        };
+        let key = format!("{}:counts:{}", opts.source, link.key);
+        if store.import_mark(&key).await?.is_some() {
+            continue;
+        }
+        let counts = source.link_counts(link).await?;
+        if counts.is_empty() {
+            continue;
+        }
+        let total: u64 = counts.iter().map(|c| c.clicks).sum();
+        let rows: Vec<crate::store::CountedClicks> = counts
+            .into_iter()
+            .map(|c| {
+                crate::store::CountedClicks {
+                    link: *id,
+                    at: c.at,
+                    bot: c.bot,
+                    clicks: c.clicks,
+                    dims: c.dims,
+                }
+                .complete()
+            })
+            .collect();
+        let mark = serde_json::json!({ "clicks": total }).to_string();
+        store.record_counts(&rows, Some((&key, &mark))).await?;
+        summary.clicks_counted += total;
+    }
+    Ok(())
 }
 
 fn epoch_key(opts: &ImportOptions, epoch: i64) -> String {
