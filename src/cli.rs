@@ -211,6 +211,14 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
             };
             (source, with_name(a.import, "shlink"))
         }
+        ImportCommand::Bitly(a) => (
+            Box::new(import::bitly::Bitly::new(
+                &a.api,
+                a.token.as_deref(),
+                a.csv.clone(),
+            )?),
+            with_name(a.import, "bitly"),
+        ),
         ImportCommand::Csv(a) => (
             Box::new(import::csv::CsvLinks::open(a.file)?),
             with_name(a.import, "csv"),

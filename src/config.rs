@@ -143,6 +143,12 @@ impl Cli {
                 }
             }
             Command::Import(ImportCommand::Csv(a)) => set_db(&mut a.import.database),
+            Command::Import(ImportCommand::Bitly(a)) => {
+                set_db(&mut a.import.database);
+                if let Some(v) = secret_file("HOP_IMPORT_TOKEN")? {
+                    a.token = Some(v);
+                }
+            }
             Command::Import(ImportCommand::Shlink(a)) => {
                 set_db(&mut a.import.database);
                 if let Some(v) = secret_file("HOP_IMPORT_API_KEY")? {
@@ -683,9 +689,28 @@ pub enum ImportCommand {
     /// (--from URL --api-key KEY), or the CSV of short URLs
     /// shlink-web-client exports (--csv FILE; visit totals only).
     Shlink(ShlinkImportArgs),
+    /// Bitly: links from its API v4 (--token) or its CSV export of links
+    /// (--csv), and with a token each link's clicks per day, countries
+    /// and referrers (stored as counted clicks).
+    Bitly(BitlyImportArgs),
     /// A CSV of links (url, slug, title, tags, created_at, expires_at),
     /// such as `hop export links` writes.
     Csv(CsvImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BitlyImportArgs {
+    /// A Bitly access token (Settings → API): links and their clicks.
+    #[arg(long, env = "HOP_IMPORT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Bitly's CSV export of links (links only, unless --token too).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Bitly's API base URL.
+    #[arg(long, default_value = crate::import::bitly::DEFAULT_API, hide = true)]
+    pub api: String,
+    #[command(flatten)]
+    pub import: ImportArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1102,3 +1102,224 @@ async fn shlink_web_client_csv_imports_totals_as_counted_clicks() {
     assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
     assert_eq!(num(&again, "hop_clicks"), 17, "{again}");
 }
+
+/// Bitly's API v4 as its docs give it, for what the importer reads:
+/// `GET /v4/user`, `GET /v4/groups/{guid}/bitlinks` (pages of 2 here, with
+/// `pagination.next`), and per bitlink `/clicks`, `/countries` and
+/// `/referrers` with `unit=day&units=-1`, behind a bearer token.
+mod bitly_fixture {
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    pub struct Link {
+        pub id: &'static str,
+        pub custom: Option<&'static str>,
+        pub long_url: &'static str,
+        pub days: Vec<(i64, u64)>,
+        pub countries: Vec<(&'static str, u64)>,
+        pub referrers: Vec<(&'static str, u64)>,
+    }
+
+    fn day(ms: i64) -> String {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S+0000")
+            .to_string()
+    }
+
+    fn denied(h: &HeaderMap) -> Option<Response> {
+        (h.get("authorization").is_none_or(|a| a != "Bearer bitly-token")).then(|| {
+            (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({"message": "FORBIDDEN", "resource": "bitlinks", "description": "You are currently forbidden to access this resource."})),
+            )
+                .into_response()
+        })
+    }
+
+    pub async fn serve(links: Vec<Link>) -> String {
+        let links = Arc::new(links);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let b = base.clone();
+        let app = axum::Router::new()
+            .route(
+                "/v4/user",
+                axum::routing::get(|h: HeaderMap| async move {
+                    denied(&h).unwrap_or_else(|| {
+                        axum::Json(json!({"login": "me", "default_group_guid": "Bg1"})).into_response()
+                    })
+                }),
+            )
+            .route(
+                "/v4/groups/{guid}/bitlinks",
+                axum::routing::get(
+                    move |State(links): State<Arc<Vec<Link>>>,
+                          h: HeaderMap,
+                          Path(guid): Path<String>,
+                          Query(q): Query<HashMap<String, String>>| async move {
+                        if let Some(r) = denied(&h) {
+                            return r;
+                        }
+                        assert_eq!(guid, "Bg1");
+                        let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                        let size = 2;
+                        let data: Vec<Value> = links
+                            .iter()
+                            .skip((page - 1) * size)
+                            .take(size)
+                            .map(|l| json!({
+                                "created_at": "2023-06-01T10:00:00+0000",
+                                "id": l.id,
+                                "link": format!("https://{}", l.id),
+                                "custom_bitlinks": l.custom.map(|c| vec![c]).unwrap_or_default(),
+                                "long_url": l.long_url,
+                                "title": "",
+                                "archived": false,
+                                "tags": ["imported"],
+                                "deeplinks": [],
+                                "references": {"group": "https://api-ssl.bitly.com/v4/groups/Bg1"},
+                            }))
+                            .collect();
+                        let next = if page * size < links.len() {
+                            format!("{b}/v4/groups/Bg1/bitlinks?page={}&size={size}", page + 1)
+                        } else {
+                            String::new()
+                        };
+                        axum::Json(json!({"links": data, "pagination": {
+                            "prev": "", "next": next, "size": size, "page": page, "total": links.len()}}))
+                        .into_response()
+                    },
+                ),
+            )
+            .route(
+                "/v4/bitlinks/{domain}/{hash}/{facet}",
+                axum::routing::get(
+                    |State(links): State<Arc<Vec<Link>>>,
+                     h: HeaderMap,
+                     Path((domain, hash, facet)): Path<(String, String, String)>,
+                     Query(q): Query<HashMap<String, String>>| async move {
+                        if let Some(r) = denied(&h) {
+                            return r;
+                        }
+                        assert_eq!(q.get("unit").map(String::as_str), Some("day"));
+                        let id = format!("{domain}/{hash}");
+                        let Some(l) = links.iter().find(|l| l.id == id) else {
+                            return (StatusCode::NOT_FOUND, axum::Json(json!({"message": "NOT_FOUND"}))).into_response();
+                        };
+                        match facet.as_str() {
+                            "clicks" => {
+                                let mut days = l.days.clone();
+                                days.sort_by_key(|d| std::cmp::Reverse(d.0));
+                                axum::Json(json!({"link_clicks": days.iter().map(|(d, n)| json!({"clicks": n, "date": day(*d)})).collect::<Vec<_>>(),
+                                    "units": -1, "unit": "day", "unit_reference": day(0)})).into_response()
+                            }
+                            "countries" | "referrers" => {
+                                let list = if facet == "countries" { &l.countries } else { &l.referrers };
+                                axum::Json(json!({"metrics": list.iter().map(|(v, n)| json!({"value": v, "clicks": n})).collect::<Vec<_>>(),
+                                    "units": -1, "unit": "day", "facet": facet})).into_response()
+                            }
+                            _ => (StatusCode::NOT_FOUND, axum::Json(json!({"message": "NOT_FOUND"}))).into_response(),
+                        }
+                    },
+                ),
+            )
+            .with_state(links);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitly_links_and_daily_clicks_import_as_counted_clicks() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let start = 1_700_006_400_000i64 / DAY * DAY;
+    let days: Vec<(i64, u64)> = (0..40)
+        .map(|i| (start + i * DAY, rng.random_range(0..9)))
+        .collect();
+    let total: u64 = days.iter().map(|d| d.1).sum();
+    let links = vec![
+        bitly_fixture::Link {
+            id: "bit.ly/3abcDEF",
+            custom: Some("https://bit.ly/launch"),
+            long_url: "https://example.com/launch",
+            days: days.clone(),
+            countries: vec![("US", 30), ("DE", 10)],
+            referrers: vec![("direct", 20), ("www.google.com", 15)],
+        },
+        bitly_fixture::Link {
+            id: "bit.ly/2xyz",
+            custom: None,
+            long_url: "https://example.com/quiet",
+            days: vec![],
+            countries: vec![],
+            referrers: vec![],
+        },
+        bitly_fixture::Link {
+            id: "bit.ly/9qqq",
+            custom: None,
+            long_url: "https://example.com/other",
+            days: vec![(start, 4)],
+            countries: vec![("FR", 4)],
+            referrers: vec![],
+        },
+    ];
+    let api = bitly_fixture::serve(links).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let args = |token: &str| {
+        vec![
+            "bitly".to_owned(),
+            "--api".into(),
+            api.clone(),
+            "--token".into(),
+            token.into(),
+            "--database-url".into(),
+            db.clone(),
+        ]
+    };
+    let refused = hop(&[&["import".to_owned()][..], &args("nope")]
+        .concat()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("FORBIDDEN"));
+
+    let a = args("bitly-token");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let first = import(&a);
+    assert_eq!(num(&first, "links_created"), 3, "{first}");
+    assert_eq!(num(&first, "clicks_counted"), total + 4, "{first}");
+    assert_eq!(num(&first, "source_clicks"), total + 4, "{first}");
+    assert_eq!(num(&first, "hop_clicks"), total + 4, "{first}");
+
+    let store = open(&db).await;
+    let s = stats_of(&*store, "launch", true).await;
+    let got: BTreeMap<i64, u64> = s.series.iter().copied().filter(|d| d.1 > 0).collect();
+    let want: BTreeMap<i64, u64> = days.iter().copied().filter(|d| d.1 > 0).collect();
+    assert_eq!(got, want, "every day as Bitly counted it");
+    assert_eq!(s.unique_visitors, 0);
+    let countries = top(&s, Dimension::Country);
+    assert_eq!(countries["US"], 30);
+    assert_eq!(countries["DE"], 10);
+    assert_eq!(countries["unknown"], total - 40);
+    let referrers = top(&s, Dimension::Referrer);
+    assert_eq!(referrers["google.com"], 15);
+    assert_eq!(referrers["direct"], 20);
+    assert!(
+        store
+            .link_by_slug(&Slug::parse_path("2xyz").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let again = import(&a);
+    assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
+    assert_eq!(num(&again, "hop_clicks"), total + 4, "{again}");
+}

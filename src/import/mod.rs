@@ -16,6 +16,7 @@
 //! also once retention has deleted the raw clicks (imports are mostly
 //! older than the raw retention).
 
+pub mod bitly;
 pub mod csv;
 pub mod shlink;
 pub mod sqldump;
@@ -134,6 +135,11 @@ pub struct SourceCount {
     pub clicks: u64,
     pub bot: bool,
     pub dims: Vec<(crate::domain::Dimension, String, u64)>,
+    /// Fill every dimension a click always has up to this many clicks
+    /// with "unknown" ([`crate::store::CountedClicks::complete_to`]); `None`
+    /// leaves the breakdowns as given (a series row whose breakdowns come
+    /// in a row of their own).
+    pub complete_to: Option<u64>,
 }
 
 /// What to do with a source link whose slug hop already has (or keeps
@@ -487,14 +493,17 @@ async fn counted(
         let rows: Vec<crate::store::CountedClicks> = counts
             .into_iter()
             .map(|c| {
-                crate::store::CountedClicks {
+                let row = crate::store::CountedClicks {
                     link: *id,
                     at: c.at,
                     bot: c.bot,
                     clicks: c.clicks,
                     dims: c.dims,
+                };
+                match c.complete_to {
+                    Some(total) => row.complete_to(total),
+                    None => row,
                 }
-                .complete()
             })
             .collect();
         let mark = serde_json::json!({ "clicks": total }).to_string();

@@ -385,6 +385,7 @@ impl Source for ShlinkCsv {
                 clicks,
                 bot: false,
                 dims: Vec::new(),
+                complete_to: Some(clicks),
             }],
             _ => Vec::new(),
         })

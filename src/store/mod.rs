@@ -295,7 +295,14 @@ impl CountedClicks {
     /// Puts what each of [`EVERY_CLICK_DIMS`] leaves of `clicks` under
     /// [`Self::UNKNOWN`], so that every breakdown adds up to the series as
     /// a live click's do; drops zero counts and merges repeated values.
-    pub fn complete(mut self) -> CountedClicks {
+    pub fn complete(self) -> CountedClicks {
+        let clicks = self.clicks;
+        self.complete_to(clicks)
+    }
+
+    /// [`Self::complete`] to `total` clicks rather than this row's own: a
+    /// source's breakdown of a whole period, kept apart from its series.
+    pub fn complete_to(mut self, total: u64) -> CountedClicks {
         let mut merged: std::collections::BTreeMap<(Dimension, String), u64> = Default::default();
         for (d, v, n) in self.dims.drain(..) {
             if n > 0 {
@@ -308,8 +315,8 @@ impl CountedClicks {
                 .filter(|((dim, _), _)| *dim == d)
                 .map(|(_, n)| *n)
                 .sum();
-            if given < self.clicks {
-                *merged.entry((d, Self::UNKNOWN.to_owned())).or_default() += self.clicks - given;
+            if given < total {
+                *merged.entry((d, Self::UNKNOWN.to_owned())).or_default() += total - given;
             }
         }
         self.dims = merged.into_iter().map(|((d, v), n)| (d, v, n)).collect();

@@ -137,12 +137,14 @@ impl BatchRollup {
     pub fn add_counted(&mut self, c: &super::CountedClicks) {
         let link = c.link.0;
         let n = c.clicks as i64;
-        *self.totals.entry((link, c.bot)).or_default() += n;
-        for res in SERIES_GRAINS {
-            *self
-                .series
-                .entry((link, res_code(res), res.floor(c.at), c.bot))
-                .or_default() += n;
+        if n > 0 {
+            *self.totals.entry((link, c.bot)).or_default() += n;
+            for res in SERIES_GRAINS {
+                *self
+                    .series
+                    .entry((link, res_code(res), res.floor(c.at), c.bot))
+                    .or_default() += n;
+            }
         }
         let minute = Resolution::Minute.floor(c.at);
         for (dim, value, k) in &c.dims {

@@ -272,7 +272,9 @@ impl DynamoStore {
             let slot = usize::from(c.bot);
             let n = c.clicks as i64;
             let minute = Resolution::Minute.floor(c.at);
-            part.counts.series.entry(minute).or_default()[slot] += n;
+            if n > 0 {
+                part.counts.series.entry(minute).or_default()[slot] += n;
+            }
             part.all += n;
             if !c.bot {
                 part.humans += n;
