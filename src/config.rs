@@ -716,7 +716,7 @@ pub struct BitlyImportArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("shlink_source").required(true).args(["from", "csv"])))]
 pub struct ShlinkImportArgs {
-    /// The Shlink instance's base URL (https://s.example.com).
+    /// The Shlink instance's base URL (`https://s.example.com`).
     #[arg(long)]
     pub from: Option<String>,
     /// A Shlink API key (with --from).
