@@ -211,6 +211,13 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
             };
             (source, with_name(a.import, "shlink"))
         }
+        ImportCommand::Dub(a) => (
+            Box::new(import::dub::Dub::new(
+                &a.api,
+                a.token.as_deref().unwrap_or(""),
+            )?),
+            with_name(a.import, "dub"),
+        ),
         ImportCommand::Bitly(a) => (
             Box::new(import::bitly::Bitly::new(
                 &a.api,

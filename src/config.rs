@@ -143,6 +143,12 @@ impl Cli {
                 }
             }
             Command::Import(ImportCommand::Csv(a)) => set_db(&mut a.import.database),
+            Command::Import(ImportCommand::Dub(a)) => {
+                set_db(&mut a.import.database);
+                if let Some(v) = secret_file("HOP_IMPORT_TOKEN")? {
+                    a.token = Some(v);
+                }
+            }
             Command::Import(ImportCommand::Bitly(a)) => {
                 set_db(&mut a.import.database);
                 if let Some(v) = secret_file("HOP_IMPORT_TOKEN")? {
@@ -693,9 +699,24 @@ pub enum ImportCommand {
     /// (--csv), and with a token each link's clicks per day, countries
     /// and referrers (stored as counted clicks).
     Bitly(BitlyImportArgs),
+    /// Dub: links from its API, and each link's clicks over time and by
+    /// country, device, browser, OS and referrer (counted clicks).
+    Dub(DubImportArgs),
     /// A CSV of links (url, slug, title, tags, created_at, expires_at),
     /// such as `hop export links` writes.
     Csv(CsvImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DubImportArgs {
+    /// A Dub API key (dub_…), of the workspace to import.
+    #[arg(long, env = "HOP_IMPORT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Dub's API base URL.
+    #[arg(long, default_value = crate::import::dub::DEFAULT_API, hide = true)]
+    pub api: String,
+    #[command(flatten)]
+    pub import: ImportArgs,
 }
 
 #[derive(Debug, Args)]

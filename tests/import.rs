@@ -1323,3 +1323,223 @@ async fn bitly_links_and_daily_clicks_import_as_counted_clicks() {
     assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
     assert_eq!(num(&again, "hop_clicks"), total + 4, "{again}");
 }
+
+/// Dub's API as its docs give it, for what the importer reads: `GET
+/// /links` (a bare array, `page` and `pageSize` up to 100) and `GET
+/// /analytics` (`event=clicks`, `groupBy` count, timeseries, countries,
+/// devices, browsers, os, referers; `interval=all`, whose time series Dub
+/// gives per month), behind `Authorization: Bearer`, with Dub's error
+/// shape.
+mod dub_fixture {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    pub struct Link {
+        pub id: String,
+        pub key: String,
+        pub months: Vec<(i64, u64)>,
+        pub groups: HashMap<&'static str, Vec<(&'static str, u64)>>,
+    }
+
+    fn denied(h: &HeaderMap) -> Option<Response> {
+        (h.get("authorization").is_none_or(|a| a != "Bearer dub_token")).then(|| {
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"code": "unauthorized", "message": "Unauthorized: Invalid API key.",
+                    "doc_url": "https://dub.co/docs/api-reference/errors#unauthorized"}})),
+            )
+                .into_response()
+        })
+    }
+
+    pub async fn serve(links: Vec<Link>) -> String {
+        let links = Arc::new(links);
+        let app = axum::Router::new()
+            .route(
+                "/links",
+                axum::routing::get(
+                    |State(links): State<Arc<Vec<Link>>>,
+                     h: HeaderMap,
+                     Query(q): Query<HashMap<String, String>>| async move {
+                        if let Some(r) = denied(&h) {
+                            return r;
+                        }
+                        let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                        let size: usize = q
+                            .get("pageSize")
+                            .and_then(|p| p.parse().ok())
+                            .unwrap_or(100)
+                            .min(100);
+                        let data: Vec<Value> = links
+                            .iter()
+                            .skip((page - 1) * size)
+                            .take(size)
+                            .map(|l| json!({
+                                "id": l.id, "domain": "dub.sh", "key": l.key,
+                                "url": format!("https://example.com/{}", l.key),
+                                "shortLink": format!("https://dub.sh/{}", l.key),
+                                "title": null, "tags": [{"id": "tag_1", "name": "campaign", "color": "blue"}],
+                                "createdAt": "2023-01-15T10:00:00.000Z", "expiresAt": null,
+                                "clicks": l.months.iter().map(|m| m.1).sum::<u64>(),
+                            }))
+                            .collect();
+                        axum::Json(Value::Array(data)).into_response()
+                    },
+                ),
+            )
+            .route(
+                "/analytics",
+                axum::routing::get(
+                    |State(links): State<Arc<Vec<Link>>>,
+                     h: HeaderMap,
+                     Query(q): Query<HashMap<String, String>>| async move {
+                        if let Some(r) = denied(&h) {
+                            return r;
+                        }
+                        assert_eq!(q.get("interval").map(String::as_str), Some("all"));
+                        let Some(l) = links.iter().find(|l| Some(&l.id) == q.get("linkId")) else {
+                            return (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"code": "not_found", "message": "Link not found.", "doc_url": ""}}))).into_response();
+                        };
+                        let group = q.get("groupBy").map(String::as_str).unwrap_or("count");
+                        let body = match group {
+                            "count" => json!({"clicks": l.months.iter().map(|m| m.1).sum::<u64>()}),
+                            "timeseries" => Value::Array(
+                                l.months
+                                    .iter()
+                                    .map(|(at, n)| json!({
+                                        "start": chrono::DateTime::from_timestamp_millis(*at).unwrap()
+                                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                                        "clicks": n}))
+                                    .collect(),
+                            ),
+                            other => {
+                                let field = match other {
+                                    "countries" => "country",
+                                    "devices" => "device",
+                                    "browsers" => "browser",
+                                    "referers" => "referer",
+                                    _ => "os",
+                                };
+                                Value::Array(
+                                    l.groups
+                                        .get(other)
+                                        .cloned()
+                                        .unwrap_or_default()
+                                        .iter()
+                                        .map(|(v, n)| json!({field: v, "clicks": n}))
+                                        .collect(),
+                                )
+                            }
+                        };
+                        axum::Json(body).into_response()
+                    },
+                ),
+            )
+            .with_state(links);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dub_links_and_analytics_import_as_counted_clicks() {
+    // Months (Dub's grain for all time) of one busy link; 102 quiet links
+    // beside it, so the links come in two pages.
+    let month = |m: u32| {
+        chrono::NaiveDate::from_ymd_opt(2024, m, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    };
+    let months = vec![
+        (month(2), 40),
+        (month(3), 0),
+        (month(4), 25),
+        (month(5), 35),
+    ];
+    let mut links = vec![dub_fixture::Link {
+        id: "link_busy".into(),
+        key: "busy".into(),
+        months: months.clone(),
+        groups: [
+            ("countries", vec![("US", 60), ("FR", 30)]),
+            ("devices", vec![("Desktop", 70), ("Mobile", 30)]),
+            ("browsers", vec![("Chrome", 100)]),
+            ("os", vec![("Mac OS", 50), ("Windows", 50)]),
+            ("referers", vec![("(direct)", 80), ("google.com", 20)]),
+        ]
+        .into_iter()
+        .collect(),
+    }];
+    for i in 0..102 {
+        links.push(dub_fixture::Link {
+            id: format!("link_q{i}"),
+            key: format!("quiet-{i}"),
+            months: vec![],
+            groups: Default::default(),
+        });
+    }
+    let api = dub_fixture::serve(links).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let refused = hop(&[
+        "import",
+        "dub",
+        "--api",
+        &api,
+        "--token",
+        "nope",
+        "--database-url",
+        &db,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unauthorized"));
+
+    let args = [
+        "dub",
+        "--api",
+        &api,
+        "--token",
+        "dub_token",
+        "--database-url",
+        &db,
+    ];
+    let first = import(&args);
+    assert_eq!(num(&first, "links_created"), 103, "{first}");
+    assert_eq!(num(&first, "clicks_counted"), 100, "{first}");
+    assert_eq!(num(&first, "source_clicks"), 100, "{first}");
+    assert_eq!(num(&first, "hop_clicks"), 100, "{first}");
+    let store = open(&db).await;
+    let s = stats_of(&*store, "busy", true).await;
+    let got: BTreeMap<i64, u64> = s.series.iter().copied().filter(|d| d.1 > 0).collect();
+    let want: BTreeMap<i64, u64> = months.iter().copied().filter(|m| m.1 > 0).collect();
+    assert_eq!(got, want, "Dub's months, on their first days");
+    assert_eq!(s.unique_visitors, 0);
+    let device = top(&s, Dimension::Device);
+    assert_eq!((device["desktop"], device["mobile"]), (70, 30));
+    let referrer = top(&s, Dimension::Referrer);
+    assert_eq!((referrer["direct"], referrer["google.com"]), (80, 20));
+    let country = top(&s, Dimension::Country);
+    assert_eq!(
+        (country["US"], country["FR"], country["unknown"]),
+        (60, 30, 10)
+    );
+    assert_eq!(top(&s, Dimension::Os)["Mac OS"], 50);
+    let busy = store
+        .link_by_slug(&Slug::parse_path("busy").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(busy.tags, ["campaign"]);
+    let again = import(&args);
+    assert_eq!(num(&again, "links_existing"), 103, "{again}");
+    assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
+}

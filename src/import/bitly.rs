@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Source, SourceClick, SourceCount, SourceLink};
+use super::{Source, SourceCount, SourceLink};
 use crate::domain::Dimension;
 
 /// Bitly's API.
@@ -292,14 +292,6 @@ impl Source for Bitly {
         Ok(links)
     }
 
-    async fn clicks(
-        &mut self,
-        _after: Option<i64>,
-        _limit: usize,
-    ) -> anyhow::Result<Vec<SourceClick>> {
-        Ok(Vec::new())
-    }
-
     async fn link_counts(&mut self, link: &SourceLink) -> anyhow::Result<Vec<SourceCount>> {
         if self.token.is_none() {
             return Ok(Vec::new());
@@ -321,10 +313,9 @@ impl Source for Bitly {
                 complete_to: None,
             });
         }
-        let Some(first) = out.iter().map(|c| c.at).min() else {
+        if out.is_empty() {
             return Ok(out);
-        };
-        let total: u64 = out.iter().map(|c| c.clicks).sum();
+        }
         let mut dims = Vec::new();
         for (facet, dim) in [
             ("countries", Dimension::Country),
@@ -344,14 +335,7 @@ impl Source for Bitly {
                 dims.push((dim, value, m.clicks));
             }
         }
-        out.push(SourceCount {
-            at: first,
-            clicks: 0,
-            bot: false,
-            dims,
-            complete_to: Some(total),
-        });
-        Ok(out)
+        Ok(super::with_breakdowns(out, dims))
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Source, SourceClick, SourceLink, parse_sql_time};
+use super::{Source, SourceLink, parse_sql_time};
 
 pub struct CsvLinks {
     path: PathBuf,
@@ -121,14 +121,6 @@ impl Source for CsvLinks {
             });
         }
         Ok(links)
-    }
-
-    async fn clicks(
-        &mut self,
-        _after: Option<i64>,
-        _limit: usize,
-    ) -> anyhow::Result<Vec<SourceClick>> {
-        Ok(Vec::new())
     }
 }
 

@@ -18,6 +18,7 @@
 
 pub mod bitly;
 pub mod csv;
+pub mod dub;
 pub mod shlink;
 pub mod sqldump;
 pub mod yourls;
@@ -96,7 +97,10 @@ pub trait Source: Send {
         &mut self,
         after: Option<i64>,
         limit: usize,
-    ) -> anyhow::Result<Vec<SourceClick>>;
+    ) -> anyhow::Result<Vec<SourceClick>> {
+        let _ = (after, limit);
+        Ok(Vec::new())
+    }
 
     /// Whether clicks come per link ([`Source::link_clicks`]), as an API
     /// lists them, rather than in one sequence ([`Source::clicks`]).
@@ -125,6 +129,28 @@ pub trait Source: Send {
         let _ = link;
         Ok(Vec::new())
     }
+}
+
+/// A source's series of counts (no breakdowns of their own) and its
+/// breakdowns of the whole period they cover: the breakdowns go on the
+/// first bucket with clicks, filled with "unknown" up to the series' total,
+/// so every breakdown adds up over any range that holds the whole period.
+pub fn with_breakdowns(
+    mut series: Vec<SourceCount>,
+    dims: Vec<(crate::domain::Dimension, String, u64)>,
+) -> Vec<SourceCount> {
+    let Some(first) = series.iter().map(|c| c.at).min() else {
+        return series;
+    };
+    let total = series.iter().map(|c| c.clicks).sum();
+    series.push(SourceCount {
+        at: first,
+        clicks: 0,
+        bot: false,
+        dims,
+        complete_to: Some(total),
+    });
+    series
 }
 
 /// Clicks a source counted in a bucket starting at `at`, with breakdowns

@@ -212,14 +212,6 @@ impl Source for ShlinkApi {
         }
     }
 
-    async fn clicks(
-        &mut self,
-        _after: Option<i64>,
-        _limit: usize,
-    ) -> anyhow::Result<Vec<SourceClick>> {
-        Ok(Vec::new())
-    }
-
     fn per_link(&self) -> bool {
         true
     }
@@ -368,14 +360,6 @@ impl Source for ShlinkCsv {
             });
         }
         Ok(out)
-    }
-
-    async fn clicks(
-        &mut self,
-        _after: Option<i64>,
-        _limit: usize,
-    ) -> anyhow::Result<Vec<SourceClick>> {
-        Ok(Vec::new())
     }
 
     async fn link_counts(&mut self, link: &SourceLink) -> anyhow::Result<Vec<SourceCount>> {
