@@ -535,8 +535,37 @@ async fn counted(
         let mark = serde_json::json!({ "clicks": total }).to_string();
         store.record_counts(&rows, Some((&key, &mark))).await?;
         summary.clicks_counted += total;
+        // What the dashboard says of the link (after the counts: a crash
+        // in between leaves the note out, never a count).
+        let link_key = counted_key(*id);
+        let mut note: CountedNote = read_mark(store, &link_key).await?.unwrap_or_default();
+        note.clicks += total;
+        if !note.sources.contains(&opts.source) {
+            note.sources.push(opts.source.clone());
+        }
+        store
+            .set_import_mark(&link_key, &serde_json::to_string(&note)?)
+            .await?;
     }
     Ok(())
+}
+
+/// What a link holds of counted clicks, for its dashboard.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CountedNote {
+    pub clicks: u64,
+    /// The sources they came from (`bitly:default`).
+    pub sources: Vec<String>,
+}
+
+/// The import mark of a link's [`CountedNote`].
+pub fn counted_key(link: LinkId) -> String {
+    format!("counted:{}", link.0)
+}
+
+/// A link's [`CountedNote`], if it has counted clicks.
+pub async fn counted_note(store: &dyn Store, link: LinkId) -> anyhow::Result<Option<CountedNote>> {
+    read_mark(store, &counted_key(link)).await
 }
 
 fn epoch_key(opts: &ImportOptions, epoch: i64) -> String {

@@ -235,3 +235,100 @@ async fn the_flask_paths_keep_working() {
         assert_eq!(body["error"]["code"], "reserved_slug");
     }
 }
+
+/// A source that has one link and only counts for it (as Bitly or Dub).
+struct CountsOnly;
+
+#[async_trait::async_trait]
+impl hop::import::Source for CountsOnly {
+    async fn links(&mut self) -> anyhow::Result<Vec<hop::import::SourceLink>> {
+        Ok(vec![hop::import::SourceLink {
+            key: "counted".into(),
+            slug: Some("counted".into()),
+            url: "https://example.com/counted".into(),
+            clicks: Some(12),
+            ..Default::default()
+        }])
+    }
+
+    async fn link_counts(
+        &mut self,
+        _link: &hop::import::SourceLink,
+    ) -> anyhow::Result<Vec<hop::import::SourceCount>> {
+        Ok(vec![hop::import::SourceCount {
+            at: chrono::Utc::now().timestamp_millis() - 3 * 86_400_000,
+            clicks: 12,
+            complete_to: Some(12),
+            ..Default::default()
+        }])
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_says_which_clicks_were_imported_as_counts() {
+    let app = TestApp::spawn().await;
+    let enricher = hop::clicks::enrich::Enricher::new(None);
+    let summary = hop::import::run(
+        &*app.store,
+        &enricher,
+        &mut CountsOnly,
+        &hop::import::ImportOptions {
+            source: "test:default".into(),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.clicks_counted, 12);
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = browser
+        .get(app.url("/login?next=/links/counted"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    let csrf = &html[start..start + html[start..].find('"').unwrap()];
+    let res = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", csrf),
+            ("key", &app.admin_key),
+            ("next", "/links/counted"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = browser
+        .get(app.url("/links/counted"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("12 of these clicks were imported as counts (from test:default)"),
+        "{html}"
+    );
+    assert!(html.contains("but not in unique visitors"));
+    // A link without counted clicks says nothing of them.
+    app.create_slug("plain", "https://example.com/plain").await;
+    let html = browser
+        .get(app.url("/links/plain"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("counted-note"));
+}

@@ -125,10 +125,20 @@ pub async fn dashboard(
     let link = managed_link(&state, &frame, &slug, &here).await?;
     let total_clicks = links::clicks_of(&state, &link).await?;
     let body = links::body(&state, &link, total_clicks);
+    // Clicks an import brought only as counts (no visitors, no detail):
+    // the page says so. A note that cannot be read is left out.
+    let counted = crate::import::counted_note(state.store.as_ref(), link.id)
+        .await
+        .ok()
+        .flatten();
+    let (counted_clicks, counted_sources) = match counted {
+        Some(n) => (n.clicks, n.sources.join(", ")),
+        None => (0, String::new()),
+    };
     Ok(frame.page(
         StatusCode::OK,
         "dashboard.html",
-        context! { link => body, total_clicks, breakdowns => BREAKDOWNS, geo_credit => state.tracking.geo_credit, noindex => true },
+        context! { link => body, total_clicks, counted_clicks, counted_sources, breakdowns => BREAKDOWNS, geo_credit => state.tracking.geo_credit, noindex => true },
     ))
 }
 
