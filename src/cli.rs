@@ -211,6 +211,13 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<()> {
             };
             (source, with_name(a.import, "shlink"))
         }
+        ImportCommand::Kutt(a) => (
+            Box::new(import::kutt::Kutt::new(
+                &a.from,
+                a.api_key.as_deref().unwrap_or(""),
+            )?),
+            with_name(a.import, "kutt"),
+        ),
         ImportCommand::Dub(a) => (
             Box::new(import::dub::Dub::new(
                 &a.api,

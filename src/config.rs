@@ -143,6 +143,12 @@ impl Cli {
                 }
             }
             Command::Import(ImportCommand::Csv(a)) => set_db(&mut a.import.database),
+            Command::Import(ImportCommand::Kutt(a)) => {
+                set_db(&mut a.import.database);
+                if let Some(v) = secret_file("HOP_IMPORT_API_KEY")? {
+                    a.api_key = Some(v);
+                }
+            }
             Command::Import(ImportCommand::Dub(a)) => {
                 set_db(&mut a.import.database);
                 if let Some(v) = secret_file("HOP_IMPORT_TOKEN")? {
@@ -702,9 +708,25 @@ pub enum ImportCommand {
     /// Dub: links from its API, and each link's clicks over time and by
     /// country, device, browser, OS and referrer (counted clicks).
     Dub(DubImportArgs),
+    /// Kutt: links from its API (--from URL --api-key KEY), and each
+    /// link's stats (hours, days, months; browser, OS, country, referrer)
+    /// as counted clicks.
+    Kutt(KuttImportArgs),
     /// A CSV of links (url, slug, title, tags, created_at, expires_at),
     /// such as `hop export links` writes.
     Csv(CsvImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KuttImportArgs {
+    /// The Kutt instance's base URL (`https://kutt.example.com`).
+    #[arg(long)]
+    pub from: String,
+    /// A Kutt API key (Settings → API).
+    #[arg(long, env = "HOP_IMPORT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    #[command(flatten)]
+    pub import: ImportArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1543,3 +1543,318 @@ async fn dub_links_and_analytics_import_as_counted_clicks() {
     assert_eq!(num(&again, "links_existing"), 103, "{again}");
     assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
 }
+
+/// Kutt's API as its source answers it (`server/queries/visit.queries.js`,
+/// `server/utils/utils.js`): visits are hourly rows; `GET
+/// /api/v2/links/{id}/stats` buckets them relative to now with date-fns's
+/// `differenceInHours`, `differenceInDays` and `differenceInMonths`
+/// (`lastDay` 24, `lastWeek` 7, `lastMonth` 30, `lastYear` 12), each view
+/// at `length − diff − 1`, with per-period breakdowns; `GET /api/v2/links`
+/// pages by `limit` and `skip`; `X-API-KEY`.
+mod kutt_fixture {
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use chrono::{DateTime, Months, Utc};
+    use serde_json::{Value, json};
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+
+    /// One hourly row: (hour, total, browser, os, country, referrer).
+    pub type Row = (
+        DateTime<Utc>,
+        u64,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+
+    pub struct Link {
+        pub id: &'static str,
+        pub address: &'static str,
+        pub created: DateTime<Utc>,
+        pub visit_count: u64,
+        pub rows: Vec<Row>,
+    }
+
+    /// date-fns `differenceInMonths(now, at)`: whole months back.
+    pub fn months_back(now: DateTime<Utc>, at: DateTime<Utc>) -> i64 {
+        (0..240)
+            .take_while(|m| {
+                now.checked_sub_months(Months::new(*m))
+                    .is_some_and(|b| b >= at)
+            })
+            .last()
+            .map_or(-1, i64::from)
+    }
+
+    /// How far back a time is in one period's unit.
+    type Diff = Box<dyn Fn(DateTime<Utc>) -> i64>;
+
+    pub fn stats(l: &Link, now: DateTime<Utc>) -> Value {
+        let periods: [(&str, usize, i64, Diff); 4] = [
+            ("lastDay", 24, 0, Box::new(move |at| (now - at).num_hours())),
+            ("lastWeek", 7, 7, Box::new(move |at| (now - at).num_days())),
+            (
+                "lastMonth",
+                30,
+                30,
+                Box::new(move |at| (now - at).num_days()),
+            ),
+            ("lastYear", 12, 0, Box::new(move |at| months_back(now, at))),
+        ];
+        let mut out = serde_json::Map::new();
+        for (name, len, days, diff) in periods {
+            let from = match name {
+                "lastDay" => now - chrono::Duration::hours(24),
+                "lastYear" => now.checked_sub_months(Months::new(12)).unwrap(),
+                _ => now - chrono::Duration::days(days),
+            };
+            let mut views = vec![0u64; len];
+            let mut total = 0;
+            let mut dims: [BTreeMap<&str, u64>; 4] = Default::default();
+            for (at, n, b, o, c, r) in &l.rows {
+                if *at <= from {
+                    continue;
+                }
+                let d = diff(*at);
+                let index = len as i64 - d - 1;
+                if index < 0 || index >= len as i64 {
+                    continue;
+                }
+                views[index as usize] += n;
+                total += n;
+                for (i, v) in [*b, *o, *c, *r].into_iter().enumerate() {
+                    *dims[i].entry(v).or_default() += n;
+                }
+            }
+            let list = |m: &BTreeMap<&str, u64>| {
+                m.iter()
+                    .map(|(k, v)| json!({"name": k, "value": v}))
+                    .collect::<Vec<_>>()
+            };
+            out.insert(
+                name.into(),
+                json!({"stats": {"browser": list(&dims[0]), "os": list(&dims[1]),
+                    "country": list(&dims[2]), "referrer": list(&dims[3])},
+                    "views": views, "total": total}),
+            );
+        }
+        out.insert("updatedAt".into(), json!(now.to_rfc3339()));
+        out.insert("id".into(), json!(l.id));
+        out.insert("visit_count".into(), json!(l.visit_count));
+        Value::Object(out)
+    }
+
+    fn denied(h: &HeaderMap) -> Option<Response> {
+        (h.get("x-api-key").is_none_or(|k| k != "kutt-key")).then(|| {
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "Unauthorized."})),
+            )
+                .into_response()
+        })
+    }
+
+    pub async fn serve(links: Vec<Link>, now: DateTime<Utc>) -> String {
+        let links = Arc::new(links);
+        let app = axum::Router::new()
+            .route(
+                "/api/v2/links",
+                axum::routing::get(
+                    |State(links): State<Arc<Vec<Link>>>,
+                     h: HeaderMap,
+                     Query(q): Query<HashMap<String, String>>| async move {
+                        if let Some(r) = denied(&h) {
+                            return r;
+                        }
+                        let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(10).min(50);
+                        let skip: usize = q.get("skip").and_then(|v| v.parse().ok()).unwrap_or(0);
+                        let data: Vec<Value> = links
+                            .iter()
+                            .skip(skip)
+                            .take(limit)
+                            .map(|l| json!({"id": l.id, "address": l.address, "banned": false,
+                                "created_at": l.created.to_rfc3339(), "updated_at": l.created.to_rfc3339(),
+                                "description": null, "expire_in": null, "link": format!("https://kutt.test/{}", l.address),
+                                "password": false, "target": format!("https://example.com/{}", l.address),
+                                "visit_count": l.visit_count}))
+                            .collect();
+                        axum::Json(json!({"total": links.len(), "limit": limit, "skip": skip, "data": data}))
+                            .into_response()
+                    },
+                ),
+            )
+            .route(
+                "/api/v2/links/{id}/stats",
+                axum::routing::get(
+                    move |State(links): State<Arc<Vec<Link>>>, h: HeaderMap, Path(id): Path<String>| async move {
+                        if let Some(r) = denied(&h) {
+                            return r;
+                        }
+                        match links.iter().find(|l| l.id == id) {
+                            Some(l) => axum::Json(stats(l, now)).into_response(),
+                            None => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "Link could not be found."}))).into_response(),
+                        }
+                    },
+                ),
+            )
+            .with_state(links);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kutt_stats_import_as_counted_clicks_in_kutts_own_buckets() {
+    use chrono::{DurationRound, Months};
+    // Now as Kutt answered (updatedAt), mid-hour; rows on the hours of
+    // the last 400 days, so some are older than Kutt's year.
+    let now = chrono::Utc::now()
+        .duration_trunc(chrono::Duration::hours(1))
+        .unwrap()
+        - chrono::Duration::minutes(23);
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut rows = Vec::new();
+    for h in (1..400 * 24).step_by(7) {
+        let at = (now - chrono::Duration::hours(h))
+            .duration_trunc(chrono::Duration::hours(1))
+            .unwrap();
+        rows.push((
+            at,
+            rng.random_range(1..5u64),
+            ["chrome", "firefox", "safari"][rng.random_range(0..3)],
+            ["windows", "macos", "android"][rng.random_range(0..3)],
+            ["fr", "de", "unknown"][rng.random_range(0..3)],
+            ["direct", "news[dot]ycombinator[dot]com"][rng.random_range(0..2)],
+        ));
+    }
+    let visit_count: u64 = rows.iter().map(|r| r.1).sum();
+    let created = now - chrono::Duration::days(420);
+    let link = kutt_fixture::Link {
+        id: "5f6e7d8c-0000-4000-8000-000000000001",
+        address: "kutted",
+        created,
+        visit_count,
+        rows: rows.clone(),
+    };
+    let want = kutt_fixture::stats(&link, now);
+    let mut links = vec![link];
+    for i in 0..55 {
+        links.push(kutt_fixture::Link {
+            id: Box::leak(format!("5f6e7d8c-0000-4000-8000-1{i:011}").into_boxed_str()),
+            address: Box::leak(format!("quiet{i}").into_boxed_str()),
+            created,
+            visit_count: 0,
+            rows: vec![],
+        });
+    }
+    let base = kutt_fixture::serve(links, now).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hop.db").display());
+    let refused = hop(&[
+        "import",
+        "kutt",
+        "--from",
+        &base,
+        "--api-key",
+        "nope",
+        "--database-url",
+        &db,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthorized"));
+    let args = [
+        "kutt",
+        "--from",
+        &base,
+        "--api-key",
+        "kutt-key",
+        "--database-url",
+        &db,
+    ];
+    let first = import(&args);
+    assert_eq!(num(&first, "links_created"), 56, "{first}");
+    assert_eq!(num(&first, "clicks_counted"), visit_count, "{first}");
+    assert_eq!(num(&first, "hop_clicks"), visit_count, "{first}");
+    assert_eq!(num(&first, "mismatched_links"), 0, "{first}");
+
+    // Every Kutt bucket holds in hop what Kutt says it holds.
+    let store = open(&db).await;
+    let id = store
+        .link_by_slug(&Slug::parse_path("kutted").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let sum = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .series(
+                    id,
+                    hop::store::Resolution::Minute,
+                    TimeRange {
+                        from: from.timestamp_millis(),
+                        to: to.timestamp_millis(),
+                    },
+                    true,
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.1)
+                .sum::<u64>()
+        }
+    };
+    let view = |p: &str, i: usize| want[p]["views"][i].as_u64().unwrap();
+    for diff in 0..24i64 {
+        let end = now - chrono::Duration::hours(diff);
+        let got = sum(end - chrono::Duration::hours(1), end).await;
+        assert_eq!(got, view("lastDay", (23 - diff) as usize), "hour {diff}");
+    }
+    for diff in 1..30i64 {
+        let end = now - chrono::Duration::days(diff);
+        let got = sum(end - chrono::Duration::days(1), end).await;
+        assert_eq!(got, view("lastMonth", (29 - diff) as usize), "day {diff}");
+    }
+    for m in 0..12u32 {
+        let end = now.checked_sub_months(Months::new(m)).unwrap();
+        let start = now.checked_sub_months(Months::new(m + 1)).unwrap();
+        assert_eq!(
+            sum(start, end).await,
+            view("lastYear", (11 - m) as usize),
+            "month {m}"
+        );
+    }
+    let s = stats_of(&*store, "kutted", true).await;
+    let browsers = top(&s, Dimension::Browser);
+    let year_chrome = want["lastYear"]["stats"]["browser"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "chrome")
+        .unwrap()["value"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(browsers["Chrome"], year_chrome);
+    let year_total = want["lastYear"]["total"].as_u64().unwrap();
+    assert_eq!(
+        top(&s, Dimension::Referrer)["news.ycombinator.com"]
+            + top(&s, Dimension::Referrer)["direct"]
+            + top(&s, Dimension::Referrer)
+                .get("unknown")
+                .copied()
+                .unwrap_or(0),
+        visit_count
+    );
+    assert!(
+        year_total < visit_count,
+        "some visits are older than Kutt's year"
+    );
+    let again = import(&args);
+    assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
+}

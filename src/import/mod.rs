@@ -19,6 +19,7 @@
 pub mod bitly;
 pub mod csv;
 pub mod dub;
+pub mod kutt;
 pub mod shlink;
 pub mod sqldump;
 pub mod yourls;
