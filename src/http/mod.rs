@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod front;
+pub mod imports;
 pub mod limits;
 pub mod links;
 pub mod live;
@@ -89,6 +90,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_webhook_messages))
         .routes(routes!(webhooks::list_webhook_attempts))
         .routes(routes!(webhooks::replay_webhook))
+        .routes(routes!(imports::create_import))
+        .routes(routes!(imports::get_import))
 }
 
 pub fn router(state: AppState) -> Router {

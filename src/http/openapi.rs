@@ -33,7 +33,8 @@ use crate::store::Report;
     tags((name = "links", description = "Create and manage short links"),
          (name = "stats", description = "Click analytics"),
          (name = "abuse", description = "Reports and domain takedowns"),
-         (name = "webhooks", description = "Signed event deliveries (Standard Webhooks); the payloads are LinkEventPayload and ClickEventPayload")),
+         (name = "webhooks", description = "Signed event deliveries (Standard Webhooks); the payloads are LinkEventPayload and ClickEventPayload"),
+         (name = "imports", description = "Links and click history from another shortener, as background jobs (admins)")),
 )]
 struct ApiBase;
 

@@ -171,7 +171,7 @@ pub struct SourceCount {
 
 /// What to do with a source link whose slug hop already has (or keeps
 /// for its own routes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnConflict {
     /// Leave hop's link alone and import neither the link nor its clicks.
@@ -241,14 +241,14 @@ pub enum Progress {
 }
 
 /// A source link that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Skipped {
     pub key: String,
     pub reason: String,
 }
 
 /// A link whose source count and hop count differ after the import.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Mismatch {
     pub key: String,
     pub slug: String,
@@ -257,7 +257,7 @@ pub struct Mismatch {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     pub links_read: u64,
     pub links_created: u64,

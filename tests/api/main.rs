@@ -9,6 +9,7 @@ mod export;
 mod geo;
 mod helpers;
 mod hostile;
+mod imports;
 mod limits;
 mod links;
 mod live;
