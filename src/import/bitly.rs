@@ -108,8 +108,7 @@ fn referrer_value(v: &str) -> String {
 }
 
 pub struct Bitly {
-    client: reqwest::Client,
-    api: String,
+    api: super::api::Api,
     token: Option<String>,
     csv: Option<PathBuf>,
     /// Bitlink id (`bit.ly/abc`) of each link's key.
@@ -128,38 +127,17 @@ impl Bitly {
             std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
         }
         Ok(Bitly {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()?,
-            api: api.trim_end_matches('/').to_owned(),
+            // Bitly's errors: {"message": "FORBIDDEN", "description": …}.
+            api: super::api::Api::new(
+                "Bitly",
+                api,
+                ("Authorization", format!("Bearer {}", token.unwrap_or(""))),
+                |b| super::api::fields(b, &[&["message"], &["description"]]),
+            )?,
             token: token.map(str::to_owned),
             csv,
             ids: HashMap::new(),
         })
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> anyhow::Result<T> {
-        let token = self.token.as_deref().unwrap_or("");
-        let res = self
-            .client
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = res.status();
-        if !status.is_success() {
-            // Bitly's errors: {"message": "FORBIDDEN", "description": …}.
-            let body: serde_json::Value = res.json().await.unwrap_or_default();
-            bail!(
-                "GET {url}: {status} {} {}",
-                body["message"].as_str().unwrap_or(""),
-                body["description"].as_str().unwrap_or("")
-            );
-        }
-        res.json()
-            .await
-            .with_context(|| format!("GET {url}: not Bitly's JSON"))
     }
 
     fn link_of(&mut self, b: Bitlink) -> SourceLink {
@@ -247,10 +225,8 @@ impl Bitly {
 
     async fn total(&self, id: &str) -> anyhow::Result<Vec<DayClicks>> {
         let got: LinkClicks = self
-            .get(&format!(
-                "{}/v4/bitlinks/{id}/clicks?unit=day&units=-1",
-                self.api
-            ))
+            .api
+            .get(&format!("/v4/bitlinks/{id}/clicks?unit=day&units=-1"), &[])
             .await?;
         Ok(got.link_clicks)
     }
@@ -262,14 +238,11 @@ impl Source for Bitly {
         let mut links = match self.csv.clone() {
             Some(path) => self.csv_links(&path)?,
             None => {
-                let user: User = self.get(&format!("{}/v4/user", self.api)).await?;
-                let mut url = format!(
-                    "{}/v4/groups/{}/bitlinks?size=100",
-                    self.api, user.default_group_guid
-                );
+                let user: User = self.api.get("/v4/user", &[]).await?;
+                let mut url = format!("/v4/groups/{}/bitlinks?size=100", user.default_group_guid);
                 let mut out = Vec::new();
                 loop {
-                    let page: Bitlinks = self.get(&url).await?;
+                    let page: Bitlinks = self.api.get(&url, &[]).await?;
                     let done = page.links.is_empty() || page.pagination.next.is_empty();
                     for b in page.links {
                         out.push(self.link_of(b));
@@ -322,10 +295,8 @@ impl Source for Bitly {
             ("referrers", Dimension::Referrer),
         ] {
             let got: Metrics = self
-                .get(&format!(
-                    "{}/v4/bitlinks/{id}/{facet}?unit=day&units=-1",
-                    self.api
-                ))
+                .api
+                .get(&format!("/v4/bitlinks/{id}/{facet}?unit=day&units=-1"), &[])
                 .await?;
             for m in got.metrics {
                 let value = match dim {

@@ -41,9 +41,7 @@ struct Tag {
 }
 
 pub struct Dub {
-    client: reqwest::Client,
-    api: String,
-    token: String,
+    api: super::api::Api,
 }
 
 /// A device as Dub names it, as hop's device breakdown keys it.
@@ -72,52 +70,29 @@ impl Dub {
             bail!("--token is needed (a Dub API key, dub_…)");
         }
         Ok(Dub {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()?,
-            api: api.trim_end_matches('/').to_owned(),
-            token: token.trim().to_owned(),
+            // Dub's errors: {"error": {"code", "message", "doc_url"}}.
+            api: super::api::Api::new(
+                "Dub",
+                api,
+                ("Authorization", format!("Bearer {}", token.trim())),
+                |b| super::api::fields(b, &[&["error", "code"], &["error", "message"]]),
+            )?,
         })
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.api);
-        let res = self
-            .client
-            .get(&url)
-            .bearer_auth(&self.token)
-            .query(query)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = res.status();
-        let body: Value = res
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: not Dub's JSON"))?;
-        if !status.is_success() {
-            // Dub's errors: {"error": {"code", "message", "doc_url"}}.
-            bail!(
-                "GET {url}: {status} {} {}",
-                body["error"]["code"].as_str().unwrap_or(""),
-                body["error"]["message"].as_str().unwrap_or("")
-            );
-        }
-        Ok(body)
-    }
-
     async fn analytics(&self, link: &str, group_by: &str) -> anyhow::Result<Value> {
-        self.get(
-            "/analytics",
-            &[
-                ("event", "clicks".into()),
-                ("groupBy", group_by.into()),
-                ("linkId", link.into()),
-                ("interval", "all".into()),
-                ("timezone", "UTC".into()),
-            ],
-        )
-        .await
+        self.api
+            .get(
+                "/analytics",
+                &[
+                    ("event", "clicks".into()),
+                    ("groupBy", group_by.into()),
+                    ("linkId", link.into()),
+                    ("interval", "all".into()),
+                    ("timezone", "UTC".into()),
+                ],
+            )
+            .await
     }
 }
 
@@ -126,7 +101,8 @@ impl Source for Dub {
     async fn links(&mut self) -> anyhow::Result<Vec<SourceLink>> {
         let mut out = Vec::new();
         for page in 1.. {
-            let body = self
+            let body: Value = self
+                .api
                 .get(
                     "/links",
                     &[("page", page.to_string()), ("pageSize", PAGE.to_string())],

@@ -49,9 +49,7 @@ struct Links {
 }
 
 pub struct Kutt {
-    client: reqwest::Client,
-    base: String,
-    key: String,
+    api: super::api::Api,
 }
 
 impl Kutt {
@@ -64,37 +62,14 @@ impl Kutt {
             bail!("--api-key is needed (Kutt: Settings → API)");
         }
         Ok(Kutt {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()?,
-            base: base.trim_end_matches('/').to_owned(),
-            key: api_key.trim().to_owned(),
-        })
-    }
-
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let res = self
-            .client
-            .get(&url)
-            .header("X-API-KEY", &self.key)
-            .query(query)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = res.status();
-        let body: Value = res
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: not Kutt's JSON"))?;
-        if !status.is_success() {
             // Kutt's errors: {"error": "…"}.
-            bail!(
-                "GET {url}: {status} {}",
-                body["error"].as_str().unwrap_or("")
-            );
-        }
-        Ok(body)
+            api: super::api::Api::new(
+                "Kutt",
+                base,
+                ("X-API-KEY", api_key.trim().to_owned()),
+                |b| super::api::fields(b, &[&["error"]]),
+            )?,
+        })
     }
 }
 
@@ -286,7 +261,8 @@ impl Source for Kutt {
     async fn links(&mut self) -> anyhow::Result<Vec<SourceLink>> {
         let mut out = Vec::new();
         loop {
-            let body = self
+            let body: Value = self
+                .api
                 .get(
                     "/api/v2/links",
                     &[("limit", PAGE.to_string()), ("skip", out.len().to_string())],
@@ -313,7 +289,8 @@ impl Source for Kutt {
     }
 
     async fn link_counts(&mut self, link: &SourceLink) -> anyhow::Result<Vec<SourceCount>> {
-        let stats = self
+        let stats: Value = self
+            .api
             .get(&format!("/api/v2/links/{}/stats", link.key), &[])
             .await?;
         let total = link

@@ -16,6 +16,7 @@
 //! also once retention has deleted the raw clicks (imports are mostly
 //! older than the raw retention).
 
+mod api;
 pub mod bitly;
 pub mod csv;
 pub mod dub;

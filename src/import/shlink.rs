@@ -106,9 +106,7 @@ struct Location {
 
 /// A running Shlink, read over its REST API v3.
 pub struct ShlinkApi {
-    client: reqwest::Client,
-    base: String,
-    key: String,
+    api: super::api::Api,
     /// Short code and domain of each link's key.
     codes: HashMap<String, (String, Option<String>)>,
 }
@@ -123,40 +121,15 @@ impl ShlinkApi {
             bail!("--api-key is needed (a Shlink API key)");
         }
         Ok(ShlinkApi {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()?,
-            base: base.trim_end_matches('/').to_owned(),
-            key: api_key.trim().to_owned(),
+            // Shlink's problem+json: {type, title, detail, status}.
+            api: super::api::Api::new(
+                "Shlink",
+                base,
+                ("X-Api-Key", api_key.trim().to_owned()),
+                |b| super::api::fields(b, &[&["detail"]]),
+            )?,
             codes: HashMap::new(),
         })
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> anyhow::Result<T> {
-        let url = format!("{}{path}", self.base);
-        let res = self
-            .client
-            .get(&url)
-            .header("X-Api-Key", &self.key)
-            .header("Accept", "application/json")
-            .query(query)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = res.status();
-        if !status.is_success() {
-            // Shlink's problem+json: {type, title, detail, status}.
-            let body: serde_json::Value = res.json().await.unwrap_or_default();
-            let detail = body["detail"].as_str().unwrap_or("").to_owned();
-            bail!("GET {url}: {status} {detail}");
-        }
-        res.json()
-            .await
-            .with_context(|| format!("GET {url}: not Shlink's JSON"))
     }
 }
 
@@ -174,6 +147,7 @@ impl Source for ShlinkApi {
         let mut page = 1;
         loop {
             let got: ShortUrls = self
+                .api
                 .get(
                     "/rest/v3/short-urls",
                     &[
@@ -242,7 +216,7 @@ impl Source for ShlinkApi {
             "/rest/v3/short-urls/{}/visits",
             url::form_urlencoded::byte_serialize(code.as_bytes()).collect::<String>()
         );
-        let got: Visits = self.get(&path, &query).await?;
+        let got: Visits = self.api.get(&path, &query).await?;
         if got.visits.pagination.current_page > got.visits.pagination.pages_count.max(1)
             || page + 1 > got.visits.pagination.pages_count
         {
