@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, error_code};
 
 async fn job(app: &TestApp, id: &str) -> Value {
-    for _ in 0..100 {
+    // Up to 20 s: a loaded CI machine is slow, a CSV of two links is not.
+    for _ in 0..400 {
         let res = app
             .api(
                 Method::GET,
