@@ -916,3 +916,55 @@ async fn webhooks_are_managed_in_the_ui() {
     assert_eq!(b.count("#endpoints").await, 0);
     b.close().await;
 }
+
+/// The note of counted clicks (an import's counts), as a browser shows it
+/// at desktop and phone widths (screenshots `dashboard-counted*.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_says_which_clicks_came_as_counts() {
+    let app = TestApp::spawn().await;
+    let enricher = hop::clicks::enrich::Enricher::new(None);
+    hop::import::run(
+        &*app.store,
+        &enricher,
+        &mut crate::compat::CountsOnly,
+        &hop::import::ImportOptions {
+            source: "bitly:default".into(),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let b = Browser::start().await;
+    sign_in(&b, &app).await;
+    b.client.goto(&app.url("/links/counted")).await.unwrap();
+    let note = b.text("#counted-note").await;
+    assert!(
+        note.starts_with("12 of these clicks were imported as counts (from bitly:default)"),
+        "{note}"
+    );
+    // Three days ago: in the all-time count, outside the default range.
+    b.wait_text("#alltime", Duration::from_secs(5), |t| t == "12")
+        .await;
+    b.screenshot("dashboard-counted.png").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fits = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true), "horizontal scroll on a phone");
+    b.client
+        .execute(
+            "document.getElementById('counted-note').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("dashboard-counted-phone.png").await;
+    b.close().await;
+}

@@ -237,7 +237,7 @@ async fn the_flask_paths_keep_working() {
 }
 
 /// A source that has one link and only counts for it (as Bitly or Dub).
-struct CountsOnly;
+pub(crate) struct CountsOnly;
 
 #[async_trait::async_trait]
 impl hop::import::Source for CountsOnly {
