@@ -891,10 +891,7 @@ mod shlink_fixture {
                 axum::routing::get(visits),
             )
             .with_state(data);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        base
+        super::serve_fixture(app).await
     }
 }
 
@@ -1440,10 +1437,7 @@ mod dub_fixture {
                 ),
             )
             .with_state(links);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        base
+        super::serve_fixture(app).await
     }
 }
 
@@ -1701,10 +1695,7 @@ mod kutt_fixture {
                 ),
             )
             .with_state(links);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        base
+        super::serve_fixture(app).await
     }
 }
 
@@ -1857,4 +1848,12 @@ async fn kutt_stats_import_as_counted_clicks_in_kutts_own_buckets() {
     );
     let again = import(&args);
     assert_eq!(num(&again, "clicks_counted"), 0, "{again}");
+}
+
+/// Serves a fixture API on a free loopback port; returns its base URL.
+async fn serve_fixture(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
 }

@@ -23,6 +23,10 @@ impl Api {
         auth: (&'static str, String),
         detail: fn(&Value) -> String,
     ) -> anyhow::Result<Api> {
+        let url = url::Url::parse(base).with_context(|| format!("{name}'s address {base:?}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("{name}'s address must be an http(s) URL, not {base:?}");
+        }
         Ok(Api {
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(60))

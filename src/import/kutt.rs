@@ -54,10 +54,6 @@ pub struct Kutt {
 
 impl Kutt {
     pub fn new(base: &str, api_key: &str) -> anyhow::Result<Kutt> {
-        let url = url::Url::parse(base).with_context(|| format!("--from {base:?}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            bail!("--from must be the Kutt instance's http(s) URL");
-        }
         if api_key.trim().is_empty() {
             bail!("--api-key is needed (Kutt: Settings → API)");
         }

@@ -922,19 +922,7 @@ async fn webhooks_are_managed_in_the_ui() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_says_which_clicks_came_as_counts() {
     let app = TestApp::spawn().await;
-    let enricher = hop::clicks::enrich::Enricher::new(None);
-    hop::import::run(
-        &*app.store,
-        &enricher,
-        &mut crate::compat::CountsOnly,
-        &hop::import::ImportOptions {
-            source: "bitly:default".into(),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    crate::compat::import_counts_only(&app, "bitly:default").await;
     let b = Browser::start().await;
     sign_in(&b, &app).await;
     b.client.goto(&app.url("/links/counted")).await.unwrap();

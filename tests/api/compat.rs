@@ -6,6 +6,29 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
+use crate::ui::{browser, csrf_of};
+
+/// A page's text, as a client gets it.
+async fn text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// Runs an import of [`CountsOnly`] into the app's store (as `source`).
+pub(crate) async fn import_counts_only(app: &TestApp, source: &str) -> hop::import::Summary {
+    let enricher = hop::clicks::enrich::Enricher::new(None);
+    hop::import::run(
+        &*app.store,
+        &enricher,
+        &mut CountsOnly,
+        &hop::import::ImportOptions {
+            source: source.into(),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap()
+}
 
 fn compat_python() -> std::path::PathBuf {
     let python =
@@ -186,25 +209,13 @@ async fn the_flask_paths_keep_working() {
     assert_eq!(res.headers()["location"], "/links/flask");
 
     // `POST /shorten`: the home form's post.
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = browser
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
-    let csrf = &html[start..start + html[start..].find('"').unwrap()];
+    let browser = browser();
+    let html = text(&browser, &app.url("/")).await;
+    let csrf = csrf_of(&html);
     let res = browser
         .post(app.url("/shorten"))
         .form(&[
-            ("csrf", csrf),
+            ("csrf", csrf.as_str()),
             ("url", "https://example.com/posted"),
             ("slug", "posted"),
         ])
@@ -237,7 +248,7 @@ async fn the_flask_paths_keep_working() {
 }
 
 /// A source that has one link and only counts for it (as Bitly or Dub).
-pub(crate) struct CountsOnly;
+struct CountsOnly;
 
 #[async_trait::async_trait]
 impl hop::import::Source for CountsOnly {
@@ -267,39 +278,15 @@ impl hop::import::Source for CountsOnly {
 #[tokio::test]
 async fn the_dashboard_says_which_clicks_were_imported_as_counts() {
     let app = TestApp::spawn().await;
-    let enricher = hop::clicks::enrich::Enricher::new(None);
-    let summary = hop::import::run(
-        &*app.store,
-        &enricher,
-        &mut CountsOnly,
-        &hop::import::ImportOptions {
-            source: "test:default".into(),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let summary = import_counts_only(&app, "test:default").await;
     assert_eq!(summary.clicks_counted, 12);
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = browser
-        .get(app.url("/login?next=/links/counted"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
-    let csrf = &html[start..start + html[start..].find('"').unwrap()];
+    let browser = browser();
+    let html = text(&browser, &app.url("/login?next=/links/counted")).await;
+    let csrf = csrf_of(&html);
     let res = browser
         .post(app.url("/login"))
         .form(&[
-            ("csrf", csrf),
+            ("csrf", csrf.as_str()),
             ("key", &app.admin_key),
             ("next", "/links/counted"),
         ])
@@ -307,14 +294,7 @@ async fn the_dashboard_says_which_clicks_were_imported_as_counts() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let html = browser
-        .get(app.url("/links/counted"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = text(&browser, &app.url("/links/counted")).await;
     assert!(
         html.contains("12 of these clicks were imported as counts (from test:default)"),
         "{html}"
@@ -322,13 +302,6 @@ async fn the_dashboard_says_which_clicks_were_imported_as_counts() {
     assert!(html.contains("but not in unique visitors"));
     // A link without counted clicks says nothing of them.
     app.create_slug("plain", "https://example.com/plain").await;
-    let html = browser
-        .get(app.url("/links/plain"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = text(&browser, &app.url("/links/plain")).await;
     assert!(!html.contains("counted-note"));
 }
