@@ -983,11 +983,10 @@ impl WebhookStore for DynamoStore {
         limit: usize,
         plan: Planner<'_>,
     ) -> Result<usize, StoreError> {
-        let endpoints = self.live_endpoints().await?;
         // With no endpoint, the outbox's events are nobody's (an endpoint
         // hears only of events after it was made): they are drained now and
         // then, not looked for on every tick in all sixteen partitions.
-        if endpoints.is_empty() {
+        if self.live_endpoints().await?.is_empty() {
             let mut drained = self.wants.1.lock().expect("not poisoned");
             if drained.is_some_and(|at| at.elapsed() < IDLE_DRAIN) {
                 return Ok(0);
@@ -998,6 +997,10 @@ impl WebhookStore for DynamoStore {
         if taken.is_empty() {
             return Ok(0);
         }
+        // The endpoints are read again after the take, as the SQL stores
+        // read them: an endpoint made before an event was written is then
+        // always seen, even when it was made after the read above.
+        let endpoints = self.live_endpoints().await?;
         let mut entries = Vec::with_capacity(taken.len());
         let mut links = HashMap::new();
         for t in &taken {
