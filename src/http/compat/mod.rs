@@ -11,7 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::access::Caller;
 use super::extract::AppQuery;
 use super::stats::{StatsParams, link_stats_handler};
+use crate::domain::{Link, LinkId, Slug};
 use crate::state::AppState;
+use crate::store::{ApiKey, LinkQuery, StoreError};
+use std::collections::HashMap;
 
 /// `GET /analytics/{slug}`, the path of the Flask shortener hop replaced:
 /// its stats as JSON for a client that asks for JSON (`Accept:
@@ -36,4 +39,54 @@ pub async fn analytics(
     }
     let path: String = url::form_urlencoded::byte_serialize(slug.as_bytes()).collect();
     Redirect::permanent(&format!("/links/{path}")).into_response()
+}
+
+/// The link `keyword` names, if `key` may see it.
+pub(super) async fn visible(
+    state: &AppState,
+    key: &ApiKey,
+    keyword: &str,
+) -> Result<Option<Link>, StoreError> {
+    let Ok(slug) = Slug::parse_path(keyword) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .link_by_slug(&slug)
+        .await?
+        .filter(|l| key.admin || l.owner == Some(key.id)))
+}
+
+/// Every click of these links, bots included (YOURLS and Shlink count
+/// every redirect).
+pub(super) async fn clicks_of(
+    state: &AppState,
+    ids: &[LinkId],
+) -> Result<HashMap<LinkId, u64>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        out.extend(state.store.click_totals(chunk, true).await?);
+    }
+    Ok(out)
+}
+
+/// Every link `key` sees, newest first.
+pub(super) async fn all_links(state: &AppState, key: &ApiKey) -> Result<Vec<Link>, StoreError> {
+    let mut out: Vec<Link> = Vec::new();
+    loop {
+        let page = state
+            .store
+            .list_links(&LinkQuery {
+                owner: (!key.admin).then_some(key.id),
+                before: out.last().map(|l| l.id),
+                limit: 1_000,
+                ..LinkQuery::default()
+            })
+            .await?;
+        let done = page.len() < 1_000;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
 }

@@ -24,11 +24,12 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
+use super::{all_links, clicks_of, visible};
 use crate::auth::Token;
-use crate::domain::{Link, LinkId, Slug};
+use crate::domain::{Link, LinkId};
 use crate::service::links::{LinkError, NewLink};
 use crate::state::AppState;
-use crate::store::{ApiKey, LinkQuery, StoreError};
+use crate::store::{ApiKey, StoreError};
 
 /// The YOURLS version hop answers `version` with (the API it follows).
 pub const YOURLS_VERSION: &str = "1.9.2";
@@ -196,31 +197,6 @@ fn keyword_of(state: &AppState, shorturl: &str) -> String {
     s.to_owned()
 }
 
-/// The link `keyword` names, if `key` may see it.
-async fn visible(
-    state: &AppState,
-    key: &ApiKey,
-    keyword: &str,
-) -> Result<Option<Link>, StoreError> {
-    let Ok(slug) = Slug::parse_path(keyword) else {
-        return Ok(None);
-    };
-    Ok(state
-        .store
-        .link_by_slug(&slug)
-        .await?
-        .filter(|l| key.admin || l.owner == Some(key.id)))
-}
-
-/// Every click of a link, bots included (YOURLS counts every redirect).
-async fn clicks_of(state: &AppState, ids: &[LinkId]) -> Result<HashMap<LinkId, u64>, StoreError> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(500) {
-        out.extend(state.store.click_totals(chunk, true).await?);
-    }
-    Ok(out)
-}
-
 fn link_object(state: &AppState, l: &Link, clicks: u64) -> Value {
     json!({
         "shorturl": state.short_url(&l.slug),
@@ -230,27 +206,6 @@ fn link_object(state: &AppState, l: &Link, clicks: u64) -> Value {
         "ip": "",
         "clicks": clicks.to_string(),
     })
-}
-
-/// Every link `key` sees, newest first.
-async fn all_links(state: &AppState, key: &ApiKey) -> Result<Vec<Link>, StoreError> {
-    let mut out: Vec<Link> = Vec::new();
-    loop {
-        let page = state
-            .store
-            .list_links(&LinkQuery {
-                owner: (!key.admin).then_some(key.id),
-                before: out.last().map(|l| l.id),
-                limit: 1_000,
-                ..LinkQuery::default()
-            })
-            .await?;
-        let done = page.len() < 1_000;
-        out.extend(page);
-        if done {
-            return Ok(out);
-        }
-    }
 }
 
 async fn act(
