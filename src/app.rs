@@ -213,6 +213,7 @@ impl Application {
             },
             compat: crate::state::CompatApis {
                 yourls: config.compat_yourls,
+                shlink: config.compat_shlink,
             },
             blocklist,
             takedowns,

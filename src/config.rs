@@ -258,6 +258,11 @@ pub struct ServeConfig {
     /// work unchanged; hop's API keys sign in; see docs/compat.md).
     #[arg(long, env = "HOP_COMPAT_YOURLS")]
     pub compat_yourls: bool,
+    /// Answer Shlink's REST API v3 under /rest (shlink-web-client and
+    /// Shlink's SDKs work unchanged; X-Api-Key takes hop's API keys; see
+    /// docs/compat.md).
+    #[arg(long, env = "HOP_COMPAT_SHLINK")]
+    pub compat_shlink: bool,
     /// Most links kept in the in-process cache.
     #[arg(long, env = "HOP_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: u64,

@@ -89,6 +89,7 @@ pub struct StateInner {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CompatApis {
     pub yourls: bool,
+    pub shlink: bool,
 }
 
 /// What the webhook API needs of the delivery settings.

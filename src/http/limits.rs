@@ -38,6 +38,10 @@ pub fn too_many(d: &Decision, why: &str) -> Response {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<Token> {
+    // Shlink's clients send the key as X-Api-Key (`--compat-shlink`).
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(Token::new(key.trim()));
+    }
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

@@ -173,6 +173,9 @@ pub fn router(state: AppState) -> Router {
             get(compat::yourls::api).post(compat::yourls::api),
         );
     }
+    if state.compat.shlink {
+        compat = compat.merge(compat::shlink::routes());
+    }
     let compat = compat
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(

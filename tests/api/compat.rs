@@ -305,3 +305,325 @@ async fn the_dashboard_says_which_clicks_were_imported_as_counts() {
     let html = text(&browser, &app.url("/links/plain")).await;
     assert!(!html.contains("counted-note"));
 }
+
+/// Shlink's own SDK (@shlinkio/shlink-js-sdk, scripts/compat/shlink_client.mjs)
+/// against `--compat-shlink`: create (custom slug, tags, title, validUntil,
+/// maxVisits, findIfExists), read back, follow, read the visits, list,
+/// edit, tags, overview, delete; and Shlink's problems for each refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shlinks_sdk_creates_reads_follows_and_counts() {
+    let app = TestApp::spawn_with(|c| c.compat_shlink = true).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sdk = root.join("target/compat-node");
+    assert!(
+        sdk.join("node_modules/@shlinkio/shlink-js-sdk").exists(),
+        "run scripts/compat-clients.sh (scripts/test.sh does)"
+    );
+    let script = root.join("scripts/compat/shlink_client.mjs");
+    let (base, key) = (app.base.clone(), app.admin_key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .arg(&base)
+            .arg(&key)
+            .arg(sdk)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = "https://example.com/from-shlink?a=1";
+
+    assert_eq!(got["health"]["status"], "pass");
+    assert_eq!(
+        got["health"]["version"],
+        hop::http::compat::shlink::SHLINK_VERSION
+    );
+    let created = &got["created"];
+    assert_eq!(
+        created,
+        &json!({
+            "shortCode": "sdk-one", "shortUrl": "http://hop.test/sdk-one", "longUrl": url,
+            "dateCreated": created["dateCreated"],
+            "visitsSummary": {"total": 0, "nonBots": 0, "bots": 0},
+            "tags": ["news", "sdk"],
+            "meta": {"validSince": null, "validUntil": got["validUntil"], "maxVisits": 100},
+            "domain": null, "title": "From the SDK", "crawlable": false, "forwardQuery": false,
+            "hasRedirectRules": false,
+        })
+    );
+    assert!(created["dateCreated"].as_str().unwrap().ends_with("+00:00"));
+    // findIfExists gives the link there is, not a new one.
+    assert_eq!(got["found"]["shortCode"], "sdk-one");
+    assert_eq!(
+        got["taken"]["error"],
+        json!({"type": "https://shlink.io/api/error/non-unique-slug", "title": "Invalid custom slug",
+               "detail": "Provided slug \"sdk-one\" is already in use.", "status": 400,
+               "customSlug": "sdk-one"})
+    );
+    for (case, field) in [("bad_url", "longUrl"), ("future_start", "validSince")] {
+        let e = &got[case]["error"];
+        assert_eq!(
+            e["type"], "https://shlink.io/api/error/invalid-data",
+            "{case}"
+        );
+        assert_eq!(e["status"], 400, "{case}");
+        assert_eq!(e["invalidElements"], json!([field]), "{case}");
+    }
+    assert_eq!(got["read"], got["created"]);
+
+    // Two browsers and a crawler followed it.
+    assert_eq!(got["follow"], json!([[302, url], [302, url], [302, url]]));
+    assert_eq!(got["counted"], json!({"total": 3, "nonBots": 2, "bots": 1}));
+    let visits = &got["visits"];
+    assert_eq!(visits["pagination"]["totalItems"], 3);
+    let data = visits["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    assert_eq!(data.iter().filter(|v| v["potentialBot"] == true).count(), 1);
+    for v in data {
+        assert_eq!(v["referer"], "news.example.org");
+        assert_eq!(v["visitedUrl"], "http://hop.test/sdk-one");
+    }
+    // Newest first.
+    assert!(data[0]["date"].as_str() >= data[2]["date"].as_str());
+    assert_eq!(got["human_visits"]["pagination"]["totalItems"], 2);
+    assert_eq!(
+        got["visits_page"]["pagination"],
+        json!({"currentPage": 2, "pagesCount": 2, "itemsPerPage": 2, "itemsInCurrentPage": 1, "totalItems": 3})
+    );
+    assert_eq!(got["visits_page"]["data"][0], data[2]);
+
+    let all = &got["list_all"];
+    assert_eq!(all["pagination"]["totalItems"], 2);
+    assert_eq!(got["list_tag"], json!(["sdk-one"]));
+    assert_eq!(got["list_search"], json!([got["random_code"]]));
+    assert_eq!(got["list_by_visits"]["data"][0]["shortCode"], "sdk-one");
+    assert_eq!(got["list_by_visits"]["pagination"]["pagesCount"], 2);
+    assert_eq!(
+        got["list_bad_order"]["error"]["invalidElements"],
+        json!(["orderBy"])
+    );
+
+    let edited = &got["edited"];
+    assert_eq!(edited["longUrl"], "https://example.com/edited");
+    assert_eq!(edited["title"], "Edited");
+    assert_eq!(edited["meta"]["maxVisits"], Value::Null);
+    assert_eq!(edited["meta"]["validUntil"], got["validUntil"]);
+    assert_eq!(
+        got["follow_edited"],
+        json!([302, "https://example.com/edited"])
+    );
+
+    assert_eq!(got["tags"]["data"], json!(["news", "other", "sdk"]));
+    assert_eq!(
+        got["tag_stats"]["data"][0],
+        json!({"tag": "news", "shortUrlsCount": 1, "visitsSummary": {"total": 3, "nonBots": 2, "bots": 1}})
+    );
+    assert_eq!(
+        got["overview"],
+        json!({"nonOrphanVisits": {"total": 3, "nonBots": 2, "bots": 1},
+               "orphanVisits": {"total": 0, "nonBots": 0, "bots": 0}})
+    );
+    assert_eq!(got["domains"]["data"][0]["domain"], "hop.test");
+    assert_eq!(got["domains"]["data"][0]["isDefault"], true);
+    assert_eq!(got["mercure"]["error"]["status"], 501);
+    assert_eq!(
+        got["wrong_key"]["error"],
+        json!({"type": "https://shlink.io/api/error/invalid-api-key", "title": "Invalid API key",
+               "detail": "Provided API key does not exist or is invalid.", "status": 401})
+    );
+    assert_eq!(
+        got["gone"]["error"]["type"],
+        "https://shlink.io/api/error/short-url-not-found"
+    );
+    assert_eq!(got["gone"]["error"]["shortCode"], got["random_code"]);
+    assert_eq!(
+        got["missing_route"]["error"]["type"],
+        "https://shlink.io/api/error/not-found"
+    );
+    let gone = app
+        .store
+        .link_by_slug(&hop::domain::Slug::parse(got["random_code"].as_str().unwrap()).unwrap())
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "deleted through the SDK");
+}
+
+/// What the SDK does not reach: no key, another key's links, a regular
+/// key's view, bad bodies, CORS preflights, and the flag off.
+#[tokio::test]
+async fn shlinks_api_refuses_as_shlink_does() {
+    let app = TestApp::spawn_with(|c| c.compat_shlink = true).await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}/rest/v3{p}", app.base);
+    let res = client.get(url("/short-urls")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://shlink.io/api/error/missing-authentication"
+    );
+
+    let alice = app.create_key("alice", false).await;
+    let bob = app.create_key("bob", false).await;
+    let post = |key: &str, body: Value| {
+        client
+            .post(url("/short-urls"))
+            .header("X-Api-Key", key)
+            .json(&body)
+            .send()
+    };
+    let res = post(
+        &alice,
+        json!({"longUrl": "https://example.com/a", "customSlug": "alices"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Bob is an "author only" key: Alice's link is not there for him.
+    let res = client
+        .get(url("/short-urls/alices"))
+        .header("X-Api-Key", &bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = client
+        .get(url("/short-urls"))
+        .header("X-Api-Key", &bob)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["shortUrls"]["pagination"]["totalItems"], 0);
+    let res = client
+        .delete(url("/short-urls/alices"))
+        .header("X-Api-Key", &bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(
+        app.store
+            .link_by_slug(&hop::domain::Slug::parse("alices").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Bad bodies: each a 400 invalid-data naming the field, nothing stored.
+    for (body, field) in [
+        (json!({}), "longUrl"),
+        (json!({"longUrl": 5}), "longUrl"),
+        (
+            json!({"longUrl": "https://example.com/", "tags": "x"}),
+            "tags",
+        ),
+        (
+            json!({"longUrl": "https://example.com/", "maxVisits": 0}),
+            "maxVisits",
+        ),
+        (
+            json!({"longUrl": "https://example.com/", "validUntil": "soon"}),
+            "validUntil",
+        ),
+        (
+            json!({"longUrl": "https://example.com/", "validUntil": "2001-01-01"}),
+            "validUntil",
+        ),
+        (
+            json!({"longUrl": "https://example.com/", "customSlug": "no spaces"}),
+            "customSlug",
+        ),
+        (
+            json!({"longUrl": "https://example.com/", "domain": "other.test"}),
+            "domain",
+        ),
+        (
+            json!({"longUrl": "https://example.com/", "findIfExists": "yes"}),
+            "findIfExists",
+        ),
+    ] {
+        let res = post(&alice, body.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        let got: Value = res.json().await.unwrap();
+        assert_eq!(
+            got["type"], "https://shlink.io/api/error/invalid-data",
+            "{body}"
+        );
+        assert_eq!(got["invalidElements"], json!([field]), "{body}");
+    }
+    let res = client
+        .post(url("/short-urls"))
+        .header("X-Api-Key", &alice)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    for q in [
+        "page=0",
+        "itemsPerPage=many",
+        "startDate=someday",
+        "tagsMode=most",
+    ] {
+        let res = client
+            .get(url(&format!("/short-urls?{q}")))
+            .header("X-Api-Key", &alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{q}");
+    }
+    let res = client
+        .put(url("/short-urls"))
+        .header("X-Api-Key", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let got: Value = res.json().await.unwrap();
+    assert_eq!(got["status"], 405);
+
+    // The web client's preflight, from another origin.
+    let res = client
+        .request(Method::OPTIONS, url("/short-urls"))
+        .header("Origin", "https://app.shlink.io")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "x-api-key,content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    let allowed = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("x-api-key"), "{allowed}");
+    let res = client
+        .get(format!("{}/rest/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/health+json");
+
+    let off = TestApp::spawn().await;
+    let res = client
+        .get(format!("{}/rest/v3/short-urls", off.base))
+        .header("X-Api-Key", &off.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_ne!(
+        res.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("application/problem+json".to_owned())
+    );
+}

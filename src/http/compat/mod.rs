@@ -1,7 +1,9 @@
 //! The APIs of other shorteners, each switched on by a flag (off by
 //! default), so that their clients work against hop unchanged:
-//! [`yourls`] (`--compat-yourls`). docs/compat.md says what each covers.
+//! [`yourls`] (`--compat-yourls`) and [`shlink`] (`--compat-shlink`).
+//! docs/compat.md says what each covers.
 
+pub mod shlink;
 pub mod yourls;
 
 use axum::extract::{Path, State};
