@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/compat-venv
-if ! "$venv/bin/python" -c 'import yourls' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import yourls, dub' >/dev/null 2>&1; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "yourls==1.2.3"
+  "$venv/bin/pip" install -q "yourls==1.2.3" "dub==0.39.0"
 fi
 node=target/compat-node
 if ! cmp -s scripts/compat/package.json "$node/package.json" ||

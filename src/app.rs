@@ -214,6 +214,7 @@ impl Application {
             compat: crate::state::CompatApis {
                 yourls: config.compat_yourls,
                 shlink: config.compat_shlink,
+                dub: config.compat_dub,
             },
             blocklist,
             takedowns,

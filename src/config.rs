@@ -263,6 +263,11 @@ pub struct ServeConfig {
     /// docs/compat.md).
     #[arg(long, env = "HOP_COMPAT_SHLINK")]
     pub compat_shlink: bool,
+    /// Answer Dub's API under /dub (its SDKs work with their server URL
+    /// set to https://your-hop/dub; Bearer takes hop's API keys; see
+    /// docs/compat.md).
+    #[arg(long, env = "HOP_COMPAT_DUB")]
+    pub compat_dub: bool,
     /// Most links kept in the in-process cache.
     #[arg(long, env = "HOP_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: u64,

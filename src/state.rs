@@ -90,6 +90,7 @@ pub struct StateInner {
 pub struct CompatApis {
     pub yourls: bool,
     pub shlink: bool,
+    pub dub: bool,
 }
 
 /// What the webhook API needs of the delivery settings.

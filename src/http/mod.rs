@@ -176,6 +176,9 @@ pub fn router(state: AppState) -> Router {
     if state.compat.shlink {
         compat = compat.merge(compat::shlink::routes());
     }
+    if state.compat.dub {
+        compat = compat.merge(compat::dub::routes());
+    }
     let compat = compat
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(

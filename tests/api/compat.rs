@@ -1,6 +1,8 @@
-//! Other shorteners' APIs, driven by their own clients: YOURLS's with the
-//! PyPI `yourls` client (scripts/compat/yourls_client.py, venv by
-//! scripts/compat-clients.sh); and the Flask shortener's two paths.
+//! Other shorteners' APIs, driven by their own clients (installed by
+//! scripts/compat-clients.sh, driven by scripts/compat/*): YOURLS's with
+//! the PyPI `yourls` client, Shlink's with `@shlinkio/shlink-js-sdk`,
+//! Dub's with the PyPI `dub` SDK, Bitly's with the PyPI `bitly-api-sdk`
+//! and `pyshorteners`; and the Flask shortener's two paths.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -626,4 +628,270 @@ async fn shlinks_api_refuses_as_shlink_does() {
             .map(|v| v.to_str().unwrap().to_owned()),
         Some("application/problem+json".to_owned())
     );
+}
+
+/// Dub's own Python SDK (PyPI `dub`, scripts/compat/dub_client.py), its
+/// server URL set to hop's `/dub`, against `--compat-dub`: every answer
+/// passes the SDK's models; create, read back by key and id, follow, read
+/// the analytics, list, update, delete; Dub's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dubs_sdk_creates_reads_follows_and_counts() {
+    let app = TestApp::spawn_with(|c| c.compat_dub = true).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compat/dub_client.py");
+    let (base, key) = (app.base.clone(), app.admin_key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(compat_python())
+            .arg(script)
+            .args([&base, &key])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = "https://example.com/from-dub?x=1";
+
+    let created = &got["created"];
+    assert_eq!(created["id"], "link_dub-one");
+    assert_eq!(created["domain"], "hop.test");
+    assert_eq!(created["key"], "dub-one");
+    assert_eq!(created["url"], url);
+    assert_eq!(created["shortLink"], "http://hop.test/dub-one");
+    assert_eq!(created["title"], "From the SDK");
+    assert_eq!(created["expiredUrl"], "https://example.com/expired");
+    assert_eq!(
+        created["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].clone())
+            .collect::<Vec<_>>(),
+        [json!("tag_launch"), json!("tag_sdk")]
+    );
+    let created_at = created["createdAt"].as_str().unwrap();
+    assert!(
+        created_at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created_at).is_ok(),
+        "{created_at}"
+    );
+    assert_eq!(got["by_key"], got["by_id"]);
+    assert_eq!(got["by_key"]["id"], "link_dub-one");
+    let error = |case: &str| got[case]["body"]["error"].clone();
+    assert_eq!(got["taken"]["status"], 409);
+    assert_eq!(error("taken")["code"], "conflict");
+    assert_eq!(got["bad_url"]["status"], 422);
+    assert_eq!(error("bad_url")["code"], "unprocessable_entity");
+
+    assert_eq!(got["follow"], json!([[302, url], [302, url], [302, url]]));
+    // Dub does not count bots: two clicks, however they are asked for.
+    for case in ["count", "count_by_key", "workspace_count"] {
+        assert_eq!(got[case]["clicks"], 2.0, "{case}");
+    }
+    let series = got["timeseries"].as_array().unwrap();
+    assert!(series.len() >= 24, "{series:?}");
+    let sum: f64 = series.iter().map(|b| b["clicks"].as_f64().unwrap()).sum();
+    assert_eq!(sum, 2.0);
+    // All time, by month in Paris: this month starts at 23:00 UTC (or
+    // 22:00 in summer) the day before the 1st.
+    let months = got["timeseries_all"].as_array().unwrap();
+    assert_eq!(months.len(), 1);
+    assert_eq!(months[0]["clicks"], 2.0);
+    let start = months[0]["start"].as_str().unwrap();
+    assert!(
+        start.contains("T23:00:00") || start.contains("T22:00:00"),
+        "{start}"
+    );
+    let rows = |case: &str, field: &str| -> Vec<(String, f64)> {
+        got[case]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r[field].as_str().unwrap().to_owned(),
+                    r["clicks"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        rows("devices", "device"),
+        [("Desktop".into(), 1.0), ("Mobile".into(), 1.0)]
+    );
+    assert_eq!(
+        rows("browsers", "browser"),
+        [("Chrome".into(), 1.0), ("Safari".into(), 1.0)]
+    );
+    assert_eq!(
+        rows("referers", "referer"),
+        [("(direct)".into(), 1.0), ("google.com".into(), 1.0)]
+    );
+    assert_eq!(
+        rows("countries", "country")
+            .iter()
+            .map(|r| r.1)
+            .sum::<f64>(),
+        2.0
+    );
+    assert_eq!(got["countries"][0]["city"], "*");
+    assert_eq!(rows("os", "os").len(), 2);
+    assert_eq!(got["cities"]["status"], 400);
+    assert_eq!(got["filtered"]["status"], 400);
+
+    let other = got["other_key"].as_str().unwrap();
+    assert_eq!(got["listed"], json!([other, "dub-one"]));
+    assert_eq!(got["listed_tag"], json!(["dub-one"]));
+    assert_eq!(got["listed_search"], json!([other]));
+    assert_eq!(got["updated"]["url"], "https://example.com/updated");
+    assert_eq!(got["updated"]["title"], "Updated");
+    assert_eq!(got["updated"]["tags"][0]["name"], "launch");
+    assert_eq!(got["updated"]["tags"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        got["follow_updated"],
+        json!([302, "https://example.com/updated"])
+    );
+    assert_eq!(got["deleted"], json!({"id": format!("link_{other}")}));
+    assert_eq!(got["gone"]["status"], 404);
+    assert_eq!(error("gone")["code"], "not_found");
+    assert_eq!(got["wrong_key"]["status"], 401);
+    assert_eq!(error("wrong_key")["code"], "unauthorized");
+}
+
+/// What the SDK does not reach: no key, another key's links, bad bodies,
+/// and the flag off.
+#[tokio::test]
+async fn dubs_api_refuses_as_dub_does() {
+    let app = TestApp::spawn_with(|c| c.compat_dub = true).await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}/dub{p}", app.base);
+    let res = client.get(url("/links")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let alice = app.create_key("alice", false).await;
+    let bob = app.create_key("bob", false).await;
+    let res = client
+        .post(url("/links"))
+        .bearer_auth(&alice)
+        .json(&json!({"url": "https://example.com/a", "key": "alices"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for (method, path) in [
+        (Method::GET, "/links/info?linkId=link_alices"),
+        (Method::PATCH, "/links/link_alices"),
+        (Method::DELETE, "/links/link_alices"),
+        (Method::GET, "/analytics?linkId=link_alices"),
+    ] {
+        let res = client
+            .request(method.clone(), url(path))
+            .bearer_auth(&bob)
+            .json(&json!({"title": "mine now"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let listed: Value = client
+        .get(url("/links"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+    assert!(
+        app.store
+            .link_by_slug(&hop::domain::Slug::parse("alices").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    for (body, status) in [
+        (json!({}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"url": 5}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"url": "https://example.com/", "key": "has space"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"url": "https://example.com/", "expiresAt": "soon"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"url": "https://example.com/", "tagNames": [1]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"url": "https://example.com/", "domain": "dub.sh"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (json!([1]), StatusCode::BAD_REQUEST),
+    ] {
+        let res = client
+            .post(url("/links"))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{body}");
+        let got: Value = res.json().await.unwrap();
+        assert!(got["error"]["code"].is_string(), "{body}");
+    }
+    for q in ["page=0", "pageSize=500", "sortBy=colour", "sortOrder=up"] {
+        let res = client
+            .get(url(&format!("/links?{q}")))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+    }
+    for q in [
+        "interval=2w",
+        "event=views",
+        "timezone=Mars/Base",
+        "groupBy=top_links",
+        "start=yesterday",
+    ] {
+        let res = client
+            .get(url(&format!("/analytics?{q}")))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{q}");
+    }
+    let res = client
+        .get(url("/links/info"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = client
+        .patch(url("/links/link_alices"))
+        .bearer_auth(&alice)
+        .json(&json!({"key": "renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let off = TestApp::spawn().await;
+    let res = client
+        .get(format!("{}/dub/links", off.base))
+        .bearer_auth(&off.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

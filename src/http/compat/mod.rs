@@ -1,8 +1,10 @@
 //! The APIs of other shorteners, each switched on by a flag (off by
 //! default), so that their clients work against hop unchanged:
-//! [`yourls`] (`--compat-yourls`) and [`shlink`] (`--compat-shlink`).
+//! [`yourls`] (`--compat-yourls`), [`shlink`] (`--compat-shlink`) and
+//! [`dub`] (`--compat-dub`).
 //! docs/compat.md says what each covers.
 
+pub mod dub;
 pub mod shlink;
 pub mod yourls;
 
@@ -91,4 +93,17 @@ pub(super) async fn all_links(state: &AppState, key: &ApiKey) -> Result<Vec<Link
             return Ok(out);
         }
     }
+}
+
+/// This server's domain as Shlink and Dub name domains: the public base
+/// URL's authority (`host` or `host:port`).
+pub(super) fn own_domain(state: &AppState) -> String {
+    url::Url::parse(&state.public_base)
+        .ok()
+        .map(|u| match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
 }

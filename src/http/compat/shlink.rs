@@ -25,7 +25,7 @@ use axum::routing::{any, get};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{all_links, visible};
+use super::{all_links, own_domain, visible};
 use crate::auth::Token;
 use crate::domain::{FieldError, Link, LinkId, SlugError};
 use crate::service::links::{LinkChanges, LinkError, NewLink};
@@ -226,19 +226,6 @@ fn parse_date(s: &str) -> Option<DateTime<Utc>> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
-}
-
-/// This server's domain as Shlink names domains: the public base URL's
-/// authority.
-fn own_domain(state: &AppState) -> String {
-    url::Url::parse(&state.public_base)
-        .ok()
-        .map(|u| match (u.host_str(), u.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => String::new(),
-        })
-        .unwrap_or_default()
 }
 
 /// Whether a `domain` a request gives names this server (absent, Shlink's
