@@ -215,6 +215,7 @@ impl Application {
                 yourls: config.compat_yourls,
                 shlink: config.compat_shlink,
                 dub: config.compat_dub,
+                bitly: config.compat_bitly,
             },
             blocklist,
             takedowns,

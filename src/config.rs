@@ -268,6 +268,10 @@ pub struct ServeConfig {
     /// docs/compat.md).
     #[arg(long, env = "HOP_COMPAT_DUB")]
     pub compat_dub: bool,
+    /// Answer a subset of Bitly's API v4 under /v4 (shorten, bitlinks,
+    /// clicks; the token is a hop API key; see docs/compat.md).
+    #[arg(long, env = "HOP_COMPAT_BITLY")]
+    pub compat_bitly: bool,
     /// Most links kept in the in-process cache.
     #[arg(long, env = "HOP_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: u64,

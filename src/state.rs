@@ -91,6 +91,7 @@ pub struct CompatApis {
     pub yourls: bool,
     pub shlink: bool,
     pub dub: bool,
+    pub bitly: bool,
 }
 
 /// What the webhook API needs of the delivery settings.

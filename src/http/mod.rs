@@ -179,6 +179,9 @@ pub fn router(state: AppState) -> Router {
     if state.compat.dub {
         compat = compat.merge(compat::dub::routes());
     }
+    if state.compat.bitly {
+        compat = compat.merge(compat::bitly::routes());
+    }
     let compat = compat
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(

@@ -895,3 +895,226 @@ async fn dubs_api_refuses_as_dub_does() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// Bitly v4 (`--compat-bitly`) through `bitly-api-sdk` (generated from
+/// Bitly's API collection) and `pyshorteners`
+/// (scripts/compat/bitly_client.py): shorten (201, then 200 for the same
+/// URL), create with a back-half, read back, follow, clicks by day, hour
+/// and month, the summary, patch; Bitly's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitly_clients_shorten_read_follow_and_count() {
+    let app = TestApp::spawn_with(|c| c.compat_bitly = true).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compat/bitly_client.py");
+    let (base, key) = (app.base.clone(), app.admin_key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(compat_python())
+            .arg(script)
+            .args([&base, &key])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = "https://example.com/from-bitly";
+
+    assert_eq!(got["shorten"][0], 201);
+    assert_eq!(got["shorten_again"][0], 200);
+    assert_eq!(got["shorten_again"][1]["id"], got["shorten"][1]["id"]);
+    let created = &got["created"][1];
+    assert_eq!(got["created"][0], 201);
+    assert_eq!(
+        created,
+        &json!({
+            "references": {"group": "http://hop.test/v4/groups/Bhop"},
+            "link": "http://hop.test/bitly-one", "id": "hop.test/bitly-one", "long_url": url,
+            "title": "From the SDK", "archived": false, "created_at": created["created_at"],
+            "created_by": "test-admin", "client_id": "hop", "custom_bitlinks": [], "tags": ["t1"],
+            "deeplinks": [], "is_deleted": false, "launchpad_ids": [], "campaign_ids": [],
+        })
+    );
+    let created_at = created["created_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_str(created_at, "%Y-%m-%dT%H:%M:%S%z").is_ok()
+            && created_at.ends_with("+0000"),
+        "{created_at}"
+    );
+    assert_eq!(got["created_model"][1]["title"], "plain");
+    assert_eq!(got["taken"][0], 409);
+    assert_eq!(got["bad_url"][0], 400);
+    assert_eq!(got["bad_url"][1]["message"], "INVALID_ARG_LONG_URL");
+    assert_eq!(got["bad_url"][1]["errors"][0]["field"], "long_url");
+    assert_eq!(got["read"], json!([200, created]));
+
+    assert_eq!(got["follow"], json!([[302, url], [302, url], [302, url]]));
+    // Humans only: the crawler's visit is not a click.
+    assert_eq!(got["summary"][1]["total_clicks"], 2);
+    assert_eq!(got["summary"][1]["units"], -1);
+    let days = got["clicks"][1]["link_clicks"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "one day since the link was made");
+    assert_eq!(days[0]["clicks"], 2);
+    assert!(
+        days[0]["date"]
+            .as_str()
+            .unwrap()
+            .ends_with("T00:00:00+0000")
+    );
+    let hours = got["clicks_hours"][1]["link_clicks"].as_array().unwrap();
+    assert_eq!(hours.len(), 3);
+    assert_eq!(hours[0]["clicks"], 2, "newest hour first");
+    assert_eq!(hours[1]["clicks"], 0);
+    let months = got["clicks_months"][1]["link_clicks"].as_array().unwrap();
+    assert_eq!(months.len(), 2);
+    assert_eq!(months[0]["clicks"], 2);
+    assert!(months[0]["date"].as_str().unwrap().contains("-01T00:00:00"));
+    assert_eq!(got["bad_unit"][0], 400);
+    assert_eq!(got["bad_unit"][1]["message"], "INVALID_ARG_UNIT");
+
+    assert_eq!(got["patched"][0], 200);
+    assert_eq!(got["patched"][1]["title"], "Patched");
+    assert_eq!(got["patched"][1]["tags"], json!(["t1", "t2"]));
+    assert_eq!(
+        got["unknown"],
+        json!([404, {"message": "NOT_FOUND", "resource": "bitlinks",
+                     "description": "What you are looking for cannot be found."}, "NOTFOUNDException"])
+    );
+    assert_eq!(got["wrong_key"][0], 403);
+    assert_eq!(got["wrong_key"][1]["message"], "FORBIDDEN");
+    // pyshorteners gets the bitlink there is for this URL, and its clicks.
+    assert_eq!(got["py_short"], "http://hop.test/bitly-one");
+    assert_eq!(got["py_expand"], url);
+    assert_eq!(got["py_total"], 2);
+}
+
+/// What the clients do not reach: a bare token (npm `bitly` sends one),
+/// another key's links, bad bodies and units, and the flag off.
+#[tokio::test]
+async fn bitlys_api_refuses_as_bitly_does() {
+    let app = TestApp::spawn_with(|c| c.compat_bitly = true).await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}/v4{p}", app.base);
+    let res = client
+        .post(url("/shorten"))
+        .json(&json!({"long_url": "https://example.com/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let alice = app.create_key("alice", false).await;
+    let bob = app.create_key("bob", false).await;
+    let res = client
+        .post(url("/bitlinks"))
+        .header("Authorization", &alice)
+        .json(&json!({"long_url": "https://example.com/a", "keyword": "alices"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "a bare token");
+    for (method, path) in [
+        (Method::GET, "/bitlinks/hop.test%2Falices"),
+        (Method::PATCH, "/bitlinks/hop.test/alices"),
+        (Method::GET, "/bitlinks/hop.test/alices/clicks"),
+        (Method::GET, "/bitlinks/hop.test/alices/clicks/summary"),
+        (Method::GET, "/bitlinks/bit.ly/alices"),
+    ] {
+        let res = client
+            .request(method.clone(), url(path))
+            .bearer_auth(&bob)
+            .json(&json!({"title": "mine now"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["message"], "NOT_FOUND");
+    }
+    // Bob shortening the same URL gets a link of his own.
+    let res = client
+        .post(url("/shorten"))
+        .bearer_auth(&bob)
+        .json(&json!({"long_url": "https://example.com/a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    for (body, field) in [
+        (json!({}), "long_url"),
+        (json!({"long_url": 3}), "long_url"),
+        (json!({"long_url": "javascript:alert(1)"}), "long_url"),
+        (json!({"long_url": "http://hop.test/alices"}), "long_url"),
+        (
+            json!({"long_url": "https://example.com/", "domain": "other.test"}),
+            "domain",
+        ),
+        (
+            json!({"long_url": "https://example.com/", "keyword": "a b"}),
+            "keyword",
+        ),
+        (
+            json!({"long_url": "https://example.com/", "tags": "x"}),
+            "tags",
+        ),
+    ] {
+        let res = client
+            .post(url("/bitlinks"))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        let got: Value = res.json().await.unwrap();
+        assert_eq!(got["errors"][0]["field"], field, "{body}");
+    }
+    for q in [
+        "unit=fortnight",
+        "units=0",
+        "units=x",
+        "unit_reference=soon",
+        "unit=minute&units=-1&unit_reference=2030-01-01T00:00:00%2B0000",
+    ] {
+        let res = client
+            .get(url(&format!("/bitlinks/hop.test/alices/clicks?{q}")))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{q}");
+    }
+    let res = client
+        .patch(url("/bitlinks/hop.test/alices"))
+        .bearer_auth(&alice)
+        .json(&json!({"archived": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = client
+        .delete(url("/bitlinks/hop.test/alices"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        app.store
+            .link_by_slug(&hop::domain::Slug::parse("alices").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let off = TestApp::spawn().await;
+    let res = client
+        .post(format!("{}/v4/shorten", off.base))
+        .bearer_auth(&off.admin_key)
+        .json(&json!({"long_url": "https://example.com/"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    assert_ne!(res.status(), StatusCode::CREATED);
+}

@@ -1,9 +1,10 @@
 //! The APIs of other shorteners, each switched on by a flag (off by
 //! default), so that their clients work against hop unchanged:
-//! [`yourls`] (`--compat-yourls`), [`shlink`] (`--compat-shlink`) and
-//! [`dub`] (`--compat-dub`).
+//! [`yourls`] (`--compat-yourls`), [`shlink`] (`--compat-shlink`),
+//! [`dub`] (`--compat-dub`) and [`bitly`] (`--compat-bitly`).
 //! docs/compat.md says what each covers.
 
+pub mod bitly;
 pub mod dub;
 pub mod shlink;
 pub mod yourls;
