@@ -42,6 +42,27 @@ fn compat_python() -> std::path::PathBuf {
     python
 }
 
+/// Runs a client script (`program script args…`, the script in
+/// scripts/compat/) off the runtime and gives what it printed as JSON,
+/// failing with its stderr when it fails.
+async fn run_client(program: std::path::PathBuf, script: &str, args: Vec<String>) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/compat")
+        .join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(program)
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_yourls_client_shortens_expands_follows_and_counts() {
     let app = TestApp::spawn_with(|c| c.compat_yourls = true).await;
@@ -54,22 +75,8 @@ async fn the_yourls_client_shortens_expands_follows_and_counts() {
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 32);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compat/yourls_client.py");
-    let base = app.base.clone();
-    let key = app.admin_key.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(compat_python())
-            .arg(script)
-            .args([&base, &key, &token])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = vec![app.base.clone(), app.admin_key.clone(), token];
+    let got = run_client(compat_python(), "yourls_client.py", args).await;
     let url = "https://example.com/from-yourls?q=1";
 
     assert_eq!(
@@ -321,22 +328,12 @@ async fn shlinks_sdk_creates_reads_follows_and_counts() {
         sdk.join("node_modules/@shlinkio/shlink-js-sdk").exists(),
         "run scripts/compat-clients.sh (scripts/test.sh does)"
     );
-    let script = root.join("scripts/compat/shlink_client.mjs");
-    let (base, key) = (app.base.clone(), app.admin_key.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(script)
-            .arg(&base)
-            .arg(&key)
-            .arg(sdk)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = vec![
+        app.base.clone(),
+        app.admin_key.clone(),
+        sdk.display().to_string(),
+    ];
+    let got = run_client("node".into(), "shlink_client.mjs", args).await;
     let url = "https://example.com/from-shlink?a=1";
 
     assert_eq!(got["health"]["status"], "pass");
@@ -637,21 +634,8 @@ async fn shlinks_api_refuses_as_shlink_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dubs_sdk_creates_reads_follows_and_counts() {
     let app = TestApp::spawn_with(|c| c.compat_dub = true).await;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compat/dub_client.py");
-    let (base, key) = (app.base.clone(), app.admin_key.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(compat_python())
-            .arg(script)
-            .args([&base, &key])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = vec![app.base.clone(), app.admin_key.clone()];
+    let got = run_client(compat_python(), "dub_client.py", args).await;
     let url = "https://example.com/from-dub?x=1";
 
     let created = &got["created"];
@@ -904,21 +888,8 @@ async fn dubs_api_refuses_as_dub_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bitly_clients_shorten_read_follow_and_count() {
     let app = TestApp::spawn_with(|c| c.compat_bitly = true).await;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compat/bitly_client.py");
-    let (base, key) = (app.base.clone(), app.admin_key.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(compat_python())
-            .arg(script)
-            .args([&base, &key])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = vec![app.base.clone(), app.admin_key.clone()];
+    let got = run_client(compat_python(), "bitly_client.py", args).await;
     let url = "https://example.com/from-bitly";
 
     assert_eq!(got["shorten"][0], 201);

@@ -21,8 +21,7 @@ use axum::routing::{any, post};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{all_links, own_domain, visible};
-use crate::auth::Token;
+use super::{all_links, live_key, own_domain, visible};
 use crate::domain::{FieldError, Link, SlugError, UrlError};
 use crate::service::links::{LinkChanges, LinkError, NewLink};
 use crate::state::AppState;
@@ -126,13 +125,7 @@ async fn key_of(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, BitlyEr
         .or_else(|| value.strip_prefix("bearer "))
         .unwrap_or(value)
         .trim();
-    let token = Token::new(given.to_owned());
-    let key = if token.is_api_key() {
-        state.store.key_by_hash(&token.hash()).await?
-    } else {
-        None
-    };
-    key.filter(|k| k.revoked_at.is_none()).ok_or_else(|| {
+    live_key(state, given).await?.ok_or_else(|| {
         BitlyError::new(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",

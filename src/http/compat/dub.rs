@@ -21,8 +21,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, U
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
-use super::{all_links, own_domain, visible};
-use crate::auth::Token;
+use super::{all_links, live_key, own_domain, visible};
 use crate::domain::{Dimension, FieldError, Link, LinkId, SlugError};
 use crate::service::links::{LinkChanges, LinkError, NewLink, PreviewSpec};
 use crate::state::AppState;
@@ -137,13 +136,8 @@ async fn key_of(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, DubErro
         .or_else(|| value.strip_prefix("bearer "))
         .unwrap_or(value)
         .trim();
-    let token = Token::new(given.to_owned());
-    let key = if token.is_api_key() {
-        state.store.key_by_hash(&token.hash()).await?
-    } else {
-        None
-    };
-    key.filter(|k| k.revoked_at.is_none())
+    live_key(state, given)
+        .await?
         .ok_or_else(|| unauthorized("Unauthorized: Invalid API key."))
 }
 

@@ -108,3 +108,17 @@ pub(super) fn own_domain(state: &AppState) -> String {
         })
         .unwrap_or_default()
 }
+
+/// The live key a token names (an API key given as Shlink's `X-Api-Key`,
+/// Dub's or Bitly's bearer token); `None` for anything else.
+pub(super) async fn live_key(state: &AppState, given: &str) -> Result<Option<ApiKey>, StoreError> {
+    let token = crate::auth::Token::new(given.trim().to_owned());
+    if !token.is_api_key() {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .key_by_hash(&token.hash())
+        .await?
+        .filter(|k| k.revoked_at.is_none()))
+}

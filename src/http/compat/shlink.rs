@@ -25,8 +25,7 @@ use axum::routing::{any, get};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{all_links, own_domain, visible};
-use crate::auth::Token;
+use super::{all_links, live_key, own_domain, visible};
 use crate::domain::{FieldError, Link, LinkId, SlugError};
 use crate::service::links::{LinkChanges, LinkError, NewLink};
 use crate::state::AppState;
@@ -188,13 +187,7 @@ async fn key_of(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, Problem
             "Expected one of the following authentication headers, [\"X-Api-Key\"], but none were provided",
         ));
     };
-    let token = Token::new(given.trim().to_owned());
-    let key = if token.is_api_key() {
-        state.store.key_by_hash(&token.hash()).await?
-    } else {
-        None
-    };
-    key.filter(|k| k.revoked_at.is_none()).ok_or_else(|| {
+    live_key(state, given).await?.ok_or_else(|| {
         problem(
             StatusCode::UNAUTHORIZED,
             "invalid-api-key",
