@@ -564,6 +564,24 @@ async fn shlinks_api_refuses_as_shlink_does() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Pages far past the end are empty, not errors.
+    for path in [
+        "/short-urls?page=999999999999999&itemsPerPage=-1",
+        "/short-urls?page=999999999999999&itemsPerPage=999999999999",
+        "/short-urls/alices/visits?page=999999999999999&itemsPerPage=20000",
+        "/tags?page=999999999999999&itemsPerPage=-1",
+    ] {
+        let res = client
+            .get(url(path))
+            .header("X-Api-Key", &alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let body: Value = res.json().await.unwrap();
+        let list = body.as_object().unwrap().values().next().unwrap();
+        assert_eq!(list["data"], json!([]), "{path}");
+    }
     for q in [
         "page=0",
         "itemsPerPage=many",
@@ -830,6 +848,16 @@ async fn dubs_api_refuses_as_dub_does() {
         let got: Value = res.json().await.unwrap();
         assert!(got["error"]["code"].is_string(), "{body}");
     }
+    let far: Value = client
+        .get(url("/links?page=999999999999999999"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(far, json!([]));
     for q in ["page=0", "pageSize=500", "sortBy=colour", "sortOrder=up"] {
         let res = client
             .get(url(&format!("/links?{q}")))
@@ -1044,6 +1072,7 @@ async fn bitlys_api_refuses_as_bitly_does() {
         "unit=fortnight",
         "units=0",
         "units=x",
+        "units=1000000000000",
         "unit_reference=soon",
         "unit=minute&units=-1&unit_reference=2030-01-01T00:00:00%2B0000",
     ] {

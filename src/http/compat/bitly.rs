@@ -506,7 +506,7 @@ async fn clicks(state: &AppState, link: &Link, raw: Option<&str>, summary: bool)
         Some(u) => u
             .parse::<i64>()
             .ok()
-            .filter(|n| *n == -1 || *n >= 1)
+            .filter(|n| *n == -1 || (1..=MAX_BUCKETS).contains(n))
             .ok_or_else(|| BitlyError::invalid("units", "The value provided is invalid."))?,
     };
     let now = Utc::now();

@@ -383,7 +383,7 @@ async fn list(
     }
     let data: Vec<Value> = links
         .iter()
-        .skip((page - 1) * size)
+        .skip((page - 1).saturating_mul(size))
         .take(size)
         .map(|l| link_object(&state, l, counts.get(&l.id).copied().unwrap_or(0)))
         .collect();

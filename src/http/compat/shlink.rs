@@ -39,6 +39,9 @@ const DEFAULT_ITEMS: i64 = 10;
 /// Most visits one answer carries (Shlink's "all" is unbounded; the web
 /// client reads visits in pages of 5 000).
 const MAX_VISITS_PAGE: i64 = 20_000;
+/// A day, in ms: how far past now a visits list reads by default (a click
+/// stamped ahead by a node's clock still shows).
+const DAY_MS: i64 = 86_400_000;
 /// Raw clicks read per store call while listing visits.
 const VISIT_CHUNK: usize = 2_000;
 
@@ -304,9 +307,9 @@ fn page_of<T>(items: Vec<T>, page: i64, per: i64, total: i64) -> (Vec<T>, Value)
     let pages = if total == 0 {
         0
     } else {
-        (total + per - 1) / per
+        total / per + i64::from(total % per != 0)
     };
-    let start = ((page - 1) * per).min(items.len() as i64) as usize;
+    let start = (page - 1).saturating_mul(per).min(items.len() as i64) as usize;
     let data: Vec<T> = items.into_iter().skip(start).take(per as usize).collect();
     let pagination = json!({
         "currentPage": page,
@@ -534,7 +537,8 @@ async fn list(
         });
     }
     let total = links.len() as i64;
-    let per = per.min(total.max(1));
+    // `-1` (all): one page of everything.
+    let per = if per == i64::MAX { total.max(1) } else { per };
     let (links, pagination) = page_of(links, page, per, total);
     if !needs_counts {
         let ids: Vec<LinkId> = links.iter().map(|l| l.id).collect();
@@ -864,10 +868,12 @@ async fn visits(
     let from = q.date("startDate")?.map_or(0, |t| t.timestamp_millis());
     let to = q
         .date("endDate")?
-        .map_or(i64::MAX / 2, |t| t.timestamp_millis() + 1);
+        .map_or(Utc::now().timestamp_millis() + DAY_MS, |t| {
+            t.timestamp_millis() + 1
+        });
     // Newest first: clicks are read oldest first and only the newest
     // `page × per` kept, so memory is bounded by the page asked for.
-    let keep = (page * per) as usize;
+    let keep = page.saturating_mul(per) as usize;
     let mut newest: VecDeque<crate::domain::EnrichedClick> = VecDeque::new();
     let mut total: i64 = 0;
     let mut after = None;
@@ -947,7 +953,8 @@ fn tag_page<T>(q: &Query, tags: BTreeMap<String, T>) -> Result<(Vec<(String, T)>
         items.reverse();
     }
     let total = items.len() as i64;
-    Ok(page_of(items, page, per.min(total.max(1)), total))
+    let per = if per == i64::MAX { total.max(1) } else { per };
+    Ok(page_of(items, page, per, total))
 }
 
 async fn tags(
