@@ -15,13 +15,13 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{all_links, live_key, own_domain, visible};
+use super::{bearer_or_bare, link_to, live_key, own_domain, visible};
 use crate::domain::{FieldError, Link, SlugError, UrlError};
 use crate::service::links::{LinkChanges, LinkError, NewLink};
 use crate::state::AppState;
@@ -116,15 +116,7 @@ async fn not_found() -> BitlyError {
 
 /// The key the token names, or Bitly's 403.
 async fn key_of(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, BitlyError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let given = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim();
+    let given = bearer_or_bare(headers).unwrap_or("");
     live_key(state, given).await?.ok_or_else(|| {
         BitlyError::new(
             StatusCode::FORBIDDEN,
@@ -245,23 +237,6 @@ fn link_error(e: LinkError) -> BitlyError {
     }
 }
 
-/// The key's link to this long URL, if it has one (Bitly answers a
-/// shortened URL with its bitlink rather than a new one).
-async fn existing(
-    state: &AppState,
-    key: &ApiKey,
-    long_url: &str,
-) -> Result<Option<Link>, StoreError> {
-    let parsed = crate::domain::TargetUrl::parse(long_url, &state.own_hosts).ok();
-    Ok(all_links(state, key).await?.into_iter().find(|l| {
-        l.owner == Some(key.id)
-            && (l.target.as_str() == long_url
-                || parsed
-                    .as_ref()
-                    .is_some_and(|t| t.as_str() == l.target.as_str()))
-    }))
-}
-
 /// `POST /v4/shorten` and `POST /v4/bitlinks`: 200 with the key's bitlink
 /// for this long URL when there is one (and no keyword asks for a new
 /// one), else 201 with a new one.
@@ -290,7 +265,7 @@ async fn make(state: &AppState, headers: &HeaderMap, body: &[u8], full: bool) ->
     };
     let tags = if full { tags(&m)? } else { None };
     if keyword.is_none()
-        && let Some(l) = existing(state, &key, &long_url).await?
+        && let Some(l) = link_to(state, &key, &long_url, |l| l.owner == Some(key.id)).await?
     {
         return Ok((StatusCode::OK, axum::Json(bitlink_object(state, &key, &l))).into_response());
     }

@@ -10,18 +10,18 @@
 //! A Dub link id is `link_` and the slug (hop links are found by slug,
 //! and a slug never changes); a tag's id is `tag_` and its name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, patch};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
-use super::{all_links, live_key, own_domain, visible};
+use super::{all_links, bearer_or_bare, clicks_of, live_key, own_domain, visible};
 use crate::domain::{Dimension, FieldError, Link, LinkId, SlugError};
 use crate::service::links::{LinkChanges, LinkError, NewLink, PreviewSpec};
 use crate::state::AppState;
@@ -125,17 +125,9 @@ async fn not_found() -> DubError {
 /// The key `Authorization: Bearer` names, or Dub's 401.
 async fn key_of(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, DubError> {
     let unauthorized = |m: &str| DubError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(given) = bearer_or_bare(headers) else {
         return Err(unauthorized("Missing Authorization header."));
     };
-    let given = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim();
     live_key(state, given)
         .await?
         .ok_or_else(|| unauthorized("Unauthorized: Invalid API key."))
@@ -224,17 +216,8 @@ fn link_object(state: &AppState, l: &Link, clicks: u64) -> Value {
     link
 }
 
-/// Human clicks (Dub does not count bots), per link.
-async fn clicks(state: &AppState, ids: &[LinkId]) -> Result<HashMap<LinkId, u64>, StoreError> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(500) {
-        out.extend(state.store.click_totals(chunk, false).await?);
-    }
-    Ok(out)
-}
-
 async fn one_link(state: &AppState, l: &Link) -> Answer {
-    let n = clicks(state, &[l.id])
+    let n = clicks_of(state, &[l.id], false)
         .await?
         .get(&l.id)
         .copied()
@@ -293,6 +276,32 @@ async fn by_id(state: &AppState, key: &ApiKey, id: &str) -> Result<Link, DubErro
         .ok_or_else(DubError::not_found)
 }
 
+/// The link a query selects (`linkId`, or `domain` and `key`; an
+/// `externalId` names none, hop links have no external ids); `None`: the
+/// query selects no link.
+async fn selected(
+    state: &AppState,
+    key: &ApiKey,
+    q: &[(String, String)],
+) -> Result<Option<Link>, DubError> {
+    if let Some(id) = param(q, "linkId") {
+        return by_id(state, key, id).await.map(Some);
+    }
+    if let Some(k) = param(q, "key") {
+        if !is_own_domain(state, param(q, "domain")) {
+            return Err(DubError::not_found());
+        }
+        return visible(state, key, k)
+            .await?
+            .ok_or_else(DubError::not_found)
+            .map(Some);
+    }
+    if param(q, "externalId").is_some() {
+        return Err(DubError::not_found());
+    }
+    Ok(None)
+}
+
 async fn info(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -300,19 +309,7 @@ async fn info(
 ) -> Answer {
     let key = key_of(&state, &headers).await?;
     let q = query(raw.as_deref());
-    let link = if let Some(id) = param(&q, "linkId") {
-        by_id(&state, &key, id).await?
-    } else if let Some(k) = param(&q, "key") {
-        if !is_own_domain(&state, param(&q, "domain")) {
-            return Err(DubError::not_found());
-        }
-        visible(&state, &key, k)
-            .await?
-            .ok_or_else(DubError::not_found)?
-    } else if param(&q, "externalId").is_some() {
-        // hop links have no external ids.
-        return Err(DubError::not_found());
-    } else {
+    let Some(link) = selected(&state, &key, &q).await? else {
         return Err(DubError::bad_request(
             "You must provide a domain and a key or a linkId or an externalId to retrieve a link.",
         ));
@@ -374,7 +371,7 @@ async fn list(
         })
         .collect();
     let ids: Vec<LinkId> = links.iter().map(|l| l.id).collect();
-    let counts = clicks(&state, &ids).await?;
+    let counts = clicks_of(&state, &ids, false).await?;
     if sort == Some("clicks") {
         links.sort_by_key(|l| std::cmp::Reverse(counts.get(&l.id).copied().unwrap_or(0)));
     }
@@ -762,21 +759,9 @@ async fn analytics(
         .map_err(|_| DubError::unprocessable("timezone: must be an IANA time zone"))?;
     // The links counted: one (linkId, or domain and key), else every link
     // the key sees (Dub's workspace).
-    let links: Vec<Link> = if let Some(id) = param(&q, "linkId") {
-        vec![by_id(&state, &key, id).await?]
-    } else if let Some(k) = param(&q, "key") {
-        if !is_own_domain(&state, param(&q, "domain")) {
-            return Err(DubError::not_found());
-        }
-        vec![
-            visible(&state, &key, k)
-                .await?
-                .ok_or_else(DubError::not_found)?,
-        ]
-    } else if param(&q, "externalId").is_some() {
-        return Err(DubError::not_found());
-    } else {
-        all_links(&state, &key).await?
+    let links: Vec<Link> = match selected(&state, &key, &q).await? {
+        Some(link) => vec![link],
+        None => all_links(&state, &key).await?,
     };
     let now = Utc::now();
     let first = links.iter().map(|l| l.created_at).min().unwrap_or(now);

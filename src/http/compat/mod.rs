@@ -62,17 +62,72 @@ pub(super) async fn visible(
         .filter(|l| key.admin || l.owner == Some(key.id)))
 }
 
-/// Every click of these links, bots included (YOURLS and Shlink count
-/// every redirect).
+/// All-time clicks of these links, with bots (YOURLS and Shlink count
+/// every redirect) or without (Dub and Bitly count humans).
 pub(super) async fn clicks_of(
     state: &AppState,
     ids: &[LinkId],
+    include_bots: bool,
 ) -> Result<HashMap<LinkId, u64>, StoreError> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
-        out.extend(state.store.click_totals(chunk, true).await?);
+        out.extend(state.store.click_totals(chunk, include_bots).await?);
     }
     Ok(out)
+}
+
+/// The link to `long_url` that `key` sees (its own, or any for an admin)
+/// and `also` accepts, if there is one: narrowed by the store's text
+/// search, then compared exactly (as given, or as hop stores it).
+pub(super) async fn link_to(
+    state: &AppState,
+    key: &ApiKey,
+    long_url: &str,
+    also: impl Fn(&Link) -> bool,
+) -> Result<Option<Link>, StoreError> {
+    let parsed = crate::domain::TargetUrl::parse(long_url, &state.own_hosts).ok();
+    let same = |l: &Link| {
+        l.target.as_str() == long_url
+            || parsed
+                .as_ref()
+                .is_some_and(|t| t.as_str() == l.target.as_str())
+    };
+    let mut before = None;
+    loop {
+        let page = state
+            .store
+            .list_links(&LinkQuery {
+                owner: (!key.admin).then_some(key.id),
+                // Stored targets are in parsed form.
+                text: Some(parsed.as_ref().map_or(long_url, |t| t.as_str()).to_owned()),
+                before,
+                limit: 1_000,
+                ..LinkQuery::default()
+            })
+            .await?;
+        if let Some(l) = page.iter().find(|l| same(l) && also(l)) {
+            return Ok(Some(l.clone()));
+        }
+        if page.len() < 1_000 {
+            return Ok(None);
+        }
+        before = page.last().map(|l| l.id);
+    }
+}
+
+/// A bearer token as Dub's and Bitly's clients send it: after `Bearer `,
+/// or bare (npm `bitly`); `None` without an `Authorization` header.
+pub(super) fn bearer_or_bare(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?;
+    Some(
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value)
+            .trim(),
+    )
 }
 
 /// Every link `key` sees, newest first.

@@ -25,7 +25,7 @@ use axum::routing::{any, get};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{all_links, live_key, own_domain, visible};
+use super::{all_links, clicks_of, link_to, live_key, own_domain, visible};
 use crate::domain::{FieldError, Link, LinkId, SlugError};
 use crate::service::links::{LinkChanges, LinkError, NewLink};
 use crate::state::AppState;
@@ -327,13 +327,11 @@ async fn summaries(
     ids: &[LinkId],
 ) -> Result<HashMap<LinkId, (u64, u64)>, StoreError> {
     let mut out: HashMap<LinkId, (u64, u64)> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        for (id, n) in state.store.click_totals(chunk, true).await? {
-            out.entry(id).or_default().0 = n;
-        }
-        for (id, n) in state.store.click_totals(chunk, false).await? {
-            out.entry(id).or_default().1 = n;
-        }
+    for (id, n) in clicks_of(state, ids, true).await? {
+        out.entry(id).or_default().0 = n;
+    }
+    for (id, n) in clicks_of(state, ids, false).await? {
+        out.entry(id).or_default().1 = n;
     }
     Ok(out)
 }
@@ -715,7 +713,6 @@ async fn create(
         ));
     }
     if bool_field(&m, "findIfExists")? {
-        let target = crate::domain::TargetUrl::parse(&long_url, &state.own_hosts).ok();
         let same_tags = |l: &Link| {
             tags.as_ref().is_none_or(|t| {
                 let mut a: Vec<String> = t.iter().map(|s| s.to_lowercase()).collect();
@@ -725,16 +722,13 @@ async fn create(
                 a == b
             })
         };
-        let found = all_links(&state, &key).await?.into_iter().find(|l| {
-            (l.target.as_str() == long_url
-                || target
-                    .as_ref()
-                    .is_some_and(|t| t.as_str() == l.target.as_str()))
-                && slug.as_deref().is_none_or(|s| l.slug.as_str() == s)
+        let found = link_to(&state, &key, &long_url, |l| {
+            slug.as_deref().is_none_or(|s| l.slug.as_str() == s)
                 && same_tags(l)
                 && title.as_ref().is_none_or(|t| l.title.as_ref() == Some(t))
                 && max.is_none_or(|m| l.max_clicks == Some(m as u64))
-        });
+        })
+        .await?;
         if let Some(l) = found {
             return one_short_url(&state, &l).await;
         }

@@ -319,7 +319,7 @@ async fn act(
             let keyword = keyword_of(state, get("shorturl").unwrap_or(""));
             match visible(state, key, &keyword).await? {
                 Some(l) => {
-                    let clicks = clicks_of(state, &[l.id]).await?;
+                    let clicks = clicks_of(state, &[l.id], true).await?;
                     m.insert("statusCode".into(), json!("200"));
                     m.insert("message".into(), json!("success"));
                     m.insert(
@@ -337,7 +337,7 @@ async fn act(
         Some("stats") => {
             let links = all_links(state, key).await?;
             let ids: Vec<LinkId> = links.iter().map(|l| l.id).collect();
-            let clicks = clicks_of(state, &ids).await?;
+            let clicks = clicks_of(state, &ids, true).await?;
             let count = |l: &Link| clicks.get(&l.id).copied().unwrap_or(0);
             let limit = get("limit")
                 .and_then(|l| l.trim().parse::<i64>().ok())
@@ -374,7 +374,7 @@ async fn act(
         Some("db-stats") => {
             let links = all_links(state, key).await?;
             let ids: Vec<LinkId> = links.iter().map(|l| l.id).collect();
-            let clicks = clicks_of(state, &ids).await?;
+            let clicks = clicks_of(state, &ids, true).await?;
             m.insert("db-stats".into(), db_stats(&links, &clicks));
             m.insert("statusCode".into(), json!("200"));
             m.insert("message".into(), json!("success"));
